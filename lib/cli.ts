@@ -1,0 +1,160 @@
+// The command line: `server` (alias `serve`), `check`, `demo`, `version`, with `--help` everywhere. Other tools
+// drive nexo through exactly these commands, flags and exit codes. It turns argv into calls and exit codes;
+// the work itself lives in lib/config, lib/server and lib/demo.ts.
+
+import { Command, Option } from "commander";
+import { join } from "node:path";
+import { ConfigError } from "./config/errors.ts";
+import { loadConfig } from "./config/parse.ts";
+import { runDemo } from "./demo.ts";
+import { log, type LogFormat, type LogLevel, printErr, printOut } from "./log.ts";
+import { startServer } from "./server/run.ts";
+import { VERSION } from "./version.ts";
+
+/** How long in-flight requests may take to finish after SIGTERM/SIGINT before nexo exits anyway. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+interface GlobalOptions {
+  config?: string;
+  logFormat?: LogFormat;
+  logLevel?: LogLevel;
+}
+
+/** Runs the CLI with `args` (without the program name) and returns the process exit code. */
+export async function runCli(args: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = new Command("nexo")
+    .description("HTTPS reverse proxy with automatic certificates, configured by one YAML file")
+    .version(VERSION, "-V, --version", "print the version")
+    .showHelpAfterError()
+    .exitOverride();
+  const configOption = () =>
+    new Option("-c, --config <file>", "config file (default: $NEXO_CONFIG, else ~/.nexo/config.yaml)");
+  const logOptions = (command: Command) =>
+    command
+      .addOption(new Option("--log-format <format>", "log line format").choices(["text", "json"]))
+      .addOption(new Option("--log-level <level>", "lowest level logged").choices(["debug", "info", "warn", "error"]));
+
+  logOptions(
+    program.command("server").alias("serve").description("run the proxy in the foreground").addOption(configOption()),
+  ).action(async (options: GlobalOptions) => {
+    configureLog(options);
+    exitCode = await serve(resolveConfigPath(options.config));
+  });
+
+  program.command("check").description("validate a config file and exit (0 when valid)").addOption(configOption())
+    .action(async (options: GlobalOptions) => {
+      exitCode = await check(resolveConfigPath(options.config));
+    });
+
+  logOptions(
+    program.command("demo").description("run nexo for real on this machine: local CA, high ports, an example app")
+      .option("--port <port>", "HTTPS port of the demo", "8443")
+      .option("--http-port <port>", "plain-HTTP port of the demo (redirects to HTTPS)", "8080")
+      .option("--dir <dir>", "where the demo keeps its CA and config (default: ~/.nexo/demo)"),
+  ).action(async (options: GlobalOptions & { port: string; httpPort: string; dir?: string }) => {
+    configureLog(options);
+    exitCode = await runDemo({
+      httpsPort: Number(options.port),
+      httpPort: Number(options.httpPort),
+      dir: options.dir ?? join(homeDir(), ".nexo", "demo"),
+      log,
+      untilSignal: waitForStopSignal,
+      graceMs: SHUTDOWN_GRACE_MS,
+    });
+  });
+
+  program.command("version").description("print the version").action(() => {
+    printOut(`nexo ${VERSION} (deno ${Deno.version.deno})\n`);
+  });
+
+  try {
+    await program.parseAsync(args, { from: "user" });
+  } catch (error) {
+    const code = (error as { exitCode?: number }).exitCode;
+    if (typeof code === "number") return code; // commander already printed help or the usage error
+    throw error;
+  }
+  return exitCode;
+}
+
+/** The config path: --config, else $NEXO_CONFIG, else ~/.nexo/config.yaml. */
+export function resolveConfigPath(flag: string | undefined): string {
+  if (flag) return flag;
+  const fromEnv = Deno.env.get("NEXO_CONFIG");
+  if (fromEnv) return fromEnv;
+  return join(homeDir(), ".nexo", "config.yaml");
+}
+
+async function check(path: string): Promise<number> {
+  try {
+    const config = await loadConfig(path);
+    printOut(`${config.file}: ok, ${config.routes.length} route(s)\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printErr(error.message + "\n");
+      return 1;
+    }
+    throw error;
+  }
+}
+
+async function serve(path: string): Promise<number> {
+  let config;
+  try {
+    config = await loadConfig(path);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const issue of error.issues) {
+      log.error("config invalid", { file: issue.file, line: issue.line, col: issue.col, error: issue.message });
+    }
+    log.flush();
+    return 1;
+  }
+  log.info("config loaded", { file: config.file, routes: config.routes.length });
+  let server;
+  try {
+    server = await startServer(config, log);
+  } catch (error) {
+    log.error("cannot start", { error: error instanceof Error ? error.message : String(error) });
+    log.flush();
+    return 1;
+  }
+  const signal = await waitForStopSignal();
+  log.info("shutting down", { signal, grace_ms: SHUTDOWN_GRACE_MS });
+  await server.shutdown(SHUTDOWN_GRACE_MS);
+  log.info("stopped");
+  log.flush();
+  return 0;
+}
+
+/** Resolves with the signal name on the first SIGTERM or SIGINT. */
+export function waitForStopSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
+    const handlers = signals.map((signal) => {
+      const handler = () => {
+        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]!));
+        resolve(signal);
+      };
+      Deno.addSignalListener(signal, handler);
+      return handler;
+    });
+  });
+}
+
+function configureLog(options: GlobalOptions): void {
+  const format = options.logFormat ?? envChoice("NEXO_LOG_FORMAT", ["text", "json"]);
+  const level = options.logLevel ?? envChoice("NEXO_LOG_LEVEL", ["debug", "info", "warn", "error"]);
+  log.configure({ ...(format ? { format } : {}), ...(level ? { level } : {}) });
+}
+
+function envChoice<T extends string>(name: string, choices: readonly T[]): T | undefined {
+  const value = Deno.env.get(name);
+  return choices.find((choice) => choice === value);
+}
+
+function homeDir(): string {
+  return Deno.env.get("HOME") ?? "/root";
+}

@@ -1,0 +1,106 @@
+// The resolved configuration: what the rest of nexo reads after lib/config/parse.ts has validated the user's
+// YAML and filled in every default. Nothing here is optional that has a default; nothing here is parsed.
+// The user's own format (snake_case keys, durations like "30s", sizes like "10MiB") lives only in parse.ts.
+
+/** Where a value came from in the config file, for error messages (1-based line and column). */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** A listen address: `host` is "" for all interfaces (":443"). */
+export interface ListenAddress {
+  hostname: string;
+  port: number;
+}
+
+/** Per-route limits and timeouts, after the global `limits` block and route overrides are merged. */
+export interface RouteLimits {
+  /** Largest request body accepted, in bytes; more gets 413. */
+  maxBodyBytes: number;
+  /** Time to wait for the upstream's response headers, in ms; past it the client gets 504. */
+  responseTimeoutMs: number;
+}
+
+interface RouteBase {
+  /** The route key, lowercased: "api.example.com" or "*.example.com". */
+  host: string;
+  /** Whether a one-line access-log entry is written for each request. */
+  accessLog: boolean;
+  /** Position of the route key in the config file. */
+  position: SourcePosition;
+}
+
+export interface ProxyRoute extends RouteBase {
+  kind: "proxy";
+  /** Absolute http(s) URL; its path is the base path prefixed to every request path. */
+  upstream: URL;
+  /** When false, response headers pass untouched (no Cache-Control is added). */
+  cache: boolean;
+  limits: RouteLimits;
+}
+
+export type RedirectStatus = 301 | 302 | 303 | 307 | 308;
+
+export interface RedirectRoute extends RouteBase {
+  kind: "redirect";
+  /** Absolute URL; "https://" was added when the user wrote none. */
+  target: URL;
+  status: RedirectStatus;
+  /** When true, the request's path and query are appended to the target's path. */
+  keepPath: boolean;
+}
+
+export type Route = ProxyRoute | RedirectRoute;
+
+export type Issuer = "acme" | "internal";
+
+export interface AcmeConfig {
+  /** ACME directory URL; defaults to Let's Encrypt production, or staging when `staging: true`. */
+  directory: string;
+  /** Path of a PEM file with extra CA certificates trusted for the ACME server's TLS, or null. */
+  caCert: string | null;
+  renewBeforeMs: number;
+  checkIntervalMs: number;
+  retryIntervalMs: number;
+  /** "host:port" or "host" (port 53) resolvers for DNS propagation checks; empty = authoritative servers. */
+  dnsResolvers: string[];
+}
+
+export interface CloudflareConfig {
+  /** The API token. A secret: never log it or put it in an error message. */
+  apiToken: string;
+  apiBase: string;
+  /** Zone id to use instead of looking the zone up by name, or null. */
+  zoneId: string | null;
+}
+
+/** Server-wide limits; routes may override `maxBodyBytes` and `responseTimeoutMs`. */
+export interface ServerLimits extends RouteLimits {
+  /** Largest total size of request headers, in bytes; more gets 431. */
+  maxHeaderBytes: number;
+  /** Time a client has to send a complete request head, in ms; past it the connection is closed. */
+  readTimeoutMs: number;
+  /** Time an idle keep-alive connection is kept open, in ms. */
+  idleTimeoutMs: number;
+}
+
+export interface Config {
+  /** Absolute path of the file this was read from. */
+  file: string;
+  baseDir: string;
+  certDir: string;
+  email: string | null;
+  listen: ListenAddress;
+  httpListen: ListenAddress | null;
+  staging: boolean;
+  issuer: Issuer;
+  acme: AcmeConfig;
+  cloudflare: CloudflareConfig | null;
+  /** Lowercased "*.example.com" entries. */
+  wildcards: string[];
+  limits: ServerLimits;
+  /** In file order; keys are unique case-insensitively. */
+  routes: Route[];
+}

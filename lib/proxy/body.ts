@@ -1,0 +1,157 @@
+// Body streams on the proxy path: the request-body size limit counted as bytes flow, the eager read that turns
+// small bodies of unknown length into one buffer, and the byte count behind the access log's `bytes` field.
+// Nothing here buffers more than SMALL_BODY_BYTES; everything else stays a stream.
+
+/**
+ * Responses up to this size are sent as one buffer instead of a stream. A streamed response body through
+ * Deno's TLS server goes out as a separate small write after the head, which Nagle's algorithm holds back
+ * until the client's delayed ACK (~40 ms on Linux; denoland/deno#28256): a buffered body avoids it. 64 KiB
+ * keeps the worst case at 256 connections to 16 MiB of buffers.
+ */
+export const SMALL_BODY_BYTES = 64 * 1024;
+
+/** Thrown into a request body stream that grew past the route's limit; mapped to 413. */
+export class BodyTooLargeError extends Error {
+  constructor(readonly limitBytes: number) {
+    super(`request body exceeds the limit of ${limitBytes} bytes`);
+    this.name = "BodyTooLargeError";
+  }
+}
+
+/**
+ * Wraps a request body so that it errors with BodyTooLargeError as soon as more than `limitBytes` have passed
+ * (chunked uploads have no Content-Length to check up front).
+ */
+export function limitBody(body: ReadableStream<Uint8Array>, limitBytes: number): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let seen = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      seen += value.byteLength;
+      if (seen > limitBytes) {
+        const error = new BodyTooLargeError(limitBytes);
+        controller.error(error);
+        await reader.cancel(error).catch(() => {});
+        return;
+      }
+      controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Whether `error` or any error in its `cause` chain is a BodyTooLargeError. */
+export function isBodyTooLarge(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof BodyTooLargeError) return true;
+  }
+  return false;
+}
+
+/** What `readEagerly` found: the whole body, or the part that was ready plus the rest as a stream. */
+export type EagerBody =
+  | { complete: true; bytes: Uint8Array }
+  | { complete: false; stream: ReadableStream<Uint8Array> };
+
+/**
+ * Reads what a body of unknown length has ready right now, up to SMALL_BODY_BYTES. If the body ends within
+ * that (the usual case for a chunked page whose bytes already arrived), returns it whole; otherwise returns
+ * a stream that replays what was read and continues with the rest, so event streams are never held back
+ * longer than one turn of the event loop.
+ */
+export async function readEagerly(body: ReadableStream<Uint8Array>): Promise<EagerBody> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let pending: Promise<ReadableStreamReadResult<Uint8Array>> | null = reader.read();
+  while (pending) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const notReady = new Promise<typeof NOT_READY>((resolve) => timer = setTimeout(resolve, 0, NOT_READY));
+    const result = await Promise.race([pending, notReady]);
+    clearTimeout(timer);
+    if (result === NOT_READY) break;
+    pending = null;
+    if (result.done) return { complete: true, bytes: concat(chunks, size) };
+    chunks.push(result.value);
+    size += result.value.byteLength;
+    if (size > SMALL_BODY_BYTES) break;
+    pending = reader.read();
+  }
+  return { complete: false, stream: replayThenContinue(chunks, pending, reader) };
+}
+
+const NOT_READY = Symbol("not ready");
+
+function replayThenContinue(
+  chunks: Uint8Array[],
+  pending: Promise<ReadableStreamReadResult<Uint8Array>> | null,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  let index = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (index < chunks.length) return controller.enqueue(chunks[index++]!);
+      const result = await (pending ?? reader.read());
+      pending = null;
+      if (result.done) controller.close();
+      else controller.enqueue(result.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Passes a response body through and calls `onEnd(bytes, error)` exactly once: when it ends, fails, or the
+ * client goes away (cancel). Used for the access log of streamed responses.
+ */
+export function countBody(
+  body: ReadableStream<Uint8Array>,
+  onEnd: (bytes: number, error: unknown) => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let bytes = 0;
+  let ended = false;
+  const end = (error: unknown) => {
+    if (ended) return;
+    ended = true;
+    onEnd(bytes, error);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch (error) {
+        end(error);
+        throw error;
+      }
+      if (result.done) {
+        end(null);
+        return controller.close();
+      }
+      bytes += result.value.byteLength;
+      controller.enqueue(result.value);
+    },
+    cancel(reason) {
+      end(reason ?? new Error("client went away"));
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { BodyTooLargeError, countBody, isBodyTooLarge, limitBody, readEagerly, SMALL_BODY_BYTES } from "./body.ts";
+
+function streamOf(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(chunk);
+      controller.close();
+    },
+  });
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<number> {
+  let total = 0;
+  for await (const chunk of stream) total += chunk.byteLength;
+  return total;
+}
+
+Deno.test("limitBody() passes a body at the limit", async () => {
+  assert.equal(await readAll(limitBody(streamOf(new Uint8Array(6), new Uint8Array(4)), 10)), 10);
+});
+
+Deno.test("limitBody() errors with BodyTooLargeError one byte past the limit", async () => {
+  const stream = limitBody(streamOf(new Uint8Array(6), new Uint8Array(5)), 10);
+  await assert.rejects(readAll(stream), (error) => error instanceof BodyTooLargeError && error.limitBytes === 10);
+});
+
+Deno.test("isBodyTooLarge() finds the error through a cause chain", () => {
+  const inner = new BodyTooLargeError(1);
+  assert.equal(isBodyTooLarge(new Error("outer", { cause: new Error("mid", { cause: inner }) })), true);
+  assert.equal(isBodyTooLarge(new Error("other")), false);
+  assert.equal(isBodyTooLarge("text"), false);
+});
+
+Deno.test("readEagerly() returns a body that is already complete as one buffer", async () => {
+  const result = await readEagerly(streamOf(new TextEncoder().encode("ab"), new TextEncoder().encode("cd")));
+  assert.equal(result.complete, true);
+  if (result.complete) assert.equal(new TextDecoder().decode(result.bytes), "abcd");
+});
+
+Deno.test("readEagerly() hands back a stream when the body keeps coming, replaying what it read", async () => {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const source = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+  controller.enqueue(new Uint8Array([1]));
+  const result = await readEagerly(source);
+  assert.equal(result.complete, false);
+  if (result.complete) return;
+  const reader = result.stream.getReader();
+  assert.deepEqual((await reader.read()).value, new Uint8Array([1]));
+  const next = reader.read();
+  controller.enqueue(new Uint8Array([2]));
+  assert.deepEqual((await next).value, new Uint8Array([2]));
+  controller.close();
+  assert.equal((await reader.read()).done, true);
+});
+
+Deno.test("readEagerly() streams a large ready body instead of buffering it", async () => {
+  const result = await readEagerly(streamOf(new Uint8Array(SMALL_BODY_BYTES), new Uint8Array(10)));
+  assert.equal(result.complete, false);
+  if (!result.complete) assert.equal(await readAll(result.stream), SMALL_BODY_BYTES + 10);
+});
+
+Deno.test("countBody() reports the byte count once when the body ends", async () => {
+  const seen: Array<[number, unknown]> = [];
+  const stream = countBody(streamOf(new Uint8Array(3), new Uint8Array(4)), (bytes, error) => seen.push([bytes, error]));
+  assert.equal(await readAll(stream), 7);
+  assert.deepEqual(seen, [[7, null]]);
+});
+
+Deno.test("countBody() reports an error when the client cancels", async () => {
+  const seen: Array<[number, unknown]> = [];
+  const stream = countBody(streamOf(new Uint8Array(3)), (bytes, error) => seen.push([bytes, error]));
+  await stream.cancel(new Error("gone"));
+  assert.equal(seen.length, 1);
+  assert.ok(seen[0]![1] instanceof Error);
+});

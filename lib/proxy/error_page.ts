@@ -1,0 +1,34 @@
+// The small pages nexo answers with itself (404, 413, 421, 431, 502, 504...): plain, short, the same shape
+// everywhere, and free of internal details (upstream addresses and error causes go to the log, not the page).
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  413: "Content Too Large",
+  421: "Misdirected Request",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** Builds an error response with a one-sentence explanation; `detail` must not hold secrets or addresses. */
+export function errorPage(status: number, detail: string): Response {
+  const title = `${status} ${STATUS_TEXT[status] ?? "Error"}`;
+  const body = `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title></head>` +
+    `<body><h1>${title}</h1><p>${escapeHtml(detail)}</p><hr><p>nexo</p></body></html>\n`;
+  return new Response(body, {
+    status,
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+    },
+  });
+}
+
+/** Escapes the five characters that matter in HTML text and attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

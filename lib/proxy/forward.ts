@@ -1,0 +1,143 @@
+// Forwarding one request to a proxy route's upstream and shaping the response: target URL, header rewriting,
+// the request-body limit, upstream failures mapped to 413/502/504 in this one place, the default
+// Cache-Control, and small bodies sent as one buffer. WebSocket upgrades are websocket.ts's; routing and
+// the access log are the caller's.
+
+import type { ProxyRoute } from "../config/types.ts";
+import { BodyTooLargeError, countBody, isBodyTooLarge, limitBody, readEagerly, SMALL_BODY_BYTES } from "./body.ts";
+import { defaultCacheControl } from "./cache_control.ts";
+import { errorPage } from "./error_page.ts";
+import { buildResponseHeaders, buildUpstreamHeaders, type ForwardedFor } from "./headers.ts";
+import { UpstreamError, type UpstreamPool } from "./upstream_client.ts";
+
+export interface ForwardOptions {
+  pool: UpstreamPool;
+  /** `req.url` parsed (the caller already needed it for routing). */
+  url: URL;
+  forwarded: ForwardedFor;
+  /**
+   * Called once per request when the response is complete (or failed): for the access log. `bytes` counts
+   * body bytes sent to the client; `error` explains a 5xx or a stream cut short.
+   */
+  onDone: (outcome: ForwardOutcome) => void;
+}
+
+export interface ForwardOutcome {
+  status: number;
+  bytes: number;
+  /** Why nexo answered with an error page, or why a streamed body ended early; null when all went well. */
+  error: string | null;
+}
+
+/**
+ * Sends `req` to the route's upstream and returns the response to give the client. Never throws: every
+ * failure becomes an error page (413 body too large, 502 upstream unreachable or broken, 504 no response
+ * head within the route's timeout).
+ */
+export async function forwardRequest(req: Request, route: ProxyRoute, options: ForwardOptions): Promise<Response> {
+  const declaredLength = parseContentLength(req.headers.get("content-length"));
+  if (declaredLength !== null && declaredLength > route.limits.maxBodyBytes) {
+    return fail(options, 413, `The request body is larger than this site accepts.`, "body too large");
+  }
+  const body = req.body === null ? null : limitBody(req.body, route.limits.maxBodyBytes);
+  let upstream;
+  try {
+    upstream = await options.pool.request({
+      method: req.method,
+      url: upstreamUrl(route.upstream, options.url),
+      headers: buildUpstreamHeaders(req.headers, options.forwarded),
+      body,
+      bodyLength: declaredLength,
+      responseTimeoutMs: route.limits.responseTimeoutMs,
+      signal: req.signal,
+    });
+  } catch (error) {
+    return failFromError(options, error, route);
+  }
+  if (upstream.status < 200 || upstream.status > 599) {
+    await upstream.body?.cancel().catch(() => {});
+    return fail(options, 502, BAD_GATEWAY, `upstream answered with status ${upstream.status}`);
+  }
+  const headers = buildResponseHeaders(upstream.headers);
+  if (route.cache) {
+    const value = defaultCacheControl(upstream.status, headers, req.headers.has("authorization"));
+    if (value !== null) headers.set("cache-control", value);
+  }
+  const init = { status: upstream.status, statusText: upstream.statusText, headers };
+  if (upstream.body === null || req.method === "HEAD") {
+    await upstream.body?.cancel().catch(() => {});
+    options.onDone({ status: upstream.status, bytes: 0, error: null });
+    return new Response(null, init);
+  }
+  try {
+    if (upstream.contentLength !== null && upstream.contentLength <= SMALL_BODY_BYTES) {
+      const bytes = await upstream.bytes();
+      options.onDone({ status: upstream.status, bytes: bytes.byteLength, error: null });
+      return new Response(bytes, init);
+    }
+    if (upstream.contentLength === null) {
+      const eager = await readEagerly(upstream.body);
+      if (eager.complete) {
+        options.onDone({ status: upstream.status, bytes: eager.bytes.byteLength, error: null });
+        return new Response(eager.bytes, init);
+      }
+      return new Response(countedStream(eager.stream, upstream.status, options), init);
+    }
+  } catch (error) {
+    return failFromError(options, error, route);
+  }
+  return new Response(countedStream(upstream.body, upstream.status, options), init);
+}
+
+const BAD_GATEWAY = "The upstream server for this site could not be reached or sent an invalid response.";
+
+function countedStream(
+  body: ReadableStream<Uint8Array>,
+  status: number,
+  options: ForwardOptions,
+): ReadableStream<Uint8Array> {
+  return countBody(body, (bytes, error) => {
+    options.onDone({ status, bytes, error: error === null ? null : `stream ended early: ${describe(error)}` });
+  });
+}
+
+/** The upstream URL for a request: the upstream's base path joined with the request's path, query kept. */
+export function upstreamUrl(base: URL, requestUrl: URL): URL {
+  const target = new URL(base.href);
+  const prefix = target.pathname.endsWith("/") ? target.pathname.slice(0, -1) : target.pathname;
+  target.pathname = prefix + requestUrl.pathname;
+  target.search = requestUrl.search;
+  return target;
+}
+
+/** Parses a Content-Length value; null when absent. hyper has already rejected malformed values. */
+function parseContentLength(value: string | null): number | null {
+  if (value === null) return null;
+  const n = Number(value);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+function failFromError(options: ForwardOptions, error: unknown, route: ProxyRoute): Response {
+  if (isBodyTooLarge(error)) {
+    const limit = error instanceof BodyTooLargeError ? error.limitBytes : route.limits.maxBodyBytes;
+    return fail(options, 413, `The request body is larger than this site accepts.`, `body over ${limit} bytes`);
+  }
+  if (error instanceof UpstreamError && error.kind === "timeout") {
+    return fail(
+      options,
+      504,
+      "The upstream server for this site did not answer in time.",
+      `no response head within ${route.limits.responseTimeoutMs} ms`,
+    );
+  }
+  return fail(options, 502, BAD_GATEWAY, describe(error));
+}
+
+function fail(options: ForwardOptions, status: number, page: string, reason: string): Response {
+  options.onDone({ status, bytes: 0, error: reason });
+  return errorPage(status, page);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

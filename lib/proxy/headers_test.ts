@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { buildResponseHeaders, buildUpstreamHeaders, headerBytes } from "./headers.ts";
+
+const forwarded = { clientIp: "203.0.113.7", host: "App.example.com:8443", proto: "https" as const };
+
+Deno.test("buildUpstreamHeaders() drops hop-by-hop headers and those named in Connection", () => {
+  const incoming = new Headers({
+    "connection": "keep-alive, X-Secret-Hop",
+    "keep-alive": "timeout=5",
+    "x-secret-hop": "1",
+    "te": "trailers",
+    "upgrade": "h2c",
+    "proxy-authorization": "Basic Zm9vOmJhcg==",
+    "transfer-encoding": "chunked",
+    "accept": "text/html",
+    "cookie": "a=b",
+  });
+  const names = buildUpstreamHeaders(incoming, forwarded).map(([name]) => name);
+  for (const hop of ["connection", "keep-alive", "x-secret-hop", "te", "upgrade", "proxy-authorization", "transfer-encoding"]) {
+    assert.ok(!names.includes(hop), `${hop} must not be forwarded`);
+  }
+  assert.ok(names.includes("accept"));
+  assert.ok(names.includes("cookie"));
+});
+
+Deno.test("buildUpstreamHeaders() forwards the client's Host and sets X-Forwarded-*", () => {
+  const out = new Map(buildUpstreamHeaders(new Headers({ host: "ignored" }), forwarded));
+  assert.equal(out.get("host"), "App.example.com:8443");
+  assert.equal(out.get("x-forwarded-for"), "203.0.113.7");
+  assert.equal(out.get("x-forwarded-proto"), "https");
+  assert.equal(out.get("x-forwarded-host"), "App.example.com:8443");
+});
+
+Deno.test("buildUpstreamHeaders() appends to an existing X-Forwarded-For and replaces -Proto and -Host", () => {
+  const incoming = new Headers({
+    "x-forwarded-for": "198.51.100.1",
+    "x-forwarded-proto": "http",
+    "x-forwarded-host": "evil.example",
+  });
+  const out = buildUpstreamHeaders(incoming, forwarded);
+  assert.deepEqual(out.filter(([n]) => n.startsWith("x-forwarded-")), [
+    ["x-forwarded-for", "198.51.100.1, 203.0.113.7"],
+    ["x-forwarded-proto", "https"],
+    ["x-forwarded-host", "App.example.com:8443"],
+  ]);
+});
+
+Deno.test("buildUpstreamHeaders() leaves framing to the upstream client", () => {
+  const out = new Map(buildUpstreamHeaders(new Headers({ "content-length": "5", expect: "100-continue" }), forwarded));
+  assert.equal(out.has("content-length"), false);
+  assert.equal(out.has("expect"), false);
+});
+
+Deno.test("buildResponseHeaders() drops hop-by-hop headers and keeps repeated Set-Cookie lines", () => {
+  const headers = buildResponseHeaders([
+    ["connection", "close, x-internal"],
+    ["x-internal", "1"],
+    ["transfer-encoding", "chunked"],
+    ["keep-alive", "timeout=5"],
+    ["set-cookie", "a=1"],
+    ["set-cookie", "b=2"],
+    ["content-type", "text/plain"],
+  ]);
+  assert.equal(headers.has("connection"), false);
+  assert.equal(headers.has("x-internal"), false);
+  assert.equal(headers.has("transfer-encoding"), false);
+  assert.equal(headers.has("keep-alive"), false);
+  assert.deepEqual(headers.getSetCookie(), ["a=1", "b=2"]);
+  assert.equal(headers.get("content-type"), "text/plain");
+});
+
+Deno.test("headerBytes() counts names, values and separators", () => {
+  assert.equal(headerBytes(new Headers({ a: "bc" })), 1 + 2 + 4);
+});

@@ -1,0 +1,58 @@
+// Host routing: which configured route answers a request's Host. Pure and allocation-light, built once per
+// config and swapped whole on reload. Exact hosts win over one-label wildcards ("*.example.com" matches
+// "a.example.com", not "example.com" nor "b.a.example.com"); case and port are ignored.
+// It does not know about certificates or upstreams; lib/server/handler.ts acts on the route it returns.
+
+import type { Route } from "./config/types.ts";
+
+/** An immutable host -> route index. */
+export interface RouteTable {
+  readonly exact: ReadonlyMap<string, Route>;
+  /** Wildcard routes keyed by the parent domain: "*.example.com" is stored under "example.com". */
+  readonly wildcard: ReadonlyMap<string, Route>;
+  readonly routes: readonly Route[];
+}
+
+/** Builds the index. Route hosts are already lowercased and unique (lib/config/parse.ts guarantees it). */
+export function buildRouteTable(routes: readonly Route[]): RouteTable {
+  const exact = new Map<string, Route>();
+  const wildcard = new Map<string, Route>();
+  for (const route of routes) {
+    if (route.host.startsWith("*.")) wildcard.set(route.host.slice(2), route);
+    else exact.set(route.host, route);
+  }
+  return { exact, wildcard, routes };
+}
+
+/**
+ * Returns the route for a Host header or :authority value ("Api.Example.com:443"), or undefined when no route
+ * matches. Never throws, whatever the input.
+ */
+export function matchRoute(table: RouteTable, hostHeader: string): Route | undefined {
+  const host = normalizeHost(hostHeader);
+  if (host === "") return undefined;
+  const route = table.exact.get(host);
+  if (route) return route;
+  const dot = host.indexOf(".");
+  // A literal "*" label is not a host name; it must not select the wildcard route it spells.
+  if (dot <= 0 || host.charCodeAt(0) === 0x2a /* * */) return undefined;
+  return table.wildcard.get(host.slice(dot + 1));
+}
+
+/**
+ * Lowercases a Host value and strips its port and a trailing dot. IPv6 literals ("[::1]:443") come back
+ * bracketed ("[::1]"), which no route key can equal. Returns "" for an empty value.
+ */
+export function normalizeHost(hostHeader: string): string {
+  let end = hostHeader.length;
+  if (hostHeader.charCodeAt(0) === 0x5b /* [ */) {
+    const close = hostHeader.indexOf("]");
+    end = close === -1 ? end : close + 1;
+  } else {
+    const colon = hostHeader.lastIndexOf(":");
+    if (colon !== -1) end = colon;
+  }
+  if (end > 0 && hostHeader.charCodeAt(end - 1) === 0x2e /* . */) end--;
+  const host = end === hostHeader.length ? hostHeader : hostHeader.slice(0, end);
+  return host.toLowerCase();
+}

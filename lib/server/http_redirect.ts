@@ -1,0 +1,37 @@
+// The optional plain-HTTP listener (`http_listen`): configured hosts get a 308 to the same URL on https, so
+// methods and bodies survive the redirect (RFC 9110 §15.4.9); unknown hosts get a 404. It never proxies.
+
+import type { Logger } from "../log.ts";
+import { errorPage } from "../proxy/error_page.ts";
+import { matchRoute, normalizeHost } from "../router.ts";
+import type { ServingSnapshot } from "./handler.ts";
+
+export interface HttpRedirectOptions {
+  hostname: string;
+  port: number;
+  /** The public HTTPS port; omitted from the Location when it is 443. */
+  httpsPort: number;
+  snapshot: () => ServingSnapshot;
+  log: Logger;
+}
+
+/** Starts the plain-HTTP listener. Throws Deno.errors.AddrInUse or PermissionDenied when it cannot bind. */
+export function serveHttpRedirect(options: HttpRedirectOptions): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    onListen: () => {},
+    onError: () => errorPage(500, "Internal error."),
+  }, (req) => {
+    const url = new URL(req.url);
+    const host = normalizeHost(req.headers.get("host") ?? url.host);
+    const route = matchRoute(options.snapshot().table, host);
+    if (!route) return errorPage(404, "No site is configured for this host name.");
+    const port = options.httpsPort === 443 ? "" : `:${options.httpsPort}`;
+    const location = `https://${host}${port}${url.pathname}${url.search}`;
+    if (route.accessLog) {
+      options.log.info("request", { host, method: req.method, path: url.pathname, status: 308, listener: "http" });
+    }
+    return new Response(null, { status: 308, headers: { location } });
+  });
+}

@@ -1,0 +1,131 @@
+// Starting and stopping a serving nexo from a resolved Config: certificate store (files in cert_dir, the local
+// CA for `issuer: internal`), routing snapshot, upstream pool, the HTTPS listener and the optional HTTP one.
+// It owns the process-lifetime objects; it does not parse config or handle signals (lib/cli.ts does).
+
+import { join } from "node:path";
+import type { Config, ListenAddress } from "../config/types.ts";
+import type { Logger } from "../log.ts";
+import { errorPage } from "../proxy/error_page.ts";
+import { UpstreamPool } from "../proxy/upstream_client.ts";
+import { buildRouteTable, matchRoute } from "../router.ts";
+import { loadCertDir } from "../tls/cert_files.ts";
+import { CertStore } from "../tls/cert_store.ts";
+import { LocalCa } from "../tls/local_ca.ts";
+import { createHandler, type ServingSnapshot } from "./handler.ts";
+import { serveHttpRedirect } from "./http_redirect.ts";
+import { serveTls, type TlsServer } from "./listen.ts";
+
+/** Leaf certificates from the local CA live a week and are re-minted when a third of that remains. */
+const INTERNAL_LEAF_LIFETIME_MS = 7 * 24 * 3600 * 1000;
+
+export interface RunningServer {
+  /** The bound HTTPS address (the real port when the config asked for port 0). */
+  readonly httpsAddr: Deno.NetAddr;
+  readonly httpAddr: Deno.NetAddr | null;
+  /** The local CA's root certificate path, for `issuer: internal`. */
+  readonly rootCertPath: string | null;
+  /** Stops accepting and lets in-flight requests finish for up to `graceMs`. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/** Starts serving `config`. Throws with a clear message when a listen address cannot be bound. */
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  let snapshot: ServingSnapshot = {
+    table: buildRouteTable(config.routes),
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+  };
+  const store = new CertStore();
+  const { errors } = await loadCertDir(config.certDir, store);
+  for (const message of errors) log.warn("certificate skipped", { reason: message });
+
+  let rootCertPath: string | null = null;
+  if (config.issuer === "internal") {
+    const ca = await LocalCa.loadOrCreate(join(config.baseDir, "ca"));
+    rootCertPath = ca.rootCertPath;
+    log.info("local CA ready", { root_certificate: rootCertPath });
+    store.setMissHandler(async (serverName) => {
+      // Mint only for names a route answers; an unknown SNI name still gets no certificate.
+      if (!matchRoute(snapshot.table, serverName)) return undefined;
+      const leaf = await ca.issue([serverName], { lifetimeMs: INTERNAL_LEAF_LIFETIME_MS });
+      log.info("certificate issued", { names: serverName, issuer: "internal", not_after: leaf.notAfter.toISOString() });
+      return { certPem: leaf.certPem, keyPem: leaf.keyPem, names: [serverName], notAfter: leaf.notAfter, source: "internal" };
+    });
+  } else {
+    for (const route of config.routes) {
+      if (!store.covers(route.host)) {
+        log.warn("certificate missing", {
+          host: route.host,
+          fix: `put fullchain.pem and privkey.pem in ${config.certDir}/<name>/, or set issuer: internal`,
+        });
+      }
+    }
+  }
+
+  const pool = new UpstreamPool();
+  const handler = createHandler({
+    snapshot: () => snapshot,
+    covers: (host) => store.covers(host),
+    pool,
+    log,
+  });
+  const https = listenOrExplain("listen", config.listen, () =>
+    serveTls({
+      hostname: config.listen.hostname || "0.0.0.0",
+      port: config.listen.port,
+      resolveCertificate: (name) => store.resolve(name),
+      handler,
+      onError: (error) => {
+        log.error("handler failed", { error: error instanceof Error ? error.stack ?? error.message : String(error) });
+        return errorPage(500, "The server hit an internal error.");
+      },
+      readTimeoutMs: config.limits.readTimeoutMs,
+      idleTimeoutMs: config.limits.idleTimeoutMs,
+    }));
+  log.info("listening", { addr: formatAddr(https.addr), protocol: "https", routes: config.routes.length });
+
+  let http: Deno.HttpServer<Deno.NetAddr> | null = null;
+  const httpListen = config.httpListen;
+  if (httpListen) {
+    http = listenOrExplain("http_listen", httpListen, () =>
+      serveHttpRedirect({
+        hostname: httpListen.hostname || "0.0.0.0",
+        port: httpListen.port,
+        httpsPort: https.addr.port,
+        snapshot: () => snapshot,
+        log,
+      }));
+    log.info("listening", { addr: formatAddr(http.addr), protocol: "http" });
+  }
+
+  return {
+    httpsAddr: https.addr,
+    httpAddr: http?.addr ?? null,
+    rootCertPath,
+    async shutdown(graceMs: number) {
+      await Promise.all([https.shutdown(graceMs), http?.shutdown()]);
+      pool.close();
+    },
+  };
+}
+
+function listenOrExplain<T>(key: string, addr: ListenAddress, listen: () => T): T {
+  try {
+    return listen();
+  } catch (error) {
+    const where = `${addr.hostname || "*"}:${addr.port}`;
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(`Cannot listen on ${where} (${key}): the address is already in use; stop the other ` +
+        `server or choose another ${key}`, { cause: error });
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Error(`Cannot listen on ${where} (${key}): permission denied; ports below 1024 need root or ` +
+        `CAP_NET_BIND_SERVICE, or choose a port above 1024`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** "127.0.0.1:8443", "[::1]:8443". */
+export function formatAddr(addr: Deno.NetAddr): string {
+  return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
+}

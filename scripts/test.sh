@@ -1,0 +1,24 @@
+#!/bin/sh
+# The README's test command (`npx -y deno@2.9.6 task test`) runs this: it installs what the tests need on a
+# fresh Debian machine (the Debian packages below, when missing) and then runs everything a reviewer would:
+# `deno task ok` (format check, lint, type check, all tests with the lockfile frozen).
+set -eu
+cd "$(dirname "$0")/.."
+
+# command:package pairs the tests use.
+NEEDED="curl:curl openssl:openssl nghttp:nghttp2-client"
+missing=""
+for pair in $NEEDED; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+if [ -n "$missing" ]; then
+  echo "test.sh: installing Debian packages:$missing"
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "test.sh: need root or sudo to install:$missing (apt-get install$missing)" >&2
+    exit 1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+exec deno task ok
