@@ -54,7 +54,7 @@ export function isBodyTooLarge(error: unknown): boolean {
 
 /** What `readEagerly` found: the whole body, or the part that was ready plus the rest as a stream. */
 export type EagerBody =
-  | { complete: true; bytes: Uint8Array }
+  | { complete: true; bytes: Uint8Array<ArrayBuffer> }
   | { complete: false; stream: ReadableStream<Uint8Array> };
 
 /**
@@ -106,8 +106,9 @@ function replayThenContinue(
   }, { highWaterMark: 0 });
 }
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
+function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+  const only = chunks.length === 1 ? chunks[0]! : null;
+  if (only && only.buffer instanceof ArrayBuffer) return only as Uint8Array<ArrayBuffer>;
   const out = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {

@@ -55,7 +55,7 @@ interface HttpConnection {
 interface DenoInternals {
   serveHttpOnConnection(
     conn: Deno.Conn,
-    signal: AbortSignal,
+    signal: AbortSignal | undefined,
     handler: (req: Request) => Response | Promise<Response>,
     onError: (error: unknown) => Response,
     onListen: () => void,
@@ -102,8 +102,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
       if (!pair) throw new Error(`no certificate for "${serverName}"`);
       return pair;
     },
-  } as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem);
-  const abort = new AbortController();
+  } as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem);
   const conns = new Set<ConnState>();
   let accepting = true;
 
@@ -135,7 +134,9 @@ export function serveTls(options: TlsServerOptions): TlsServer {
         state.lastActivity = Date.now();
       }
     };
-    state.http = internals.serveHttpOnConnection(conn, abort.signal, handle, options.onError, () => {});
+    // No shared abort signal: Deno adds a listener per connection to it and never removes it (a leak), and
+    // aborting it closes resources that may already be gone. Connections are closed through shutdown().
+    state.http = internals.serveHttpOnConnection(conn, undefined, handle, options.onError, () => {});
     conns.add(state);
     // A reset by the client ends `finished` with an error; that is the client's business, not ours.
     state.http.finished.catch(() => {}).finally(() => conns.delete(state));
@@ -178,7 +179,6 @@ export function serveTls(options: TlsServerOptions): TlsServer {
         await Promise.race([Promise.allSettled(all.map((s) => s.http.finished)), grace]);
         clearTimeout(timer);
         // Past the grace period the remaining connections are left to the process exit that follows.
-        abort.abort();
       })();
       return stopped;
     },

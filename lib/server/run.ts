@@ -15,7 +15,7 @@ import { createHandler, type ServingSnapshot } from "./handler.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
 import { serveTls, type TlsServer } from "./listen.ts";
 
-/** Leaf certificates from the local CA live a week and are re-minted when a third of that remains. */
+/** Leaf certificates from the local CA live a week (like Caddy's internal issuer, short-lived by design). */
 const INTERNAL_LEAF_LIFETIME_MS = 7 * 24 * 3600 * 1000;
 
 export interface RunningServer {
@@ -48,7 +48,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       if (!matchRoute(snapshot.table, serverName)) return undefined;
       const leaf = await ca.issue([serverName], { lifetimeMs: INTERNAL_LEAF_LIFETIME_MS });
       log.info("certificate issued", { names: serverName, issuer: "internal", not_after: leaf.notAfter.toISOString() });
-      return { certPem: leaf.certPem, keyPem: leaf.keyPem, names: [serverName], notAfter: leaf.notAfter, source: "internal" };
+      // Stored as expiring when a third of its life remains, so the next handshake after that mints a new
+      // one while the old one is still valid for connections that hold it.
+      const renewAt = new Date(leaf.notAfter.getTime() - INTERNAL_LEAF_LIFETIME_MS / 3);
+      return { certPem: leaf.certPem, keyPem: leaf.keyPem, names: [serverName], notAfter: renewAt, source: "internal" };
     });
   } else {
     for (const route of config.routes) {

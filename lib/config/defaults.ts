@@ -1,0 +1,39 @@
+// Every default the config fills in when the user leaves a key out, in one table with the reason for each
+// number. parse.ts applies them; nothing else should hard-code these values.
+
+/** Let's Encrypt's ACME v2 directories (https://letsencrypt.org/docs/acme-protocol-updates/). */
+export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
+export const LETS_ENCRYPT_STAGING_DIRECTORY = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/** Cloudflare's v4 REST API base, without a trailing slash. */
+export const CLOUDFLARE_API_BASE = "https://api.cloudflare.com/client/v4";
+
+/**
+ * Defaults for keys the user may leave out. Durations in ms, sizes in bytes.
+ *
+ * Why these numbers: renewing 30 days (720h) before expiry is what Let's Encrypt recommends for its 90-day
+ * certificates and leaves weeks of retries; checking daily and retrying hourly keeps well inside its rate
+ * limits. Request limits follow common reverse-proxy practice: 10MiB bodies cover form posts and API
+ * payloads without letting a client fill memory, 1MiB of headers is far above what browsers send, a 30s read
+ * timeout cuts slow-loris clients, a 120s idle timeout outlives browsers' own keep-alive (which tops out
+ * around 115s in Firefox), and 30s for an upstream's response headers is past what a healthy app needs.
+ */
+export const DEFAULTS = {
+  baseDir: "/etc/nexo",
+  certDirName: "certs",
+  listen: { hostname: "", port: 443 },
+  staging: false,
+  issuer: "acme",
+  renewBeforeMs: 720 * 3_600_000,
+  checkIntervalMs: 24 * 3_600_000,
+  retryIntervalMs: 3_600_000,
+  maxBodyBytes: 10 * 1024 ** 2,
+  maxHeaderBytes: 1024 ** 2,
+  readTimeoutMs: 30_000,
+  idleTimeoutMs: 120_000,
+  responseTimeoutMs: 30_000,
+  cache: true,
+  accessLog: true,
+  redirectStatus: 302,
+  keepPath: false,
+} as const;

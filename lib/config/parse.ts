@@ -1,0 +1,248 @@
+// The user's YAML config -> the resolved `Config`: syntax, keys, types and values checked, defaults filled
+// in, relative paths resolved against the config file's directory. Every problem is collected and thrown as
+// one ConfigError. The blocks live in sections.ts and routes.ts; this file owns the top level and the I/O.
+
+import { dirname, resolve } from "node:path";
+import { type Document, isMap, LineCounter, parseDocument } from "yaml";
+import type { Config, Issuer, ListenAddress } from "./types.ts";
+import { ConfigError, type ConfigIssue, sortIssues } from "./errors.ts";
+import { DEFAULTS, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY } from "./defaults.ts";
+import { parseListenAddress } from "./address.ts";
+import { describe, type Field, Reader } from "./reader.ts";
+import { readRoutes, ROUTE_KEYS } from "./routes.ts";
+import {
+  ACME_KEYS,
+  CLOUDFLARE_KEYS,
+  LIMITS_KEYS,
+  readAcme,
+  readCloudflare,
+  readLimits,
+  readPath,
+  readWildcards,
+} from "./sections.ts";
+import { didYouMean } from "./suggest.ts";
+
+const TOP_KEYS = [
+  "base_dir",
+  "cert_dir",
+  "email",
+  "listen",
+  "http_listen",
+  "staging",
+  "issuer",
+  "acme",
+  "cloudflare",
+  "wildcards",
+  "limits",
+  "proxies",
+] as const;
+
+const ISSUERS: readonly Issuer[] = ["acme", "internal"];
+
+/**
+ * Parses and validates a config file's text into a `Config`. `file` names the file in issues and anchors
+ * relative paths (`base_dir`, `cert_dir`, `acme.ca_cert`): give it absolute, as `loadConfig()` does; a
+ * relative one is resolved against the current directory. Pure apart from that. Throws `ConfigError` with
+ * every issue found (YAML syntax, unknown keys, wrong types, bad values, inconsistent settings) in file
+ * order; syntax errors alone are reported when there are any, since the rest would be guesswork.
+ */
+export function parseConfig(text: string, file: string): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
+  const r = new Reader(file, lines, doc);
+  const fail = (issues: ConfigIssue[]) => new ConfigError(sortIssues(redactToken(issues, text)));
+  reportSyntax(r, doc, lines, text);
+  if (r.issues.length > 0) throw fail(r.issues);
+  const config = readTop(r, doc.contents, resolve(file));
+  if (config === null || r.issues.length > 0) throw fail(r.issues);
+  return config;
+}
+
+/**
+ * Reads the config file at `path` and parses it with `parseConfig()`, relative paths in it resolving against
+ * the file's directory. Throws `ConfigError` for an invalid config, and also (as a single whole-file issue
+ * naming the path and what to do) when the file does not exist, is a directory, or cannot be read for lack
+ * of permission; other I/O errors are re-thrown as they are.
+ */
+export async function loadConfig(path: string): Promise<Config> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    const reason = unreadableReason(error);
+    if (reason === null) throw error;
+    throw new ConfigError([{ file, line: 0, col: 0, message: `cannot read the config file: ${reason}` }], {
+      cause: error,
+    });
+  }
+  return parseConfig(text, file);
+}
+
+function unreadableReason(error: unknown): string | null {
+  if (error instanceof Deno.errors.NotFound) {
+    return "it does not exist (create it, or give the path of an existing config file)";
+  }
+  if (error instanceof Deno.errors.IsADirectory) return "it is a directory (give the path of a YAML file)";
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return "permission denied (make it readable by the user nexo runs as)";
+  }
+  if (error instanceof Deno.errors.NotCapable) return "no read permission (run deno with --allow-read)";
+  return null;
+}
+
+/** YAML syntax errors and warnings become issues; an unquoted "*.example.com" gets its own hint. */
+function reportSyntax(r: Reader, doc: Document, lines: LineCounter, text: string): void {
+  for (const problem of [...doc.errors, ...doc.warnings]) {
+    const { line, col } = lines.linePos(problem.pos[0]);
+    r.issues.push({ file: r.file, line, col, message: `invalid YAML: ${problem.message}` });
+  }
+  if (doc.errors.length === 0) return;
+  text.split("\n").forEach((source, i) => {
+    const match = /^(\s*(?:-\s+)?)(\*\.[^\s:"']+)/.exec(source);
+    if (match === null) return;
+    const [, indent = "", name = ""] = match;
+    r.issues.push({
+      file: r.file,
+      line: i + 1,
+      col: indent.length + 1,
+      message:
+        `${name} must be in quotes, since a leading "*" starts a YAML alias: write "${name}" (with the quotes)`,
+    });
+  });
+}
+
+/** Reads the top-level mapping into a Config; null when the document is empty or not a mapping. */
+function readTop(r: Reader, contents: unknown, file: string): Config | null {
+  const root = r.resolve(contents);
+  if (root === null || !isMap(root)) {
+    const message = root === null
+      ? `the config file is empty; it needs at least one setting, like a "proxies:" block with a host under it`
+      : `the config must be a mapping of settings (like "proxies:" with a host under it), got ${
+        describe(root)
+      }`;
+    r.issues.push({ ...(root === null ? { file: r.file, line: 1, col: 1 } : r.positionOf(root)), message });
+    return null;
+  }
+  const rootField: Field = { name: "", path: "", keyNode: root, at: root, value: root };
+  const fields = r.readMapping(rootField, {
+    known: TOP_KEYS,
+    expected: "a mapping of settings",
+    hintUnknown: hintTopLevel,
+  }) ?? new Map<string, Field>();
+  const get = (key: (typeof TOP_KEYS)[number]) => fields.get(key);
+  const configDir = dirname(file);
+  const baseDir = readPath(r, get("base_dir"), { configDir }) ?? DEFAULTS.baseDir;
+  const staging = optional(get("staging"), (f) => r.readBool(f)) ?? DEFAULTS.staging;
+  const limits = readLimits(r, get("limits"));
+  const cloudflare = readCloudflare(r, get("cloudflare"));
+  const issuer = optional(get("issuer"), (f) => readIssuer(r, f)) ?? DEFAULTS.issuer;
+  const wildcards = readWildcards(r, get("wildcards"));
+  checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, get("cloudflare"));
+  return {
+    file,
+    baseDir,
+    certDir: readPath(r, get("cert_dir"), { configDir }) ?? resolve(baseDir, DEFAULTS.certDirName),
+    email: optional(get("email"), (f) => readEmail(r, f)) ?? null,
+    listen: optional(get("listen"), (f) => readListen(r, f)) ?? { ...DEFAULTS.listen },
+    httpListen: optional(get("http_listen"), (f) => readListen(r, f)) ?? null,
+    staging,
+    issuer,
+    acme: readAcme(r, get("acme"), {
+      configDir,
+      directory: staging ? LETS_ENCRYPT_STAGING_DIRECTORY : LETS_ENCRYPT_DIRECTORY,
+    }),
+    cloudflare,
+    wildcards,
+    limits,
+    routes: optional(get("proxies"), (f) => readRoutes(r, f, { limits })) ?? [],
+  };
+}
+
+/** Where a key that is unknown at the top level belongs, if it belongs somewhere else. */
+function hintTopLevel(name: string): string | null {
+  const blocks: [string, readonly string[]][] = [
+    ["limits:", LIMITS_KEYS],
+    ["acme:", ACME_KEYS],
+    ["cloudflare:", CLOUDFLARE_KEYS],
+    [`a route, under a host in proxies:`, ROUTE_KEYS],
+  ];
+  const home = blocks.find(([, keys]) => keys.includes(name));
+  if (home !== undefined) return ` (${name} belongs in ${home[0]})`;
+  return didYouMean(name, TOP_KEYS) || null;
+}
+
+/** Let's Encrypt issues wildcard certificates only through DNS-01 (RFC 8555 §7.1.3), which needs Cloudflare. */
+function checkWildcardsCanBeIssued(
+  r: Reader,
+  field: Field | undefined,
+  wildcards: string[],
+  issuer: Issuer,
+  cloudflare: Field | undefined,
+): void {
+  if (field === undefined || wildcards.length === 0 || issuer !== "acme" || cloudflare !== undefined) return;
+  r.report(
+    field.keyNode,
+    `wildcards need the ACME DNS-01 challenge, which nexo answers through Cloudflare: add a cloudflare: block ` +
+      `with an api_token (or set issuer: internal)`,
+  );
+}
+
+/** Reads an optional field: undefined when absent or empty (`key:`), or when invalid (then reported). */
+function optional<T>(field: Field | undefined, read: (field: Field) => T | undefined): T | undefined {
+  return field === undefined || field.value === null ? undefined : read(field);
+}
+
+function readIssuer(r: Reader, f: Field): Issuer | undefined {
+  const value = r.readString(f);
+  if (value === undefined) return undefined;
+  const issuer = ISSUERS.find((known) => known === value);
+  if (issuer === undefined) {
+    r.report(
+      f.at,
+      `${f.path} must be "acme" or "internal", got ${JSON.stringify(value)}${didYouMean(value, ISSUERS)}`,
+    );
+  }
+  return issuer;
+}
+
+function readEmail(r: Reader, f: Field): string | undefined {
+  const value = r.readString(f)?.trim();
+  if (value === undefined) return undefined;
+  const mailto = value.toLowerCase().startsWith("mailto:");
+  if (!mailto && /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/.test(value)) return value;
+  const hint = mailto ? ` (remove "mailto:")` : "";
+  r.report(
+    f.at,
+    `${f.path} must be an email address like "admin@example.com", got ${JSON.stringify(value)}${hint}`,
+  );
+  return undefined;
+}
+
+function readListen(r: Reader, f: Field): ListenAddress | undefined {
+  const text = r.readScalarText(f, `an address like ":443" or "127.0.0.1:8443"`);
+  if (text === undefined) return undefined;
+  try {
+    return parseListenAddress(text);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    r.report(f.at, `${f.path}: ${error.message}`);
+    return undefined;
+  }
+}
+
+/**
+ * Replaces the Cloudflare API token with "<api_token>" in every message, should any message have picked it
+ * up (a YAML error quoting a token, a mistyped key). The token is found in the raw text, so this works even
+ * when the YAML does not parse. Tokens under 6 characters are left alone: replacing them would garble text.
+ */
+function redactToken(issues: ConfigIssue[], text: string): ConfigIssue[] {
+  const tokens = [...text.matchAll(/api_token\s*:\s*["']?([^"'\s#,}\]]+)/g)]
+    .map((match) => match[1] ?? "")
+    .filter((token) => token.length >= 6);
+  if (tokens.length === 0) return issues;
+  return issues.map((issue) => ({
+    ...issue,
+    message: tokens.reduce((message, token) => message.replaceAll(token, "<api_token>"), issue.message),
+  }));
+}

@@ -1,0 +1,552 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { loadConfig, parseConfig } from "./parse.ts";
+
+const FILE = "/srv/nexo/config.yaml";
+const SEED = fileURLToPath(new URL("../../tests/testdata/seed.yaml", import.meta.url));
+
+/** The issues `parseConfig()` throws for `yaml`; fails the test when it does not throw a ConfigError. */
+function issuesOf(yaml: string): ConfigIssue[] {
+  try {
+    parseConfig(yaml, FILE);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues;
+    throw error;
+  }
+  assert.fail(`expected a ConfigError for:\n${yaml}`);
+}
+
+/** The one issue `parseConfig()` throws for `yaml`, checked for its position and message. */
+function assertIssue(yaml: string, expected: { line: number; col: number; message: string | RegExp }): void {
+  const issues = issuesOf(yaml);
+  assert.equal(issues.length, 1, `expected one issue, got:\n${issues.map((i) => i.message).join("\n")}`);
+  const [issue] = issues;
+  assert.equal(issue?.file, FILE);
+  assert.deepEqual([issue?.line, issue?.col], [expected.line, expected.col], issue?.message);
+  if (typeof expected.message === "string") assert.equal(issue?.message, expected.message);
+  else assert.match(issue?.message ?? "", expected.message);
+}
+
+Deno.test("loadConfig() reads the seed config with its values and every default", async () => {
+  const config = await loadConfig(SEED);
+  assert.equal(config.file, SEED);
+  assert.equal(config.baseDir, "/etc/nexo");
+  assert.equal(config.certDir, "/etc/nexo/certs");
+  assert.equal(config.email, "your-email@example.com");
+  assert.deepEqual(config.cloudflare, {
+    apiToken: "your-cloudflare-api-token",
+    apiBase: "https://api.cloudflare.com/client/v4",
+    zoneId: null,
+  });
+  assert.deepEqual(config.wildcards, ["*.example.com"]);
+  assert.deepEqual(config.listen, { hostname: "", port: 443 });
+  assert.equal(config.httpListen, null);
+  assert.equal(config.issuer, "acme");
+  assert.equal(config.acme.directory, "https://acme-v02.api.letsencrypt.org/directory");
+  const [api, blog, root] = config.routes;
+  assert.equal(config.routes.length, 3);
+  assert.equal(api?.kind, "proxy");
+  assert.equal(api?.kind === "proxy" && api.upstream.href, "http://172.17.0.1:8080/");
+  assert.deepEqual(api?.position, { file: SEED, line: 9, col: 3 });
+  assert.equal(blog?.kind === "proxy" && blog.upstream.href, "http://172.17.0.1:3000/");
+  assert.equal(root?.kind, "redirect");
+  assert.equal(root?.kind === "redirect" && root.target.href, "https://github.com/yourusername");
+  assert.equal(root?.kind === "redirect" && root.status, 302);
+});
+
+Deno.test("parseConfig() fills in every default for a config with one setting", () => {
+  const config = parseConfig("email: admin@example.com\n", FILE);
+  assert.deepEqual(config, {
+    file: FILE,
+    baseDir: "/etc/nexo",
+    certDir: "/etc/nexo/certs",
+    email: "admin@example.com",
+    listen: { hostname: "", port: 443 },
+    httpListen: null,
+    staging: false,
+    issuer: "acme",
+    acme: {
+      directory: "https://acme-v02.api.letsencrypt.org/directory",
+      caCert: null,
+      renewBeforeMs: 720 * 3_600_000,
+      checkIntervalMs: 24 * 3_600_000,
+      retryIntervalMs: 3_600_000,
+      dnsResolvers: [],
+    },
+    cloudflare: null,
+    wildcards: [],
+    limits: {
+      maxBodyBytes: 10 * 1024 * 1024,
+      maxHeaderBytes: 1024 * 1024,
+      readTimeoutMs: 30_000,
+      idleTimeoutMs: 120_000,
+      responseTimeoutMs: 30_000,
+    },
+    routes: [],
+  });
+});
+
+Deno.test("parseConfig() treats a key with no value as the default", () => {
+  const config = parseConfig("listen:\nacme:\nlimits:\nproxies:\nemail: ~\n", FILE);
+  assert.deepEqual(config.listen, { hostname: "", port: 443 });
+  assert.equal(config.acme.renewBeforeMs, 720 * 3_600_000);
+  assert.equal(config.limits.maxBodyBytes, 10 * 1024 * 1024);
+  assert.deepEqual(config.routes, []);
+  assert.equal(config.email, null);
+});
+
+Deno.test("parseConfig() defaults cert_dir to <base_dir>/certs", () => {
+  assert.equal(parseConfig("base_dir: /var/lib/nexo\n", FILE).certDir, "/var/lib/nexo/certs");
+});
+
+Deno.test("parseConfig() resolves relative paths against the config file's directory", () => {
+  const config = parseConfig("base_dir: data\ncert_dir: ../certs\nacme:\n  ca_cert: ./ca/root.pem\n", FILE);
+  assert.equal(config.baseDir, "/srv/nexo/data");
+  assert.equal(config.certDir, "/srv/certs");
+  assert.equal(config.acme.caCert, "/srv/nexo/ca/root.pem");
+  assert.equal(parseConfig("base_dir: data\n", FILE).certDir, "/srv/nexo/data/certs");
+});
+
+Deno.test("parseConfig() rejects a path starting with ~ and an empty path", () => {
+  assertIssue("base_dir: ~/nexo\n", {
+    line: 1,
+    col: 11,
+    message: /base_dir cannot start with "~".*full path/,
+  });
+  assertIssue(`cert_dir: ""\n`, { line: 1, col: 11, message: /cert_dir is empty/ });
+});
+
+Deno.test("loadConfig() resolves relative paths against the directory of the file it reads", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "config.yaml"), "base_dir: state\n");
+    const config = await loadConfig(join(dir, "config.yaml"));
+    assert.equal(config.file, join(dir, "config.yaml"));
+    assert.equal(config.baseDir, join(dir, "state"));
+    assert.equal(config.certDir, join(dir, "state", "certs"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadConfig() reports a missing file as a ConfigError naming the path and what to do", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "nope.yaml");
+    try {
+      await loadConfig(path);
+      assert.fail("expected a ConfigError");
+    } catch (caught) {
+      assert.ok(caught instanceof ConfigError);
+      assert.deepEqual(caught.issues, [{
+        file: path,
+        line: 0,
+        col: 0,
+        message:
+          "cannot read the config file: it does not exist (create it, or give the path of an existing config file)",
+      }]);
+      assert.equal(caught.message, `${path}: ${caught.issues[0]?.message}`);
+      assert.ok(caught.cause instanceof Deno.errors.NotFound);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadConfig() reports a directory given as the config file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(loadConfig(dir), (error) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /cannot read the config file: it is a directory/);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseConfig() reads every listen address form", () => {
+  const listen = (value: string) => parseConfig(`listen: ${value}\n`, FILE).listen;
+  assert.deepEqual(listen(":443"), { hostname: "", port: 443 });
+  assert.deepEqual(listen("443"), { hostname: "", port: 443 });
+  assert.deepEqual(listen(`"443"`), { hostname: "", port: 443 });
+  assert.deepEqual(listen("0.0.0.0:443"), { hostname: "0.0.0.0", port: 443 });
+  assert.deepEqual(listen("127.0.0.1:8443"), { hostname: "127.0.0.1", port: 8443 });
+  assert.deepEqual(listen(`"[::1]:443"`), { hostname: "::1", port: 443 });
+  assert.deepEqual(listen("localhost:8443"), { hostname: "localhost", port: 8443 });
+  assert.deepEqual(parseConfig("http_listen: :80\n", FILE).httpListen, { hostname: "", port: 80 });
+});
+
+Deno.test("parseConfig() rejects bad listen addresses at the value", () => {
+  assertIssue("listen: 0.0.0.0\n", {
+    line: 1,
+    col: 9,
+    message: /^listen: .*it has no port \(add one: "0\.0\.0\.0:443"\)/,
+  });
+  assertIssue("http_listen: 70000\n", {
+    line: 1,
+    col: 14,
+    message: /http_listen: .*port 70000 is out of range/,
+  });
+  assertIssue("listen: [443]\n", {
+    line: 1,
+    col: 9,
+    message: /listen must be an address like ":443".*, got a list/,
+  });
+});
+
+Deno.test("parseConfig() reads staging and switches the default ACME directory", () => {
+  const config = parseConfig("staging: true\n", FILE);
+  assert.equal(config.staging, true);
+  assert.equal(config.acme.directory, "https://acme-staging-v02.api.letsencrypt.org/directory");
+  const explicit = parseConfig("staging: true\nacme:\n  directory: https://localhost:14000/dir\n", FILE);
+  assert.equal(explicit.acme.directory, "https://localhost:14000/dir");
+});
+
+Deno.test("parseConfig() rejects yes/no for a bool, explaining YAML 1.2", () => {
+  assertIssue("staging: yes\n", {
+    line: 1,
+    col: 10,
+    message: `staging must be true or false, got "yes" (YAML 1.2 reads yes/no/on/off as strings)`,
+  });
+});
+
+Deno.test("parseConfig() accepts the two issuers and suggests the closest for a typo", () => {
+  assert.equal(parseConfig("issuer: internal\n", FILE).issuer, "internal");
+  assertIssue("issuer: internl\n", {
+    line: 1,
+    col: 9,
+    message: `issuer must be "acme" or "internal", got "internl" (did you mean "internal"?)`,
+  });
+});
+
+Deno.test("parseConfig() checks that email looks like an email address", () => {
+  assert.equal(parseConfig("email: ops@mail.example.org\n", FILE).email, "ops@mail.example.org");
+  assertIssue("email: admin\n", {
+    line: 1,
+    col: 8,
+    message: `email must be an email address like "admin@example.com", got "admin"`,
+  });
+  assertIssue("email: admin@localhost\n", { line: 1, col: 8, message: /email must be an email address/ });
+  assertIssue("email: mailto:a@b.co\n", { line: 1, col: 8, message: /\(remove "mailto:"\)/ });
+});
+
+Deno.test("parseConfig() rejects an empty file, at line 1", () => {
+  for (const text of ["", "\n\n", "# only a comment\n"]) {
+    assertIssue(text, {
+      line: 1,
+      col: 1,
+      message: /^the config file is empty; it needs at least one setting/,
+    });
+  }
+});
+
+Deno.test("parseConfig() rejects a top level that is not a mapping", () => {
+  assertIssue("- a\n- b\n", {
+    line: 1,
+    col: 1,
+    message: /^the config must be a mapping of settings .*, got a list$/,
+  });
+  assertIssue("\nhello\n", { line: 2, col: 1, message: /the config must be a mapping .*, got "hello"$/ });
+});
+
+Deno.test("parseConfig() turns YAML syntax errors into issues with their position", () => {
+  assertIssue("email: a@b.co\nproxies: a: b\n", {
+    line: 2,
+    col: 10,
+    message: "invalid YAML: Nested mappings are not allowed in compact mappings",
+  });
+  assertIssue("a:\n\tb: 1\n", {
+    line: 2,
+    col: 1,
+    message: "invalid YAML: Tabs are not allowed as indentation",
+  });
+});
+
+Deno.test("parseConfig() explains that a wildcard must be quoted in YAML", () => {
+  assertIssue("wildcards:\n  - *.example.com\nissuer: internal\n", {
+    line: 2,
+    col: 5,
+    message: `unknown YAML alias "*.example.com" (to write a wildcard, quote it: "*.example.com")`,
+  });
+  const issues = issuesOf("proxies:\n  *.example.com:\n    upstream: http://x\n");
+  assert.ok(
+    issues.some((issue) => issue.line === 2 && issue.col === 3 && /must be in quotes/.test(issue.message)),
+  );
+});
+
+Deno.test("parseConfig() rejects a key set twice, naming the first one's line", () => {
+  assertIssue("email: a@b.co\nstaging: true\nemail: c@d.co\n", {
+    line: 3,
+    col: 1,
+    message: "email is set twice (first on line 1); remove one of them",
+  });
+});
+
+Deno.test("parseConfig() suggests the closest key for an unknown one, at the key", () => {
+  assertIssue("cert_dr: /x\n", {
+    line: 1,
+    col: 1,
+    message: `unknown key "cert_dr" at the top level (did you mean "cert_dir"?)`,
+  });
+  assertIssue("acme:\n  renew_befor: 30d\n", {
+    line: 2,
+    col: 3,
+    message: `unknown key "renew_befor" in acme (did you mean "renew_before"?)`,
+  });
+  assertIssue("database: x\n", {
+    line: 1,
+    col: 1,
+    message: /unknown key "database" at the top level \(known keys: base_dir/,
+  });
+});
+
+Deno.test("parseConfig() says which block a misplaced top-level key belongs in", () => {
+  assertIssue("max_body: 1MiB\n", { line: 1, col: 1, message: /\(max_body belongs in limits:\)/ });
+  assertIssue("renew_before: 1h\n", { line: 1, col: 1, message: /\(renew_before belongs in acme:\)/ });
+  assertIssue("upstream: http://x\n", {
+    line: 1,
+    col: 1,
+    message: /\(upstream belongs in a route, under a host/,
+  });
+});
+
+Deno.test("parseConfig() names the expected and the actual type for a wrong type", () => {
+  assertIssue("email: [a@b.co]\n", { line: 1, col: 8, message: "email must be a string, got a list" });
+  assertIssue("email: 42\n", {
+    line: 1,
+    col: 8,
+    message: `email must be a string, got 42 (put it in quotes: "42")`,
+  });
+  assertIssue("limits: 10MiB\n", {
+    line: 1,
+    col: 9,
+    message: `limits must be a mapping of settings, got "10MiB"`,
+  });
+  assertIssue("limits:\n  read_timeout: {a: 1}\n", {
+    line: 2,
+    col: 17,
+    message: `limits.read_timeout must be a duration like "30s" or "1h30m", got a mapping`,
+  });
+  assertIssue("acme:\n  dns_resolvers: 1.1.1.1\n", {
+    line: 2,
+    col: 18,
+    message: /acme.dns_resolvers must be a list, got "1\.1\.1\.1"/,
+  });
+});
+
+Deno.test("parseConfig() reads the limits block", () => {
+  const config = parseConfig(
+    "limits:\n  max_body: 1MB\n  max_header: 64KiB\n  read_timeout: 10s\n  idle_timeout: 2m\n  response_timeout: 1m30s\n",
+    FILE,
+  );
+  assert.deepEqual(config.limits, {
+    maxBodyBytes: 1_000_000,
+    maxHeaderBytes: 65536,
+    readTimeoutMs: 10_000,
+    idleTimeoutMs: 120_000,
+    responseTimeoutMs: 90_000,
+  });
+  assert.equal(parseConfig("limits:\n  max_body: 0\n", FILE).limits.maxBodyBytes, 0);
+});
+
+Deno.test("parseConfig() rejects bad sizes and durations in limits, at the value", () => {
+  assertIssue("limits:\n  max_body: 10XB\n", {
+    line: 2,
+    col: 13,
+    message: /^limits\.max_body: invalid size "10XB": unknown unit "XB"/,
+  });
+  assertIssue("limits:\n  read_timeout: 30\n", {
+    line: 2,
+    col: 17,
+    message:
+      `limits.read_timeout: invalid duration "30": it has no unit (write "30s" for seconds or "30m" for minutes)`,
+  });
+  assertIssue("limits:\n  idle_timeout: -1s\n", { line: 2, col: 17, message: /it is negative/ });
+  assertIssue("limits:\n  response_timeout: 0\n", {
+    line: 2,
+    col: 21,
+    message: /must be at least 1ms, got "0"/,
+  });
+  assertIssue("limits:\n  max_header: 0\n", {
+    line: 2,
+    col: 15,
+    message: /max_header must be more than 0 bytes/,
+  });
+});
+
+Deno.test("parseConfig() reads the acme block", () => {
+  const config = parseConfig(
+    `acme:
+  directory: https://localhost:14000/dir
+  ca_cert: /etc/pebble/ca.pem
+  renew_before: 240h
+  check_interval: 12h
+  retry_interval: 10m
+  dns_resolvers: ["1.1.1.1", "8.8.8.8:53", "[2606:4700:4700::1111]:53"]
+`,
+    FILE,
+  );
+  assert.deepEqual(config.acme, {
+    directory: "https://localhost:14000/dir",
+    caCert: "/etc/pebble/ca.pem",
+    renewBeforeMs: 240 * 3_600_000,
+    checkIntervalMs: 12 * 3_600_000,
+    retryIntervalMs: 600_000,
+    dnsResolvers: ["1.1.1.1", "8.8.8.8:53", "[2606:4700:4700::1111]:53"],
+  });
+});
+
+Deno.test("parseConfig() rejects a bad ACME directory and bad DNS resolvers", () => {
+  assertIssue("acme:\n  directory: acme.example.com/dir\n", {
+    line: 2,
+    col: 14,
+    message:
+      `acme.directory must be an http(s) URL, got "acme.example.com/dir" (add "https://": "https://acme.example.com/dir")`,
+  });
+  assertIssue("acme:\n  dns_resolvers:\n    - 1.1.1.1\n    - 2606:4700::1111\n", {
+    line: 4,
+    col: 7,
+    message:
+      /^acme\.dns_resolvers\[1\]: invalid DNS resolver "2606:4700::1111": put IPv6 addresses in brackets/,
+  });
+});
+
+Deno.test("parseConfig() reads the cloudflare block, trimming a trailing slash off api_base", () => {
+  const config = parseConfig(
+    "cloudflare:\n  api_token: t0ken\n  api_base: http://127.0.0.1:9000/client/v4/\n  zone_id: 023e105f4ecef8ad9ca31a8372d0c353\n",
+    FILE,
+  );
+  assert.deepEqual(config.cloudflare, {
+    apiToken: "t0ken",
+    apiBase: "http://127.0.0.1:9000/client/v4",
+    zoneId: "023e105f4ecef8ad9ca31a8372d0c353",
+  });
+});
+
+Deno.test("parseConfig() requires a non-empty api_token in a cloudflare block", () => {
+  assertIssue("cloudflare:\n  zone_id: abc\n", {
+    line: 1,
+    col: 1,
+    message: /^cloudflare\.api_token is required \(create one/,
+  });
+  assertIssue("cloudflare:\n", { line: 1, col: 1, message: /^cloudflare\.api_token is required/ });
+  assertIssue(`cloudflare:\n  api_token: ""\n`, {
+    line: 2,
+    col: 14,
+    message: /^cloudflare\.api_token is empty/,
+  });
+  assertIssue("cloudflare:\n  api_token: x\n  api_base: ftp://x\n", {
+    line: 3,
+    col: 13,
+    message: /cloudflare\.api_base must be an http\(s\) URL/,
+  });
+});
+
+Deno.test("parseConfig() never puts the Cloudflare API token in an error message", () => {
+  const token = "Xq7-secret-TOKEN_4f9a2b8c1d";
+  const configs = [
+    `cloudflare:\n  api_token: [${token}]\n`,
+    `cloudflare:\n  api_token: {${token}: 1}\n`,
+    `cloudflare: ${token}\n`,
+    `cloudflare:\n  api_token: x\n  ${token}: 1\n`,
+    `cloudflare:\n  api_token: "${token}\n`,
+    `cloudflare:\n  api_token: ${token}\n  api_token: ${token}\n`,
+    `cloudflare:\n  api_token: ${token}\n   zone_id: [\n`,
+    `cloudflare:\n  api_token: !!binary ${token}\n`,
+    `api_token: ${token}\n`,
+    `cloudflare:\n  - ${token}\n`,
+  ];
+  for (const yaml of configs) {
+    const issues = issuesOf(yaml);
+    for (const issue of issues) assert.ok(!issue.message.includes(token), `token leaked: ${issue.message}`);
+  }
+  const numeric = issuesOf("cloudflare:\n  api_token: 12345678901234\n");
+  assert.equal(numeric[0]?.message, "cloudflare.api_token must be a string, got a number (put it in quotes)");
+});
+
+Deno.test("parseConfig() masks the API token when it was pasted into another setting too", () => {
+  const token = "Xq7-secret-TOKEN_4f9a2b8c1d";
+  for (
+    const yaml of [
+      `cloudflare:\n  api_token: ${token}\n  api_base: ${token}\n`,
+      `cloudflare: {api_token: ${token}, api_base: ${token}}\n`,
+    ]
+  ) {
+    const [issue] = issuesOf(yaml);
+    assert.equal(
+      issue?.message,
+      `cloudflare.api_base must be an http(s) URL, got "<api_token>" (add "https://": "https://<api_token>")`,
+    );
+  }
+});
+
+Deno.test("parseConfig() validates wildcards, lowercasing them", () => {
+  const config = parseConfig(
+    `issuer: internal\nwildcards:\n  - "*.Example.com"\n  - "*.dev.example.com"\n`,
+    FILE,
+  );
+  assert.deepEqual(config.wildcards, ["*.example.com", "*.dev.example.com"]);
+  assertIssue(`issuer: internal\nwildcards:\n  - "*.com"\n`, {
+    line: 3,
+    col: 5,
+    message: /^wildcards\[0\]: invalid wildcard "\*\.com": it would cover a whole top-level domain/,
+  });
+  assertIssue(`issuer: internal\nwildcards: ["*.a.com", "*.A.com"]\n`, {
+    line: 2,
+    col: 24,
+    message: `wildcards[1] repeats "*.a.com" (first listed on line 2); remove one of them`,
+  });
+});
+
+Deno.test("parseConfig() requires Cloudflare for ACME wildcards, at the wildcards key", () => {
+  assertIssue(`wildcards:\n  - "*.example.com"\n`, {
+    line: 1,
+    col: 1,
+    message: /^wildcards need the ACME DNS-01 challenge.*add a cloudflare: block/,
+  });
+});
+
+Deno.test("parseConfig() collects every issue in file order", () => {
+  const issues = issuesOf(`email: nobody
+listen: 99999
+staging: maybe
+limits:
+  max_body: lots
+proxies:
+  "api.example.com":
+    upstrem: http://x
+`);
+  assert.deepEqual(issues.map((i) => [i.line, i.col]), [[1, 8], [2, 9], [3, 10], [5, 13], [7, 3], [8, 5]]);
+  assert.match(issues[0]?.message ?? "", /^email must be an email address/);
+  assert.match(issues[5]?.message ?? "", /did you mean "upstream"/);
+  const error = new ConfigError(issues);
+  assert.equal(error.message.split("\n").length, 6);
+  assert.ok(error.message.startsWith(`${FILE}:1:8: email must be`));
+});
+
+Deno.test("parseConfig() accepts the config nexo demo writes", () => {
+  const config = parseConfig(
+    `base_dir: "/tmp/nexo-demo"
+issuer: internal
+listen: "127.0.0.1:8443"
+http_listen: "127.0.0.1:8080"
+proxies:
+  "app.localhost":
+    upstream: http://127.0.0.1:3000
+  "old.localhost":
+    redirect: https://app.localhost:8443
+    status: 301
+    keep_path: true
+`,
+    FILE,
+  );
+  assert.deepEqual(config.httpListen, { hostname: "127.0.0.1", port: 8080 });
+  assert.deepEqual(config.routes.map((route) => [route.kind, route.host]), [
+    ["proxy", "app.localhost"],
+    ["redirect", "old.localhost"],
+  ]);
+});

@@ -1,0 +1,286 @@
+// The `proxies:` block: host -> route, each either a proxy (upstream) or a redirect (redirect), validated
+// and merged with the global limits into `Route`s. Reports into the Reader; does not match requests to
+// routes (lib/router.ts) or forward them (lib/proxy/).
+
+import type { RedirectStatus, Route, RouteLimits } from "./types.ts";
+import { isScalar } from "yaml";
+import { DEFAULTS } from "./defaults.ts";
+import { isWildcard, normalizeRouteHost } from "./hostname.ts";
+import { describe, type Field, quoteValue, type Reader } from "./reader.ts";
+
+const PROXY_KEYS = ["upstream", "timeout", "max_body", "cache"] as const;
+const REDIRECT_KEYS = ["redirect", "status", "keep_path"] as const;
+/** Every key a route may have; which ones fit depends on the route's kind. */
+export const ROUTE_KEYS: readonly string[] = [...PROXY_KEYS, ...REDIRECT_KEYS, "access_log"];
+const REDIRECT_STATUSES: readonly RedirectStatus[] = [301, 302, 303, 307, 308];
+const UPSTREAM_EXAMPLE = `"http://127.0.0.1:8080"`;
+const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
+/** "mailto:x", "ftp:x": a scheme without "//". Not "localhost:3000", which is a host and port. */
+const OTHER_SCHEME = /^([a-z][a-z0-9+.-]*):(?!\d|\/\/)/i;
+
+/**
+ * Reads the `proxies:` field into routes, in file order, each proxy route's limits being `options.limits` with the
+ * route's `timeout` and `max_body` applied. An empty or absent block gives no routes. Invalid routes are
+ * reported into `r` and left out, so the caller must check `r.issues` before using the result.
+ */
+export function readRoutes(r: Reader, f: Field, options: { limits: RouteLimits }): Route[] {
+  const { limits } = options;
+  if (f.value === null) return [];
+  const expected =
+    `a mapping of host names to routes, like "api.example.com": {upstream: ${UPSTREAM_EXAMPLE}}`;
+  const fields = r.readMapping(f, { known: null, expected });
+  if (fields === null) return [];
+  const routes: Route[] = [];
+  const seen = new Map<string, Field>();
+  for (const field of fields.values()) {
+    let host: string;
+    try {
+      host = normalizeRouteHost(field.name);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      r.report(field.keyNode, `${f.path}: ${error.message}`);
+      readRoute(r, field, field.name.toLowerCase(), limits); // still report what is wrong inside it
+      continue;
+    }
+    const first = seen.get(host);
+    if (first !== undefined) {
+      const line = r.positionOf(first.keyNode).line;
+      r.report(
+        field.keyNode,
+        `${field.path} is the same host as "${first.name}" on line ${line} (host names are case-insensitive); ` +
+          `merge the two routes`,
+      );
+      continue;
+    }
+    seen.set(host, field);
+    const route = readRoute(r, field, host, limits);
+    if (route !== undefined) routes.push(route);
+  }
+  return routes;
+}
+
+/** Values a route's fields hold, each undefined when not given. */
+interface RouteValues {
+  upstream?: URL | undefined;
+  target?: URL | undefined;
+  timeout?: number | undefined;
+  maxBody?: number | undefined;
+  cache?: boolean | undefined;
+  status?: RedirectStatus | undefined;
+  keepPath?: boolean | undefined;
+  accessLog?: boolean | undefined;
+}
+
+/** Reads one route; undefined when anything about it was reported (which is what makes it invalid). */
+function readRoute(r: Reader, route: Field, host: string, limits: RouteLimits): Route | undefined {
+  const issuesBefore = r.issues.length;
+  if (route.value === null) {
+    r.report(route.keyNode, `${route.path} is empty; it ${needsKind()}`);
+    return undefined;
+  }
+  if (isScalar(route.value) && typeof route.value.value === "string") {
+    const key = /^[a-z][a-z0-9+.-]*:\/\//i.test(route.value.value) ? "upstream" : "redirect";
+    r.report(
+      route.at,
+      `${route.path} must be a mapping with an upstream or a redirect, got ${describe(route.value)} (put ` +
+        `"${key}: ${route.value.value}" on the next line, indented)`,
+    );
+    return undefined;
+  }
+  const expected = `a mapping with an upstream or a redirect`;
+  const fields = r.readMapping(route, { known: ROUTE_KEYS, expected });
+  if (fields === null) return undefined;
+  const kind = readKind(r, route, fields);
+  const read = <T>(key: string, reader: (field: Field) => T | null | undefined): T | undefined => {
+    const field = fields.get(key);
+    return field === undefined ? undefined : reader(field) ?? undefined;
+  };
+  const values: RouteValues = {
+    upstream: read("upstream", (field) => readUpstream(r, field)),
+    target: read("redirect", (field) => readTarget(r, field, host)),
+    timeout: read("timeout", (field) => r.readDuration(field)),
+    maxBody: read("max_body", (field) => r.readSize(field)),
+    cache: read("cache", (field) => r.readBool(field)),
+    status: read("status", (field) => readStatus(r, field)),
+    keepPath: read("keep_path", (field) => r.readBool(field)),
+    accessLog: read("access_log", (field) => r.readBool(field)),
+  };
+  if (r.issues.length > issuesBefore || kind === null) return undefined;
+  return buildRoute(r, route, host, kind, values, limits);
+}
+
+function buildRoute(
+  r: Reader,
+  route: Field,
+  host: string,
+  kind: "proxy" | "redirect",
+  values: RouteValues,
+  limits: RouteLimits,
+): Route | undefined {
+  const base = {
+    host,
+    accessLog: values.accessLog ?? DEFAULTS.accessLog,
+    position: r.positionOf(route.keyNode),
+  };
+  if (kind === "proxy") {
+    if (values.upstream === undefined) return undefined;
+    const routeLimits: RouteLimits = {
+      maxBodyBytes: values.maxBody ?? limits.maxBodyBytes,
+      responseTimeoutMs: values.timeout ?? limits.responseTimeoutMs,
+    };
+    return {
+      ...base,
+      kind,
+      upstream: values.upstream,
+      cache: values.cache ?? DEFAULTS.cache,
+      limits: routeLimits,
+    };
+  }
+  if (values.target === undefined) return undefined;
+  return {
+    ...base,
+    kind,
+    target: values.target,
+    status: values.status ?? DEFAULTS.redirectStatus,
+    keepPath: values.keepPath ?? DEFAULTS.keepPath,
+  };
+}
+
+/** Which kind of route this is; null (reported) when it has both or neither of upstream and redirect. */
+function readKind(r: Reader, route: Field, fields: Map<string, Field>): "proxy" | "redirect" | null {
+  const hasUpstream = fields.has("upstream");
+  const hasRedirect = fields.has("redirect");
+  if (hasUpstream && hasRedirect) {
+    r.report(
+      route.keyNode,
+      `${route.path} has both upstream and redirect; a route either proxies (upstream) or redirects ` +
+        `(redirect): remove one of them`,
+    );
+    return null;
+  }
+  if (!hasUpstream && !hasRedirect) {
+    r.report(route.keyNode, `${route.path} ${needsKind()}`);
+    return null;
+  }
+  const kind = hasUpstream ? "proxy" : "redirect";
+  reportMisplacedKeys(r, fields, kind);
+  return kind;
+}
+
+function needsKind(): string {
+  return `needs an upstream (to proxy, like upstream: ${UPSTREAM_EXAMPLE}) or a redirect (to redirect, like ` +
+    `redirect: example.org/blog)`;
+}
+
+/** Reports keys that belong to the other kind of route, naming the kind that takes them. */
+function reportMisplacedKeys(r: Reader, fields: Map<string, Field>, kind: "proxy" | "redirect"): void {
+  const foreign: readonly string[] = kind === "proxy" ? REDIRECT_KEYS : PROXY_KEYS;
+  for (const field of fields.values()) {
+    if (!foreign.includes(field.name)) continue;
+    const message = kind === "proxy"
+      ? `${field.path} only applies to redirect routes (with redirect), and this route proxies to its upstream`
+      : `${field.path} only applies to proxy routes (with upstream), and this route is a redirect`;
+    r.report(field.keyNode, `${message}; remove it`);
+  }
+}
+
+/** The upstream URL, or null when invalid (reported). Never quotes a URL that carries a password. */
+function readUpstream(r: Reader, f: Field): URL | null {
+  const text = readUrlText(r, f, UPSTREAM_EXAMPLE);
+  if (text === undefined) return null;
+  const fail = (reason: string) => {
+    r.report(f.at, `${f.path} must be an http(s) URL, got ${quoteValue(text)} (${reason})`);
+    return null;
+  };
+  if (text.startsWith("//")) return fail(`add "http:": ${quoteValue(`http:${text}`)}`);
+  const other = OTHER_SCHEME.exec(text)?.[1];
+  if (other !== undefined) return fail(`scheme "${other}" is not supported; use http:// or https://`);
+  if (!HAS_SCHEME.test(text)) return fail(`add "http://": ${quoteValue(`http://${text}`)}`);
+  const url = parseUrl(text);
+  if (url === null) return fail("it does not parse as a URL");
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return fail(`scheme "${url.protocol.slice(0, -1)}" is not supported; use http:// or https://`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    r.report(
+      f.at,
+      `${f.path} must not contain a user name or password (send credentials from the upstream's side)`,
+    );
+    return null;
+  }
+  if (text.includes("?") || text.includes("#")) {
+    return fail(`remove the query and fragment; requests keep their own query string`);
+  }
+  return url;
+}
+
+/** The redirect target, "https://" added when no scheme is written, or null when invalid (reported). */
+function readTarget(r: Reader, f: Field, host: string): URL | null {
+  const text = readUrlText(r, f, `"example.org/blog"`);
+  if (text === undefined) return null;
+  const fail = (reason: string) => {
+    r.report(
+      f.at,
+      `${f.path} must be a URL or a host and path like "example.org/blog", got ${
+        quoteValue(text)
+      } (${reason})`,
+    );
+    return null;
+  };
+  const other = OTHER_SCHEME.exec(text)?.[1];
+  if (other !== undefined) return fail(`scheme "${other}" is not supported; use http:// or https://`);
+  const withScheme = HAS_SCHEME.test(text)
+    ? text
+    : text.startsWith("//")
+    ? `https:${text}`
+    : `https://${text}`;
+  const url = parseUrl(withScheme);
+  if (url === null) return fail("it does not parse as a URL");
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return fail(`scheme "${url.protocol.slice(0, -1)}" is not supported; use http:// or https://`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    r.report(f.at, `${f.path} must not contain a user name or password`);
+    return null;
+  }
+  if (url.port === "" && coversHost(host, url.hostname)) {
+    r.report(
+      f.at,
+      `${f.path} points back to ${url.hostname}, which this route redirects again (a loop); redirect to another host`,
+    );
+    return null;
+  }
+  return url;
+}
+
+/** Reads a non-empty string for a URL field; undefined when empty or not a string (reported). */
+function readUrlText(r: Reader, f: Field, example: string): string | undefined {
+  const text = f.value === null ? "" : r.readString(f)?.trim();
+  if (text === "") r.report(f.at, `${f.path} is empty (write a URL like ${example})`);
+  return text === "" ? undefined : text;
+}
+
+function readStatus(r: Reader, f: Field): RedirectStatus | undefined {
+  const text = r.readScalarText(f, "an HTTP redirect status: 301, 302, 303, 307 or 308");
+  if (text === undefined) return undefined;
+  const status = REDIRECT_STATUSES.find((code) => String(code) === text.trim());
+  if (status === undefined) {
+    r.report(f.at, `${f.path} must be 301, 302, 303, 307 or 308, got ${describe(f.value)}`);
+  }
+  return status;
+}
+
+function parseUrl(text: string): URL | null {
+  try {
+    return new URL(text);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a request for `target` would be served by the route for `host` (exact or one-label wildcard). */
+function coversHost(host: string, target: string): boolean {
+  if (!isWildcard(host)) return host === target;
+  const suffix = host.slice(1); // ".example.com"
+  return target.endsWith(suffix) && !target.slice(0, -suffix.length).includes(".");
+}

@@ -1,0 +1,206 @@
+// The config's nested blocks other than `proxies:`: `acme:`, `cloudflare:`, `limits:` and `wildcards:`, plus
+// the path settings. Each reader validates its block, fills in defaults and reports into the Reader; the top
+// level and the routes are parse.ts's and routes.ts's.
+
+import { isAbsolute, resolve } from "node:path";
+import type { AcmeConfig, CloudflareConfig, ServerLimits } from "./types.ts";
+import { CLOUDFLARE_API_BASE, DEFAULTS } from "./defaults.ts";
+import { parseResolver } from "./address.ts";
+import { normalizeWildcard } from "./hostname.ts";
+import { type Field, quoteValue, type Reader } from "./reader.ts";
+
+export const ACME_KEYS: readonly string[] = [
+  "directory",
+  "ca_cert",
+  "renew_before",
+  "check_interval",
+  "retry_interval",
+  "dns_resolvers",
+];
+export const CLOUDFLARE_KEYS: readonly string[] = ["api_token", "api_base", "zone_id"];
+export const LIMITS_KEYS: readonly string[] = [
+  "max_body",
+  "max_header",
+  "read_timeout",
+  "idle_timeout",
+  "response_timeout",
+];
+
+const TOKEN_HELP =
+  "create one with the Zone:DNS:Edit permission at https://dash.cloudflare.com/profile/api-tokens";
+
+/** Options for `readAcme()`. */
+export interface AcmeOptions {
+  /** Directory relative `ca_cert` paths resolve against. */
+  configDir: string;
+  /** Directory URL to use when none is given (production or staging, per `staging:`). */
+  directory: string;
+}
+
+/** Reads `acme:`; absent or empty gives every default. Invalid values are reported and defaulted. */
+export function readAcme(r: Reader, field: Field | undefined, options: AcmeOptions): AcmeConfig {
+  const fields = readBlock(r, field, ACME_KEYS);
+  const get = (key: string) => present(fields?.get(key));
+  const dnsResolvers: string[] = [];
+  const resolvers = get("dns_resolvers");
+  if (resolvers !== undefined) {
+    r.readStringList(resolvers, `"1.1.1.1:53"`).forEach(({ value, node }, i) => {
+      try {
+        dnsResolvers.push(parseResolver(value));
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+        r.report(node, `${resolvers.path}[${i}]: ${error.message}`);
+      }
+    });
+  }
+  return {
+    directory: readHttpUrl(r, get("directory")) ?? options.directory,
+    caCert: readPath(r, get("ca_cert"), options) ?? null,
+    renewBeforeMs: readDurationField(r, get("renew_before")) ?? DEFAULTS.renewBeforeMs,
+    checkIntervalMs: readDurationField(r, get("check_interval")) ?? DEFAULTS.checkIntervalMs,
+    retryIntervalMs: readDurationField(r, get("retry_interval")) ?? DEFAULTS.retryIntervalMs,
+    dnsResolvers,
+  };
+}
+
+/**
+ * Reads `cloudflare:`; null when the key is absent. A present block (even an empty one) needs an
+ * `api_token`. The token is never quoted in a message, whatever is wrong with it.
+ */
+export function readCloudflare(r: Reader, field: Field | undefined): CloudflareConfig | null {
+  if (field === undefined) return null;
+  const fields = r.readMapping(field, {
+    known: CLOUDFLARE_KEYS,
+    expected: "a mapping with an api_token",
+    secret: true,
+  });
+  if (fields === null) return null;
+  const tokenField = present(fields.get("api_token"));
+  const apiToken = tokenField === undefined ? undefined : r.readString(tokenField, { secret: true })?.trim();
+  if (tokenField === undefined) {
+    r.report(field.keyNode, `${field.path}.api_token is required (${TOKEN_HELP})`);
+  } else if (apiToken === "") r.report(tokenField.at, `${tokenField.path} is empty (${TOKEN_HELP})`);
+  const zoneField = present(fields.get("zone_id"));
+  const zoneId = zoneField === undefined ? undefined : r.readString(zoneField)?.trim();
+  if (zoneField !== undefined && zoneId === "") {
+    r.report(zoneField.at, `${zoneField.path} is empty (remove it to look the zone up by name)`);
+  }
+  return {
+    apiToken: apiToken ?? "",
+    apiBase: readHttpUrl(r, present(fields.get("api_base")))?.replace(/\/+$/, "") ?? CLOUDFLARE_API_BASE,
+    zoneId: zoneId || null,
+  };
+}
+
+/** Reads `limits:`; absent or empty gives every default. Invalid values are reported and defaulted. */
+export function readLimits(r: Reader, field: Field | undefined): ServerLimits {
+  const fields = readBlock(r, field, LIMITS_KEYS);
+  const get = (key: string) => present(fields?.get(key));
+  const maxHeader = get("max_header");
+  let maxHeaderBytes = maxHeader === undefined ? undefined : r.readSize(maxHeader);
+  if (maxHeader !== undefined && maxHeaderBytes === 0) {
+    r.report(
+      maxHeader.at,
+      `${maxHeader.path} must be more than 0 bytes, or every request fails (try "1MiB")`,
+    );
+    maxHeaderBytes = undefined;
+  }
+  const maxBody = get("max_body");
+  return {
+    maxBodyBytes: (maxBody && r.readSize(maxBody)) ?? DEFAULTS.maxBodyBytes,
+    maxHeaderBytes: maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
+    readTimeoutMs: readDurationField(r, get("read_timeout")) ?? DEFAULTS.readTimeoutMs,
+    idleTimeoutMs: readDurationField(r, get("idle_timeout")) ?? DEFAULTS.idleTimeoutMs,
+    responseTimeoutMs: readDurationField(r, get("response_timeout")) ?? DEFAULTS.responseTimeoutMs,
+  };
+}
+
+/** Reads `wildcards:` into lowercased, validated, distinct names; invalid and repeated ones are reported. */
+export function readWildcards(r: Reader, field: Field | undefined): string[] {
+  const list = present(field);
+  if (list === undefined) return [];
+  const seen = new Map<string, number>();
+  const wildcards: string[] = [];
+  r.readStringList(list, `"*.example.com"`).forEach(({ value, node }, i) => {
+    const path = `${list.path}[${i}]`;
+    try {
+      const wildcard = normalizeWildcard(value);
+      const firstLine = seen.get(wildcard);
+      if (firstLine !== undefined) {
+        r.report(
+          node,
+          `${path} repeats "${wildcard}" (first listed on line ${firstLine}); remove one of them`,
+        );
+        return;
+      }
+      seen.set(wildcard, r.positionOf(node).line);
+      wildcards.push(wildcard);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      r.report(node, `${path}: ${error.message}`);
+    }
+  });
+  return wildcards;
+}
+
+/**
+ * Reads a file-system path, resolved against `options.configDir` when relative; undefined when absent, empty or
+ * invalid (reported). "~" is not expanded (nexo does not read $HOME), so a path starting with it is an error.
+ */
+export function readPath(
+  r: Reader,
+  field: Field | undefined,
+  options: { configDir: string },
+): string | undefined {
+  const f = present(field);
+  if (f === undefined) return undefined;
+  const value = r.readString(f)?.trim();
+  if (value === undefined) return undefined;
+  if (value === "") {
+    r.report(f.at, `${f.path} is empty (write a directory path, or remove the key for the default)`);
+  } else if (value.startsWith("~")) {
+    r.report(f.at, `${f.path} cannot start with "~" (nexo does not expand it): write the full path`);
+  } else {
+    return isAbsolute(value) ? resolve(value) : resolve(options.configDir, value);
+  }
+  return undefined;
+}
+
+/** Reads an absolute http(s) URL, kept as written; undefined when absent or invalid (reported). */
+function readHttpUrl(r: Reader, field: Field | undefined): string | undefined {
+  if (field === undefined) return undefined;
+  const value = r.readString(field)?.trim();
+  if (value === undefined) return undefined;
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (url !== null && (url.protocol === "http:" || url.protocol === "https:")) return value;
+  const hint = /^[a-z][a-z0-9+.-]*:\/\//i.test(value)
+    ? ""
+    : ` (add "https://": ${quoteValue(`https://${value}`)})`;
+  r.report(field.at, `${field.path} must be an http(s) URL, got ${quoteValue(value)}${hint}`);
+  return undefined;
+}
+
+function readDurationField(r: Reader, field: Field | undefined): number | undefined {
+  return field === undefined ? undefined : r.readDuration(field);
+}
+
+/** The block's fields; undefined when it is absent, empty, or not a mapping (then reported). */
+function readBlock(
+  r: Reader,
+  field: Field | undefined,
+  known: readonly string[],
+): Map<string, Field> | undefined {
+  const block = present(field);
+  if (block === undefined || block.value === null) return undefined;
+  return r.readMapping(block, { known, expected: "a mapping of settings" }) ?? undefined;
+}
+
+/** The field when it has a value; undefined when absent or empty (`key:`), which means "use the default". */
+function present(field: Field | undefined): Field | undefined {
+  return field === undefined || field.value === null ? undefined : field;
+}

@@ -1,0 +1,192 @@
+// PEM text (RFC 7468) in and out, and the facts nexo needs from a certificate: its DNS names, validity and
+// issuer, plus a check that a private key belongs to it. Parsing relies on node:crypto's X509Certificate;
+// it does not verify chains or signatures (the TLS client does) and never puts key material in messages.
+
+import type { Bytes } from "./der.ts";
+import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
+
+/** A certificate or key file that cannot be used; `cert_files.ts` catches it to report and carry on. */
+export class CertificateError extends Error {
+  override name = "CertificateError";
+}
+
+/** One `-----BEGIN <label>-----` ... `-----END <label>-----` block of a PEM file. */
+export interface PemBlock {
+  /** The label, e.g. "CERTIFICATE", "PRIVATE KEY", "EC PRIVATE KEY". */
+  label: string;
+  /** The block exactly as it appeared, BEGIN and END lines included, followed by "\n". */
+  text: string;
+  /** The decoded base64 body. */
+  der: Bytes;
+}
+
+/** What nexo reads from a certificate (the first one of a chain). */
+export interface CertificateInfo {
+  /** DNS subjectAltNames, lowercased, in certificate order; the subject CN only if there is no SAN extension. */
+  names: string[];
+  notBefore: Date;
+  notAfter: Date;
+  /** The issuer's distinguished name, attributes joined by ", " (e.g. "CN=nexo Local CA 2025-01-01"). */
+  issuer: string;
+  /** SHA-256 of the DER certificate, uppercase hex pairs joined by ":" (as `openssl x509 -fingerprint`). */
+  fingerprint: string;
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+
+function describe(source: string | undefined, what: string): string {
+  return source === undefined ? what : `${what} "${source}"`;
+}
+
+/**
+ * Splits PEM text into its blocks, in order, ignoring text between blocks (certbot and openssl may add
+ * "Bag Attributes" lines). Returns [] when there is no block. Throws CertificateError when a block's body
+ * is not base64; the message names `source` but never echoes the body, which may be a private key.
+ */
+export function splitPemBlocks(text: string, source?: string): PemBlock[] {
+  const blocks: PemBlock[] = [];
+  for (const match of text.matchAll(PEM_BLOCK)) {
+    const label = match[1] ?? "";
+    const body = (match[2] ?? "").replace(/\s+/g, "");
+    let der: Bytes;
+    try {
+      der = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
+    } catch (err) {
+      throw new CertificateError(
+        `Cannot read ${describe(source, "PEM file")}: the "${label}" block number ${
+          blocks.length + 1
+        } is not valid base64 (the file is corrupt or was edited; replace it)`,
+        { cause: err },
+      );
+    }
+    blocks.push({ label, text: match[0] + "\n", der });
+  }
+  return blocks;
+}
+
+/** Encodes DER bytes as a PEM block with 64-character lines (RFC 7468 §2), ending in "\n". */
+export function encodePem(label: string, der: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < der.length; i += 0x8000) binary += String.fromCharCode(...der.subarray(i, i + 0x8000));
+  const lines = btoa(binary).match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+}
+
+/**
+ * Returns the CERTIFICATE blocks of a PEM chain, leaf first as written. Throws CertificateError naming
+ * `source` when there is none (with a hint when the file holds a private key instead).
+ */
+export function splitCertificateChain(pem: string, source?: string): PemBlock[] {
+  const blocks = splitPemBlocks(pem, source);
+  const certs = blocks.filter((block) => block.label === "CERTIFICATE");
+  if (certs.length > 0) return certs;
+  const hint = blocks.some((block) => block.label.endsWith("PRIVATE KEY"))
+    ? "it holds a private key instead (are the certificate and key files swapped?)"
+    : "expected a PEM file starting with -----BEGIN CERTIFICATE-----";
+  throw new CertificateError(`Cannot read ${describe(source, "certificate")}: no certificate found; ${hint}`);
+}
+
+function toX509(pem: string, source: string | undefined): X509Certificate {
+  const [first] = splitCertificateChain(pem, source);
+  try {
+    return new X509Certificate(first?.text ?? "");
+  } catch (err) {
+    throw new CertificateError(
+      `Cannot parse ${
+        describe(source, "certificate")
+      }: the first CERTIFICATE block is not valid X.509 DER (replace the file with the one your CA issued)`,
+      { cause: err },
+    );
+  }
+}
+
+function readDnsNames(cert: X509Certificate): string[] {
+  const san = cert.subjectAltName;
+  if (san !== undefined && san !== "") {
+    // node:crypto formats the extension as "DNS:a.example, IP Address:10.0.0.1"; valid DNS names hold no ", ".
+    return san.split(", ").filter((item) => item.startsWith("DNS:")).map((item) =>
+      item.slice(4).toLowerCase()
+    );
+  }
+  // RFC 6125 §6.4.4: fall back to the CN only when there is no subjectAltName at all.
+  const cn = cert.subject.split("\n").find((line) => line.startsWith("CN="));
+  return cn === undefined ? [] : [cn.slice(3).toLowerCase()];
+}
+
+/**
+ * Parses the first certificate of a PEM chain (the leaf in a fullchain.pem). Throws CertificateError naming
+ * `source` (a file path, for messages only) when there is no certificate or it is not valid X.509.
+ */
+export function parseCertificate(pem: string, source?: string): CertificateInfo {
+  const cert = toX509(pem, source);
+  return {
+    names: readDnsNames(cert),
+    notBefore: cert.validFromDate,
+    notAfter: cert.validToDate,
+    issuer: cert.issuer.split("\n").join(", "),
+    fingerprint: cert.fingerprint256,
+  };
+}
+
+/** File names for the messages of `checkKeyMatchesCertificate`. */
+export interface KeyMatchOptions {
+  certSource?: string;
+  keySource?: string;
+}
+
+function readPrivateKey(keyPem: string, source: string | undefined): KeyObject {
+  const blocks = splitPemBlocks(keyPem, source);
+  if (blocks.some((block) => block.label === "ENCRYPTED PRIVATE KEY")) {
+    throw new CertificateError(
+      `Cannot use ${
+        describe(source, "private key")
+      }: it is encrypted (decrypt it with "openssl pkey -in <file> -out <file>"; nexo reads unencrypted keys)`,
+    );
+  }
+  const key = blocks.find((block) => block.label.endsWith("PRIVATE KEY"));
+  if (key === undefined) {
+    throw new CertificateError(
+      `Cannot read ${
+        describe(source, "private key")
+      }: no "-----BEGIN PRIVATE KEY-----" block found (expected a PEM private key such as privkey.pem)`,
+    );
+  }
+  try {
+    return createPrivateKey(key.text);
+  } catch (err) {
+    // The cause carries only OpenSSL's decoder reason, never the key bytes.
+    throw new CertificateError(
+      `Cannot parse ${
+        describe(source, "private key")
+      }: the "${key.label}" block is not a valid key (replace the file)`,
+      { cause: err },
+    );
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/**
+ * Throws CertificateError unless the private key in `keyPem` (PKCS#8, SEC1 or PKCS#1 PEM) is the one whose
+ * public half is in the first certificate of `certPem`. Called before a pair is served, so a mismatched pair
+ * is reported at load time instead of failing every TLS handshake. Messages name the files, never the key.
+ */
+export function checkKeyMatchesCertificate(
+  certPem: string,
+  keyPem: string,
+  options: KeyMatchOptions = {},
+): void {
+  const cert = toX509(certPem, options.certSource);
+  const key = readPrivateKey(keyPem, options.keySource);
+  const fromKey = createPublicKey(key).export({ type: "spki", format: "der" });
+  const fromCert = cert.publicKey.export({ type: "spki", format: "der" });
+  if (!sameBytes(fromKey, fromCert)) {
+    throw new CertificateError(
+      `${describe(options.keySource, "Private key")} does not belong to ${
+        describe(options.certSource, "certificate")
+      } (install the key that was generated with this certificate, or reissue the certificate)`,
+    );
+  }
+}

@@ -1,0 +1,74 @@
+// Guards the one unstable corner nexo stands on: Deno.listenTls's SNI resolver and the internal
+// serveHttpOnConnection. If a Deno upgrade changes either, this fails loudly with what broke, before any
+// user sees a server that cannot pick certificates.
+
+import assert from "node:assert/strict";
+import { LocalCa } from "../lib/tls/local_ca.ts";
+import { denoInternals, serveTls } from "../lib/server/listen.ts";
+
+Deno.test("Deno still exposes the internals lib/server/listen.ts uses", () => {
+  const internals = denoInternals();
+  assert.equal(typeof internals.serveHttpOnConnection, "function");
+  // deno-lint-ignore no-explicit-any
+  assert.equal(typeof (Deno as any)[(Deno as any).internal].serverNameSymbol, "symbol");
+});
+
+Deno.test("serveTls() picks a certificate per SNI name, speaks h2 and http/1.1, and refuses unknown names", async () => {
+  const dir = await Deno.makeTempDir();
+  const ca = await LocalCa.loadOrCreate(`${dir}/ca`);
+  const root = await Deno.readTextFile(ca.rootCertPath);
+  const leaves = new Map<string, { cert: string; key: string }>();
+  for (const name of ["one.test", "two.test"]) {
+    const leaf = await ca.issue([name]);
+    leaves.set(name, { cert: leaf.certPem, key: leaf.keyPem });
+  }
+  const asked: string[] = [];
+  const server = serveTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    resolveCertificate: (name) => {
+      asked.push(name);
+      return Promise.resolve(leaves.get(name));
+    },
+    handler: (req) => new Response(`hello ${new URL(req.url).host}`),
+    onError: () => new Response("error", { status: 500 }),
+    readTimeoutMs: 5_000,
+    idleTimeoutMs: 5_000,
+  });
+  // deno-lint-ignore no-explicit-any
+  const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
+  const connect = (name: string, alpn: string) =>
+    Deno.connectTls({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+      caCerts: [root],
+      alpnProtocols: [alpn],
+      [serverNameSymbol]: name,
+    } as Deno.ConnectTlsOptions);
+  try {
+    for (const [name, alpn] of [["one.test", "h2"], ["two.test", "http/1.1"]] as const) {
+      const conn = await connect(name, alpn);
+      const info = await conn.handshake();
+      assert.equal(info.alpnProtocol, alpn, `ALPN ${alpn} for ${name}`);
+      if (alpn === "http/1.1") {
+        await conn.write(new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: ${name}\r\nConnection: close\r\n\r\n`));
+        const text = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+        assert.match(text, new RegExp(`hello ${name}`));
+      } else {
+        conn.close();
+      }
+    }
+    await assert.rejects(async () => {
+      const conn = await connect("three.test", "http/1.1");
+      try {
+        await conn.handshake();
+      } finally {
+        conn.close();
+      }
+    });
+    assert.deepEqual(asked.slice(0, 3), ["one.test", "two.test", "three.test"]);
+  } finally {
+    await server.shutdown(1_000);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
