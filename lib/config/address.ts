@@ -19,7 +19,7 @@ interface HostPort {
 /**
  * Parses a listen address: a port (443 or "443"), ":port" for all interfaces, "ipv4:port", "[ipv6]:port" or
  * "hostname:port". Returns `hostname: ""` for all interfaces and IPv6 addresses without brackets, ready for
- * `Deno.listen`. Ports are 1-65535. Throws `RangeError` quoting the input, with the accepted forms, when the
+ * `Deno.listen`. Ports are 0-65535 (0: any free port). Throws `RangeError` quoting the input, with the accepted forms, when the
  * address is malformed, lacks a port, has an unbracketed IPv6 address or a bad host.
  */
 export function parseListenAddress(value: string | number): ListenAddress {
@@ -27,18 +27,20 @@ export function parseListenAddress(value: string | number): ListenAddress {
   const fail = (reason: string) => new RangeError(`invalid listen address ${quoted}: ${reason}`);
   const text = String(value).trim();
   if (text === "") throw new RangeError(`empty listen address (write one ${LISTEN_FORMS})`);
-  if (/^\d+$/.test(text)) return { hostname: "", port: checkPort(text, fail) };
+  // Port 0 asks the OS for a free port (the "listening" log line names it): tests and side-by-side runs.
+  if (/^\d+$/.test(text)) return { hostname: "", port: checkPort(text, fail, 0) };
   if (text.includes("://")) throw fail(`write a host and port, not a URL (${LISTEN_FORMS})`);
   const { host, port, bracketed } = splitHostPort(text, fail);
   if (port === null) throw fail(`it has no port (add one: "${bracketed ? `[${host}]` : host}:443")`);
   if (host === "*") throw fail(`write ":${port}" to listen on all interfaces`);
-  return { hostname: checkHost(host, bracketed, fail), port: checkPort(port, fail) };
+  return { hostname: checkHost(host, bracketed, fail), port: checkPort(port, fail, 0) };
 }
 
 /**
- * Validates a DNS resolver address, "host" (port 53) or "host:port" with an IPv4 address, "[ipv6]" or a host
- * name, and returns it trimmed and lowercased. Throws `RangeError` quoting the input when it is malformed, has
- * an unbracketed IPv6 address (suggesting the bracketed form), a bad host, or a port outside 1-65535.
+ * Validates a DNS resolver address, "host" (port 53) or "host:port" with an IPv4 address, "[ipv6]" or a
+ * host name, and returns it trimmed and lowercased. Throws `RangeError` quoting the input when it is
+ * malformed, has an unbracketed IPv6 address (suggesting the bracketed form), a bad host, or a port outside
+ * 1-65535.
  */
 export function parseResolver(text: string): string {
   const fail = (reason: string) => new RangeError(`invalid DNS resolver ${JSON.stringify(text)}: ${reason}`);
@@ -91,9 +93,9 @@ function checkHost(host: string, bracketed: boolean, fail: (reason: string) => R
 }
 
 /** Ports are 1-65535 (RFC 6335 §6); 0 would mean "any free port", which is not a stable address. */
-function checkPort(port: string, fail: (reason: string) => RangeError): number {
+function checkPort(port: string, fail: (reason: string) => RangeError, min = 1): number {
   if (!/^\d+$/.test(port)) throw fail(`port "${port}" is not a number`);
   const number = Number(port);
-  if (number < 1 || number > 65535) throw fail(`port ${number} is out of range (use 1-65535)`);
+  if (number < min || number > 65535) throw fail(`port ${number} is out of range (use ${min}-65535)`);
   return number;
 }

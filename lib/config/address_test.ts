@@ -14,12 +14,10 @@ Deno.test("parseListenAddress() reads IPv4, bracketed IPv6 and host names with a
   assert.deepEqual(parseListenAddress("Localhost:8443"), { hostname: "localhost", port: 8443 });
 });
 
-Deno.test("parseListenAddress() allows ports 1-65535 only", () => {
+Deno.test("parseListenAddress() allows ports 0-65535 only, 0 meaning any free port", () => {
   assert.deepEqual(parseListenAddress(65535), { hostname: "", port: 65535 });
-  assert.throws(() => parseListenAddress(0), {
-    name: "RangeError",
-    message: /port 0 is out of range \(use 1-65535\)/,
-  });
+  assert.deepEqual(parseListenAddress("127.0.0.1:0"), { hostname: "127.0.0.1", port: 0 });
+  assert.throws(() => parseListenAddress(-1), { name: "RangeError" });
   assert.throws(() => parseListenAddress(":70000"), { message: /port 70000 is out of range/ });
   assert.throws(() => parseListenAddress("host:https"), { message: /port "https" is not a number/ });
 });

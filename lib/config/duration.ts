@@ -1,6 +1,6 @@
-// Go-style duration strings ("90s", "1h30m", "250ms", "1.5h") to milliseconds, for the config's timeouts and
-// intervals. Follows Go's time.ParseDuration grammar, minus negative values, which no setting of nexo's takes.
-// Knows nothing of which setting a duration belongs to; parse.ts adds that to the error message.
+// Go-style duration strings ("90s", "1h30m", "250ms", "1.5h") to milliseconds, for the config's timeouts
+// and intervals. Follows Go's time.ParseDuration grammar, minus negative values, which no setting takes.
+// Knows nothing of which setting a duration belongs to; the config reader adds that to the error message.
 
 /** Milliseconds per unit. Units are case-sensitive as in Go: "m" is minutes, "ms" milliseconds. */
 const UNIT_MS: Readonly<Record<string, number>> = {

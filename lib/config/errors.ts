@@ -1,5 +1,5 @@
 // The error a bad config file turns into: every problem found, each with the file, line and column it is at.
-// This module only formats and carries issues; finding them is parse.ts's job, and printing them is the CLI's.
+// This module only formats and carries issues; finding them is parse.ts's job, printing them the CLI's.
 
 /** One problem in a config file. `line` and `col` are 1-based; both are 0 when the issue is about the whole
  * file (it cannot be read, say) rather than a place in it. */

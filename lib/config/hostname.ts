@@ -1,6 +1,6 @@
 // Validation of the host names the config routes and certifies: exact names ("api.example.com", "localhost")
 // and one-label wildcards ("*.example.com"). LDH rules from RFC 1035 §2.3.1 / RFC 1123 §2.1; wildcard
-// shape from RFC 6125 §6.4.3 as ACME CAs accept it. Does not resolve names or decide which route a host hits.
+// shape from RFC 6125 §6.4.3 as ACME CAs accept it. Does not resolve names or pick the route a host hits.
 
 const MAX_NAME_LENGTH = 253; // RFC 1035 §2.3.4: 255 octets on the wire, 253 characters as text
 const MAX_LABEL_LENGTH = 63; // RFC 1035 §2.3.4

@@ -106,8 +106,7 @@ function reportSyntax(r: Reader, doc: Document, lines: LineCounter, text: string
       file: r.file,
       line: i + 1,
       col: indent.length + 1,
-      message:
-        `${name} must be in quotes, since a leading "*" starts a YAML alias: write "${name}" (with the quotes)`,
+      message: `${name} must be in quotes, since a leading "*" starts a YAML alias: write "${name}"`,
     });
   });
 }
@@ -117,8 +116,8 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
   const root = r.resolve(contents);
   if (root === null || !isMap(root)) {
     const message = root === null
-      ? `the config file is empty; it needs at least one setting, like a "proxies:" block with a host under it`
-      : `the config must be a mapping of settings (like "proxies:" with a host under it), got ${
+      ? `the config file is empty; write at least one setting, like a "proxies:" block with a host under it`
+      : `the config must be a mapping of settings, like "proxies:" with a host under it; got ${
         describe(root)
       }`;
     r.issues.push({ ...(root === null ? { file: r.file, line: 1, col: 1 } : r.positionOf(root)), message });
@@ -172,7 +171,7 @@ function hintTopLevel(name: string): string | null {
   return didYouMean(name, TOP_KEYS) || null;
 }
 
-/** Let's Encrypt issues wildcard certificates only through DNS-01 (RFC 8555 §7.1.3), which needs Cloudflare. */
+/** ACME CAs issue wildcard certificates only through DNS-01 (RFC 8555 §7.1.3); nexo's DNS is Cloudflare. */
 function checkWildcardsCanBeIssued(
   r: Reader,
   field: Field | undefined,
@@ -183,8 +182,8 @@ function checkWildcardsCanBeIssued(
   if (field === undefined || wildcards.length === 0 || issuer !== "acme" || cloudflare !== undefined) return;
   r.report(
     field.keyNode,
-    `wildcards need the ACME DNS-01 challenge, which nexo answers through Cloudflare: add a cloudflare: block ` +
-      `with an api_token (or set issuer: internal)`,
+    `wildcards need the ACME DNS-01 challenge, which nexo answers through Cloudflare: add a cloudflare: ` +
+      `block with an api_token (or set issuer: internal)`,
   );
 }
 

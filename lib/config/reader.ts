@@ -31,6 +31,14 @@ export interface Field {
   value: Node | null;
 }
 
+/** One string of a list, with what error messages need. */
+export interface ListItem {
+  value: string;
+  node: Node;
+  /** The item's path: `acme.dns_resolvers[1]`. */
+  path: string;
+}
+
 /** Options for `readMapping()`. */
 export interface MappingOptions {
   /** Keys allowed here; null accepts any key (the hosts under `proxies`). */
@@ -65,7 +73,7 @@ export class Reader {
     this.issues.push({ ...this.positionOf(node), message });
   }
 
-  /** Resolves aliases; null for YAML null, empty values and aliases to unknown anchors (reported at `node`). */
+  /** Resolves aliases; null for YAML null, empty values and unknown aliases (those reported at `node`). */
   resolve(node: unknown): Node | null {
     if (isAlias(node)) {
       const target = node.resolve(this.doc);
@@ -183,9 +191,9 @@ export class Reader {
     return undefined;
   }
 
-  /** Reads a list of strings as `{ value, node }` items; wrong items are reported and left out. `example`
-   * is a valid item, for messages. */
-  readStringList(f: Field, example: string): { value: string; node: Node }[] {
+  /** Reads a list of strings as items with their node and `path` (`wildcards[2]`); wrong items are reported
+   * and left out. `example` is a valid item, for messages. */
+  readStringList(f: Field, example: string): ListItem[] {
     if (f.value === null) return [];
     if (!isSeq(f.value)) {
       const got = describe(f.value);
@@ -195,13 +203,14 @@ export class Reader {
       );
       return [];
     }
-    const items: { value: string; node: Node }[] = [];
+    const items: ListItem[] = [];
     f.value.items.forEach((item, i) => {
       const node = isNode(item) ? item : f.at;
+      const path = `${f.path}[${i}]`;
       const value = this.resolve(item);
-      if (isScalar(value) && typeof value.value === "string") items.push({ value: value.value, node });
+      if (isScalar(value) && typeof value.value === "string") items.push({ value: value.value, node, path });
       else if (!isAlias(item) || value !== null) {
-        this.report(node, `${f.path}[${i}] must be a string like ${example}, got ${describe(value)}`);
+        this.report(node, `${path} must be a string like ${example}, got ${describe(value)}`);
       }
     });
     return items;
@@ -215,7 +224,9 @@ export class Reader {
 
   private reportUnknown(field: Field, parent: string, options: MappingOptions): void {
     const known = options.known ?? [];
-    const hint = options.hintUnknown?.(field.name) ?? didYouMean(field.name, known);
+    const hint = field.name === "<<"
+      ? " (YAML merge keys are not supported; write the settings out)"
+      : options.hintUnknown?.(field.name) ?? didYouMean(field.name, known);
     const showName = !options.secret || /^[a-z][a-z0-9_-]{0,23}$/i.test(field.name);
     const where = parent === "" ? "at the top level" : `in ${parent}`;
     const what = showName ? `unknown key "${field.name}" ${where}` : `unknown key ${where}`;

@@ -19,9 +19,9 @@ const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 const OTHER_SCHEME = /^([a-z][a-z0-9+.-]*):(?!\d|\/\/)/i;
 
 /**
- * Reads the `proxies:` field into routes, in file order, each proxy route's limits being `options.limits` with the
- * route's `timeout` and `max_body` applied. An empty or absent block gives no routes. Invalid routes are
- * reported into `r` and left out, so the caller must check `r.issues` before using the result.
+ * Reads the `proxies:` field into routes, in file order, each proxy route's limits being `options.limits`
+ * with the route's `timeout` and `max_body` applied. An empty or absent block gives no routes. Invalid
+ * routes are reported into `r` and left out, so the caller must check `r.issues` before using the result.
  */
 export function readRoutes(r: Reader, f: Field, options: { limits: RouteLimits }): Route[] {
   const { limits } = options;
@@ -47,8 +47,8 @@ export function readRoutes(r: Reader, f: Field, options: { limits: RouteLimits }
       const line = r.positionOf(first.keyNode).line;
       r.report(
         field.keyNode,
-        `${field.path} is the same host as "${first.name}" on line ${line} (host names are case-insensitive); ` +
-          `merge the two routes`,
+        `${field.path} is the same host as "${first.name}" on line ${line} (host names are ` +
+          `case-insensitive); merge the two routes`,
       );
       continue;
     }
@@ -168,8 +168,8 @@ function readKind(r: Reader, route: Field, fields: Map<string, Field>): "proxy" 
 }
 
 function needsKind(): string {
-  return `needs an upstream (to proxy, like upstream: ${UPSTREAM_EXAMPLE}) or a redirect (to redirect, like ` +
-    `redirect: example.org/blog)`;
+  return `needs an upstream (to proxy, like upstream: ${UPSTREAM_EXAMPLE}) or a redirect (to redirect, ` +
+    `like redirect: example.org/blog)`;
 }
 
 /** Reports keys that belong to the other kind of route, naming the kind that takes them. */
@@ -178,18 +178,18 @@ function reportMisplacedKeys(r: Reader, fields: Map<string, Field>, kind: "proxy
   for (const field of fields.values()) {
     if (!foreign.includes(field.name)) continue;
     const message = kind === "proxy"
-      ? `${field.path} only applies to redirect routes (with redirect), and this route proxies to its upstream`
+      ? `${field.path} only applies to redirect routes (with redirect), and this route proxies to an upstream`
       : `${field.path} only applies to proxy routes (with upstream), and this route is a redirect`;
     r.report(field.keyNode, `${message}; remove it`);
   }
 }
 
-/** The upstream URL, or null when invalid (reported). Never quotes a URL that carries a password. */
+/** The upstream URL, or null when invalid (reported). Never quotes a password in a URL. */
 function readUpstream(r: Reader, f: Field): URL | null {
   const text = readUrlText(r, f, UPSTREAM_EXAMPLE);
   if (text === undefined) return null;
   const fail = (reason: string) => {
-    r.report(f.at, `${f.path} must be an http(s) URL, got ${quoteValue(text)} (${reason})`);
+    r.report(f.at, `${f.path} must be an http(s) URL, got ${quoteUrl(text, "upstream")} (${reason})`);
     return null;
   };
   if (text.startsWith("//")) return fail(`add "http:": ${quoteValue(`http:${text}`)}`);
@@ -219,22 +219,14 @@ function readTarget(r: Reader, f: Field, host: string): URL | null {
   const text = readUrlText(r, f, `"example.org/blog"`);
   if (text === undefined) return null;
   const fail = (reason: string) => {
-    r.report(
-      f.at,
-      `${f.path} must be a URL or a host and path like "example.org/blog", got ${
-        quoteValue(text)
-      } (${reason})`,
-    );
+    const expected = `a URL or a host and path like "example.org/blog"`;
+    r.report(f.at, `${f.path} must be ${expected}, got ${quoteUrl(text, "redirect")} (${reason})`);
     return null;
   };
   const other = OTHER_SCHEME.exec(text)?.[1];
   if (other !== undefined) return fail(`scheme "${other}" is not supported; use http:// or https://`);
-  const withScheme = HAS_SCHEME.test(text)
-    ? text
-    : text.startsWith("//")
-    ? `https:${text}`
-    : `https://${text}`;
-  const url = parseUrl(withScheme);
+  const prefix = HAS_SCHEME.test(text) ? "" : text.startsWith("//") ? "https:" : "https://";
+  const url = parseUrl(prefix + text);
   if (url === null) return fail("it does not parse as a URL");
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return fail(`scheme "${url.protocol.slice(0, -1)}" is not supported; use http:// or https://`);
@@ -246,7 +238,8 @@ function readTarget(r: Reader, f: Field, host: string): URL | null {
   if (url.port === "" && coversHost(host, url.hostname)) {
     r.report(
       f.at,
-      `${f.path} points back to ${url.hostname}, which this route redirects again (a loop); redirect to another host`,
+      `${f.path} points back to ${url.hostname}, which this route redirects again (a loop); redirect to ` +
+        `another host`,
     );
     return null;
   }
@@ -268,6 +261,17 @@ function readStatus(r: Reader, f: Field): RedirectStatus | undefined {
     r.report(f.at, `${f.path} must be 301, 302, 303, 307 or 308, got ${describe(f.value)}`);
   }
   return status;
+}
+
+/**
+ * Quotes a URL for a message with any password masked: "http://admin:***@host". Upstreams also mask the
+ * scheme-less "admin:pw@host"; redirect targets do not, so that "mailto:me@example.com" stays readable.
+ */
+function quoteUrl(text: string, kind: "upstream" | "redirect"): string {
+  const userinfo = kind === "upstream"
+    ? /^((?:[a-z][a-z0-9+.-]*:)?\/\/)?([^/@:]*):[^/@]*@/i
+    : /^((?:[a-z][a-z0-9+.-]*:)?\/\/)([^/@:]*):[^/@]*@/i;
+  return quoteValue(text.replace(userinfo, "$1$2:***@"));
 }
 
 function parseUrl(text: string): URL | null {

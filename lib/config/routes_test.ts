@@ -184,7 +184,7 @@ Deno.test("parseConfig() says which kind of route takes a misplaced key", () => 
     line: 4,
     col: 5,
     message:
-      `proxies."app.example.com".keep_path only applies to redirect routes (with redirect), and this route proxies to its upstream; remove it`,
+      `proxies."app.example.com".keep_path only applies to redirect routes (with redirect), and this route proxies to an upstream; remove it`,
   });
 });
 
@@ -223,6 +223,10 @@ Deno.test("parseConfig() rejects credentials in an upstream without repeating th
   const [issue] = issuesOf(route("    upstream: http://admin:hunter2@127.0.0.1:8080\n"));
   assert.match(issue?.message ?? "", /must not contain a user name or password/);
   assert.ok(!issue?.message.includes("hunter2"));
+  const [noScheme] = issuesOf(route("    upstream: admin:hunter2@127.0.0.1:8080\n"));
+  assert.match(noScheme?.message ?? "", /got "admin:\*\*\*@127\.0\.0\.1:8080"/);
+  const [ftp] = issuesOf(route("    upstream: ftp://admin:hunter2@files\n"));
+  assert.match(ftp?.message ?? "", /got "ftp:\/\/admin:\*\*\*@files" \(scheme "ftp" is not supported/);
 });
 
 Deno.test("parseConfig() rejects redirect targets that are not http(s)", () => {
@@ -276,4 +280,16 @@ Deno.test("parseConfig() rejects proxies that is not a mapping", () => {
     col: 3,
     message: /^proxies must be a mapping of host names to routes.*, got a list$/,
   });
+});
+
+Deno.test("parseConfig() explains that YAML merge keys are not supported", () => {
+  const issues = issuesOf(
+    `proxies:\n  "a.example.com": &base\n    upstream: http://a\n  "b.example.com":\n    <<: *base\n`,
+  );
+  const merge = issues.find((issue) => issue.line === 5);
+  assert.equal(merge?.col, 5);
+  assert.match(
+    merge?.message ?? "",
+    /unknown key "<<" in proxies\."b\.example\.com" \(YAML merge keys are not supported/,
+  );
 });

@@ -44,14 +44,14 @@ export function readAcme(r: Reader, field: Field | undefined, options: AcmeOptio
   const dnsResolvers: string[] = [];
   const resolvers = get("dns_resolvers");
   if (resolvers !== undefined) {
-    r.readStringList(resolvers, `"1.1.1.1:53"`).forEach(({ value, node }, i) => {
+    for (const { value, node, path } of r.readStringList(resolvers, `"1.1.1.1:53"`)) {
       try {
         dnsResolvers.push(parseResolver(value));
       } catch (error) {
         if (!(error instanceof RangeError)) throw error;
-        r.report(node, `${resolvers.path}[${i}]: ${error.message}`);
+        r.report(node, `${path}: ${error.message}`);
       }
-    });
+    }
   }
   return {
     directory: readHttpUrl(r, get("directory")) ?? options.directory,
@@ -119,33 +119,30 @@ export function readLimits(r: Reader, field: Field | undefined): ServerLimits {
 export function readWildcards(r: Reader, field: Field | undefined): string[] {
   const list = present(field);
   if (list === undefined) return [];
-  const seen = new Map<string, number>();
-  const wildcards: string[] = [];
-  r.readStringList(list, `"*.example.com"`).forEach(({ value, node }, i) => {
-    const path = `${list.path}[${i}]`;
+  const firstLines = new Map<string, number>();
+  for (const { value, node, path } of r.readStringList(list, `"*.example.com"`)) {
+    let wildcard: string;
     try {
-      const wildcard = normalizeWildcard(value);
-      const firstLine = seen.get(wildcard);
-      if (firstLine !== undefined) {
-        r.report(
-          node,
-          `${path} repeats "${wildcard}" (first listed on line ${firstLine}); remove one of them`,
-        );
-        return;
-      }
-      seen.set(wildcard, r.positionOf(node).line);
-      wildcards.push(wildcard);
+      wildcard = normalizeWildcard(value);
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       r.report(node, `${path}: ${error.message}`);
+      continue;
     }
-  });
-  return wildcards;
+    const firstLine = firstLines.get(wildcard);
+    if (firstLine === undefined) firstLines.set(wildcard, r.positionOf(node).line);
+    else {r.report(
+        node,
+        `${path} repeats "${wildcard}" (first listed on line ${firstLine}); remove one of them`,
+      );}
+  }
+  return [...firstLines.keys()];
 }
 
 /**
- * Reads a file-system path, resolved against `options.configDir` when relative; undefined when absent, empty or
- * invalid (reported). "~" is not expanded (nexo does not read $HOME), so a path starting with it is an error.
+ * Reads a file-system path, resolved against `options.configDir` when relative; undefined when absent,
+ * empty or invalid (reported). "~" is not expanded (nexo does not read $HOME), so a path starting with it
+ * is an error.
  */
 export function readPath(
   r: Reader,

@@ -20,8 +20,8 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * Returns the entry of `known` closest to `input`, or null when none is close enough to be a plausible typo.
- * Case is ignored and "-" counts as "_" ("Cert-Dir" finds "cert_dir"). "Close enough" is a distance of at most
- * a third of the longer word's length (at least 1), so `upstrem` finds "upstream" while `ttl` finds nothing.
+ * Case is ignored and "-" counts as "_" ("Cert-Dir" finds "cert_dir"). "Close enough" is a distance of at
+ * most a third of the longer word's length (at least 1): `upstrem` finds "upstream", `ttl` finds nothing.
  * Ties go to the earlier entry of `known`.
  */
 export function suggestKey(input: string, known: readonly string[]): string | null {
