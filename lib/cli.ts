@@ -33,22 +33,30 @@ export async function runCli(args: string[]): Promise<number> {
   const logOptions = (command: Command) =>
     command
       .addOption(new Option("--log-format <format>", "log line format").choices(["text", "json"]))
-      .addOption(new Option("--log-level <level>", "lowest level logged").choices(["debug", "info", "warn", "error"]));
+      .addOption(
+        new Option("--log-level <level>", "lowest level logged").choices(["debug", "info", "warn", "error"]),
+      );
 
   logOptions(
-    program.command("server").alias("serve").description("run the proxy in the foreground").addOption(configOption()),
+    program.command("server").alias("serve").description("run the proxy in the foreground").addOption(
+      configOption(),
+    ),
   ).action(async (options: GlobalOptions) => {
     configureLog(options);
     exitCode = await serve(resolveConfigPath(options.config));
   });
 
-  program.command("check").description("validate a config file and exit (0 when valid)").addOption(configOption())
+  program.command("check").description("validate a config file and exit (0 when valid)").addOption(
+    configOption(),
+  )
     .action(async (options: GlobalOptions) => {
       exitCode = await check(resolveConfigPath(options.config));
     });
 
   logOptions(
-    program.command("demo").description("run nexo for real on this machine: local CA, high ports, an example app")
+    program.command("demo").description(
+      "run nexo for real on this machine: local CA, high ports, an example app",
+    )
       .option("--port <port>", "HTTPS port of the demo", "8443")
       .option("--http-port <port>", "plain-HTTP port of the demo (redirects to HTTPS)", "8080")
       .option("--dir <dir>", "where the demo keeps its CA and config (default: ~/.nexo/demo)"),
@@ -107,7 +115,12 @@ async function serve(path: string): Promise<number> {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     for (const issue of error.issues) {
-      log.error("config invalid", { file: issue.file, line: issue.line, col: issue.col, error: issue.message });
+      log.error("config invalid", {
+        file: issue.file,
+        line: issue.line,
+        col: issue.col,
+        error: issue.message,
+      });
     }
     log.flush();
     return 1;

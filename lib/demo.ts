@@ -44,7 +44,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 }
 
 function demoConfig(options: DemoOptions, appPort: number): string {
-  return `# Written by \`nexo demo\`; edit it and run \`nexo server --config ${join(options.dir, "config.yaml")}\`.
+  return `# Written by \`nexo demo\`; edit it and run \`nexo server --config ${
+    join(options.dir, "config.yaml")
+  }\`.
 base_dir: ${JSON.stringify(options.dir)}
 issuer: internal
 listen: "127.0.0.1:${options.httpsPort}"
@@ -82,11 +84,17 @@ function serveExampleApp(): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
     const url = new URL(req.url);
     if (url.pathname === "/echo") {
-      return Response.json({ method: req.method, path: url.pathname, headers: Object.fromEntries(req.headers) });
+      return Response.json({
+        method: req.method,
+        path: url.pathname,
+        headers: Object.fromEntries(req.headers),
+      });
     }
     if (url.pathname === "/events") return eventStream();
     return new Response(
-      `Hello from the example app behind nexo.\nYou asked for ${url.pathname} on ${req.headers.get("host")}.\n`,
+      `Hello from the example app behind nexo.\nYou asked for ${url.pathname} on ${
+        req.headers.get("host")
+      }.\n`,
       { headers: { "content-type": "text/plain; charset=utf-8" } },
     );
   });
@@ -100,7 +108,9 @@ function eventStream(): Response {
     start(controller) {
       timer = setInterval(() => {
         count++;
-        controller.enqueue(encoder.encode(`id: ${count}\ndata: tick ${count} at ${new Date().toISOString()}\n\n`));
+        controller.enqueue(
+          encoder.encode(`id: ${count}\ndata: tick ${count} at ${new Date().toISOString()}\n\n`),
+        );
         if (count === 5) {
           clearInterval(timer);
           controller.close();
@@ -111,5 +121,7 @@ function eventStream(): Response {
       clearInterval(timer);
     },
   });
-  return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+  return new Response(body, {
+    headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
+  });
 }

@@ -39,7 +39,9 @@ Deno.test("matchRoute() ignores case, port and a trailing dot", () => {
 });
 
 Deno.test("matchRoute() returns undefined for empty, IP and garbage hosts without throwing", () => {
-  for (const host of ["", ":", ".", "[::1]:443", "127.0.0.1", "\u0000", "a".repeat(10_000), "*.example.com:1"]) {
+  for (
+    const host of ["", ":", ".", "[::1]:443", "127.0.0.1", "\u0000", "a".repeat(10_000), "*.example.com:1"]
+  ) {
     const route = matchRoute(table, host);
     assert.ok(route === undefined || route.host === "*.example.com", host);
   }

@@ -20,7 +20,10 @@ export interface NexoProcess {
   /** Sends SIGTERM and resolves with the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
   /** Resolves with the first log line matching `predicate` (waits for it). */
-  waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    predicate: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
 }
 
 /**
@@ -36,7 +39,17 @@ export async function startNexo(configBody: string, options: { args?: string[] }
   await Deno.writeTextFile(configPath, lines.join("\n") + "\n" + configBody);
 
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "server", "--config", configPath, "--log-format", "json", ...(options.args ?? [])],
+    args: [
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "server",
+      "--config",
+      configPath,
+      "--log-format",
+      "json",
+      ...(options.args ?? []),
+    ],
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -44,7 +57,9 @@ export async function startNexo(configBody: string, options: { args?: string[] }
 
   const logs: Array<Record<string, unknown>> = [];
   let raw = "";
-  const waiters: Array<{ predicate: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  const waiters: Array<
+    { predicate: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }
+  > = [];
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     let pending = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
@@ -146,7 +161,12 @@ export interface CurlResult {
  * Runs curl against nexo for `host` (resolved to 127.0.0.1, TLS verified against nexo's root), returning the
  * final response's status, headers (lowercased) and body. Extra curl arguments go before the URL.
  */
-export async function curl(nexo: NexoProcess, host: string, path: string, args: string[] = []): Promise<CurlResult> {
+export async function curl(
+  nexo: NexoProcess,
+  host: string,
+  path: string,
+  args: string[] = [],
+): Promise<CurlResult> {
   const url = `https://${host}:${nexo.port}${path}`;
   const output = await new Deno.Command("curl", {
     args: [
@@ -193,7 +213,11 @@ function parseHeadAndBody(text: string): { status: number; headers: Record<strin
 }
 
 /** Opens a TLS connection to nexo with the given SNI name, verifying against nexo's root certificate. */
-export async function connectTls(nexo: NexoProcess, serverName: string, alpn: string[] = ["http/1.1"]): Promise<Deno.TlsConn> {
+export async function connectTls(
+  nexo: NexoProcess,
+  serverName: string,
+  alpn: string[] = ["http/1.1"],
+): Promise<Deno.TlsConn> {
   // deno-lint-ignore no-explicit-any
   const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
   return await Deno.connectTls({

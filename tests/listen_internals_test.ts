@@ -1,5 +1,5 @@
 // Guards the one unstable corner nexo stands on: Deno.listenTls's SNI resolver and the internal
-// serveHttpOnConnection. If a Deno upgrade changes either, this fails loudly with what broke, before any
+// serveHttpOnListener. If a Deno upgrade changes either, this fails loudly with what broke, before any
 // user sees a server that cannot pick certificates.
 
 import assert from "node:assert/strict";
@@ -8,7 +8,7 @@ import { denoInternals, serveTls } from "../lib/server/listen.ts";
 
 Deno.test("Deno still exposes the internals lib/server/listen.ts uses", () => {
   const internals = denoInternals();
-  assert.equal(typeof internals.serveHttpOnConnection, "function");
+  assert.equal(typeof internals.serveHttpOnListener, "function");
   // deno-lint-ignore no-explicit-any
   assert.equal(typeof (Deno as any)[(Deno as any).internal].serverNameSymbol, "symbol");
 });
@@ -32,8 +32,6 @@ Deno.test("serveTls() picks a certificate per SNI name, speaks h2 and http/1.1, 
     },
     handler: (req) => new Response(`hello ${new URL(req.url).host}`),
     onError: () => new Response("error", { status: 500 }),
-    readTimeoutMs: 5_000,
-    idleTimeoutMs: 5_000,
   });
   // deno-lint-ignore no-explicit-any
   const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
@@ -51,7 +49,9 @@ Deno.test("serveTls() picks a certificate per SNI name, speaks h2 and http/1.1, 
       const info = await conn.handshake();
       assert.equal(info.alpnProtocol, alpn, `ALPN ${alpn} for ${name}`);
       if (alpn === "http/1.1") {
-        await conn.write(new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: ${name}\r\nConnection: close\r\n\r\n`));
+        await conn.write(
+          new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: ${name}\r\nConnection: close\r\n\r\n`),
+        );
         const text = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
         assert.match(text, new RegExp(`hello ${name}`));
       } else {

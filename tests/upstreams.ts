@@ -50,21 +50,27 @@ export function startEchoUpstream(): Upstream {
       case "/gzip":
         return gzipped();
       case "/cookies":
-        return new Response("ok", { headers: [["set-cookie", "a=1"], ["set-cookie", "b=2"], ["content-type", "text/plain"]] });
+        return new Response("ok", {
+          headers: [["set-cookie", "a=1"], ["set-cookie", "b=2"], ["content-type", "text/plain"]],
+        });
       case "/hop":
-        return new Response("ok", { headers: { connection: "x-internal", "x-internal": "secret", "x-kept": "1" } });
+        return new Response("ok", {
+          headers: { connection: "x-internal", "x-internal": "secret", "x-kept": "1" },
+        });
       case "/css":
         return new Response("body{}", { headers: { "content-type": "text/css" } });
       case "/status":
         return new Response(null, { status: Number(url.searchParams.get("code") ?? "204") });
       case "/chunked-small":
-        return new Response(new ReadableStream({
-          start(c) {
-            c.enqueue(new TextEncoder().encode("small "));
-            c.enqueue(new TextEncoder().encode("chunked"));
-            c.close();
-          },
-        }));
+        return new Response(
+          new ReadableStream({
+            start(c) {
+              c.enqueue(new TextEncoder().encode("small "));
+              c.enqueue(new TextEncoder().encode("chunked"));
+              c.close();
+            },
+          }),
+        );
     }
     const body = req.body ? await req.text() : "";
     return Response.json({
@@ -102,7 +108,11 @@ async function hashUpload(req: Request): Promise<Response> {
       length += chunk.byteLength;
     }
   }
-  return Response.json({ sha256: hash.digest("hex"), length, transferEncoding: req.headers.get("transfer-encoding") });
+  return Response.json({
+    sha256: hash.digest("hex"),
+    length,
+    transferEncoding: req.headers.get("transfer-encoding"),
+  });
 }
 
 function events(count: number, gapMs: number): Response {
@@ -131,7 +141,10 @@ function events(count: number, gapMs: number): Response {
 
 function echoWebSocket(req: Request): Response {
   const protocols = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
-  const { socket, response } = Deno.upgradeWebSocket(req, protocols.includes("echo") ? { protocol: "echo" } : {});
+  const { socket, response } = Deno.upgradeWebSocket(
+    req,
+    protocols.includes("echo") ? { protocol: "echo" } : {},
+  );
   socket.onmessage = (event) => {
     socket.send(typeof event.data === "string" ? `echo: ${event.data}` : event.data);
   };

@@ -31,9 +31,10 @@ export function limitBody(body: ReadableStream<Uint8Array>, limitBytes: number):
       if (done) return controller.close();
       seen += value.byteLength;
       if (seen > limitBytes) {
-        const error = new BodyTooLargeError(limitBytes);
-        controller.error(error);
-        await reader.cancel(error).catch(() => {});
+        controller.error(new BodyTooLargeError(limitBytes));
+        // The client gets its 413 cleanly only if the rest of its upload is read (see drainBody).
+        reader.releaseLock();
+        drainBody(body);
         return;
       }
       controller.enqueue(value);
@@ -42,6 +43,33 @@ export function limitBody(body: ReadableStream<Uint8Array>, limitBytes: number):
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
+}
+
+/**
+ * Bounds for discarding a rejected request body. A client still uploading when nexo answers 413 would
+ * otherwise see a reset (HTTP/1.1) or an RST_STREAM (HTTP/2, which curl reports as a framing error) instead
+ * of the answer; like nginx's lingering close, nexo reads and drops the rest for a while first.
+ */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+const DRAIN_MAX_MS = 10_000;
+
+/**
+ * Reads and discards what is left of a request body in the background, up to DRAIN_MAX_BYTES or
+ * DRAIN_MAX_MS, then cancels it. Never throws.
+ */
+export function drainBody(body: ReadableStream<Uint8Array> | null): void {
+  if (body === null || body.locked) return;
+  const reader = body.getReader();
+  const deadline = Date.now() + DRAIN_MAX_MS;
+  (async () => {
+    let drained = 0;
+    while (drained <= DRAIN_MAX_BYTES && Date.now() < deadline) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      drained += value.byteLength;
+    }
+    await reader.cancel();
+  })().catch(() => {});
 }
 
 /** Whether `error` or any error in its `cause` chain is a BodyTooLargeError. */

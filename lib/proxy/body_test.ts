@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { BodyTooLargeError, countBody, isBodyTooLarge, limitBody, readEagerly, SMALL_BODY_BYTES } from "./body.ts";
+import {
+  BodyTooLargeError,
+  countBody,
+  isBodyTooLarge,
+  limitBody,
+  readEagerly,
+  SMALL_BODY_BYTES,
+} from "./body.ts";
 
 function streamOf(...chunks: Uint8Array[]): ReadableStream<Uint8Array> {
   return new ReadableStream({
@@ -22,7 +29,10 @@ Deno.test("limitBody() passes a body at the limit", async () => {
 
 Deno.test("limitBody() errors with BodyTooLargeError one byte past the limit", async () => {
   const stream = limitBody(streamOf(new Uint8Array(6), new Uint8Array(5)), 10);
-  await assert.rejects(readAll(stream), (error) => error instanceof BodyTooLargeError && error.limitBytes === 10);
+  await assert.rejects(
+    readAll(stream),
+    (error) => error instanceof BodyTooLargeError && error.limitBytes === 10,
+  );
 });
 
 Deno.test("isBodyTooLarge() finds the error through a cause chain", () => {
@@ -62,7 +72,10 @@ Deno.test("readEagerly() streams a large ready body instead of buffering it", as
 
 Deno.test("countBody() reports the byte count once when the body ends", async () => {
   const seen: Array<[number, unknown]> = [];
-  const stream = countBody(streamOf(new Uint8Array(3), new Uint8Array(4)), (bytes, error) => seen.push([bytes, error]));
+  const stream = countBody(
+    streamOf(new Uint8Array(3), new Uint8Array(4)),
+    (bytes, error) => seen.push([bytes, error]),
+  );
   assert.equal(await readAll(stream), 7);
   assert.deepEqual(seen, [[7, null]]);
 });

@@ -4,7 +4,15 @@
 // the access log are the caller's.
 
 import type { ProxyRoute } from "../config/types.ts";
-import { BodyTooLargeError, countBody, isBodyTooLarge, limitBody, readEagerly, SMALL_BODY_BYTES } from "./body.ts";
+import {
+  BodyTooLargeError,
+  countBody,
+  drainBody,
+  isBodyTooLarge,
+  limitBody,
+  readEagerly,
+  SMALL_BODY_BYTES,
+} from "./body.ts";
 import { defaultCacheControl } from "./cache_control.ts";
 import { errorPage } from "./error_page.ts";
 import { buildResponseHeaders, buildUpstreamHeaders, type ForwardedFor } from "./headers.ts";
@@ -34,9 +42,14 @@ export interface ForwardOutcome {
  * failure becomes an error page (413 body too large, 502 upstream unreachable or broken, 504 no response
  * head within the route's timeout).
  */
-export async function forwardRequest(req: Request, route: ProxyRoute, options: ForwardOptions): Promise<Response> {
+export async function forwardRequest(
+  req: Request,
+  route: ProxyRoute,
+  options: ForwardOptions,
+): Promise<Response> {
   const declaredLength = parseContentLength(req.headers.get("content-length"));
   if (declaredLength !== null && declaredLength > route.limits.maxBodyBytes) {
+    drainBody(req.body);
     return fail(options, 413, `The request body is larger than this site accepts.`, "body too large");
   }
   const body = req.body === null ? null : limitBody(req.body, route.limits.maxBodyBytes);
@@ -97,7 +110,11 @@ function countedStream(
   options: ForwardOptions,
 ): ReadableStream<Uint8Array> {
   return countBody(body, (bytes, error) => {
-    options.onDone({ status, bytes, error: error === null ? null : `stream ended early: ${describe(error)}` });
+    options.onDone({
+      status,
+      bytes,
+      error: error === null ? null : `stream ended early: ${describe(error)}`,
+    });
   });
 }
 
@@ -120,7 +137,12 @@ function parseContentLength(value: string | null): number | null {
 function failFromError(options: ForwardOptions, error: unknown, route: ProxyRoute): Response {
   if (isBodyTooLarge(error)) {
     const limit = error instanceof BodyTooLargeError ? error.limitBytes : route.limits.maxBodyBytes;
-    return fail(options, 413, `The request body is larger than this site accepts.`, `body over ${limit} bytes`);
+    return fail(
+      options,
+      413,
+      `The request body is larger than this site accepts.`,
+      `body over ${limit} bytes`,
+    );
   }
   if (error instanceof UpstreamError && error.kind === "timeout") {
     return fail(

@@ -16,7 +16,17 @@ Deno.test("buildUpstreamHeaders() drops hop-by-hop headers and those named in Co
     "cookie": "a=b",
   });
   const names = buildUpstreamHeaders(incoming, forwarded).map(([name]) => name);
-  for (const hop of ["connection", "keep-alive", "x-secret-hop", "te", "upgrade", "proxy-authorization", "transfer-encoding"]) {
+  for (
+    const hop of [
+      "connection",
+      "keep-alive",
+      "x-secret-hop",
+      "te",
+      "upgrade",
+      "proxy-authorization",
+      "transfer-encoding",
+    ]
+  ) {
     assert.ok(!names.includes(hop), `${hop} must not be forwarded`);
   }
   assert.ok(names.includes("accept"));
@@ -46,7 +56,9 @@ Deno.test("buildUpstreamHeaders() appends to an existing X-Forwarded-For and rep
 });
 
 Deno.test("buildUpstreamHeaders() leaves framing to the upstream client", () => {
-  const out = new Map(buildUpstreamHeaders(new Headers({ "content-length": "5", expect: "100-continue" }), forwarded));
+  const out = new Map(
+    buildUpstreamHeaders(new Headers({ "content-length": "5", expect: "100-continue" }), forwarded),
+  );
   assert.equal(out.has("content-length"), false);
   assert.equal(out.has("expect"), false);
 });

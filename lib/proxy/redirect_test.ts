@@ -16,7 +16,10 @@ function route(target: string, keepPath: boolean, status: RedirectRoute["status"
 
 Deno.test("redirectLocation() sends every path to the target as configured by default", () => {
   const url = new URL("https://example.com/some/page?q=1");
-  assert.equal(redirectLocation(route("https://github.com/yourusername", false), url), "https://github.com/yourusername");
+  assert.equal(
+    redirectLocation(route("https://github.com/yourusername", false), url),
+    "https://github.com/yourusername",
+  );
 });
 
 Deno.test("redirectLocation() with keep_path joins the paths and keeps the query", () => {
@@ -25,7 +28,10 @@ Deno.test("redirectLocation() with keep_path joins the paths and keeps the query
     redirectLocation(route("https://github.com/yourusername", true), url),
     "https://github.com/yourusername/repo/issues?state=open",
   );
-  assert.equal(redirectLocation(route("https://new.example/", true), new URL("https://a/x")), "https://new.example/x");
+  assert.equal(
+    redirectLocation(route("https://new.example/", true), new URL("https://a/x")),
+    "https://new.example/x",
+  );
   assert.equal(
     redirectLocation(route("https://new.example/?ref=old", true), new URL("https://a/x?y=1")),
     "https://new.example/x?ref=old&y=1",

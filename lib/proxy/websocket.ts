@@ -33,7 +33,11 @@ const HANDSHAKE_HEADERS = new Set([
  * Proxies a WebSocket upgrade. Never throws: an upstream that refuses or does not open within the route's
  * timeout gets the client a 502 or 504 page. `onDone` is called when both sockets are closed.
  */
-export async function proxyWebSocket(req: Request, route: ProxyRoute, options: WebSocketOptions): Promise<Response> {
+export async function proxyWebSocket(
+  req: Request,
+  route: ProxyRoute,
+  options: WebSocketOptions,
+): Promise<Response> {
   const target = upstreamUrl(route.upstream, new URL(req.url));
   target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
   const protocols = (req.headers.get("sec-websocket-protocol") ?? "")

@@ -78,7 +78,11 @@ export function createHandler(options: HandlerOptions): Handler {
       done({ status: 421, bytes: 0, error: "host not covered by the connection's certificate" });
       return errorPage(421, "This connection cannot serve this host name; open a new connection to it.");
     }
-    return serveRoute(req, url, route, { pool, forwarded: { clientIp, host: hostHeader, proto: "https" }, done });
+    return serveRoute(req, url, route, {
+      pool,
+      forwarded: { clientIp, host: hostHeader, proto: "https" },
+      done,
+    });
   };
 }
 

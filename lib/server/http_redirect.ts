@@ -30,7 +30,13 @@ export function serveHttpRedirect(options: HttpRedirectOptions): Deno.HttpServer
     const port = options.httpsPort === 443 ? "" : `:${options.httpsPort}`;
     const location = `https://${host}${port}${url.pathname}${url.search}`;
     if (route.accessLog) {
-      options.log.info("request", { host, method: req.method, path: url.pathname, status: 308, listener: "http" });
+      options.log.info("request", {
+        host,
+        method: req.method,
+        path: url.pathname,
+        status: 308,
+        listener: "http",
+      });
     }
     return new Response(null, { status: 308, headers: { location } });
   });

@@ -13,7 +13,7 @@ import { CertStore } from "../tls/cert_store.ts";
 import { LocalCa } from "../tls/local_ca.ts";
 import { createHandler, type ServingSnapshot } from "./handler.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
-import { serveTls, type TlsServer } from "./listen.ts";
+import { serveTls } from "./listen.ts";
 
 /** Leaf certificates from the local CA live a week (like Caddy's internal issuer, short-lived by design). */
 const INTERNAL_LEAF_LIFETIME_MS = 7 * 24 * 3600 * 1000;
@@ -30,7 +30,7 @@ export interface RunningServer {
 
 /** Starts serving `config`. Throws with a clear message when a listen address cannot be bound. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  let snapshot: ServingSnapshot = {
+  const snapshot: ServingSnapshot = {
     table: buildRouteTable(config.routes),
     maxHeaderBytes: config.limits.maxHeaderBytes,
   };
@@ -47,11 +47,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       // Mint only for names a route answers; an unknown SNI name still gets no certificate.
       if (!matchRoute(snapshot.table, serverName)) return undefined;
       const leaf = await ca.issue([serverName], { lifetimeMs: INTERNAL_LEAF_LIFETIME_MS });
-      log.info("certificate issued", { names: serverName, issuer: "internal", not_after: leaf.notAfter.toISOString() });
+      log.info("certificate issued", {
+        names: serverName,
+        issuer: "internal",
+        not_after: leaf.notAfter.toISOString(),
+      });
       // Stored as expiring when a third of its life remains, so the next handshake after that mints a new
       // one while the old one is still valid for connections that hold it.
       const renewAt = new Date(leaf.notAfter.getTime() - INTERNAL_LEAF_LIFETIME_MS / 3);
-      return { certPem: leaf.certPem, keyPem: leaf.keyPem, names: [serverName], notAfter: renewAt, source: "internal" };
+      return {
+        certPem: leaf.certPem,
+        keyPem: leaf.keyPem,
+        names: [serverName],
+        notAfter: renewAt,
+        source: "internal",
+      };
     });
   } else {
     for (const route of config.routes) {
@@ -78,11 +88,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       resolveCertificate: (name) => store.resolve(name),
       handler,
       onError: (error) => {
-        log.error("handler failed", { error: error instanceof Error ? error.stack ?? error.message : String(error) });
+        log.error("handler failed", {
+          error: error instanceof Error ? error.stack ?? error.message : String(error),
+        });
         return errorPage(500, "The server hit an internal error.");
       },
-      readTimeoutMs: config.limits.readTimeoutMs,
-      idleTimeoutMs: config.limits.idleTimeoutMs,
     }));
   log.info("listening", { addr: formatAddr(https.addr), protocol: "https", routes: config.routes.length });
 
@@ -117,12 +127,18 @@ function listenOrExplain<T>(key: string, addr: ListenAddress, listen: () => T): 
   } catch (error) {
     const where = `${addr.hostname || "*"}:${addr.port}`;
     if (error instanceof Deno.errors.AddrInUse) {
-      throw new Error(`Cannot listen on ${where} (${key}): the address is already in use; stop the other ` +
-        `server or choose another ${key}`, { cause: error });
+      throw new Error(
+        `Cannot listen on ${where} (${key}): the address is already in use; stop the other ` +
+          `server or choose another ${key}`,
+        { cause: error },
+      );
     }
     if (error instanceof Deno.errors.PermissionDenied) {
-      throw new Error(`Cannot listen on ${where} (${key}): permission denied; ports below 1024 need root or ` +
-        `CAP_NET_BIND_SERVICE, or choose a port above 1024`, { cause: error });
+      throw new Error(
+        `Cannot listen on ${where} (${key}): permission denied; ports below 1024 need root or ` +
+          `CAP_NET_BIND_SERVICE, or choose a port above 1024`,
+        { cause: error },
+      );
     }
     throw error;
   }

@@ -1,0 +1,142 @@
+// End-to-end: the command line as other tools drive it (exit codes, FILE:LINE:COL errors, --help, the config
+// path order) and the demo a new user runs first.
+
+import assert from "node:assert/strict";
+import { closedPort } from "./upstreams.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const SEED = new URL("./testdata/seed.yaml", import.meta.url).pathname;
+
+async function nexo(args: string[], env: Record<string, string> = {}) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+Deno.test("check accepts the seed config and exits 0", async () => {
+  const result = await nexo(["check", "--config", SEED]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /ok, 3 route/);
+});
+
+Deno.test("check reports every problem as FILE:LINE:COL with the fix and exits 1", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/bad.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `proxies:\n  "api.example.com":\n    upstrem: http://127.0.0.1:8080\n  "blog.example.com":\n    upstream: localhost:3000\n`,
+  );
+  try {
+    const result = await nexo(["check", "--config", file]);
+    assert.equal(result.code, 1);
+    const lines = result.stderr.trim().split("\n");
+    assert.ok(lines.some((l) => l.startsWith(`${file}:3:5: `) && l.includes(`"upstream"`)), result.stderr);
+    assert.ok(
+      lines.some((l) => l.startsWith(`${file}:5:15: `) && l.includes(`http://localhost:3000`)),
+      result.stderr,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("check finds the config through $NEXO_CONFIG when --config is absent", async () => {
+  const result = await nexo(["check"], { NEXO_CONFIG: SEED });
+  assert.equal(result.code, 0, result.stderr);
+  const missing = await nexo(["check"], { NEXO_CONFIG: "/nonexistent/nexo.yaml" });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /\/nonexistent\/nexo\.yaml/);
+});
+
+Deno.test("server exits 1 with file:line:col log lines on an invalid config", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/bad.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `listen: "127.0.0.1:0"\nproxies:\n  "a.test":\n    redirect: x.test\n    upstream: http://x\n`,
+  );
+  try {
+    const result = await nexo(["server", "--config", file, "--log-format", "json"]);
+    assert.equal(result.code, 1);
+    const line = result.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+      .find((l) => l.msg === "config invalid");
+    assert.ok(line, result.stderr);
+    assert.equal(line.file, file);
+    assert.equal(typeof line.line, "number");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("version and --help answer on every command", async () => {
+  const version = await nexo(["version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^nexo \d+\.\d+\.\d+/);
+  for (
+    const args of [["--help"], ["server", "--help"], ["serve", "--help"], ["check", "--help"], [
+      "demo",
+      "--help",
+    ]]
+  ) {
+    const help = await nexo(args);
+    assert.equal(help.code, 0, `${args.join(" ")}: ${help.stderr}`);
+    assert.match(help.stdout, /Usage: nexo/);
+  }
+  const unknown = await nexo(["frobnicate"]);
+  assert.notEqual(unknown.code, 0);
+});
+
+Deno.test("demo runs nexo for real and answers through its local CA", async () => {
+  const dir = await Deno.makeTempDir();
+  const [httpsPort, httpPort] = [closedPort(), closedPort()];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "demo",
+      "--dir",
+      dir,
+      "--port",
+      String(httpsPort),
+      "--http-port",
+      String(httpPort),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    let printed = "";
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    while (!printed.includes("Stop with Ctrl-C")) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`demo exited early:\n${printed}`);
+      printed += value;
+    }
+    // Run the first curl command exactly as the demo printed it.
+    const command = printed.split("\n").map((l) => l.trim()).find((l) => l.startsWith("curl --cacert"));
+    assert.ok(command, printed);
+    const curl = await new Deno.Command("sh", {
+      args: ["-c", command.replace(/\s+#.*$/, "")],
+      stdout: "piped",
+    })
+      .output();
+    assert.equal(curl.code, 0);
+    assert.match(new TextDecoder().decode(curl.stdout), /Hello from the example app behind nexo/);
+    child.kill("SIGINT");
+    await reader.cancel();
+    assert.equal((await child.status).code, 0);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
