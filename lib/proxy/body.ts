@@ -18,32 +18,60 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+/** Thrown into a request body stream when the client sent nothing for the read timeout; mapped to 408. */
+export class BodyTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the client sent no request body bytes for ${timeoutMs} ms`);
+    this.name = "BodyTimeoutError";
+  }
+}
+
+export interface BodyLimits {
+  /** More bytes than this error the stream with BodyTooLargeError. */
+  maxBytes: number;
+  /** No bytes for this many ms error the stream with BodyTimeoutError (a stalled or trickling upload). */
+  readTimeoutMs: number;
+}
+
 /**
- * Wraps a request body so that it errors with BodyTooLargeError as soon as more than `limitBytes` have passed
- * (chunked uploads have no Content-Length to check up front).
+ * Wraps a request body so that it errors with BodyTooLargeError as soon as more than `maxBytes` have passed
+ * (chunked uploads have no Content-Length to check up front), or with BodyTimeoutError when the client stops
+ * sending for `readTimeoutMs`. The timer runs only while nexo waits for the client, never while the
+ * upstream is slow to take the bytes.
  */
-export function limitBody(body: ReadableStream<Uint8Array>, limitBytes: number): ReadableStream<Uint8Array> {
+export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let seen = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const { done, value } = await reader.read();
-      if (done) return controller.close();
-      seen += value.byteLength;
-      if (seen > limitBytes) {
-        controller.error(new BodyTooLargeError(limitBytes));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<typeof STALLED>((resolve) => {
+        timer = setTimeout(resolve, limits.readTimeoutMs, STALLED);
+      });
+      const result = await Promise.race([reader.read(), stalled]).finally(() => clearTimeout(timer));
+      if (result === STALLED) {
+        controller.error(new BodyTimeoutError(limits.readTimeoutMs));
+        await reader.cancel().catch(() => {});
+        return;
+      }
+      if (result.done) return controller.close();
+      seen += result.value.byteLength;
+      if (seen > limits.maxBytes) {
+        controller.error(new BodyTooLargeError(limits.maxBytes));
         // The client gets its 413 cleanly only if the rest of its upload is read (see drainBody).
         reader.releaseLock();
         drainBody(body);
         return;
       }
-      controller.enqueue(value);
+      controller.enqueue(result.value);
     },
     cancel(reason) {
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
 }
+
+const STALLED = Symbol("stalled");
 
 /**
  * Bounds for discarding a rejected request body. A client still uploading when nexo answers 413 would
@@ -72,12 +100,15 @@ export function drainBody(body: ReadableStream<Uint8Array> | null): void {
   })().catch(() => {});
 }
 
-/** Whether `error` or any error in its `cause` chain is a BodyTooLargeError. */
-export function isBodyTooLarge(error: unknown): boolean {
+/** The first error in `error`'s `cause` chain (itself included) that is a `type`, or undefined. */
+export function findCause<T extends Error>(
+  error: unknown,
+  type: abstract new (...args: never[]) => T,
+): T | undefined {
   for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (e instanceof BodyTooLargeError) return true;
+    if (e instanceof type) return e;
   }
-  return false;
+  return undefined;
 }
 
 /** What `readEagerly` found: the whole body, or the part that was ready plus the rest as a stream. */

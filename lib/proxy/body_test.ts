@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import {
+  BodyTimeoutError,
   BodyTooLargeError,
   countBody,
-  isBodyTooLarge,
+  findCause,
   limitBody,
   readEagerly,
   SMALL_BODY_BYTES,
@@ -23,23 +24,37 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<number> {
   return total;
 }
 
+const LIMITS = { maxBytes: 10, readTimeoutMs: 5_000 };
+
 Deno.test("limitBody() passes a body at the limit", async () => {
-  assert.equal(await readAll(limitBody(streamOf(new Uint8Array(6), new Uint8Array(4)), 10)), 10);
+  assert.equal(await readAll(limitBody(streamOf(new Uint8Array(6), new Uint8Array(4)), LIMITS)), 10);
 });
 
 Deno.test("limitBody() errors with BodyTooLargeError one byte past the limit", async () => {
-  const stream = limitBody(streamOf(new Uint8Array(6), new Uint8Array(5)), 10);
+  const stream = limitBody(streamOf(new Uint8Array(6), new Uint8Array(5)), LIMITS);
   await assert.rejects(
     readAll(stream),
     (error) => error instanceof BodyTooLargeError && error.limitBytes === 10,
   );
 });
 
-Deno.test("isBodyTooLarge() finds the error through a cause chain", () => {
+Deno.test("limitBody() errors with BodyTimeoutError when the client stops sending", async () => {
+  const stalled = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new Uint8Array(1)) });
+  const stream = limitBody(stalled, { maxBytes: 10, readTimeoutMs: 50 });
+  await assert.rejects(
+    readAll(stream),
+    (error) => error instanceof BodyTimeoutError && error.timeoutMs === 50,
+  );
+});
+
+Deno.test("findCause() finds an error of a type through a cause chain", () => {
   const inner = new BodyTooLargeError(1);
-  assert.equal(isBodyTooLarge(new Error("outer", { cause: new Error("mid", { cause: inner }) })), true);
-  assert.equal(isBodyTooLarge(new Error("other")), false);
-  assert.equal(isBodyTooLarge("text"), false);
+  assert.equal(
+    findCause(new Error("outer", { cause: new Error("mid", { cause: inner }) }), BodyTooLargeError),
+    inner,
+  );
+  assert.equal(findCause(new Error("other"), BodyTooLargeError), undefined);
+  assert.equal(findCause("text", BodyTooLargeError), undefined);
 });
 
 Deno.test("readEagerly() returns a body that is already complete as one buffer", async () => {

@@ -4,6 +4,7 @@
 const STATUS_TEXT: Record<number, string> = {
   400: "Bad Request",
   404: "Not Found",
+  408: "Request Timeout",
   413: "Content Too Large",
   421: "Misdirected Request",
   431: "Request Header Fields Too Large",

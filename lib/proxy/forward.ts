@@ -5,10 +5,11 @@
 
 import type { ProxyRoute } from "../config/types.ts";
 import {
+  BodyTimeoutError,
   BodyTooLargeError,
   countBody,
   drainBody,
-  isBodyTooLarge,
+  findCause,
   limitBody,
   readEagerly,
   SMALL_BODY_BYTES,
@@ -22,6 +23,8 @@ export interface ForwardOptions {
   pool: UpstreamPool;
   /** `req.url` parsed (the caller already needed it for routing). */
   url: URL;
+  /** A request body that sends nothing for this many ms is cut off with 408 (server-wide `read_timeout`). */
+  bodyReadTimeoutMs: number;
   forwarded: ForwardedFor;
   /**
    * Called once per request when the response is complete (or failed): for the access log. `bytes` counts
@@ -52,7 +55,9 @@ export async function forwardRequest(
     drainBody(req.body);
     return fail(options, 413, `The request body is larger than this site accepts.`, "body too large");
   }
-  const body = req.body === null ? null : limitBody(req.body, route.limits.maxBodyBytes);
+  const body = req.body === null
+    ? null
+    : limitBody(req.body, { maxBytes: route.limits.maxBodyBytes, readTimeoutMs: options.bodyReadTimeoutMs });
   let upstream;
   try {
     upstream = await options.pool.request({
@@ -135,15 +140,12 @@ function parseContentLength(value: string | null): number | null {
 }
 
 function failFromError(options: ForwardOptions, error: unknown, route: ProxyRoute): Response {
-  if (isBodyTooLarge(error)) {
-    const limit = error instanceof BodyTooLargeError ? error.limitBytes : route.limits.maxBodyBytes;
-    return fail(
-      options,
-      413,
-      `The request body is larger than this site accepts.`,
-      `body over ${limit} bytes`,
-    );
+  const tooLarge = findCause(error, BodyTooLargeError);
+  if (tooLarge) {
+    return fail(options, 413, `The request body is larger than this site accepts.`, tooLarge.message);
   }
+  const stalled = findCause(error, BodyTimeoutError);
+  if (stalled) return fail(options, 408, "The request body did not arrive in time.", stalled.message);
   if (error instanceof UpstreamError && error.kind === "timeout") {
     return fail(
       options,

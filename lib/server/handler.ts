@@ -17,6 +17,8 @@ import type { ConnInfo, Handler } from "./listen.ts";
 export interface ServingSnapshot {
   table: RouteTable;
   maxHeaderBytes: number;
+  /** Server-wide `read_timeout`, applied to request bodies. */
+  readTimeoutMs: number;
 }
 
 export interface HandlerOptions {
@@ -81,6 +83,7 @@ export function createHandler(options: HandlerOptions): Handler {
     return serveRoute(req, url, route, {
       pool,
       forwarded: { clientIp, host: hostHeader, proto: "https" },
+      bodyReadTimeoutMs: snapshot.readTimeoutMs,
       done,
     });
   };
@@ -90,7 +93,12 @@ function serveRoute(
   req: Request,
   url: URL,
   route: Route,
-  context: { pool: UpstreamPool; forwarded: ForwardedFor; done: (outcome: ForwardOutcome) => void },
+  context: {
+    pool: UpstreamPool;
+    forwarded: ForwardedFor;
+    bodyReadTimeoutMs: number;
+    done: (outcome: ForwardOutcome) => void;
+  },
 ): Promise<Response> | Response {
   if (route.kind === "redirect") {
     const response = redirectResponse(route, url);
@@ -104,6 +112,7 @@ function serveRoute(
     pool: context.pool,
     url,
     forwarded: context.forwarded,
+    bodyReadTimeoutMs: context.bodyReadTimeoutMs,
     onDone: context.done,
   });
 }

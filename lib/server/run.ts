@@ -33,6 +33,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const snapshot: ServingSnapshot = {
     table: buildRouteTable(config.routes),
     maxHeaderBytes: config.limits.maxHeaderBytes,
+    readTimeoutMs: config.limits.readTimeoutMs,
   };
   const store = new CertStore();
   const { errors } = await loadCertDir(config.certDir, store);
