@@ -40,19 +40,34 @@ export function matchRoute(table: RouteTable, hostHeader: string): Route | undef
 }
 
 /**
- * Lowercases a Host value and strips its port and a trailing dot. IPv6 literals ("[::1]:443") come back
- * bracketed ("[::1]"), which no route key can equal. Returns "" for an empty value.
+ * Lowercases a Host value and strips its port and a trailing dot. Returns "" for anything that is not a
+ * plain host name (letters, digits, "-", "_" and dots) or a bracketed IPv6 literal, so that a crafted Host
+ * ("evil%2ecom/.example.com") can neither match a wildcard route nor reach a Location header. IPv6 literals
+ * come back bracketed ("[::1]"), which no route key can equal.
  */
 export function normalizeHost(hostHeader: string): string {
   let end = hostHeader.length;
   if (hostHeader.charCodeAt(0) === 0x5b /* [ */) {
     const close = hostHeader.indexOf("]");
-    end = close === -1 ? end : close + 1;
-  } else {
-    const colon = hostHeader.lastIndexOf(":");
-    if (colon !== -1) end = colon;
+    if (close === -1) return "";
+    end = close + 1;
+    const literal = hostHeader.slice(0, end);
+    return IPV6_LITERAL.test(literal) && isPortOrNothing(hostHeader.slice(end)) ? literal.toLowerCase() : "";
+  }
+  const colon = hostHeader.indexOf(":");
+  if (colon !== -1) {
+    if (!isPortOrNothing(hostHeader.slice(colon))) return "";
+    end = colon;
   }
   if (end > 0 && hostHeader.charCodeAt(end - 1) === 0x2e /* . */) end--;
   const host = end === hostHeader.length ? hostHeader : hostHeader.slice(0, end);
-  return host.toLowerCase();
+  return HOST_NAME.test(host) ? host.toLowerCase() : "";
+}
+
+/** RFC 3986 §3.2.2 reg-name restricted to what DNS names use ("_" appears in real-world service names). */
+const HOST_NAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$/;
+const IPV6_LITERAL = /^\[[0-9A-Fa-f:.]+\]$/;
+
+function isPortOrNothing(rest: string): boolean {
+  return rest === "" || (/^:\d{1,5}$/.test(rest) && Number(rest.slice(1)) <= 65535);
 }

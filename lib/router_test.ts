@@ -53,3 +53,21 @@ Deno.test("normalizeHost() keeps IPv6 literals bracketed and strips their port",
   assert.equal(normalizeHost("[::1]"), "[::1]");
   assert.equal(normalizeHost("Example.com"), "example.com");
 });
+
+Deno.test("normalizeHost() rejects hosts that are not plain names or IP literals", () => {
+  for (
+    const bad of [
+      "evil%2ecom/.example.com",
+      "a b.example.com",
+      "a/b",
+      "x.example.com:99999",
+      "x:y",
+      "[::1",
+      "[zz]",
+    ]
+  ) {
+    assert.equal(normalizeHost(bad), "", bad);
+  }
+  assert.equal(matchRoute(table, "evil%2ecom/.example.com"), undefined);
+  assert.equal(normalizeHost("App.Example.com:8443"), "app.example.com");
+});

@@ -66,6 +66,42 @@ proxies:
       assert.equal(head.body.trim(), "");
     });
 
+    await t.step("body-less requests reach the upstream without a body framing they never had", async () => {
+      for (const method of ["DELETE", "OPTIONS"]) {
+        for (const version of ["--http1.1", "--http2"]) {
+          const echo = JSON.parse((await curl(nexo, "app.test", "/nobody", ["-X", method, version])).body);
+          assert.equal(echo.method, method);
+          assert.equal(echo.headers["transfer-encoding"], undefined, `${method} ${version}`);
+          assert.equal(echo.headers["content-length"], undefined, `${method} ${version}`);
+        }
+      }
+      const post = JSON.parse((await curl(nexo, "app.test", "/nobody", ["-X", "POST"])).body);
+      assert.equal(post.headers["content-length"], "0");
+    });
+
+    await t.step(
+      "a Host that is not a plain host name gets 400 or 404, never a 500 or a redirect elsewhere",
+      async () => {
+        const spaced = await curl(nexo, "a.wild.test", "/", ["--http1.1", "-H", "Host: a b.wild.test"]);
+        assert.ok([400, 404].includes(spaced.status), `status ${spaced.status}`);
+        const out = await new Deno.Command("curl", {
+          args: [
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: evil%2ecom/.wild.test",
+            `http://127.0.0.1:${nexo.httpPort}/p`,
+          ],
+          stdout: "piped",
+        }).output();
+        assert.equal(new TextDecoder().decode(out.stdout), "404");
+        assert.ok(!nexo.logs.some((l) => l.msg === "handler failed"), "no handler crashed");
+      },
+    );
+
     await t.step("HTTP/2 is negotiated by ALPN and proxies the same way", async () => {
       const res = await curl(nexo, "app.test", "/h2", ["--http2", "-w", "%{http_version}"]);
       assert.ok(res.body.endsWith("2"), `expected HTTP/2, got ${res.body.slice(-3)}`);
@@ -339,6 +375,18 @@ proxies:
       await conn.write(maskedTextFrame("second"));
       assert.equal(await reader.readTextFrame(), "echo: second");
       conn.close();
+    });
+
+    await t.step("a malformed WebSocket handshake gets 400 without an upstream connection", async () => {
+      const before = app.seen.filter((s) => s.path === "/ws").length;
+      const conn = await connectTls(nexo, "app.test");
+      await conn.write(new TextEncoder().encode(
+        `GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ));
+      const head = await new FrameReader(conn).readHead();
+      conn.close();
+      assert.match(head, /^HTTP\/1\.1 400/);
+      assert.equal(app.seen.filter((s) => s.path === "/ws").length, before);
     });
   } finally {
     await nexo.stop();

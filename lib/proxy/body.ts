@@ -74,6 +74,26 @@ export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits):
 const STALLED = Symbol("stalled");
 
 /**
+ * Resolves to null when `body` turns out to be empty, else to a stream with the same bytes. Deno hands every
+ * request but GET and HEAD a body stream, even when the client sent none; forwarding that as a chunked body
+ * would give body-less DELETEs and OPTIONS a framing they never had (RFC 9110 §8.6). Waits for the first
+ * chunk, which the caller would wait for anyway; errors of `body` (limits, timeouts) propagate.
+ */
+export async function nonEmptyBody(
+  body: ReadableStream<Uint8Array>,
+): Promise<ReadableStream<Uint8Array> | null> {
+  const reader = body.getReader();
+  let first = await reader.read();
+  // Deno may deliver an empty chunk before the end of an empty body.
+  while (!first.done && first.value.byteLength === 0) first = await reader.read();
+  if (first.done) {
+    reader.releaseLock();
+    return null;
+  }
+  return replayThenContinue([first.value], null, reader);
+}
+
+/**
  * Bounds for discarding a rejected request body. A client still uploading when nexo answers 413 would
  * otherwise see a reset (HTTP/1.1) or an RST_STREAM (HTTP/2, which curl reports as a framing error) instead
  * of the answer; like nginx's lingering close, nexo reads and drops the rest for a while first.

@@ -5,6 +5,7 @@ import {
   countBody,
   findCause,
   limitBody,
+  nonEmptyBody,
   readEagerly,
   SMALL_BODY_BYTES,
 } from "./body.ts";
@@ -101,4 +102,12 @@ Deno.test("countBody() reports an error when the client cancels", async () => {
   await stream.cancel(new Error("gone"));
   assert.equal(seen.length, 1);
   assert.ok(seen[0]![1] instanceof Error);
+});
+
+Deno.test("nonEmptyBody() returns null for an empty body, even one that yields an empty chunk", async () => {
+  assert.equal(await nonEmptyBody(streamOf()), null);
+  assert.equal(await nonEmptyBody(streamOf(new Uint8Array(0))), null);
+  const body = await nonEmptyBody(streamOf(new Uint8Array(0), new Uint8Array(3), new Uint8Array(2)));
+  assert.ok(body);
+  assert.equal(await readAll(body), 5);
 });

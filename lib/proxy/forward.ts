@@ -11,6 +11,7 @@ import {
   drainBody,
   findCause,
   limitBody,
+  nonEmptyBody,
   readEagerly,
   SMALL_BODY_BYTES,
 } from "./body.ts";
@@ -55,22 +56,24 @@ export async function forwardRequest(
     drainBody(req.body);
     return fail(options, 413, `The request body is larger than this site accepts.`, "body too large");
   }
-  const body = req.body === null
-    ? null
-    : limitBody(req.body, { maxBytes: route.limits.maxBodyBytes, readTimeoutMs: options.bodyReadTimeoutMs });
   let upstream;
   try {
+    const limited = req.body === null ? null : limitBody(req.body, {
+      maxBytes: route.limits.maxBodyBytes,
+      readTimeoutMs: options.bodyReadTimeoutMs,
+    });
+    const body = limited !== null && declaredLength === null ? await nonEmptyBody(limited) : limited;
     upstream = await options.pool.request({
       method: req.method,
       url: upstreamUrl(route.upstream, options.url),
       headers: buildUpstreamHeaders(req.headers, options.forwarded),
       body,
-      bodyLength: declaredLength,
+      bodyLength: body === null ? null : declaredLength,
       responseTimeoutMs: route.limits.responseTimeoutMs,
       signal: req.signal,
     });
   } catch (error) {
-    return failFromError(options, error, route);
+    return failFromError(req, options, error, route);
   }
   if (upstream.status < 200 || upstream.status > 599) {
     await upstream.body?.cancel().catch(() => {});
@@ -102,7 +105,7 @@ export async function forwardRequest(
       return new Response(countedStream(eager.stream, upstream.status, options), init);
     }
   } catch (error) {
-    return failFromError(options, error, route);
+    return failFromError(req, options, error, route);
   }
   return new Response(countedStream(upstream.body, upstream.status, options), init);
 }
@@ -139,7 +142,12 @@ function parseContentLength(value: string | null): number | null {
   return Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
-function failFromError(options: ForwardOptions, error: unknown, route: ProxyRoute): Response {
+function failFromError(req: Request, options: ForwardOptions, error: unknown, route: ProxyRoute): Response {
+  if (req.signal.aborted) {
+    // The client went away first; nobody receives this page. 499 is nginx's name for it in logs.
+    options.onDone({ status: 499, bytes: 0, error: "client closed request" });
+    return new Response(null, { status: 400 });
+  }
   const tooLarge = findCause(error, BodyTooLargeError);
   if (tooLarge) {
     return fail(options, 413, `The request body is larger than this site accepts.`, tooLarge.message);

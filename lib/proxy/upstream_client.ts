@@ -156,9 +156,11 @@ export class UpstreamPool {
           });
         } catch (error) {
           // A pooled connection the upstream closed just as we reused it (keep-alive race): nothing of a
-          // response arrived and there is no body that could have been consumed, so a retry is safe.
-          const stale = reused && req.body === null && !control.aborted && conn.received === 0 &&
-            error instanceof UpstreamError && error.kind === "reset";
+          // response arrived and there is no body that could have been consumed. A retry is safe for
+          // idempotent methods only (RFC 9110 §9.2.2): a POST may have reached the application.
+          const stale = reused && req.body === null && IDEMPOTENT_METHODS.has(req.method) &&
+            !control.aborted &&
+            conn.received === 0 && error instanceof UpstreamError && error.kind === "reset";
           if (!stale) throw error;
           conn = null;
         }
@@ -180,6 +182,9 @@ export class UpstreamPool {
     else this.#idle.put(key, conn);
   }
 }
+
+/** Methods a client may repeat without a different effect (RFC 9110 §9.2.2). */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 /** The one framing header line the client adds, or null (RFC 9112 §6.1, RFC 9110 §8.6). */
 function requestFraming(req: UpstreamRequest): [string, string] | null {

@@ -45,49 +45,93 @@ export async function proxyWebSocket(
   const headers = buildUpstreamHeaders(req.headers, options.forwarded)
     .filter(([name]) => !HANDSHAKE_HEADERS.has(name));
 
+  const invalid = handshakeProblem(req);
+  if (invalid) {
+    options.onDone({ status: 400, bytes: 0, error: invalid });
+    return errorPage(400, `This is not a valid WebSocket handshake: ${invalid}.`);
+  }
+
   let upstream: WebSocket;
   try {
-    upstream = await openUpstream(target, protocols, headers, route.limits.responseTimeoutMs);
+    upstream = await openUpstream(target, protocols, headers, {
+      timeoutMs: route.limits.responseTimeoutMs,
+      signal: req.signal,
+    });
   } catch (error) {
+    if (req.signal.aborted) {
+      options.onDone({ status: 499, bytes: 0, error: "client closed request" });
+      return new Response(null, { status: 400 });
+    }
     const timedOut = error instanceof Error && error.name === "TimeoutError";
     const status = timedOut ? 504 : 502;
     options.onDone({ status, bytes: 0, error: error instanceof Error ? error.message : String(error) });
     return errorPage(status, "The upstream server for this site did not accept the WebSocket connection.");
   }
 
-  const upgradeOptions = upstream.protocol ? { protocol: upstream.protocol } : {};
-  const { socket: client, response } = Deno.upgradeWebSocket(req, upgradeOptions);
-  relay(client, upstream, options);
-  return response;
+  try {
+    const upgradeOptions = upstream.protocol ? { protocol: upstream.protocol } : {};
+    const { socket: client, response } = Deno.upgradeWebSocket(req, upgradeOptions);
+    relay(client, upstream, options);
+    return response;
+  } catch (error) {
+    upstream.close();
+    options.onDone({ status: 400, bytes: 0, error: error instanceof Error ? error.message : String(error) });
+    return errorPage(400, "This WebSocket handshake could not be accepted.");
+  }
+}
+
+/**
+ * Why a request is not an acceptable opening handshake (RFC 6455 §4.2.1), or null. Checked before the
+ * upstream is contacted, so a malformed request costs no upstream connection.
+ */
+function handshakeProblem(req: Request): string | null {
+  if (req.method !== "GET") return "the method must be GET";
+  const connection = req.headers.get("connection") ?? "";
+  if (!connection.split(",").some((token) => token.trim().toLowerCase() === "upgrade")) {
+    return "the Connection header must contain Upgrade";
+  }
+  const key = req.headers.get("sec-websocket-key") ?? "";
+  // A base64-encoded 16-byte nonce is 24 characters ending in "==".
+  if (!/^[A-Za-z0-9+/]{22}==$/.test(key)) return "Sec-WebSocket-Key is missing or malformed";
+  if (req.headers.get("sec-websocket-version") !== "13") return "Sec-WebSocket-Version must be 13";
+  return null;
 }
 
 function openUpstream(
   url: URL,
   protocols: string[],
   headers: Array<[string, string]>,
-  timeoutMs: number,
+  options: { timeoutMs: number; signal: AbortSignal },
 ): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     // Deno's WebSocket accepts headers for the handshake request (a Deno extension to the constructor).
     const ws = new WebSocket(url, { protocols, headers } as unknown as string[]);
     ws.binaryType = "arraybuffer";
-    const timer = setTimeout(() => {
+    const settle = (error: Error | null) => {
+      clearTimeout(timer);
+      options.signal.removeEventListener("abort", onAbort);
+      if (error === null) return resolve(ws);
       ws.close();
-      const error = new Error(`upstream WebSocket ${url.host} did not open within ${timeoutMs} ms`);
-      error.name = "TimeoutError";
       reject(error);
-    }, timeoutMs);
-    ws.onopen = () => {
-      clearTimeout(timer);
-      resolve(ws);
     };
+    const timer = setTimeout(() => {
+      const error = new Error(`upstream WebSocket ${url.host} did not open within ${options.timeoutMs} ms`);
+      error.name = "TimeoutError";
+      settle(error);
+    }, options.timeoutMs);
+    // The client leaving while the upstream handshake runs must not leave the upstream socket open.
+    const onAbort = () => settle(new Error("client closed request"));
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    ws.onopen = () => settle(null);
     ws.onerror = (event) => {
-      clearTimeout(timer);
       const message = event instanceof ErrorEvent ? event.message : "connection failed";
-      reject(new Error(`upstream WebSocket ${url.host}: ${message}`));
+      settle(new Error(`upstream WebSocket ${url.host}: ${message}`));
     };
   });
 }
+
+/** A client socket not open this long after the 101 never will be (the client left during the upgrade). */
+const CLIENT_OPEN_TIMEOUT_MS = 10_000;
 
 /** Relays messages both ways; a close on either side closes the other with the same code when allowed. */
 function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions): void {
@@ -106,17 +150,25 @@ function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions
     if (client.readyState === WebSocket.OPEN) client.send(event.data);
     else if (client.readyState === WebSocket.CONNECTING) backlog.push(event.data);
   };
+  const notOpened = setTimeout(() => {
+    if (client.readyState !== WebSocket.CONNECTING) return;
+    closeQuietly(upstream, 1000, "client never opened");
+    finish("client never completed the upgrade");
+  }, CLIENT_OPEN_TIMEOUT_MS);
   client.onopen = () => {
+    clearTimeout(notOpened);
     for (const data of backlog.splice(0)) client.send(data);
   };
   client.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
     if (upstream.readyState === WebSocket.OPEN) upstream.send(event.data);
   };
   client.onclose = (event) => {
+    clearTimeout(notOpened);
     closeQuietly(upstream, event.code, event.reason);
     finish(null);
   };
   upstream.onclose = (event) => {
+    clearTimeout(notOpened);
     closeQuietly(client, event.code, event.reason);
     finish(null);
   };

@@ -36,7 +36,19 @@ export function createHandler(options: HandlerOptions): Handler {
   return (req: Request, info: ConnInfo): Promise<Response> | Response => {
     const started = performance.now();
     const snapshot = options.snapshot();
-    const url = new URL(req.url);
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      // hyper accepts some Host values (spaces, for one) that are not valid in a URL.
+      log.info("request", {
+        method: req.method,
+        status: 400,
+        error: "invalid host",
+        client: info.remoteAddr.hostname,
+      });
+      return errorPage(400, "The request's Host header is not a valid host name.");
+    }
     const hostHeader = req.headers.get("host") ?? url.host;
     const host = normalizeHost(hostHeader);
     const route = matchRoute(snapshot.table, host);

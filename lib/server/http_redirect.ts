@@ -23,7 +23,12 @@ export function serveHttpRedirect(options: HttpRedirectOptions): Deno.HttpServer
     onListen: () => {},
     onError: () => errorPage(500, "Internal error."),
   }, (req) => {
-    const url = new URL(req.url);
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      return errorPage(400, "The request's Host header is not a valid host name.");
+    }
     const host = normalizeHost(req.headers.get("host") ?? url.host);
     const route = matchRoute(options.snapshot().table, host);
     if (!route) return errorPage(404, "No site is configured for this host name.");
