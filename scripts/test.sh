@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # command:package pairs the tests use.
-NEEDED="curl:curl openssl:openssl nghttp:nghttp2-client"
+NEEDED="curl:curl openssl:openssl nghttp:nghttp2-client pebble:pebble pebble-challtestsrv:pebble"
 missing=""
 for pair in $NEEDED; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"

@@ -1,0 +1,154 @@
+// The DnsProvider interface: what the ACME code needs from a DNS host to answer DNS-01 challenges (RFC 8555
+// §8.4), with the contract every implementation (cloudflare.ts, and one file per future provider) must keep,
+// plus the one error type providers throw. It holds no provider logic and does not check propagation
+// (propagation.ts does) or decide when to retry (the ACME scheduler reads `kind` and `retryAfterMs`).
+
+/**
+ * The name a DNS-01 challenge's TXT record lives at, for a domain: "example.com" and "*.example.com" both give
+ * "_acme-challenge.example.com" (RFC 8555 §8.4: the wildcard's "*." is dropped, so a wildcard and its apex put
+ * two values on one name). Lowercase, no trailing dot.
+ */
+export function challengeRecordName(domain: string): string {
+  const base = normalizeDnsName(domain).replace(/^\*\./, "");
+  return `${ACME_CHALLENGE_LABEL}.${base}`;
+}
+
+/** The label every DNS-01 record name starts with (RFC 8555 §8.4). */
+export const ACME_CHALLENGE_LABEL = "_acme-challenge";
+
+/** Lowercases a DNS name and drops a trailing dot: the form handles and providers compare names in. */
+export function normalizeDnsName(name: string): string {
+  return name.trim().toLowerCase().replace(/\.$/, "");
+}
+
+/**
+ * What `createTxtRecord()` returns and `deleteTxtRecord()` takes. Plain JSON data (no methods, no secrets),
+ * so the ACME worker may keep it in memory, post it between threads or write it to disk and delete the record
+ * after a restart.
+ */
+export interface TxtRecordHandle {
+  /** The provider that created it (`DnsProvider.name`); another provider refuses the handle. */
+  readonly provider: string;
+  /** The record's name, normalized: lowercase, no trailing dot ("_acme-challenge.example.com"). */
+  readonly fqdn: string;
+  /** The TXT value, exactly as given to `createTxtRecord()`. */
+  readonly value: string;
+  /** The zone apex the record was created in ("example.com"). */
+  readonly zone: string;
+  /** Provider-specific identifiers (Cloudflare: `zoneId`, `recordId`); opaque to callers. */
+  readonly ref: Readonly<Record<string, string>>;
+}
+
+/**
+ * A DNS host that can publish the TXT records of DNS-01 challenges. The ACME code calls it; a provider never
+ * calls the ACME code. Every implementation guarantees:
+ *
+ * - Calls may overlap, on different names and on the same name: the ACME worker may run several orders at
+ *   once. A provider serializes internally whatever its API needs serialized.
+ * - Values coexist: two `createTxtRecord()` calls with the same name and different values publish two TXT
+ *   records (a wildcard and its apex, RFC 8555 §8.4); deleting one leaves the other in place.
+ * - `createTxtRecord()` of a name and value that are already published succeeds and returns a handle to the
+ *   existing record (a retried order after a crash must not fail on its own leftovers).
+ * - `deleteTxtRecord()` is idempotent: deleting a record that is already gone (by us, by a person, by
+ *   `cleanupStale()`) resolves.
+ * - Names are compared case-insensitively and without a trailing dot; handles carry the normalized form.
+ * - Every failure is a `DnsProviderError`, except programming errors (a name outside `_acme-challenge` given to
+ *   `cleanupStale()`, a foreign handle), which are `TypeError`s. Messages say what failed, on which name or
+ *   zone and what to do, and never contain a credential (API token, key, password), not even a fragment.
+ * - A provider does not retry on its own for longer than one request's worth of time: when its API says "slow
+ *   down" it throws a `DnsProviderError` of kind "rate_limited" with `retryAfterMs`, and until that time has
+ *   passed it fails further calls the same way without sending requests, so a busy caller cannot prolong an
+ *   API ban.
+ * - A provider prints nothing; callers log.
+ */
+export interface DnsProvider {
+  /** Short lowercase provider name ("cloudflare"), stored in handles and used in log fields. */
+  readonly name: string;
+
+  /**
+   * Checks at startup that the credentials work and carry the permissions nexo needs, so a bad token is
+   * reported before the first certificate is due. With `fqdns`, also checks that each name's zone is
+   * reachable. Throws a `DnsProviderError` of kind "credentials" or "zone_not_found" naming exactly what is
+   * missing (which permission, on which zone) and how to fix it.
+   */
+  verify(fqdns?: readonly string[]): Promise<void>;
+
+  /**
+   * The apex of the zone that holds `fqdn` ("example.com" for "_acme-challenge.www.example.com"), as the
+   * provider knows it; the propagation checker asks that zone's authoritative nameservers. Throws a
+   * `DnsProviderError` of kind "zone_not_found" when the provider manages no zone containing `fqdn`.
+   */
+  findZone(fqdn: string): Promise<string>;
+
+  /**
+   * Publishes a TXT record `value` at `fqdn` ("_acme-challenge.example.com") with a short TTL and resolves once
+   * the provider's API has accepted it; it may not be visible in DNS yet (see propagation.ts). Resolves with a
+   * handle for `deleteTxtRecord()`. Throws a `DnsProviderError` on failure; nothing was created then.
+   */
+  createTxtRecord(fqdn: string, value: string): Promise<TxtRecordHandle>;
+
+  /**
+   * Removes the record `handle` names, and only that one (other values on the same name stay). Resolves when
+   * the record is gone, including when it was already gone. Throws a `DnsProviderError` on failure, a
+   * `TypeError` for a handle another provider created.
+   */
+  deleteTxtRecord(handle: TxtRecordHandle): Promise<void>;
+
+  /**
+   * Removes every TXT record at `fqdn` (which must be an `_acme-challenge.` name, or this throws a `TypeError`)
+   * left behind by a crashed run, and resolves with how many it removed. Call it only while no order for that
+   * name is in progress: it also removes records a running order still needs.
+   */
+  cleanupStale(fqdn: string): Promise<number>;
+}
+
+/**
+ * Why a provider call failed, which decides what the caller does next:
+ * - `credentials`: the token is invalid, expired or lacks a permission; retrying will not help until the config
+ *   changes;
+ * - `zone_not_found`: the provider manages no zone for the name (or the token cannot see it);
+ * - `rate_limited`: the API asked us to slow down; retry after `retryAfterMs`;
+ * - `unavailable`: the API could not be reached or failed on its side (5xx, timeout); retry later;
+ * - `rejected`: the API refused the request for another reason (its message is quoted).
+ */
+export type DnsProviderErrorKind =
+  | "credentials"
+  | "zone_not_found"
+  | "rate_limited"
+  | "unavailable"
+  | "rejected";
+
+/** The error every `DnsProvider` method rejects with (see the interface for the exceptions). */
+export class DnsProviderError extends Error {
+  readonly kind: DnsProviderErrorKind;
+  /** Milliseconds to wait before calling the provider again, when it said so (always set for "rate_limited"). */
+  readonly retryAfterMs: number | null;
+  /** The HTTP status of the failed API response, or null when there was none (network failure, timeout). */
+  readonly status: number | null;
+
+  constructor(
+    kind: DnsProviderErrorKind,
+    message: string,
+    options: { retryAfterMs?: number | null; status?: number | null; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "DnsProviderError";
+    this.kind = kind;
+    this.retryAfterMs = options.retryAfterMs ?? null;
+    this.status = options.status ?? null;
+  }
+}
+
+/**
+ * Throws the `TypeError` the contract asks for when `fqdn` is not an `_acme-challenge.` name; providers call it
+ * at the top of `cleanupStale()` so a slip can never wipe an unrelated record set.
+ */
+export function assertChallengeName(fqdn: string): string {
+  const name = normalizeDnsName(fqdn);
+  if (!name.startsWith(`${ACME_CHALLENGE_LABEL}.`)) {
+    throw new TypeError(
+      `Refusing to clean up TXT records at "${name}": only "${ACME_CHALLENGE_LABEL}." names hold DNS-01 records`,
+    );
+  }
+  return name;
+}
