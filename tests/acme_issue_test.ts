@@ -1,0 +1,106 @@
+// End-to-end issuance: lib/acme/issue.ts against real Pebble, with DNS-01 records published through the
+// Cloudflare provider into the fake Cloudflare API, which pushes them to pebble-challtestsrv, the DNS server
+// Pebble validates against. Nothing is mocked between nexo's code and a real ACME server's validation.
+
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { createAcmeClient, createPrivateKey, ensureAccount } from "../lib/acme/acme_client.ts";
+import { issueCertificate } from "../lib/acme/issue.ts";
+import { CloudflareDnsProvider } from "../lib/dns/cloudflare.ts";
+import { waitForTxt } from "../lib/dns/propagation.ts";
+import { parseCertificate } from "../lib/tls/pem.ts";
+import { startChallTestSrv } from "./challtestsrv.ts";
+import { startFakeCloudflare } from "./fake_cloudflare.ts";
+import { startPebble } from "./pebble.ts";
+
+const TOKEN = "test-token-0123456789abcdef";
+
+Deno.test("issueCertificate() obtains a wildcard plus apex certificate from Pebble through Cloudflare DNS-01", async (t) => {
+  const dns = await startChallTestSrv();
+  const cloudflare = await startFakeCloudflare({ token: TOKEN, zones: ["example.com"], challtestsrv: dns });
+  const pebble = await startPebble({ dnsServer: dns.dnsServer });
+  try {
+    const client = createAcmeClient({
+      directoryUrl: pebble.directoryUrl,
+      accountKeyPem: await createPrivateKey("ecdsa"),
+      caCertsPem: [pebble.apiCaPem],
+    });
+    await ensureAccount(client, "admin@example.com", pebble.directoryUrl);
+    const provider = new CloudflareDnsProvider({ apiToken: TOKEN, apiBase: cloudflare.apiBase });
+    const created: string[] = [];
+    const options = {
+      client,
+      directoryUrl: pebble.directoryUrl,
+      dns: provider,
+      waitForTxt: async (fqdn: string, value: string) =>
+        await waitForTxt(fqdn, value, { resolvers: [dns.dnsServer], timeoutMs: 10_000, intervalMs: 100 }),
+      keyType: "ecdsa" as const,
+      onProgress: (event: string, fields: Record<string, string>) => {
+        if (event === "dns record created") created.push(fields.name!);
+      },
+    };
+
+    await t.step("both TXT values coexist on _acme-challenge and are deleted after validation", async () => {
+      const chain = await issueCertificate(["*.example.com", "example.com"], options);
+      const info = parseCertificate(chain.certPem);
+      assert.deepEqual(info.names.sort(), ["*.example.com", "example.com"]);
+      assert.deepEqual(created, ["_acme-challenge.example.com", "_acme-challenge.example.com"]);
+      assert.deepEqual(cloudflare.records().filter((r) => r.type === "TXT"), [], "records deleted");
+      assert.deepEqual(await dns.txtValues("_acme-challenge.example.com"), []);
+      // The chain verifies against Pebble's issuing root: a real certificate, not a stub.
+      const leaf = new X509Certificate(chain.certPem);
+      const blocks = chain.certPem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+      assert.ok(blocks.length >= 2, "leaf and intermediate");
+      assert.ok(leaf.verify(new X509Certificate(blocks[1]!).publicKey), "leaf signed by the intermediate");
+      assert.match(chain.keyPem, /BEGIN PRIVATE KEY/);
+    });
+
+    await t.step("an RSA-2048 key is used when asked for", async () => {
+      const chain = await issueCertificate(["www.example.com"], { ...options, keyType: "rsa" });
+      const leaf = new X509Certificate(chain.certPem);
+      assert.equal(leaf.publicKey.asymmetricKeyType, "rsa");
+    });
+
+    await t.step(
+      "a failed validation is an AcmeError with the server's problem, and records are still deleted",
+      async () => {
+        const failing = {
+          ...options,
+          // Publish a wrong value: Pebble's validation fails with an unauthorized problem.
+          dns: {
+            createTxtRecord: (fqdn: string, _value: string) => provider.createTxtRecord(fqdn, "wrong-value"),
+            deleteTxtRecord: (handle: unknown) => provider.deleteTxtRecord(handle as never),
+          },
+          waitForTxt: async () => {},
+        };
+        await assert.rejects(
+          issueCertificate(["bad.example.com"], failing),
+          (error: Error & { problem?: { type: string } }) => {
+            assert.equal(error.name, "AcmeError");
+            assert.equal(error.problem?.type, "urn:ietf:params:acme:error:unauthorized");
+            assert.match(error.message, /validate bad\.example\.com/);
+            return true;
+          },
+        );
+        assert.deepEqual(cloudflare.records().filter((r) => r.type === "TXT"), []);
+      },
+    );
+  } finally {
+    await pebble.stop();
+    await cloudflare.close();
+    await dns.stop();
+  }
+});
+
+Deno.test("a refused ACME connection is a clear AcmeError, not acme-client's TypeError", async () => {
+  const client = createAcmeClient({
+    directoryUrl: "https://127.0.0.1:9/dir",
+    accountKeyPem: await createPrivateKey("ecdsa"),
+  });
+  await assert.rejects(ensureAccount(client, null, "https://127.0.0.1:9/dir"), (error: Error) => {
+    assert.equal(error.name, "AcmeError");
+    assert.match(error.message, /refused the connection/);
+    assert.doesNotMatch(error.message, /reading 'config'/);
+    return true;
+  });
+});
