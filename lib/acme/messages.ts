@@ -13,8 +13,14 @@ export interface WorkerSettings {
   baseDir: string;
   keyType: "ecdsa" | "rsa";
   cloudflare: { apiToken: string; apiBase: string; zoneId: string | null } | null;
-  /** "host:port" resolvers for propagation checks; empty: the zone's authoritative servers. */
+  /**
+   * "host:port" servers asked in propagation checks: `acme.dns_resolvers`, or else the zones' authoritative
+   * nameservers as addresses, which the main thread looks up before the job so the worker's network
+   * permission can name them.
+   */
   dnsResolvers: string[];
+  /** `acme.retry_interval`, ms: the first backoff step after a failure. */
+  retryIntervalMs: number;
   /** Bound on waiting for a TXT record to become visible, ms. */
   propagationTimeoutMs: number;
 }
@@ -49,6 +55,10 @@ export type FromWorker =
     problemType: string | null;
     /** Server-given Retry-After in ms, or null. */
     retryAfterMs: number | null;
+    /** When the next attempt may start, ms since the epoch (also stored in the certificate's meta.json). */
+    nextAttemptAt: number;
+    /** Consecutive failures so far, this one included. */
+    failures: number;
   }
   | { type: "log"; level: "debug" | "info" | "warn" | "error"; event: string; fields: Record<string, string> }
   | { type: "done"; jobId: number };

@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
+import { AcmeSupervisor } from "../acme/supervisor.ts";
 import { errorPage } from "../proxy/error_page.ts";
 import { UpstreamPool } from "../proxy/upstream_client.ts";
 import { buildRouteTable, matchRoute } from "../router.ts";
@@ -64,15 +65,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         source: "internal",
       };
     });
-  } else {
-    for (const route of config.routes) {
-      if (!store.covers(route.host)) {
-        log.warn("certificate missing", {
-          host: route.host,
-          fix: `put fullchain.pem and privkey.pem in ${config.certDir}/<name>/, or set issuer: internal`,
-        });
-      }
-    }
   }
 
   const pool = new UpstreamPool();
@@ -111,11 +103,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log.info("listening", { addr: formatAddr(http.addr), protocol: "http" });
   }
 
+  // Issuance runs in the background after the listener is up: hosts with a stored certificate are served at
+  // once, the others as soon as their certificate arrives.
+  const acme = config.issuer === "acme" ? new AcmeSupervisor({ config, store, log }) : null;
+  acme?.start();
+
   return {
     httpsAddr: https.addr,
     httpAddr: http?.addr ?? null,
     rootCertPath,
     async shutdown(graceMs: number) {
+      acme?.stop();
       await Promise.all([https.shutdown(graceMs), http?.shutdown()]);
       pool.close();
     },

@@ -1,0 +1,269 @@
+// The main thread's side of ACME: decides which certificates are due (missing, or inside their renewal window,
+// and past any backoff), starts the sandboxed worker for one job at a time, installs what it posts into the
+// CertStore (new handshakes get the new certificate; open connections keep theirs), and sleeps until the next
+// certificate is due or the jittered check interval passes. The worker is not resident between jobs. A
+// crashed worker is restarted with backoff. It never blocks serving: everything runs in the background.
+
+import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
+import { challengeRecordName } from "../dns/provider.ts";
+import type { Config } from "../config/types.ts";
+import type { Logger } from "../log.ts";
+import { normalizeCertNames } from "../storage/cert_meta.ts";
+import { CertRepository } from "../storage/cert_repository.ts";
+import type { CertStore } from "../tls/cert_store.ts";
+import { parseCertificate } from "../tls/pem.ts";
+import type { FromWorker, ToWorker, WorkerSettings } from "./messages.ts";
+import { planCertificates } from "./plan.ts";
+import { needsRenewal, nextCheckAt, renewalDueAt } from "./schedule.ts";
+
+/**
+ * A crashed worker is restarted after 1 s, doubling per consecutive crash up to 5 minutes: quick enough for a
+ * one-off fault, slow enough not to spin on a deterministic one. Propagation waits are bounded at 2 minutes
+ * (the issue's default): long enough for Cloudflare's anycast to converge, short enough to fail visibly.
+ */
+const CRASH_BACKOFF_MS = { first: 1_000, max: 5 * 60_000 };
+const PROPAGATION_TIMEOUT_MS = 2 * 60_000;
+
+export interface AcmeSupervisorOptions {
+  config: Config;
+  store: CertStore;
+  log: Logger;
+  /** The worker module; tests may point it elsewhere. */
+  workerUrl?: URL;
+}
+
+/** Keeps the certificates `config` needs obtained and renewed. Call `start()` once serving has begun. */
+export class AcmeSupervisor {
+  readonly #config: Config;
+  readonly #store: CertStore;
+  readonly #log: Logger;
+  readonly #workerUrl: URL;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #worker: Worker | null = null;
+  #jobId = 0;
+  #crashes = 0;
+  #stopped = false;
+  /** Backoff known to this process, by certificate key (also persisted in meta.json by the worker). */
+  readonly #notBefore = new Map<string, number>();
+
+  constructor(options: AcmeSupervisorOptions) {
+    this.#config = options.config;
+    this.#store = options.store;
+    this.#log = options.log;
+    this.#workerUrl = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
+  }
+
+  /** Starts the first check in the background. */
+  start(): void {
+    this.#wake(0);
+  }
+
+  /** Stops timers and terminates a running worker (its order is abandoned; the next start resumes). */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.#worker?.terminate();
+    this.#worker = null;
+  }
+
+  #wake(delayMs: number): void {
+    clearTimeout(this.#timer);
+    if (this.#stopped) return;
+    // setTimeout's limit is 2^31-1 ms (24.8 days); a longer sleep just wakes up early and sleeps again.
+    this.#timer = setTimeout(() => {
+      this.#check().catch((error) => {
+        this.#log.error("certificate check failed", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+        this.#wake(this.#config.acme.retryIntervalMs);
+      });
+    }, Math.min(Math.max(0, delayMs), 2 ** 31 - 1));
+    Deno.unrefTimer(this.#timer);
+  }
+
+  async #check(): Promise<void> {
+    if (this.#worker || this.#stopped) return;
+    const config = this.#config;
+    const now = Date.now();
+    const repository = CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
+    const { certificates, problems } = await repository.loadCertificates();
+    for (const problem of problems) this.#log.warn("certificate storage problem", { error: problem });
+    let wakeAt = nextCheckAt(now, config.acme.checkIntervalMs);
+    const due: string[][] = [];
+    for (const plan of planCertificates(config)) {
+      const key = certKey(plan.names);
+      const stored = certificates.find((c) => certKey(c.names) === key);
+      if (stored && !stored.managed) continue; // put there by hand or by certbot: not nexo's to renew
+      if (stored?.pair && stored.notBefore && stored.notAfter) {
+        const validity = { notBefore: stored.notBefore, notAfter: stored.notAfter };
+        if (!needsRenewal(validity, { now, renewBeforeMs: config.acme.renewBeforeMs })) {
+          wakeAt = Math.min(wakeAt, renewalDueAt(validity, config.acme.renewBeforeMs));
+          continue;
+        }
+      }
+      const notBefore = Math.max(stored?.nextAttemptAt?.getTime() ?? 0, this.#notBefore.get(key) ?? 0);
+      if (notBefore > now) {
+        wakeAt = Math.min(wakeAt, notBefore);
+        continue;
+      }
+      due.push(plan.names);
+    }
+    if (due.length === 0) return this.#wake(wakeAt - now);
+    await this.#runJob(due);
+  }
+
+  async #runJob(certificates: string[][]): Promise<void> {
+    const settings = await this.#settings(certificates);
+    const job: ToWorker = { type: "job", jobId: ++this.#jobId, settings, certificates };
+    this.#log.info("certificate job started", {
+      job: job.jobId,
+      certificates: certificates.map((c) => c.join("+")).join(" "),
+    });
+    const worker = new Worker(this.#workerUrl, {
+      type: "module",
+      // deno-lint-ignore no-explicit-any
+      deno: { permissions: workerPermissions(settings) } as any,
+    });
+    this.#worker = worker;
+    worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(worker, event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.#crashes++;
+      const delay = Math.min(CRASH_BACKOFF_MS.first * 2 ** (this.#crashes - 1), CRASH_BACKOFF_MS.max);
+      this.#log.error("acme worker crashed", { error: event.message, restart_in_ms: delay });
+      this.#finish(worker, delay);
+    };
+    worker.postMessage(job);
+  }
+
+  #receive(worker: Worker, message: FromWorker): void {
+    switch (message.type) {
+      case "log":
+        this.#log.write(message.level, message.event, message.fields);
+        return;
+      case "issued": {
+        const info = parseCertificate(message.certPem);
+        this.#store.set({
+          certPem: message.certPem,
+          keyPem: message.keyPem,
+          names: info.names,
+          notAfter: info.notAfter,
+          source: "acme",
+        });
+        this.#notBefore.delete(certKey(message.names));
+        this.#log.info("certificate installed", {
+          names: message.names.join(","),
+          not_after: info.notAfter.toISOString(),
+          issuer: info.issuer,
+        });
+        return;
+      }
+      case "failed":
+        this.#notBefore.set(certKey(message.names), message.nextAttemptAt);
+        this.#log.warn("certificate failed", {
+          names: message.names.join(","),
+          error: message.error,
+          problem: message.problemType ?? undefined,
+          failures: message.failures,
+          next_attempt: new Date(message.nextAttemptAt).toISOString(),
+        });
+        return;
+      case "done":
+        this.#crashes = 0;
+        this.#finish(worker, 0);
+        return;
+    }
+  }
+
+  #finish(worker: Worker, delayMs: number): void {
+    worker.terminate();
+    if (this.#worker === worker) this.#worker = null;
+    this.#wake(delayMs);
+  }
+
+  async #settings(certificates: string[][]): Promise<WorkerSettings> {
+    const { acme, cloudflare } = this.#config;
+    return {
+      directoryUrl: acme.directory,
+      caCertsPem: acme.caCert ? [await Deno.readTextFile(acme.caCert)] : [],
+      email: this.#config.email,
+      certDir: this.#config.certDir,
+      baseDir: this.#config.baseDir,
+      keyType: "ecdsa",
+      cloudflare: cloudflare
+        ? { apiToken: cloudflare.apiToken, apiBase: cloudflare.apiBase, zoneId: cloudflare.zoneId }
+        : null,
+      dnsResolvers: acme.dnsResolvers.length > 0
+        ? acme.dnsResolvers
+        : await this.#authoritativeServers(certificates),
+      retryIntervalMs: acme.retryIntervalMs,
+      propagationTimeoutMs: PROPAGATION_TIMEOUT_MS,
+    };
+  }
+
+  /**
+   * The authoritative nameservers of every certificate's zone, as "address:53", looked up here so that the
+   * worker's network permission can list them. A lookup that fails leaves the list shorter: the worker's
+   * propagation check then reports which record it could not see.
+   */
+  async #authoritativeServers(certificates: string[][]): Promise<string[]> {
+    const servers = new Set<string>();
+    const lookup = new DnsLookup({
+      resolveDns: Deno.resolveDns,
+      queryTimeoutMs: 5_000,
+      deadline: Date.now() + 30_000,
+      now: Date.now,
+      signal: undefined,
+    });
+    for (const name of new Set(certificates.flat().map(challengeRecordName))) {
+      try {
+        for (const server of await findNameServers(name, { resolvers: [], zone: undefined, lookup })) {
+          servers.add(
+            server.ipAddr.includes(":")
+              ? `[${server.ipAddr}]:${server.port}`
+              : `${server.ipAddr}:${server.port}`,
+          );
+        }
+      } catch (error) {
+        this.#log.warn("nameserver lookup failed", {
+          name,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+    return [...servers];
+  }
+}
+
+/**
+ * The worker's permissions: network only to the ACME server, the DNS API and the DNS servers it polls;
+ * files only under base_dir and cert_dir; nothing else (no env, run, ffi, sys).
+ */
+export function workerPermissions(settings: WorkerSettings): Record<string, unknown> {
+  const net = new Set<string>([hostPort(settings.directoryUrl)]);
+  if (settings.cloudflare) net.add(hostPort(settings.cloudflare.apiBase));
+  for (const resolver of settings.dnsResolvers) {
+    const { host, port } = parseResolver(resolver);
+    net.add(host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
+  }
+  return {
+    net: [...net],
+    read: [settings.baseDir, settings.certDir],
+    write: [settings.baseDir, settings.certDir],
+    env: false,
+    run: false,
+    ffi: false,
+    sys: false,
+    import: false,
+  };
+}
+
+function hostPort(url: string): string {
+  const parsed = new URL(url);
+  const port = parsed.port || (parsed.protocol === "https:" ? "443" : "80");
+  return `${parsed.hostname}:${port}`;
+}
+
+function certKey(names: readonly string[]): string {
+  return normalizeCertNames(names).join(",");
+}

@@ -1,0 +1,164 @@
+// One ACME job as the worker runs it: the account for the directory (created once, stored, reused), the
+// DNS provider checked once per job, then for each certificate: an issuance lock, stale challenge records
+// removed, the order, the certificate stored atomically, and the result posted back. A failure is recorded
+// in the certificate's meta.json with its next attempt time and never touches a working certificate.
+// It knows nothing of Worker messaging beyond the `post` callback, so tests can run it in-process.
+
+import { CloudflareDnsProvider } from "../dns/cloudflare.ts";
+import { waitForTxt } from "../dns/propagation.ts";
+import { challengeRecordName, type DnsProvider } from "../dns/provider.ts";
+import { CertRepository } from "../storage/cert_repository.ts";
+import { normalizeCertNames } from "../storage/cert_meta.ts";
+import { parseCertificate } from "../tls/pem.ts";
+import { AcmeError, createAcmeClient, createPrivateKey, ensureAccount } from "./acme_client.ts";
+import { issueCertificate } from "./issue.ts";
+import type { FromWorker, ToWorker, WorkerSettings } from "./messages.ts";
+import { classifyAcmeError, retryDelayMs } from "./schedule.ts";
+
+type Post = (message: FromWorker) => void;
+
+/** Runs `job` to the end, posting `issued`/`failed` per certificate, `log` lines, then `done`. Never throws. */
+export async function runJob(job: ToWorker, post: Post): Promise<void> {
+  const { settings, jobId } = job;
+  const log = (level: "info" | "warn", event: string, fields: Record<string, string>) =>
+    post({ type: "log", level, event, fields });
+  const repository = CertRepository.open({ certDir: settings.certDir, baseDir: settings.baseDir });
+  const failAll = async (error: unknown) => {
+    for (const names of job.certificates) {
+      await reportFailure(names, error, { jobId, settings, repository, post });
+    }
+  };
+  try {
+    const client = await accountClient(settings, repository, log);
+    const dns = dnsProvider(settings);
+    await dns.verify(job.certificates.flat().map(challengeRecordName));
+    for (const names of job.certificates) {
+      const lock = await repository.lockIssuance(names);
+      try {
+        for (const fqdn of new Set(names.map(challengeRecordName))) {
+          const removed = await dns.cleanupStale(fqdn);
+          if (removed > 0) log("info", "stale dns records removed", { name: fqdn, count: String(removed) });
+        }
+        log("info", "certificate order started", { names: names.join(",") });
+        const chain = await issueCertificate(names, {
+          client,
+          directoryUrl: settings.directoryUrl,
+          dns,
+          waitForTxt: (fqdn, value) =>
+            waitForTxt(fqdn, value, {
+              resolvers: settings.dnsResolvers,
+              timeoutMs: settings.propagationTimeoutMs,
+            }),
+          keyType: settings.keyType,
+          onProgress: (event, fields) => log("info", event, fields),
+        });
+        await repository.saveCertificate(names, {
+          certPem: chain.certPem,
+          keyPem: chain.keyPem,
+          issuer: "acme",
+          directoryUrl: settings.directoryUrl,
+        });
+        const info = parseCertificate(chain.certPem);
+        post({
+          type: "issued",
+          jobId,
+          names,
+          certPem: chain.certPem,
+          keyPem: chain.keyPem,
+          notAfter: info.notAfter.getTime(),
+        });
+      } catch (error) {
+        await reportFailure(names, error, { jobId, settings, repository, post });
+      } finally {
+        await lock.release();
+      }
+    }
+  } catch (error) {
+    await failAll(error);
+  }
+  post({ type: "done", jobId });
+}
+
+async function accountClient(
+  settings: WorkerSettings,
+  repository: CertRepository,
+  log: (level: "info" | "warn", event: string, fields: Record<string, string>) => void,
+) {
+  const stored = await repository.loadAccount(settings.directoryUrl);
+  const keyPem = stored?.keyPem ?? await createPrivateKey("ecdsa");
+  const client = createAcmeClient({
+    directoryUrl: settings.directoryUrl,
+    accountKeyPem: keyPem,
+    accountUrl: stored?.url ?? null,
+    caCertsPem: settings.caCertsPem,
+  });
+  if (!stored?.url) {
+    // RFC 8555 §7.3: registering an existing key returns that account, so a key whose account URL was lost
+    // (a crash between the two writes) finds its account again instead of burning a new registration.
+    const url = await ensureAccount(client, settings.email, settings.directoryUrl);
+    await repository.saveAccount(settings.directoryUrl, { keyPem, url, email: settings.email });
+    log("info", stored ? "acme account recovered" : "acme account created", {
+      directory: settings.directoryUrl,
+    });
+  }
+  return client;
+}
+
+function dnsProvider(settings: WorkerSettings): DnsProvider {
+  if (!settings.cloudflare) {
+    throw new Error(
+      "No DNS provider is configured: add a cloudflare: block with api_token (DNS-01 needs it for wildcards " +
+        "and for hosts not reachable on port 80)",
+    );
+  }
+  return new CloudflareDnsProvider({
+    apiToken: settings.cloudflare.apiToken,
+    apiBase: settings.cloudflare.apiBase,
+    zoneId: settings.cloudflare.zoneId,
+  });
+}
+
+async function reportFailure(
+  names: string[],
+  error: unknown,
+  context: { jobId: number; settings: WorkerSettings; repository: CertRepository; post: Post },
+): Promise<void> {
+  const message = error instanceof Error ? error.message : String(error);
+  const problem = error instanceof AcmeError ? error.problem : null;
+  const classified = problem ? classifyAcmeError(problem) : null;
+  const retryAfterMs = problem?.retryAfterMs ?? classified?.retryAfterMs ??
+    (error as { retryAfterMs?: number | null }).retryAfterMs ?? null;
+  const known = (await context.repository.loadCertificates().catch(() => ({ certificates: [] }))).certificates
+    .find((c) => sameNames(c.names, names));
+  const failures = (known?.failures ?? 0) + 1;
+  const nextAttemptAt = Date.now() +
+    retryDelayMs(failures, context.settings.retryIntervalMs, retryAfterMs === null ? {} : { retryAfterMs });
+  try {
+    await context.repository.recordFailure(names, { error: message, nextAttemptAt: new Date(nextAttemptAt) });
+  } catch (recordError) {
+    context.post({
+      type: "log",
+      level: "warn",
+      event: "certificate failure not recorded",
+      fields: {
+        names: names.join(","),
+        error: recordError instanceof Error ? recordError.message : String(recordError),
+      },
+    });
+  }
+  context.post({
+    type: "failed",
+    jobId: context.jobId,
+    names,
+    error: message,
+    problemType: problem?.type ?? null,
+    retryAfterMs,
+    nextAttemptAt,
+    failures,
+  });
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  const x = normalizeCertNames(a).join(",");
+  return x === normalizeCertNames(b).join(",");
+}

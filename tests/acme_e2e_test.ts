@@ -1,0 +1,154 @@
+// End-to-end certificates: the real CLI with `issuer: acme` against real Pebble, DNS-01 through the fake
+// Cloudflare API into pebble-challtestsrv, and curl verifying the served chain against Pebble's root. Also
+// proves the ACME worker's sandbox: the permission set nexo gives it cannot read the config, reach other
+// hosts or read the environment.
+
+import assert from "node:assert/strict";
+import { workerPermissions } from "../lib/acme/supervisor.ts";
+import type { WorkerSettings } from "../lib/acme/messages.ts";
+import { startChallTestSrv } from "./challtestsrv.ts";
+import { startFakeCloudflare } from "./fake_cloudflare.ts";
+import { startNexo } from "./harness.ts";
+import { startPebble } from "./pebble.ts";
+import { startEchoUpstream } from "./upstreams.ts";
+
+const TOKEN = "e2e-token-5f1c2a9b7d3e4f60";
+
+Deno.test("nexo obtains certificates from Pebble at start and serves them; restarts reuse them", async (t) => {
+  const dns = await startChallTestSrv();
+  const cloudflare = await startFakeCloudflare({
+    token: TOKEN,
+    zones: ["example.com", "other.org"],
+    challtestsrv: dns,
+  });
+  const pebble = await startPebble({ dnsServer: dns.dnsServer });
+  const app = startEchoUpstream();
+  const caFile = await Deno.makeTempFile({ suffix: ".pem" });
+  await Deno.writeTextFile(caFile, pebble.apiCaPem);
+  const rootFile = await Deno.makeTempFile({ suffix: ".pem" });
+  await Deno.writeTextFile(rootFile, await pebble.issuerRootPem());
+  const config = `
+issuer: acme
+email: admin@example.com
+acme:
+  directory: ${pebble.directoryUrl}
+  ca_cert: ${caFile}
+  dns_resolvers: ["${dns.dnsServer}"]
+cloudflare:
+  api_token: ${TOKEN}
+  api_base: ${cloudflare.apiBase}
+wildcards:
+  - "*.example.com"
+proxies:
+  "app.example.com":
+    upstream: ${app.url}
+  "example.com":
+    redirect: https://app.example.com
+  "solo.other.org":
+    upstream: ${app.url}
+`;
+  const curlVerified = async (port: number, host: string) => {
+    const output = await new Deno.Command("curl", {
+      args: [
+        "-sS",
+        "--cacert",
+        rootFile,
+        "--resolve",
+        `${host}:${port}:127.0.0.1`,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        `https://${host}:${port}/`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return `${new TextDecoder().decode(output.stdout)} ${new TextDecoder().decode(output.stderr)}`.trim();
+  };
+  try {
+    const nexo = await startNexo(config);
+    let certDir = "";
+    try {
+      await t.step(
+        "a wildcard certificate and a single-host one are issued in the background and served",
+        async () => {
+          await nexo.waitForLog(
+            (l) => l.msg === "certificate installed" && l.names === "*.example.com,example.com",
+            60_000,
+          );
+          await nexo.waitForLog(
+            (l) => l.msg === "certificate installed" && l.names === "solo.other.org",
+            60_000,
+          );
+          assert.equal(await curlVerified(nexo.port, "app.example.com"), "200");
+          assert.equal(await curlVerified(nexo.port, "example.com"), "302");
+          assert.equal(await curlVerified(nexo.port, "solo.other.org"), "200");
+          assert.deepEqual(
+            cloudflare.records().filter((r) => r.type === "TXT"),
+            [],
+            "challenge records cleaned up",
+          );
+        },
+      );
+      await t.step("certificates, keys and the account are stored with private modes", async () => {
+        certDir = `${nexo.dir}/certs`;
+        const key = await Deno.stat(`${certDir}/wildcard_.example.com/privkey.pem`);
+        assert.equal(key.mode! & 0o777, 0o600);
+        const meta = JSON.parse(await Deno.readTextFile(`${certDir}/wildcard_.example.com/meta.json`));
+        assert.deepEqual(meta.names, ["*.example.com", "example.com"]);
+      });
+      await t.step("the Cloudflare token never appears in nexo's output", () => {
+        assert.ok(!nexo.output().includes(TOKEN));
+      });
+    } finally {
+      await nexo.stop();
+    }
+  } finally {
+    await app.close();
+    await pebble.stop();
+    await cloudflare.close();
+    await dns.stop();
+    await Deno.remove(caFile);
+    await Deno.remove(rootFile);
+  }
+});
+
+Deno.test("the ACME worker's permissions keep it away from the config, other hosts and the environment", async () => {
+  const dir = await Deno.makeTempDir();
+  const configFile = await Deno.makeTempFile({ suffix: ".yaml" });
+  const outside = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const settings: WorkerSettings = {
+      directoryUrl: "https://localhost:14000/dir",
+      caCertsPem: [],
+      email: null,
+      certDir: `${dir}/certs`,
+      baseDir: dir,
+      keyType: "ecdsa",
+      cloudflare: { apiToken: "x", apiBase: "https://api.cloudflare.com/client/v4", zoneId: null },
+      dnsResolvers: ["127.0.0.1:8053"],
+      retryIntervalMs: 1000,
+      propagationTimeoutMs: 1000,
+    };
+    const worker = new Worker(new URL("./testdata/sandbox_probe_worker.ts", import.meta.url), {
+      type: "module",
+      // deno-lint-ignore no-explicit-any
+      deno: { permissions: workerPermissions(settings) } as any,
+    });
+    const result = await new Promise<Record<string, string>>((resolve) => {
+      worker.onmessage = (event) => resolve(event.data);
+      worker.postMessage({ configFile, outsidePort: outside.addr.port, baseDir: dir });
+    });
+    worker.terminate();
+    assert.equal(result.readConfig, "NotCapable");
+    assert.equal(result.connectOutside, "NotCapable");
+    assert.equal(result.readEnv, "NotCapable");
+    assert.equal(result.run, "NotCapable");
+    assert.equal(result.writeBaseDir, "ok");
+  } finally {
+    outside.close();
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(configFile);
+  }
+});
