@@ -66,8 +66,9 @@ proxies:
     }).output();
     return `${new TextDecoder().decode(output.stdout)} ${new TextDecoder().decode(output.stderr)}`.trim();
   };
+  const dir = await Deno.makeTempDir({ prefix: "nexo-acme-" });
   try {
-    const nexo = await startNexo(config);
+    const nexo = await startNexo(config, { dir });
     let certDir = "";
     try {
       await t.step(
@@ -104,7 +105,57 @@ proxies:
     } finally {
       await nexo.stop();
     }
+
+    await t.step("a restart serves the stored certificates at once and places no new order", async () => {
+      const ordersBefore = cloudflare.requests.filter((r) => r.method === "POST").length;
+      const again = await startNexo(config, { dir });
+      try {
+        assert.equal(await curlVerified(again.port, "app.example.com"), "200");
+        assert.equal(await curlVerified(again.port, "solo.other.org"), "200");
+        assert.ok(
+          !again.logs.some((l) => l.msg === "certificate job started"),
+          "no job for valid certificates",
+        );
+        assert.equal(cloudflare.requests.filter((r) => r.method === "POST").length, ordersBefore);
+      } finally {
+        await again.stop();
+      }
+    });
+
+    await t.step(
+      "a failed issuance is logged with its next attempt, recorded, and leaves serving untouched",
+      async () => {
+        const broken = config.replace(TOKEN, "wrong-token-000000000000").replace(
+          `  "solo.other.org":`,
+          `  "new.other.org":\n    upstream: ${app.url}\n  "solo.other.org":`,
+        );
+        const again = await startNexo(broken, { dir });
+        try {
+          const failed = await again.waitForLog(
+            (l) => l.msg === "certificate failed" && l.names === "new.other.org",
+            30_000,
+          );
+          assert.equal(failed.failures, 1);
+          assert.ok(
+            Date.parse(String(failed.next_attempt)) > Date.now() + 30 * 60_000,
+            "backs off by retry_interval",
+          );
+          assert.match(String(failed.error), /api_token|token/i);
+          assert.equal(
+            await curlVerified(again.port, "app.example.com"),
+            "200",
+            "working certificates still served",
+          );
+          assert.ok(!again.output().includes("wrong-token-000000000000"), "the token is never printed");
+          const meta = JSON.parse(await Deno.readTextFile(`${dir}/certs/.new.other.org+pending/meta.json`));
+          assert.equal(meta.failures, 1);
+        } finally {
+          await again.stop();
+        }
+      },
+    );
   } finally {
+    await Deno.remove(dir, { recursive: true });
     await app.close();
     await pebble.stop();
     await cloudflare.close();

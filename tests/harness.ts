@@ -30,8 +30,12 @@ export interface NexoProcess {
  * Starts `nexo server` on `configBody` (YAML without base_dir/listen: the harness adds base_dir, listen on
  * 127.0.0.1:0 and issuer: internal unless the body sets them).
  */
-export async function startNexo(configBody: string, options: { args?: string[] } = {}): Promise<NexoProcess> {
-  const dir = await Deno.makeTempDir({ prefix: "nexo-e2e-" });
+export async function startNexo(
+  configBody: string,
+  options: { args?: string[]; dir?: string } = {},
+): Promise<NexoProcess> {
+  // A given `dir` (a previous run's, to test restarts) is the caller's to remove.
+  const dir = options.dir ?? await Deno.makeTempDir({ prefix: "nexo-e2e-" });
   const lines = [`base_dir: ${JSON.stringify(dir)}`];
   if (!/^listen:/m.test(configBody)) lines.push(`listen: "127.0.0.1:0"`);
   if (!/^issuer:/m.test(configBody)) lines.push(`issuer: internal`);
@@ -112,7 +116,7 @@ export async function startNexo(configBody: string, options: { args?: string[] }
     if (!exited) child.kill(signal);
     const { code } = await status;
     await pumps;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (!options.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     return code;
   };
 
