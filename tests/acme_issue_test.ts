@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { createAcmeClient, createPrivateKey, ensureAccount } from "../lib/acme/acme_client.ts";
 import { issueCertificate } from "../lib/acme/issue.ts";
+import { dnsSolver } from "../lib/acme/solvers.ts";
 import { CloudflareDnsProvider } from "../lib/dns/cloudflare.ts";
 import { waitForTxt } from "../lib/dns/propagation.ts";
 import { parseCertificate } from "../lib/tls/pem.ts";
@@ -27,16 +28,16 @@ Deno.test("issueCertificate() obtains a wildcard plus apex certificate from Pebb
     });
     await ensureAccount(client, "admin@example.com", pebble.directoryUrl);
     const provider = new CloudflareDnsProvider({ apiToken: TOKEN, apiBase: cloudflare.apiBase });
-    const created: string[] = [];
+    const published: string[] = [];
+    const waitVisible = async (fqdn: string, value: string) =>
+      await waitForTxt(fqdn, value, { resolvers: [dns.dnsServer], timeoutMs: 10_000, intervalMs: 100 });
     const options = {
       client,
       directoryUrl: pebble.directoryUrl,
-      dns: provider,
-      waitForTxt: async (fqdn: string, value: string) =>
-        await waitForTxt(fqdn, value, { resolvers: [dns.dnsServer], timeoutMs: 10_000, intervalMs: 100 }),
+      solver: dnsSolver(provider, waitVisible),
       keyType: "ecdsa" as const,
       onProgress: (event: string, fields: Record<string, string>) => {
-        if (event === "dns record created") created.push(fields.name!);
+        if (event === "challenge response published") published.push(fields.for!);
       },
     };
 
@@ -44,7 +45,11 @@ Deno.test("issueCertificate() obtains a wildcard plus apex certificate from Pebb
       const chain = await issueCertificate(["*.example.com", "example.com"], options);
       const info = parseCertificate(chain.certPem);
       assert.deepEqual(info.names.sort(), ["*.example.com", "example.com"]);
-      assert.deepEqual(created, ["_acme-challenge.example.com", "_acme-challenge.example.com"]);
+      assert.deepEqual(published.sort(), ["*.example.com", "example.com"]);
+      const posted = cloudflare.requests.filter((r) =>
+        r.method === "POST" && r.path.includes("/dns_records")
+      );
+      assert.equal(posted.length, 2, "two TXT values on _acme-challenge.example.com");
       assert.deepEqual(cloudflare.records().filter((r) => r.type === "TXT"), [], "records deleted");
       assert.deepEqual(await dns.txtValues("_acme-challenge.example.com"), []);
       // The chain verifies against Pebble's issuing root: a real certificate, not a stub.
@@ -67,11 +72,10 @@ Deno.test("issueCertificate() obtains a wildcard plus apex certificate from Pebb
         const failing = {
           ...options,
           // Publish a wrong value: Pebble's validation fails with an unauthorized problem.
-          dns: {
-            createTxtRecord: (fqdn: string, _value: string) => provider.createTxtRecord(fqdn, "wrong-value"),
-            deleteTxtRecord: (handle: unknown) => provider.deleteTxtRecord(handle as never),
-          },
-          waitForTxt: async () => {},
+          solver: dnsSolver({
+            createTxtRecord: (fqdn, _value) => provider.createTxtRecord(fqdn, "wrong-value"),
+            deleteTxtRecord: (handle) => provider.deleteTxtRecord(handle),
+          }, async () => {}),
         };
         await assert.rejects(
           issueCertificate(["bad.example.com"], failing),

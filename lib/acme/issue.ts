@@ -1,23 +1,16 @@
-// One ACME order (RFC 8555 §7.4) for a set of names, validated with DNS-01 through a DnsProvider: create every
-// TXT record first (a wildcard and its apex put two values on one `_acme-challenge` name), wait until each is
-// visible, answer all challenges, wait for every authorization, then delete every record, also on failure.
-// Then finalize with a fresh key's CSR and download the chain. It does not decide when to issue (schedule.ts)
-// or store anything (lib/storage); it runs in the ACME worker.
+// One ACME order (RFC 8555 §7.4) for a set of names, validated through a ChallengeSolver (DNS-01 or HTTP-01):
+// publish every response first (a wildcard and its apex put two TXT values on one `_acme-challenge` name),
+// wait until each is visible, answer all challenges, wait for every authorization, then withdraw every
+// response, also on failure. Then finalize with a fresh key's CSR and download the chain. It does not decide
+// when to issue (schedule.ts) or store anything (lib/storage); it runs in the ACME worker.
 
 import { type AcmeClient, AcmeError, createCsr, createPrivateKey, runAcme } from "./acme_client.ts";
-
-/** What issue.ts needs from a DNS provider (lib/dns/provider.ts states the full contract). */
-export interface TxtRecords {
-  createTxtRecord(fqdn: string, value: string): Promise<unknown>;
-  deleteTxtRecord(handle: unknown): Promise<void>;
-}
+import type { ChallengeResponse, ChallengeSolver } from "./solvers.ts";
 
 export interface IssueOptions {
   client: AcmeClient;
   directoryUrl: string;
-  dns: TxtRecords;
-  /** Resolves once `value` is visible for `fqdn` where the CA will look; rejects on timeout. */
-  waitForTxt: (fqdn: string, value: string) => Promise<void>;
+  solver: ChallengeSolver;
   keyType: "ecdsa" | "rsa";
   /** Progress lines for the log (never secrets). */
   onProgress?: (event: string, fields: Record<string, string>) => void;
@@ -32,8 +25,7 @@ export interface IssuedChain {
 
 interface PendingChallenge {
   identifier: string;
-  fqdn: string;
-  value: string;
+  response: ChallengeResponse;
   // deno-lint-ignore no-explicit-any
   authz: any;
   // deno-lint-ignore no-explicit-any
@@ -42,8 +34,8 @@ interface PendingChallenge {
 
 /**
  * Obtains a certificate for `names` ("example.com", "*.example.com"). Throws AcmeError (with the server's
- * problem document when there was one) or the DNS provider's error; TXT records it created are deleted
- * either way (a failed deletion is reported through onProgress, not thrown over the original error).
+ * problem document when there was one) or the solver's error; responses it published are withdrawn either
+ * way (a failed withdrawal is reported through onProgress, not thrown over the original error).
  */
 export async function issueCertificate(names: string[], options: IssueOptions): Promise<IssuedChain> {
   const { client, directoryUrl } = options;
@@ -60,26 +52,37 @@ export async function issueCertificate(names: string[], options: IssueOptions): 
   const pending: PendingChallenge[] = [];
   for (const authz of authorizations) {
     if (authz.status === "valid") continue; // RFC 8555 §7.1.4: reused from an earlier order.
-    const challenge = authz.challenges.find((c: { type: string }) => c.type === "dns-01");
+    const type = options.solver.type;
+    const challenge = authz.challenges.find((c: { type: string }) => c.type === type);
     const identifier = `${authz.wildcard ? "*." : ""}${authz.identifier.value}`;
     if (!challenge) {
-      throw new AcmeError(`The ACME server offers no dns-01 challenge for ${identifier}`, null);
+      const hint = authz.wildcard ? " (wildcards need dns-01: configure cloudflare)" : "";
+      throw new AcmeError(`The ACME server offers no ${type} challenge for ${identifier}${hint}`, null);
     }
-    // RFC 8555 §8.4: the TXT value is the base64url SHA-256 of the key authorization; acme-client computes it.
-    const value = await client.getChallengeKeyAuthorization(challenge);
-    pending.push({ identifier, fqdn: `_acme-challenge.${authz.identifier.value}`, value, authz, challenge });
+    // RFC 8555 §8.1: the key authorization is token "." thumbprint; for dns-01 acme-client returns its
+    // base64url SHA-256 digest, the TXT value (§8.4).
+    const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+    pending.push({
+      identifier,
+      response: { domain: authz.identifier.value, token: challenge.token, keyAuthorization },
+      authz,
+      challenge,
+    });
   }
 
   const handles: unknown[] = [];
   try {
     for (const item of pending) {
-      handles.push(await options.dns.createTxtRecord(item.fqdn, item.value));
-      options.onProgress?.("dns record created", { name: item.fqdn, for: item.identifier });
+      handles.push(await options.solver.present(item.response));
+      options.onProgress?.("challenge response published", {
+        type: options.solver.type,
+        for: item.identifier,
+      });
     }
-    for (const item of pending) await options.waitForTxt(item.fqdn, item.value);
+    for (const item of pending) await options.solver.ready(item.response);
     for (const item of pending) {
       await acmeCall(
-        `answer the dns-01 challenge for ${item.identifier}`,
+        `answer the ${options.solver.type} challenge for ${item.identifier}`,
         () => client.completeChallenge(item.challenge),
       );
     }
@@ -87,7 +90,7 @@ export async function issueCertificate(names: string[], options: IssueOptions): 
       await acmeCall(`validate ${item.identifier}`, () => client.waitForValidStatus(item.authz));
     }
   } finally {
-    await deleteAll(handles, options);
+    await withdrawAll(handles, options);
   }
 
   const keyPem = await createPrivateKey(options.keyType);
@@ -98,14 +101,14 @@ export async function issueCertificate(names: string[], options: IssueOptions): 
   return { certPem, keyPem };
 }
 
-async function deleteAll(handles: unknown[], options: IssueOptions): Promise<void> {
+async function withdrawAll(handles: unknown[], options: IssueOptions): Promise<void> {
   for (const handle of handles) {
     try {
-      await options.dns.deleteTxtRecord(handle);
+      await options.solver.cleanup(handle);
     } catch (error) {
-      // Leftovers are removed by the provider's stale cleanup on the next order; the order's own outcome
-      // is what the caller needs to hear about.
-      options.onProgress?.("dns record cleanup failed", {
+      // DNS leftovers are removed by the provider's stale cleanup before the next order; the order's own
+      // outcome is what the caller needs to hear about.
+      options.onProgress?.("challenge cleanup failed", {
         error: error instanceof Error ? error.message : String(error),
       });
     }

@@ -237,7 +237,7 @@ export class AcmeSupervisor {
 
 /**
  * The worker's permissions: network only to the ACME server, the DNS API and the DNS servers it polls;
- * files only under base_dir and cert_dir; nothing else (no env, run, ffi, sys).
+ * files only under base_dir and cert_dir; the system's CA store; nothing else (no env, run, ffi).
  */
 export function workerPermissions(settings: WorkerSettings): Record<string, unknown> {
   const net = new Set<string>([hostPort(settings.directoryUrl)]);
@@ -253,7 +253,8 @@ export function workerPermissions(settings: WorkerSettings): Record<string, unkn
     env: false,
     run: false,
     ffi: false,
-    sys: false,
+    // node:https (under acme-client) reads the system's trusted CA certificates to verify the ACME server.
+    sys: ["ca"],
     import: false,
   };
 }

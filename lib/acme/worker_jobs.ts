@@ -12,6 +12,7 @@ import { normalizeCertNames } from "../storage/cert_meta.ts";
 import { parseCertificate } from "../tls/pem.ts";
 import { AcmeError, createAcmeClient, createPrivateKey, ensureAccount } from "./acme_client.ts";
 import { issueCertificate } from "./issue.ts";
+import { dnsSolver } from "./solvers.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./messages.ts";
 import { classifyAcmeError, retryDelayMs } from "./schedule.ts";
 
@@ -43,12 +44,11 @@ export async function runJob(job: ToWorker, post: Post): Promise<void> {
         const chain = await issueCertificate(names, {
           client,
           directoryUrl: settings.directoryUrl,
-          dns,
-          waitForTxt: (fqdn, value) =>
+          solver: dnsSolver(dns, (fqdn, value) =>
             waitForTxt(fqdn, value, {
               resolvers: settings.dnsResolvers,
               timeoutMs: settings.propagationTimeoutMs,
-            }),
+            })),
           keyType: settings.keyType,
           onProgress: (event, fields) => log("info", event, fields),
         });
