@@ -123,8 +123,10 @@ Deno.test("FileStorage.store() in a process killed mid-write leaves the old valu
     ]);
     assert.equal(output.signal, "SIGXFSZ", "the child died writing the value");
     assert.equal(await loadText(storage, "site/fullchain.pem"), "old chain");
+    // Whether the temp file exists depends on where the limit struck (a fresh clone's first run also writes
+    // Deno's own caches); at most one may be left, and list() must hide it either way.
     const leftovers = (await rawNames(join(root, "site"))).filter((name) => name !== "fullchain.pem");
-    assert.equal(leftovers.length, 1, "the crash left its temp file");
+    assert.ok(leftovers.length <= 1, `at most the crashed write's temp file is left: ${leftovers.join(", ")}`);
     assert.deepEqual(await storage.list("site"), ["fullchain.pem"]);
   });
 });
