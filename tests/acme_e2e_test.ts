@@ -10,7 +10,7 @@ import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
 import { startNexo } from "./harness.ts";
 import { startPebble } from "./pebble.ts";
-import { startEchoUpstream } from "./upstreams.ts";
+import { closedPort, startEchoUpstream } from "./upstreams.ts";
 
 const TOKEN = "e2e-token-5f1c2a9b7d3e4f60";
 
@@ -165,6 +165,60 @@ proxies:
   }
 });
 
+Deno.test("without Cloudflare, nexo answers HTTP-01 on http_listen and serves the certificate", async () => {
+  const dns = await startChallTestSrv();
+  const httpPort = closedPort();
+  const pebble = await startPebble({ dnsServer: dns.dnsServer, httpPort });
+  const app = startEchoUpstream();
+  const caFile = await Deno.makeTempFile({ suffix: ".pem" });
+  await Deno.writeTextFile(caFile, pebble.apiCaPem);
+  const rootFile = await Deno.makeTempFile({ suffix: ".pem" });
+  await Deno.writeTextFile(rootFile, await pebble.issuerRootPem());
+  const nexo = await startNexo(`
+issuer: acme
+http_listen: "127.0.0.1:${httpPort}"
+acme:
+  directory: ${pebble.directoryUrl}
+  ca_cert: ${caFile}
+proxies:
+  "plain.example.net":
+    upstream: ${app.url}
+`);
+  try {
+    await nexo.waitForLog(
+      (l) => l.msg === "certificate installed" && l.names === "plain.example.net",
+      60_000,
+    );
+    assert.ok(
+      nexo.logs.some((l) => l.msg === "acme challenge served"),
+      "Pebble fetched the HTTP-01 response",
+    );
+    const output = await new Deno.Command("curl", {
+      args: [
+        "-sS",
+        "--cacert",
+        rootFile,
+        "--resolve",
+        `plain.example.net:${nexo.port}:127.0.0.1`,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        `https://plain.example.net:${nexo.port}/`,
+      ],
+      stdout: "piped",
+    }).output();
+    assert.equal(new TextDecoder().decode(output.stdout), "200");
+  } finally {
+    await nexo.stop();
+    await app.close();
+    await pebble.stop();
+    await dns.stop();
+    await Deno.remove(caFile);
+    await Deno.remove(rootFile);
+  }
+});
+
 Deno.test("the ACME worker's permissions keep it away from the config, other hosts and the environment", async () => {
   const dir = await Deno.makeTempDir();
   const configFile = await Deno.makeTempFile({ suffix: ".yaml" });
@@ -178,6 +232,7 @@ Deno.test("the ACME worker's permissions keep it away from the config, other hos
       baseDir: dir,
       keyType: "ecdsa",
       cloudflare: { apiToken: "x", apiBase: "https://api.cloudflare.com/client/v4", zoneId: null },
+      http01: false,
       dnsResolvers: ["127.0.0.1:8053"],
       retryIntervalMs: 1000,
       propagationTimeoutMs: 1000,

@@ -85,6 +85,9 @@ function spawn(
         "",
         "-tlsalpn01",
         "",
+        // A records answer 127.0.0.1 (the default); no AAAA, so HTTP-01 validation reaches nexo on IPv4.
+        "-defaultIPv6",
+        "",
       ],
       stdin: "null",
       stdout: "piped",

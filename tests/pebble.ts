@@ -19,6 +19,8 @@ export interface PebbleOptions {
   dnsServer: string;
   /** Environment for Pebble, e.g. PEBBLE_VA_NOSLEEP. */
   env?: Record<string, string>;
+  /** Port Pebble connects to for HTTP-01 validation (nexo's http_listen); default an unused one. */
+  httpPort?: number;
 }
 
 /** Starts Pebble and resolves once its directory answers. */
@@ -37,7 +39,7 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
         managementListenAddress: `127.0.0.1:${managementPort}`,
         certificate: `${dir}/cert.pem`,
         privateKey: `${dir}/key.pem`,
-        httpPort: closedPort(),
+        httpPort: options.httpPort ?? closedPort(),
         tlsPort: closedPort(),
         ocspResponderURL: "",
         externalAccountBindingRequired: false,

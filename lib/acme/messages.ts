@@ -13,6 +13,8 @@ export interface WorkerSettings {
   baseDir: string;
   keyType: "ecdsa" | "rsa";
   cloudflare: { apiToken: string; apiBase: string; zoneId: string | null } | null;
+  /** Without a DNS provider: answer HTTP-01 challenges through the main thread's `http_listen`. */
+  http01: boolean;
   /**
    * "host:port" servers asked in propagation checks: `acme.dns_resolvers`, or else the zones' authoritative
    * nameservers as addresses, which the main thread looks up before the job so the worker's network
@@ -26,13 +28,16 @@ export interface WorkerSettings {
 }
 
 /** Main -> worker. */
-export type ToWorker = {
-  type: "job";
-  jobId: number;
-  settings: WorkerSettings;
-  /** Each entry is one certificate to obtain: its names, first name first. */
-  certificates: string[][];
-};
+export type ToWorker =
+  | {
+    type: "job";
+    jobId: number;
+    settings: WorkerSettings;
+    /** Each entry is one certificate to obtain: its names, first name first. */
+    certificates: string[][];
+  }
+  /** The main thread now serves (or no longer serves) the HTTP-01 response asked for by `requestId`. */
+  | { type: "http01-ack"; requestId: number };
 
 /** Worker -> main. */
 export type FromWorker =
@@ -61,4 +66,12 @@ export type FromWorker =
     failures: number;
   }
   | { type: "log"; level: "debug" | "info" | "warn" | "error"; event: string; fields: Record<string, string> }
+  /** Serve `keyAuthorization` at /.well-known/acme-challenge/<token> (publish) or stop (withdraw); ack it. */
+  | {
+    type: "http01";
+    requestId: number;
+    action: "publish" | "withdraw";
+    token: string;
+    keyAuthorization: string;
+  }
   | { type: "done"; jobId: number };

@@ -28,6 +28,8 @@ export interface AcmeSupervisorOptions {
   config: Config;
   store: CertStore;
   log: Logger;
+  /** HTTP-01 responses by token, served by the plain-HTTP listener (lib/server/http_redirect.ts). */
+  http01: Map<string, string>;
   /** The worker module; tests may point it elsewhere. */
   workerUrl?: URL;
 }
@@ -38,6 +40,7 @@ export class AcmeSupervisor {
   readonly #store: CertStore;
   readonly #log: Logger;
   readonly #workerUrl: URL;
+  readonly #http01: Map<string, string>;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #worker: Worker | null = null;
   #jobId = 0;
@@ -51,6 +54,7 @@ export class AcmeSupervisor {
     this.#store = options.store;
     this.#log = options.log;
     this.#workerUrl = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
+    this.#http01 = options.http01;
   }
 
   /** Starts the first check in the background. */
@@ -141,6 +145,11 @@ export class AcmeSupervisor {
       case "log":
         this.#log.write(message.level, message.event, message.fields);
         return;
+      case "http01":
+        if (message.action === "publish") this.#http01.set(message.token, message.keyAuthorization);
+        else this.#http01.delete(message.token);
+        worker.postMessage({ type: "http01-ack", requestId: message.requestId } satisfies ToWorker);
+        return;
       case "issued": {
         const info = parseCertificate(message.certPem);
         this.#store.set({
@@ -193,7 +202,9 @@ export class AcmeSupervisor {
       cloudflare: cloudflare
         ? { apiToken: cloudflare.apiToken, apiBase: cloudflare.apiBase, zoneId: cloudflare.zoneId }
         : null,
-      dnsResolvers: acme.dnsResolvers.length > 0
+      // Without a DNS provider, HTTP-01 through http_listen is the way (no propagation checks then).
+      http01: cloudflare === null && this.#config.httpListen !== null,
+      dnsResolvers: acme.dnsResolvers.length > 0 || cloudflare === null
         ? acme.dnsResolvers
         : await this.#authoritativeServers(certificates),
       retryIntervalMs: acme.retryIntervalMs,

@@ -4,7 +4,7 @@
 
 // ES modules evaluate in import order: the environment is emptied before acme-client's graph loads.
 import "./worker_env.ts";
-import { runJob } from "./worker_jobs.ts";
+import { receiveAck, runJob } from "./worker_jobs.ts";
 
 // Typed by hand: the project's type environment is the main thread's (Window), not a worker's.
 const scope = self as unknown as {
@@ -12,5 +12,6 @@ const scope = self as unknown as {
   postMessage(message: unknown): void;
 };
 scope.onmessage = (event) => {
-  runJob(event.data, (message) => scope.postMessage(message));
+  if (event.data.type === "job") runJob(event.data, (message) => scope.postMessage(message));
+  else receiveAck(event.data);
 };

@@ -12,14 +12,39 @@ import { normalizeCertNames } from "../storage/cert_meta.ts";
 import { parseCertificate } from "../tls/pem.ts";
 import { AcmeError, createAcmeClient, createPrivateKey, ensureAccount } from "./acme_client.ts";
 import { issueCertificate } from "./issue.ts";
-import { dnsSolver } from "./solvers.ts";
+import { dnsSolver, httpSolver } from "./solvers.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./messages.ts";
 import { classifyAcmeError, retryDelayMs } from "./schedule.ts";
 
 type Post = (message: FromWorker) => void;
+type Job = Extract<ToWorker, { type: "job" }>;
+
+/** HTTP-01 responses are served by the main thread; each publish/withdraw waits for its ack. */
+const pendingAcks = new Map<number, () => void>();
+let nextRequestId = 0;
+
+/** Delivers a main-thread message that is not a job (an HTTP-01 ack). */
+export function receiveAck(message: ToWorker): void {
+  if (message.type !== "http01-ack") return;
+  pendingAcks.get(message.requestId)?.();
+  pendingAcks.delete(message.requestId);
+}
+
+function http01Solver(post: Post) {
+  const ask = (action: "publish" | "withdraw", token: string, keyAuthorization: string) =>
+    new Promise<void>((resolve) => {
+      const requestId = ++nextRequestId;
+      pendingAcks.set(requestId, resolve);
+      post({ type: "http01", requestId, action, token, keyAuthorization });
+    });
+  return httpSolver({
+    publish: (token, keyAuthorization) => ask("publish", token, keyAuthorization),
+    withdraw: (token) => ask("withdraw", token, ""),
+  });
+}
 
 /** Runs `job` to the end, posting `issued`/`failed` per certificate, `log` lines, then `done`. Never throws. */
-export async function runJob(job: ToWorker, post: Post): Promise<void> {
+export async function runJob(job: Job, post: Post): Promise<void> {
   const { settings, jobId } = job;
   const log = (level: "info" | "warn", event: string, fields: Record<string, string>) =>
     post({ type: "log", level, event, fields });
@@ -31,24 +56,26 @@ export async function runJob(job: ToWorker, post: Post): Promise<void> {
   };
   try {
     const client = await accountClient(settings, repository, log);
-    const dns = dnsProvider(settings);
-    await dns.verify(job.certificates.flat().map(challengeRecordName));
+    const dns = settings.http01 ? null : dnsProvider(settings);
+    await dns?.verify(job.certificates.flat().map(challengeRecordName));
     for (const names of job.certificates) {
       const lock = await repository.lockIssuance(names);
       try {
-        for (const fqdn of new Set(names.map(challengeRecordName))) {
-          const removed = await dns.cleanupStale(fqdn);
+        for (const fqdn of dns ? new Set(names.map(challengeRecordName)) : []) {
+          const removed = await dns!.cleanupStale(fqdn);
           if (removed > 0) log("info", "stale dns records removed", { name: fqdn, count: String(removed) });
         }
         log("info", "certificate order started", { names: names.join(",") });
         const chain = await issueCertificate(names, {
           client,
           directoryUrl: settings.directoryUrl,
-          solver: dnsSolver(dns, (fqdn, value) =>
-            waitForTxt(fqdn, value, {
-              resolvers: settings.dnsResolvers,
-              timeoutMs: settings.propagationTimeoutMs,
-            })),
+          solver: dns
+            ? dnsSolver(dns, (fqdn, value) =>
+              waitForTxt(fqdn, value, {
+                resolvers: settings.dnsResolvers,
+                timeoutMs: settings.propagationTimeoutMs,
+              }))
+            : http01Solver(post),
           keyType: settings.keyType,
           onProgress: (event, fields) => log("info", event, fields),
         });
@@ -107,8 +134,8 @@ async function accountClient(
 function dnsProvider(settings: WorkerSettings): DnsProvider {
   if (!settings.cloudflare) {
     throw new Error(
-      "No DNS provider is configured: add a cloudflare: block with api_token (DNS-01 needs it for wildcards " +
-        "and for hosts not reachable on port 80)",
+      "No way to answer ACME challenges: add a cloudflare: block with api_token (DNS-01, needed for " +
+        "wildcards) or set http_listen to a port the CA reaches as port 80 (HTTP-01)",
     );
   }
   return new CloudflareDnsProvider({

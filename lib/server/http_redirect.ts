@@ -1,5 +1,6 @@
-// The optional plain-HTTP listener (`http_listen`): configured hosts get a 308 to the same URL on https, so
-// methods and bodies survive the redirect (RFC 9110 §15.4.9); unknown hosts get a 404. It never proxies.
+// The optional plain-HTTP listener (`http_listen`): ACME HTTP-01 responses at /.well-known/acme-challenge/
+// (RFC 8555 §8.3); otherwise configured hosts get a 308 to the same URL on https, so methods and bodies
+// survive the redirect (RFC 9110 §15.4.9), and unknown hosts get a 404. It never proxies.
 
 import type { Logger } from "../log.ts";
 import { errorPage } from "../proxy/error_page.ts";
@@ -13,7 +14,11 @@ export interface HttpRedirectOptions {
   httpsPort: number;
   snapshot: () => ServingSnapshot;
   log: Logger;
+  /** HTTP-01 key authorizations by token, filled by the ACME supervisor while an order runs. */
+  http01: ReadonlyMap<string, string>;
 }
+
+const CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
 
 /** Starts the plain-HTTP listener. Throws Deno.errors.AddrInUse or PermissionDenied when it cannot bind. */
 export function serveHttpRedirect(options: HttpRedirectOptions): Deno.HttpServer<Deno.NetAddr> {
@@ -28,6 +33,12 @@ export function serveHttpRedirect(options: HttpRedirectOptions): Deno.HttpServer
       url = new URL(req.url);
     } catch {
       return errorPage(400, "The request's Host header is not a valid host name.");
+    }
+    if (url.pathname.startsWith(CHALLENGE_PREFIX)) {
+      const keyAuthorization = options.http01.get(url.pathname.slice(CHALLENGE_PREFIX.length));
+      if (keyAuthorization === undefined) return errorPage(404, "No such ACME challenge.");
+      options.log.info("acme challenge served", { path: url.pathname });
+      return new Response(keyAuthorization, { headers: { "content-type": "application/octet-stream" } });
     }
     const host = normalizeHost(req.headers.get("host") ?? url.host);
     const route = matchRoute(options.snapshot().table, host);

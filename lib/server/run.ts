@@ -89,6 +89,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     }));
   log.info("listening", { addr: formatAddr(https.addr), protocol: "https", routes: config.routes.length });
 
+  const http01 = new Map<string, string>();
   let http: Deno.HttpServer<Deno.NetAddr> | null = null;
   const httpListen = config.httpListen;
   if (httpListen) {
@@ -99,13 +100,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         httpsPort: https.addr.port,
         snapshot: () => snapshot,
         log,
+        http01,
       }));
     log.info("listening", { addr: formatAddr(http.addr), protocol: "http" });
   }
 
   // Issuance runs in the background after the listener is up: hosts with a stored certificate are served at
   // once, the others as soon as their certificate arrives.
-  const acme = config.issuer === "acme" ? new AcmeSupervisor({ config, store, log }) : null;
+  const acme = config.issuer === "acme" ? new AcmeSupervisor({ config, store, log, http01 }) : null;
   acme?.start();
 
   return {

@@ -126,7 +126,10 @@ Deno.test("FileStorage.store() in a process killed mid-write leaves the old valu
     // Whether the temp file exists depends on where the limit struck (a fresh clone's first run also writes
     // Deno's own caches); at most one may be left, and list() must hide it either way.
     const leftovers = (await rawNames(join(root, "site"))).filter((name) => name !== "fullchain.pem");
-    assert.ok(leftovers.length <= 1, `at most the crashed write's temp file is left: ${leftovers.join(", ")}`);
+    assert.ok(
+      leftovers.length <= 1,
+      `at most the crashed write's temp file is left: ${leftovers.join(", ")}`,
+    );
     assert.deepEqual(await storage.list("site"), ["fullchain.pem"]);
   });
 });
