@@ -198,7 +198,7 @@ export class AcmeSupervisor {
       email: this.#config.email,
       certDir: this.#config.certDir,
       baseDir: this.#config.baseDir,
-      keyType: "ecdsa",
+      keyType: acme.keyType,
       cloudflare: cloudflare
         ? { apiToken: cloudflare.apiToken, apiBase: cloudflare.apiBase, zoneId: cloudflare.zoneId }
         : null,

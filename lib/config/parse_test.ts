@@ -74,6 +74,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       checkIntervalMs: 24 * 3_600_000,
       retryIntervalMs: 3_600_000,
       dnsResolvers: [],
+      keyType: "ecdsa",
     },
     cloudflare: null,
     wildcards: [],
@@ -397,6 +398,7 @@ Deno.test("parseConfig() reads the acme block", () => {
     checkIntervalMs: 12 * 3_600_000,
     retryIntervalMs: 600_000,
     dnsResolvers: ["1.1.1.1", "8.8.8.8:53", "[2606:4700:4700::1111]:53"],
+    keyType: "ecdsa",
   });
 });
 
@@ -550,4 +552,13 @@ proxies:
     ["proxy", "app.localhost"],
     ["redirect", "old.localhost"],
   ]);
+});
+
+Deno.test("parseConfig() reads acme.key_type, ECDSA by default, and rejects other types", () => {
+  assert.equal(parseConfig("acme:\n  key_type: rsa\n", "/etc/nexo/config.yaml").acme.keyType, "rsa");
+  assert.equal(parseConfig("proxies: {}\n", "/etc/nexo/config.yaml").acme.keyType, "ecdsa");
+  assert.throws(
+    () => parseConfig("acme:\n  key_type: ed25519\n", "/etc/nexo/config.yaml"),
+    /key_type must be "ecdsa"/,
+  );
 });

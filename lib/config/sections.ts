@@ -16,7 +16,9 @@ export const ACME_KEYS: readonly string[] = [
   "check_interval",
   "retry_interval",
   "dns_resolvers",
+  "key_type",
 ];
+const KEY_TYPES = ["ecdsa", "rsa"] as const;
 export const CLOUDFLARE_KEYS: readonly string[] = ["api_token", "api_base", "zone_id"];
 export const LIMITS_KEYS: readonly string[] = [
   "max_body",
@@ -60,7 +62,22 @@ export function readAcme(r: Reader, field: Field | undefined, options: AcmeOptio
     checkIntervalMs: readDurationField(r, get("check_interval")) ?? DEFAULTS.checkIntervalMs,
     retryIntervalMs: readDurationField(r, get("retry_interval")) ?? DEFAULTS.retryIntervalMs,
     dnsResolvers,
+    keyType: readKeyType(r, get("key_type")) ?? "ecdsa",
   };
+}
+
+function readKeyType(r: Reader, field: Field | undefined): "ecdsa" | "rsa" | undefined {
+  if (field === undefined) return undefined;
+  const value = r.readString(field);
+  if (value === undefined) return undefined;
+  const keyType = KEY_TYPES.find((known) => known === value.toLowerCase());
+  if (keyType === undefined) {
+    r.report(
+      field.at,
+      `${field.path} must be "ecdsa" (ECDSA P-256) or "rsa" (RSA-2048), got ${JSON.stringify(value)}`,
+    );
+  }
+  return keyType;
 }
 
 /**

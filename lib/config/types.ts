@@ -66,6 +66,8 @@ export interface AcmeConfig {
   retryIntervalMs: number;
   /** "host:port" or "host" (port 53) resolvers for DNS propagation checks; empty = authoritative servers. */
   dnsResolvers: string[];
+  /** Key type of new certificates: ECDSA P-256 (the default) or RSA-2048 for old clients. */
+  keyType: "ecdsa" | "rsa";
 }
 
 export interface CloudflareConfig {
