@@ -108,3 +108,34 @@ Deno.test("a refused ACME connection is a clear AcmeError, not acme-client's Typ
     return true;
   });
 });
+
+Deno.test("badNonce rejections are retried at once and the order still succeeds", async () => {
+  const dns = await startChallTestSrv();
+  const cloudflare = await startFakeCloudflare({ token: TOKEN, zones: ["example.com"], challtestsrv: dns });
+  // Pebble rejects 20% of nonces at random (RFC 8555 §6.5): each request fails six times in a row with
+  // probability 0.2^6, so a handful of requests never exhausts acme-client's five retries in practice.
+  const pebble = await startPebble({ dnsServer: dns.dnsServer, env: { PEBBLE_WFE_NONCEREJECT: "20" } });
+  try {
+    const client = createAcmeClient({
+      directoryUrl: pebble.directoryUrl,
+      accountKeyPem: await createPrivateKey("ecdsa"),
+      caCertsPem: [pebble.apiCaPem],
+    });
+    await ensureAccount(client, null, pebble.directoryUrl);
+    const provider = new CloudflareDnsProvider({ apiToken: TOKEN, apiBase: cloudflare.apiBase });
+    const chain = await issueCertificate(["nonce.example.com"], {
+      client,
+      directoryUrl: pebble.directoryUrl,
+      solver: dnsSolver(
+        provider,
+        (fqdn, value) => waitForTxt(fqdn, value, { resolvers: [dns.dnsServer], intervalMs: 100 }),
+      ),
+      keyType: "ecdsa",
+    });
+    assert.deepEqual(parseCertificate(chain.certPem).names, ["nonce.example.com"]);
+  } finally {
+    await pebble.stop();
+    await cloudflare.close();
+    await dns.stop();
+  }
+});

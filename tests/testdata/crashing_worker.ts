@@ -1,0 +1,30 @@
+// A stand-in ACME worker for lib/acme/supervisor_test.ts: its first job crashes the worker (an uncaught
+// error); later jobs report every certificate as failed and finish, as the real worker does on an error.
+
+const scope = self as unknown as {
+  onmessage: ((e: MessageEvent) => void) | null;
+  postMessage(m: unknown): void;
+};
+
+scope.onmessage = async (event) => {
+  const { jobId, settings, certificates } = event.data;
+  const marker = `${settings.baseDir}/crashed-once`;
+  const crashedBefore = await Deno.stat(marker).then(() => true, () => false);
+  if (!crashedBefore) {
+    await Deno.writeTextFile(marker, "x");
+    throw new Error("simulated worker crash");
+  }
+  for (const names of certificates) {
+    scope.postMessage({
+      type: "failed",
+      jobId,
+      names,
+      error: "simulated failure",
+      problemType: null,
+      retryAfterMs: null,
+      nextAttemptAt: Date.now() + 3_600_000,
+      failures: 1,
+    });
+  }
+  scope.postMessage({ type: "done", jobId });
+};
