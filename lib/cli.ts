@@ -1,9 +1,10 @@
-// The command line: `server` (alias `serve`), `check`, `demo`, `version`, with `--help` everywhere. Other tools
+// The command line: `server` (alias `serve`), `check`, `certs`, `demo`, `version`, with `--help` everywhere. Other tools
 // drive nexo through exactly these commands, flags and exit codes. It turns argv into calls and exit codes;
 // the work itself lives in lib/config, lib/server and lib/demo.ts.
 
 import { Command, Option } from "commander";
 import { join } from "node:path";
+import { certificatesReport } from "./certs_report.ts";
 import { ConfigError } from "./config/errors.ts";
 import { loadConfig } from "./config/parse.ts";
 import { runDemo } from "./demo.ts";
@@ -72,6 +73,12 @@ export async function runCli(args: string[]): Promise<number> {
     });
   });
 
+  program.command("certs").description("list the certificates under cert_dir: names, expiry, renewal, errors")
+    .addOption(configOption())
+    .action(async (options: GlobalOptions) => {
+      exitCode = await listCertificates(resolveConfigPath(options.config));
+    });
+
   program.command("version").description("print the version").action(() => {
     printOut(`nexo ${VERSION} (deno ${Deno.version.deno})\n`);
   });
@@ -98,6 +105,19 @@ async function check(path: string): Promise<number> {
   try {
     const config = await loadConfig(path);
     printOut(`${config.file}: ok, ${config.routes.length} route(s)\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printErr(error.message + "\n");
+      return 1;
+    }
+    throw error;
+  }
+}
+
+async function listCertificates(path: string): Promise<number> {
+  try {
+    printOut(await certificatesReport(await loadConfig(path)));
     return 0;
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -99,6 +99,24 @@ proxies:
         const meta = JSON.parse(await Deno.readTextFile(`${certDir}/wildcard_.example.com/meta.json`));
         assert.deepEqual(meta.names, ["*.example.com", "example.com"]);
       });
+      await t.step("nexo certs lists the managed certificates with expiry and renewal", async () => {
+        const output = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            new URL("../main.ts", import.meta.url).pathname,
+            "certs",
+            "--config",
+            `${dir}/config.yaml`,
+          ],
+          stdout: "piped",
+        }).output();
+        const text = new TextDecoder().decode(output.stdout);
+        assert.equal(output.code, 0);
+        assert.match(text, /^NAMES\s+ISSUER\s+EXPIRES\s+RENEWAL\s+LAST ERROR/);
+        assert.match(text, /\*\.example\.com,example\.com\s+acme\s+\d{4}-/);
+        assert.match(text, /solo\.other\.org\s+acme/);
+      });
       await t.step("the Cloudflare token never appears in nexo's output", () => {
         assert.ok(!nexo.output().includes(TOKEN));
       });

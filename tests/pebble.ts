@@ -21,6 +21,8 @@ export interface PebbleOptions {
   env?: Record<string, string>;
   /** Port Pebble connects to for HTTP-01 validation (nexo's http_listen); default an unused one. */
   httpPort?: number;
+  /** Lifetime of the certificates Pebble issues, in seconds (Pebble's default is 5 years). */
+  validitySeconds?: number;
 }
 
 /** Starts Pebble and resolves once its directory answers. */
@@ -43,6 +45,7 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
         tlsPort: closedPort(),
         ocspResponderURL: "",
         externalAccountBindingRequired: false,
+        ...(options.validitySeconds ? { certificateValidityPeriod: options.validitySeconds } : {}),
       },
     }),
   );
