@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { LocalCa } from "../lib/tls/local_ca.ts";
-import { denoInternals, serveTls } from "../lib/server/listen.ts";
+import { denoInternals, enableListenerHandover, serveTls } from "../lib/server/listen.ts";
 
 Deno.test("Deno still exposes the internals lib/server/listen.ts uses", () => {
   const internals = denoInternals();
@@ -67,6 +67,48 @@ Deno.test("serveTls() picks a certificate per SNI name, speaks h2 and http/1.1, 
       }
     });
     assert.deepEqual(asked.slice(0, 3), ["one.test", "two.test", "three.test"]);
+  } finally {
+    await server.shutdown(1_000);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serveTls().refresh() makes new handshakes ask for the certificate again (Deno caches it per listener)", async () => {
+  const dir = await Deno.makeTempDir();
+  const ca = await LocalCa.loadOrCreate(`${dir}/ca`);
+  const root = await Deno.readTextFile(ca.rootCertPath);
+  const leaf = await ca.issue(["one.test"]);
+  await enableListenerHandover();
+  let asked = 0;
+  const server = serveTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    resolveCertificate: () => {
+      asked++;
+      return Promise.resolve({ cert: leaf.certPem, key: leaf.keyPem });
+    },
+    handler: () => new Response("ok"),
+    onError: () => new Response("error", { status: 500 }),
+  });
+  // deno-lint-ignore no-explicit-any
+  const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
+  const handshake = async () => {
+    const conn = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port: server.addr.port,
+      caCerts: [root],
+      [serverNameSymbol]: "one.test",
+    } as Deno.ConnectTlsOptions);
+    await conn.handshake();
+    conn.close();
+  };
+  try {
+    await handshake();
+    await handshake();
+    assert.equal(asked, 1, "Deno answered the second handshake from its cache");
+    server.refresh();
+    await handshake();
+    assert.equal(asked, 2, "the fresh listener asked again");
   } finally {
     await server.shutdown(1_000);
     await Deno.remove(dir, { recursive: true });

@@ -30,6 +30,8 @@ export interface AcmeSupervisorOptions {
   log: Logger;
   /** HTTP-01 responses by token, served by the plain-HTTP listener (lib/server/http_redirect.ts). */
   http01: Map<string, string>;
+  /** Called after a certificate was put into the store (the TLS listener must pick it up). */
+  onInstalled?: () => void;
   /** The worker module; tests may point it elsewhere. */
   workerUrl?: URL;
 }
@@ -41,6 +43,7 @@ export class AcmeSupervisor {
   readonly #log: Logger;
   readonly #workerUrl: URL;
   readonly #http01: Map<string, string>;
+  readonly #onInstalled: () => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #worker: Worker | null = null;
   #jobId = 0;
@@ -55,6 +58,7 @@ export class AcmeSupervisor {
     this.#log = options.log;
     this.#workerUrl = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
     this.#http01 = options.http01;
+    this.#onInstalled = options.onInstalled ?? (() => {});
   }
 
   /** Starts the first check in the background. */
@@ -97,7 +101,9 @@ export class AcmeSupervisor {
     for (const plan of planCertificates(config)) {
       const key = certKey(plan.names);
       const stored = certificates.find((c) => certKey(c.names) === key);
-      if (stored && !stored.managed) continue; // put there by hand or by certbot: not nexo's to renew
+      // A certificate put there by hand or by certbot is served but not nexo's to renew. (An unmanaged entry
+      // without a pair is only a failure record of a certificate nexo has not obtained yet.)
+      if (stored && !stored.managed && stored.pair) continue;
       if (stored?.pair && stored.notBefore && stored.notAfter) {
         const validity = { notBefore: stored.notBefore, notAfter: stored.notAfter };
         if (!needsRenewal(validity, { now, renewBeforeMs: config.acme.renewBeforeMs })) {
@@ -160,6 +166,7 @@ export class AcmeSupervisor {
           source: "acme",
         });
         this.#notBefore.delete(certKey(message.names));
+        this.#onInstalled();
         this.#log.info("certificate installed", {
           names: message.names.join(","),
           not_after: info.notAfter.toISOString(),

@@ -39,6 +39,12 @@ export interface TlsServerOptions {
 export interface TlsServer {
   readonly addr: Deno.NetAddr;
   /**
+   * Makes new TLS handshakes ask `resolveCertificate` again (after a certificate was installed or renewed):
+   * binds a fresh listener to the same address, then closes the old one gracefully. Open connections keep
+   * the certificate they negotiated. A no-op after shutdown.
+   */
+  refresh(): void;
+  /**
    * Stops accepting, asks every connection to close after its in-flight requests (HTTP/2 GOAWAY, HTTP/1.1
    * close after the response), and resolves when all are closed or `graceMs` has passed (the rest are left
    * to the process exit that follows). Idempotent.
@@ -62,6 +68,25 @@ interface DenoInternals {
 }
 
 const SNI_RESOLVER = Symbol.for("unstableSniResolver");
+const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
+
+/**
+ * Turns on Linux's tcp_migrate_req (5.14+) when it is off and nexo may write it (root, or a container's own
+ * network namespace): then connections still queued on a listener that refresh() closes move to its
+ * SO_REUSEPORT successor instead of being reset. Returns what happened, for one log line; never throws.
+ */
+export async function enableListenerHandover(): Promise<
+  "enabled" | "already on" | "unavailable" | "not permitted"
+> {
+  try {
+    if ((await Deno.readTextFile(MIGRATE_REQ)).trim() === "1") return "already on";
+    await Deno.writeTextFile(MIGRATE_REQ, "1\n");
+    return "enabled";
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "unavailable";
+    return "not permitted";
+  }
+}
 
 /** Returns Deno's internal serve function, or throws naming the Deno version that lacks it. */
 export function denoInternals(): DenoInternals {
@@ -82,36 +107,55 @@ export function denoInternals(): DenoInternals {
  */
 export function serveTls(options: TlsServerOptions): TlsServer {
   const internals = denoInternals();
-  const listener = Deno.listenTls(
-    {
-      hostname: options.hostname,
-      port: options.port,
-      alpnProtocols: ["h2", "http/1.1"],
-      [SNI_RESOLVER]: async (serverName: string) => {
-        const pair = await options.resolveCertificate(serverName);
-        if (!pair) throw new Error(`no certificate for "${serverName}"`);
-        return pair;
-      },
-    } as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
-  );
-  const server = internals.serveHttpOnListener(
-    listener,
-    undefined,
-    (req, info) => options.handler(req, { remoteAddr: info.remoteAddr }),
-    options.onError,
-    () => {},
-  );
-  // A failing accept loop ends `finished` with an error; shutdown() is how nexo stops it on purpose.
-  server.finished.catch(() => {});
+  const start = (port: number) => {
+    const listener = Deno.listenTls(
+      {
+        hostname: options.hostname,
+        port,
+        // Lets refresh() bind a second listener to the same address before the first one closes.
+        reusePort: true,
+        alpnProtocols: ["h2", "http/1.1"],
+        [SNI_RESOLVER]: async (serverName: string) => {
+          const pair = await options.resolveCertificate(serverName);
+          if (!pair) throw new Error(`no certificate for "${serverName}"`);
+          return pair;
+        },
+      } as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
+    );
+    const server = internals.serveHttpOnListener(
+      listener,
+      undefined,
+      (req, info) => options.handler(req, { remoteAddr: info.remoteAddr }),
+      options.onError,
+      () => {},
+    );
+    // A failing accept loop ends `finished` with an error; shutdown() is how nexo stops it on purpose.
+    server.finished.catch(() => {});
+    return { addr: listener.addr as Deno.NetAddr, server };
+  };
 
+  let current = start(options.port);
+  const addr = current.addr;
+  const draining = new Set<Promise<void>>();
   let stopped: Promise<void> | undefined;
   return {
-    addr: listener.addr as Deno.NetAddr,
+    addr,
+    refresh() {
+      if (stopped) return;
+      // Deno caches the SNI resolver's answer per server name for the listener's lifetime, so a renewed
+      // certificate reaches new handshakes only through a new listener. The new one is bound first
+      // (SO_REUSEPORT), then the old one stops accepting and lets its connections finish.
+      const previous = current;
+      current = start(addr.port);
+      const done = previous.server.shutdown().catch(() => {});
+      draining.add(done);
+      done.finally(() => draining.delete(done));
+    },
     shutdown(graceMs: number): Promise<void> {
       stopped ??= (async () => {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
-        await Promise.race([server.shutdown().catch(() => {}), grace]);
+        await Promise.race([Promise.all([current.server.shutdown().catch(() => {}), ...draining]), grace]);
         clearTimeout(timer);
       })();
       return stopped;

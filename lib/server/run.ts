@@ -14,10 +14,15 @@ import { CertStore } from "../tls/cert_store.ts";
 import { LocalCa } from "../tls/local_ca.ts";
 import { createHandler, type ServingSnapshot } from "./handler.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
-import { serveTls } from "./listen.ts";
+import { enableListenerHandover, serveTls } from "./listen.ts";
 
 /** Leaf certificates from the local CA live a week (like Caddy's internal issuer, short-lived by design). */
 const INTERNAL_LEAF_LIFETIME_MS = 7 * 24 * 3600 * 1000;
+/**
+ * How often the TLS listener is renewed regardless of certificate events: far inside a local leaf's
+ * re-mint window (a third of a week), and rare enough to cost nothing.
+ */
+const LISTENER_REFRESH_MS = 6 * 3600 * 1000;
 
 export interface RunningServer {
   /** The bound HTTPS address (the real port when the config asked for port 0). */
@@ -67,6 +72,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     });
   }
 
+  const handover = await enableListenerHandover();
+  if (handover === "enabled") {
+    log.info("listener handover enabled", {
+      sysctl: "net.ipv4.tcp_migrate_req=1",
+      why: "certificate swaps drop no connection",
+    });
+  } else if (handover === "not permitted") {
+    log.info("listener handover unavailable", {
+      fix:
+        "sysctl -w net.ipv4.tcp_migrate_req=1 (else a certificate swap may reset a connection being accepted)",
+    });
+  }
+
   const pool = new UpstreamPool();
   const handler = createHandler({
     snapshot: () => snapshot,
@@ -107,14 +125,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
 
   // Issuance runs in the background after the listener is up: hosts with a stored certificate are served at
   // once, the others as soon as their certificate arrives.
-  const acme = config.issuer === "acme" ? new AcmeSupervisor({ config, store, log, http01 }) : null;
+  const acme = config.issuer === "acme"
+    ? new AcmeSupervisor({ config, store, log, http01, onInstalled: () => https.refresh() })
+    : null;
   acme?.start();
+  // Deno caches each name's certificate per listener; a periodic fresh listener lets expiring entries (the
+  // local CA's week-long leaves, files replaced by hand) be looked up again. See TlsServer.refresh().
+  const refresher = setInterval(() => https.refresh(), LISTENER_REFRESH_MS);
+  Deno.unrefTimer(refresher);
 
   return {
     httpsAddr: https.addr,
     httpAddr: http?.addr ?? null,
     rootCertPath,
     async shutdown(graceMs: number) {
+      clearInterval(refresher);
       acme?.stop();
       await Promise.all([https.shutdown(graceMs), http?.shutdown()]);
       pool.close();
