@@ -67,6 +67,7 @@ proxies:
     return `${new TextDecoder().decode(output.stdout)} ${new TextDecoder().decode(output.stderr)}`.trim();
   };
   const dir = await Deno.makeTempDir({ prefix: "nexo-acme-" });
+  let pebbleStopped = false;
   try {
     const nexo = await startNexo(config, { dir });
     let certDir = "";
@@ -172,10 +173,34 @@ proxies:
         }
       },
     );
+
+    await t.step("with the ACME server down at start, stored certificates are served at once", async () => {
+      await pebble.stop();
+      pebbleStopped = true;
+      const again = await startNexo(
+        config.replace(
+          `  "solo.other.org":`,
+          `  "down.other.org":\n    upstream: ${app.url}\n  "solo.other.org":`,
+        ),
+        { dir },
+      );
+      try {
+        assert.equal(await curlVerified(again.port, "app.example.com"), "200");
+        assert.equal(await curlVerified(again.port, "solo.other.org"), "200");
+        const failed = await again.waitForLog(
+          (l) => l.msg === "certificate failed" && l.names === "down.other.org",
+          30_000,
+        );
+        assert.match(String(failed.error), /refused the connection/);
+        assert.ok(Date.parse(String(failed.next_attempt)) > Date.now(), "a retry is scheduled");
+      } finally {
+        await again.stop();
+      }
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
     await app.close();
-    await pebble.stop();
+    if (!pebbleStopped) await pebble.stop();
     await cloudflare.close();
     await dns.stop();
     await Deno.remove(caFile);
