@@ -2,7 +2,7 @@
 // to a temp file that is fsynced and renamed over the target, and locks are lock files under `<root>/.locks`.
 // It does not cache, watch for changes, or work on network file systems whose rename or O_EXCL is not atomic.
 
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import {
   checkKey,
   type LockOptions,
@@ -13,6 +13,7 @@ import {
   type StoreOptions,
 } from "./storage.ts";
 import { acquireFileLock, type LockTimings } from "./file_lock.ts";
+import { syncDir, writeAndRename } from "./atomic_write.ts";
 import { toStorageError } from "./fs_errors.ts";
 
 /**
@@ -200,45 +201,5 @@ async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
   } catch (err) {
     if (isAbsent(err)) return null;
     throw toStorageError(err, "inspect", path);
-  }
-}
-
-/** Writes a temp file beside `path`, fsyncs it and renames it over `path`; removes the temp on failure. */
-async function writeAndRename(path: string, bytes: Uint8Array, mode: number): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.tmp-${crypto.randomUUID()}`);
-  const file = await Deno.open(temp, { write: true, createNew: true, mode });
-  try {
-    try {
-      for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
-      // The data must be on disk before the rename is, or a power loss could leave an empty file behind the
-      // new name (ext4 and XFS order data and rename only when told to).
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(temp, path);
-  } catch (err) {
-    await Deno.remove(temp).catch(() => {}); // best effort: the original error is the one to report
-    throw err;
-  }
-}
-
-/** Persists the directory entry changes (renames, creates, removes) in `dir`. */
-async function syncDir(dir: string): Promise<void> {
-  if (Deno.build.os === "windows") return; // Windows cannot open a directory for fsync
-  let handle: Deno.FsFile;
-  try {
-    handle = await Deno.open(dir, { read: true });
-  } catch (err) {
-    throw toStorageError(err, "open the directory for fsync", dir);
-  }
-  try {
-    await handle.sync();
-  } catch (err) {
-    // Some file systems (e.g. certain FUSE mounts) cannot fsync a directory; there is nothing more to do.
-    const code = (err as { code?: unknown }).code;
-    if (code !== "EINVAL" && code !== "ENOTSUP") throw toStorageError(err, "fsync the directory", dir);
-  } finally {
-    handle.close();
   }
 }

@@ -2,6 +2,7 @@
 // ECDSA P-256 root in a directory and mints short-lived leaf certificates signed directly by it. It does not
 // install the root into any trust store, revoke certificates, or decide when to renew (its callers do).
 
+import { syncDir, writeAndRename } from "../storage/atomic_write.ts";
 import { dirname, join } from "node:path";
 import {
   type Bytes,
@@ -295,30 +296,8 @@ function normalizeDnsNames(names: readonly string[]): string[] {
   return out;
 }
 
-/** Writes a temp file beside `path`, fsyncs it, then renames it over `path`, so readers never see half. */
+/** Writes `text` to `path` atomically (see lib/storage/atomic_write.ts) and persists the rename. */
 async function writeFileAtomic(path: string, text: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
-  const bytes = new TextEncoder().encode(text);
-  const file = await Deno.open(tmp, { write: true, createNew: true, mode });
-  try {
-    try {
-      for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {}); // best effort: the original error is the one to report
-    throw err;
-  }
-  // Persist the rename itself; Windows cannot open a directory for fsync.
-  if (Deno.build.os !== "windows") {
-    const dir = await Deno.open(dirname(path), { read: true });
-    try {
-      await dir.sync();
-    } finally {
-      dir.close();
-    }
-  }
+  await writeAndRename(path, new TextEncoder().encode(text), mode);
+  await syncDir(dirname(path));
 }
