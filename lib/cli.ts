@@ -9,6 +9,7 @@ import { ConfigError } from "./config/errors.ts";
 import { loadConfig } from "./config/parse.ts";
 import { runDemo } from "./demo.ts";
 import { log, type LogFormat, type LogLevel, printErr, printOut } from "./log.ts";
+import { ConfigWatcher } from "./reload.ts";
 import { startServer } from "./server/run.ts";
 import { VERSION } from "./version.ts";
 
@@ -130,7 +131,9 @@ async function listCertificates(path: string): Promise<number> {
 
 async function serve(path: string): Promise<number> {
   let config;
+  let text = "";
   try {
+    text = await Deno.readTextFile(path).catch(() => "");
     config = await loadConfig(path);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -154,7 +157,22 @@ async function serve(path: string): Promise<number> {
     log.flush();
     return 1;
   }
+  const running = server;
+  const watcher = new ConfigWatcher({
+    path,
+    initialText: text,
+    log,
+    apply: (next) => running.applyConfig(next),
+  });
+  await watcher.start();
+  const onHangup = () => {
+    log.info("config reload requested", { signal: "SIGHUP" });
+    watcher.reload();
+  };
+  Deno.addSignalListener("SIGHUP", onHangup);
   const signal = await waitForStopSignal();
+  Deno.removeSignalListener("SIGHUP", onHangup);
+  watcher.stop();
   log.info("shutting down", { signal, grace_ms: SHUTDOWN_GRACE_MS });
   await server.shutdown(SHUTDOWN_GRACE_MS);
   log.info("stopped");

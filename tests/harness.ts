@@ -5,7 +5,7 @@
 const ROOT = new URL("..", import.meta.url).pathname;
 
 export interface NexoProcess {
-  /** HTTPS port nexo bound (the config asks for port 0). */
+  /** HTTPS port nexo bound (the config asks for port 0); tests that move it update this. */
   port: number;
   /** Plain-HTTP port, when the config had `http_listen`. */
   httpPort: number | null;

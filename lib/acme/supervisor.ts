@@ -38,7 +38,7 @@ export interface AcmeSupervisorOptions {
 
 /** Keeps the certificates `config` needs obtained and renewed. Call `start()` once serving has begun. */
 export class AcmeSupervisor {
-  readonly #config: Config;
+  #config: Config;
   readonly #store: CertStore;
   readonly #log: Logger;
   readonly #workerUrl: URL;
@@ -64,6 +64,12 @@ export class AcmeSupervisor {
   /** Starts the first check in the background. */
   start(): void {
     this.#wake(0);
+  }
+
+  /** Uses `config` from now on (a reload) and checks at once whether new certificates are needed. */
+  updateConfig(config: Config): void {
+    this.#config = config;
+    if (!this.#worker) this.#wake(0);
   }
 
   /** Stops timers and terminates a running worker (its order is abandoned; the next start resumes). */

@@ -37,6 +37,7 @@ export interface TlsServerOptions {
 }
 
 export interface TlsServer {
+  /** The address serving now (moveTo changes it). */
   readonly addr: Deno.NetAddr;
   /**
    * Makes new TLS handshakes ask `resolveCertificate` again (after a certificate was installed or renewed):
@@ -44,6 +45,11 @@ export interface TlsServer {
    * the certificate they negotiated. A no-op after shutdown.
    */
   refresh(): void;
+  /**
+   * Serves on another address from now on (a reloaded `listen`): binds it first, then closes the old
+   * listener gracefully. Throws (AddrInUse, PermissionDenied) without touching the old one when it cannot bind.
+   */
+  moveTo(hostname: string, port: number): void;
   /**
    * Stops accepting, asks every connection to close after its in-flight requests (HTTP/2 GOAWAY, HTTP/1.1
    * close after the response), and resolves when all are closed or `graceMs` has passed (the rest are left
@@ -107,10 +113,10 @@ export function denoInternals(): DenoInternals {
  */
 export function serveTls(options: TlsServerOptions): TlsServer {
   const internals = denoInternals();
-  const start = (port: number) => {
+  const start = (hostname: string, port: number) => {
     const listener = Deno.listenTls(
       {
-        hostname: options.hostname,
+        hostname,
         port,
         // Lets refresh() bind a second listener to the same address before the first one closes.
         reusePort: true,
@@ -134,22 +140,33 @@ export function serveTls(options: TlsServerOptions): TlsServer {
     return { addr: listener.addr as Deno.NetAddr, server };
   };
 
-  let current = start(options.port);
-  const addr = current.addr;
+  let current = start(options.hostname, options.port);
+  let hostname = options.hostname;
   const draining = new Set<Promise<void>>();
   let stopped: Promise<void> | undefined;
+  const replace = (next: ReturnType<typeof start>) => {
+    const previous = current;
+    current = next;
+    const done = previous.server.shutdown().catch(() => {});
+    draining.add(done);
+    done.finally(() => draining.delete(done));
+  };
   return {
-    addr,
+    get addr() {
+      return current.addr;
+    },
     refresh() {
       if (stopped) return;
-      // Deno caches the SNI resolver's answer per server name for the listener's lifetime, so a renewed
-      // certificate reaches new handshakes only through a new listener. The new one is bound first
-      // (SO_REUSEPORT), then the old one stops accepting and lets its connections finish.
-      const previous = current;
-      current = start(addr.port);
-      const done = previous.server.shutdown().catch(() => {});
-      draining.add(done);
-      done.finally(() => draining.delete(done));
+      // Deno caches the SNI resolver's answer per server name for the listener's lifetime (failures too),
+      // so a new certificate reaches new handshakes only through a new listener. The new one is bound
+      // first (SO_REUSEPORT), then the old one stops accepting and lets its connections finish.
+      replace(start(hostname, current.addr.port));
+    },
+    moveTo(nextHostname: string, port: number) {
+      if (stopped) return;
+      // Bound before the old one closes: a failure (address in use) leaves the old listener serving.
+      replace(start(nextHostname, port));
+      hostname = nextHostname;
     },
     shutdown(graceMs: number): Promise<void> {
       stopped ??= (async () => {

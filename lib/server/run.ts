@@ -30,17 +30,22 @@ export interface RunningServer {
   readonly httpAddr: Deno.NetAddr | null;
   /** The local CA's root certificate path, for `issuer: internal`. */
   readonly rootCertPath: string | null;
+  /**
+   * Swaps in a new config (from lib/reload.ts): routes, limits and certificate needs change for new requests
+   * at once; requests in flight finish on the snapshot they started with. A changed listen/http_listen is
+   * re-bound live (new listener up before the old one closes; if the new address cannot be bound, the old one
+   * keeps serving and the log says so). Logs a one-line summary. A new issuer, base_dir or cert_dir is not
+   * applied: the log says a restart is needed.
+   */
+  applyConfig(next: Config): void;
   /** Stops accepting and lets in-flight requests finish for up to `graceMs`. */
   shutdown(graceMs: number): Promise<void>;
 }
 
 /** Starts serving `config`. Throws with a clear message when a listen address cannot be bound. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const snapshot: ServingSnapshot = {
-    table: buildRouteTable(config.routes),
-    maxHeaderBytes: config.limits.maxHeaderBytes,
-    readTimeoutMs: config.limits.readTimeoutMs,
-  };
+  let current = config;
+  let snapshot = servingSnapshot(config);
   const store = new CertStore();
   const { errors } = await loadCertDir(config.certDir, store);
   for (const message of errors) log.warn("certificate skipped", { reason: message });
@@ -108,20 +113,51 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   log.info("listening", { addr: formatAddr(https.addr), protocol: "https", routes: config.routes.length });
 
   const http01 = new Map<string, string>();
-  let http: Deno.HttpServer<Deno.NetAddr> | null = null;
-  const httpListen = config.httpListen;
-  if (httpListen) {
-    http = listenOrExplain("http_listen", httpListen, () =>
+  const startHttp = (listen: ListenAddress) => {
+    const server = listenOrExplain("http_listen", listen, () =>
       serveHttpRedirect({
-        hostname: httpListen.hostname || "0.0.0.0",
-        port: httpListen.port,
+        hostname: listen.hostname || "0.0.0.0",
+        port: listen.port,
         httpsPort: https.addr.port,
         snapshot: () => snapshot,
         log,
         http01,
       }));
-    log.info("listening", { addr: formatAddr(http.addr), protocol: "http" });
-  }
+    log.info("listening", { addr: formatAddr(server.addr), protocol: "http" });
+    return server;
+  };
+  let http: Deno.HttpServer<Deno.NetAddr> | null = config.httpListen ? startHttp(config.httpListen) : null;
+
+  /** Moves the listeners to a reloaded config's addresses; returns the keys it could not apply. */
+  const moveListeners = (next: Config): string[] => {
+    const failed: string[] = [];
+    if (!sameAddress(current.listen, next.listen)) {
+      try {
+        listenOrExplain(
+          "listen",
+          next.listen,
+          () => https.moveTo(next.listen.hostname || "0.0.0.0", next.listen.port),
+        );
+        log.info("listening", { addr: formatAddr(https.addr), protocol: "https", moved: true });
+      } catch (error) {
+        log.error("listen not changed", { error: error instanceof Error ? error.message : String(error) });
+        failed.push("listen");
+      }
+    }
+    if (!sameAddress(current.httpListen, next.httpListen)) {
+      try {
+        const replacement = next.httpListen ? startHttp(next.httpListen) : null;
+        http?.shutdown();
+        http = replacement;
+      } catch (error) {
+        log.error("http_listen not changed", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+        failed.push("httpListen");
+      }
+    }
+    return failed;
+  };
 
   // Issuance runs in the background after the listener is up: hosts with a stored certificate are served at
   // once, the others as soon as their certificate arrives.
@@ -135,8 +171,43 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   Deno.unrefTimer(refresher);
 
   return {
-    httpsAddr: https.addr,
-    httpAddr: http?.addr ?? null,
+    get httpsAddr() {
+      return https.addr;
+    },
+    applyConfig(next: Config) {
+      const summary = diffRoutes(current, next);
+      const restart = RESTART_KEYS.filter((key) =>
+        JSON.stringify(current[key]) !== JSON.stringify(next[key])
+      );
+      const unmoved = moveListeners(next);
+      // One assignment: a request reads `snapshot` once, so it never sees half of the old and half of the new.
+      snapshot = servingSnapshot(next);
+      current = {
+        ...next,
+        listen: unmoved.includes("listen") ? current.listen : next.listen,
+        httpListen: unmoved.includes("httpListen") ? current.httpListen : next.httpListen,
+        issuer: current.issuer,
+        baseDir: current.baseDir,
+        certDir: current.certDir,
+      };
+      acme?.updateConfig(current);
+      // Deno 2.9.6 also caches failed lookups per listener: a host that had no route (so no certificate) at
+      // an earlier handshake gets one only through a fresh listener.
+      if (summary.added.length > 0) https.refresh();
+      log.info("config reloaded", {
+        added: summary.added.join(",") || undefined,
+        changed: summary.changed.join(",") || undefined,
+        removed: summary.removed.join(",") || undefined,
+        routes: next.routes.length,
+        certificate_work: acme && summary.added.length > 0 ? "queued" : undefined,
+      });
+      if (restart.length > 0) {
+        log.warn("config change needs a restart", { keys: restart.join(","), note: "the rest was applied" });
+      }
+    },
+    get httpAddr() {
+      return http?.addr ?? null;
+    },
     rootCertPath,
     async shutdown(graceMs: number) {
       clearInterval(refresher);
@@ -173,4 +244,34 @@ function listenOrExplain<T>(key: string, addr: ListenAddress, listen: () => T): 
 /** "127.0.0.1:8443", "[::1]:8443". */
 export function formatAddr(addr: Deno.NetAddr): string {
   return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
+}
+
+/** Config keys a running server cannot change in place (new sockets, a new issuer or new state folders). */
+const RESTART_KEYS = ["issuer", "baseDir", "certDir"] as const;
+
+function sameAddress(a: ListenAddress | null, b: ListenAddress | null): boolean {
+  return a?.hostname === b?.hostname && a?.port === b?.port;
+}
+
+function servingSnapshot(config: Config): ServingSnapshot {
+  return {
+    table: buildRouteTable(config.routes),
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    readTimeoutMs: config.limits.readTimeoutMs,
+  };
+}
+
+/** Which route hosts a reload adds, changes (any option) or removes. */
+export function diffRoutes(
+  before: Config,
+  after: Config,
+): { added: string[]; changed: string[]; removed: string[] } {
+  const key = (route: Config["routes"][number]) => JSON.stringify({ ...route, position: null });
+  const old = new Map(before.routes.map((route) => [route.host, key(route)]));
+  const next = new Map(after.routes.map((route) => [route.host, key(route)]));
+  return {
+    added: [...next.keys()].filter((host) => !old.has(host)),
+    changed: [...next.keys()].filter((host) => old.has(host) && old.get(host) !== next.get(host)),
+    removed: [...old.keys()].filter((host) => !next.has(host)),
+  };
 }

@@ -1,0 +1,142 @@
+// End-to-end live config: nexo's config file edited the ways users do it (temp file + rename, in-place
+// write, a swapped symlink, SIGHUP), with invalid edits rejected while the last good config keeps serving.
+
+import assert from "node:assert/strict";
+import { curl, startNexo } from "./harness.ts";
+import { closedPort, startEchoUpstream } from "./upstreams.ts";
+
+Deno.test("nexo applies config edits live and keeps the last good config on a bad edit", async (t) => {
+  const app = startEchoUpstream();
+  const routes = (hosts: string[]) =>
+    `proxies:\n${hosts.map((host) => `  "${host}":\n    upstream: ${app.url}\n`).join("")}`;
+  const nexo = await startNexo(routes(["a.test"]));
+  const file = `${nexo.dir}/config.yaml`;
+  const base = (await Deno.readTextFile(file)).split("proxies:")[0]!;
+  const writeRenamed = async (text: string) => {
+    await Deno.writeTextFile(`${file}.tmp`, text);
+    await Deno.rename(`${file}.tmp`, file);
+  };
+  const status = async (host: string) => (await curl(nexo, host, "/")).status;
+  const eventually = async (check: () => Promise<boolean>, what: string) => {
+    const deadline = Date.now() + 3_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`${what} did not happen within 3 s:\n${nexo.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  try {
+    await t.step("a host added by write-and-rename is served within seconds", async () => {
+      assert.equal(await status("a.test"), 200);
+      const started = Date.now();
+      await writeRenamed(base + routes(["a.test", "b.test"]));
+      await eventually(async () => await status("b.test") === 200, "b.test served");
+      assert.ok(Date.now() - started < 3_000);
+      const line = await nexo.waitForLog((l) => l.msg === "config reloaded" && l.added === "b.test");
+      assert.equal(line.routes, 2);
+    });
+
+    await t.step(
+      "invalid YAML and a type error are rejected once each and the old routes keep serving",
+      async () => {
+        await Deno.writeTextFile(file, base + 'proxies:\n  "c.test": [unclosed\n');
+        await nexo.waitForLog((l) => l.msg === "config reload rejected");
+        await Deno.writeTextFile(
+          file,
+          base + `proxies:\n  "c.test":\n    upstream: ${app.url}\n    timeout: soon\n`,
+        );
+        await nexo.waitForLog((l) => l.msg === "config invalid" && String(l.error).includes("timeout"));
+        assert.equal(await status("a.test"), 200);
+        assert.equal(await status("b.test"), 200);
+        const rejected = nexo.logs.filter((l) => l.msg === "config reload rejected").length;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        assert.equal(
+          nexo.logs.filter((l) => l.msg === "config reload rejected").length,
+          rejected,
+          "no log storm",
+        );
+      },
+    );
+
+    await t.step("a removed host stops routing", async () => {
+      await Deno.writeTextFile(file, base + routes(["a.test"]));
+      await nexo.waitForLog((l) => l.msg === "config reloaded" && l.removed === "b.test");
+      assert.notEqual(await status("b.test"), 200);
+      assert.equal(await status("a.test"), 200);
+    });
+
+    await t.step("a swapped symlink (how Kubernetes updates mounted config) is followed", async () => {
+      const real1 = `${nexo.dir}/real-1.yaml`;
+      const real2 = `${nexo.dir}/real-2.yaml`;
+      await Deno.writeTextFile(real1, base + routes(["a.test"]));
+      await Deno.writeTextFile(real2, base + routes(["a.test", "k8s.test"]));
+      await Deno.symlink(real1, `${file}.link`);
+      await Deno.rename(`${file}.link`, file);
+      await Deno.symlink(real2, `${file}.link`);
+      await Deno.rename(`${file}.link`, file);
+      await eventually(async () => await status("k8s.test") === 200, "k8s.test served");
+    });
+
+    await t.step(
+      "a changed listen address is re-bound live, the new one up before the old one closes",
+      async () => {
+        const oldPort = nexo.port;
+        const newPort = closedPort();
+        const text = await Deno.readTextFile(file);
+        await writeRenamed(text.replace(/^listen: .*$/m, `listen: "127.0.0.1:${newPort}"`));
+        await nexo.waitForLog((l) =>
+          l.msg === "listening" && l.moved === true && l.addr === `127.0.0.1:${newPort}`
+        );
+        nexo.port = newPort;
+        assert.equal(await status("a.test"), 200);
+        nexo.port = oldPort;
+        assert.equal((await curl(nexo, "a.test", "/")).code, 7, "the old port no longer accepts");
+        nexo.port = newPort;
+      },
+    );
+
+    await t.step("SIGHUP reloads", async () => {
+      Deno.kill(nexo.pid, "SIGHUP");
+      await nexo.waitForLog((l) => l.msg === "config reload requested");
+    });
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});
+
+Deno.test("100 reloads under a steady stream of requests fail none of them", async () => {
+  const app = startEchoUpstream();
+  const config = (timeout: number) =>
+    `proxies:\n  "a.test":\n    upstream: ${app.url}\n    timeout: ${timeout}s\n`;
+  const nexo = await startNexo(config(30));
+  const file = `${nexo.dir}/config.yaml`;
+  const base = (await Deno.readTextFile(file)).split("proxies:")[0]!;
+  let stop = false;
+  let ok = 0;
+  const failures: string[] = [];
+  const load = (async () => {
+    while (!stop) {
+      const res = await curl(nexo, "a.test", "/steady");
+      if (res.status === 200) ok++;
+      else failures.push(`${res.status} ${res.stderr}`);
+    }
+  })();
+  try {
+    for (let i = 0; i < 100; i++) {
+      await Deno.writeTextFile(`${file}.tmp`, base + config(31 + i));
+      await Deno.rename(`${file}.tmp`, file);
+      // Past the watcher's debounce, so each write is its own reload.
+      await new Promise((resolve) => setTimeout(resolve, 180));
+    }
+    await nexo.waitForLog((l) => l.msg === "config reloaded" && l.changed === "a.test");
+  } finally {
+    stop = true;
+    await load;
+    await nexo.stop();
+    await app.close();
+  }
+  assert.deepEqual(failures, []);
+  assert.ok(ok > 30, `requests flowed during the reloads (${ok})`);
+  const reloads = nexo.logs.filter((l) => l.msg === "config reloaded").length;
+  assert.ok(reloads >= 90, `each write was a reload (${reloads} of 100)`);
+});
