@@ -1,0 +1,214 @@
+// The benchmark's servers: an nginx upstream on plain HTTP, and three TLS reverse proxies in front of it
+// (nexo, Caddy, nginx) sharing one certificate for "localhost". Each runs as the current user with its own
+// directory under the run's temp dir. Load generation and reporting live elsewhere.
+
+import { join } from "node:path";
+import { findFreePort, type Proc, spawnLogged, waitForOk } from "./process.ts";
+
+/** The small response body and the path of the 1 MiB static file on the upstream. */
+export const SMALL_PATH = "/";
+export const LARGE_PATH = "/static/1mib.bin";
+export const LARGE_BYTES = 1024 * 1024;
+
+/** Files and ports shared by every server of one run. */
+export interface BenchEnv {
+  /** The run's temp dir; each server makes a subdirectory. */
+  dir: string;
+  certFile: string;
+  keyFile: string;
+  /** The throwaway root that signed `certFile`, for curl's `--cacert`. */
+  caFile: string;
+}
+
+/** A running server; `readyMs` is the time from spawn to its first 200 as seen by curl. */
+export interface RunningServer {
+  name: string;
+  /** Base URL, e.g. `https://localhost:41234`. */
+  url: string;
+  proc: Proc;
+  logPath: string;
+  readyMs: number;
+}
+
+/** The three proxies under test, in report order. */
+export const PROXY_NAMES = ["nexo", "Caddy", "nginx"] as const;
+export type ProxyName = typeof PROXY_NAMES[number];
+
+/** Starts the nginx upstream: `SMALL_PATH` answers "hello world\n", `LARGE_PATH` is a 1 MiB file. */
+export async function startUpstream(env: BenchEnv): Promise<RunningServer> {
+  const prefix = await makeDir(env.dir, "upstream");
+  await Deno.mkdir(join(prefix, "www/static"), { recursive: true });
+  // getRandomValues is capped at 64 KiB per call; fill the file in slices.
+  const body = new Uint8Array(LARGE_BYTES);
+  for (let i = 0; i < LARGE_BYTES; i += 65_536) crypto.getRandomValues(body.subarray(i, i + 65_536));
+  await Deno.writeFile(join(prefix, "www", LARGE_PATH), body);
+  const port = findFreePort();
+  const server = `
+    server {
+      listen 127.0.0.1:${port};
+      location = / { default_type text/plain; return 200 "hello world\\n"; }
+      location /static/ { root ${join(prefix, "www")}; }
+    }`;
+  // One worker: the upstream must not take a core from the proxy being measured more than it needs to.
+  await Deno.writeTextFile(join(prefix, "nginx.conf"), renderNginxConf(prefix, 1, server));
+  return await startNginx("upstream", prefix, `http://127.0.0.1:${port}`);
+}
+
+/** Starts one proxy by name in front of `upstreamUrl`. */
+export function startProxy(name: ProxyName, env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
+  switch (name) {
+    case "nexo":
+      return startNexo(env, upstreamUrl);
+    case "Caddy":
+      return startCaddy(env, upstreamUrl);
+    case "nginx":
+      return startNginxProxy(env, upstreamUrl);
+  }
+}
+
+async function startNexo(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
+  const dir = await makeDir(env.dir, "nexo");
+  const certDir = join(dir, "certs/localhost");
+  await Deno.mkdir(certDir, { recursive: true });
+  await Deno.copyFile(env.certFile, join(certDir, "fullchain.pem"));
+  await Deno.copyFile(env.keyFile, join(certDir, "privkey.pem"));
+  const port = findFreePort();
+  // issuer: internal, so nothing reaches for ACME; the cert_dir certificate covers "localhost", so the
+  // internal CA mints nothing and every proxy serves the same certificate.
+  const config = [
+    `base_dir: ${dir}`,
+    `cert_dir: ${join(dir, "certs")}`,
+    `listen: 127.0.0.1:${port}`,
+    `issuer: internal`,
+    `proxies:`,
+    `  "localhost":`,
+    `    upstream: ${upstreamUrl}`,
+    `    access_log: false`,
+    ``,
+  ].join("\n");
+  const configPath = join(dir, "config.yaml");
+  await Deno.writeTextFile(configPath, config);
+  const mainTs = new URL("../main.ts", import.meta.url).pathname;
+  const args = ["run", "-A", mainTs, "server", "--config", configPath, "--log-format", "json"];
+  return await startAndWait("nexo", Deno.execPath(), args, { dir, env, url: `https://localhost:${port}` });
+}
+
+async function startCaddy(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
+  const dir = await makeDir(env.dir, "caddy");
+  const port = findFreePort();
+  // admin off and a private HOME/XDG dirs: Caddy writes nothing outside `dir`. http_port moves the
+  // (disabled) redirect listener off :80, which an unprivileged user cannot bind.
+  const caddyfile = `{
+  admin off
+  persist_config off
+  auto_https disable_redirects
+  http_port ${findFreePort()}
+  storage file_system ${join(dir, "data")}
+  log default {
+    output discard
+  }
+}
+
+https://localhost:${port} {
+  bind 127.0.0.1
+  tls ${env.certFile} ${env.keyFile}
+  reverse_proxy ${new URL(upstreamUrl).host}
+}
+`;
+  const configPath = join(dir, "Caddyfile");
+  await Deno.writeTextFile(configPath, caddyfile);
+  const args = ["run", "--config", configPath, "--adapter", "caddyfile"];
+  const childEnv = { HOME: dir, XDG_DATA_HOME: join(dir, "data"), XDG_CONFIG_HOME: join(dir, "config") };
+  return await startAndWait("Caddy", "caddy", args, {
+    dir,
+    env,
+    url: `https://localhost:${port}`,
+    childEnv,
+  });
+}
+
+async function startNginxProxy(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
+  const prefix = await makeDir(env.dir, "nginx");
+  const port = findFreePort();
+  const server = `
+    upstream backend {
+      server ${new URL(upstreamUrl).host};
+      keepalive 64;
+    }
+    server {
+      listen 127.0.0.1:${port} ssl http2;
+      ssl_certificate ${env.certFile};
+      ssl_certificate_key ${env.keyFile};
+      location / {
+        proxy_pass http://backend;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+      }
+    }`;
+  await Deno.writeTextFile(join(prefix, "nginx.conf"), renderNginxConf(prefix, "auto", server));
+  return await startNginx("nginx", prefix, `https://localhost:${port}`, env.caFile);
+}
+
+function renderNginxConf(prefix: string, workers: number | "auto", server: string): string {
+  // Debian's build points the temp paths at /var/lib/nginx; every path here stays under `prefix`.
+  return `worker_processes ${workers};
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path ${prefix}/tmp/body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  ${server}
+}
+`;
+}
+
+async function startNginx(name: string, prefix: string, url: string, caFile?: string): Promise<RunningServer> {
+  await Deno.mkdir(join(prefix, "tmp"), { recursive: true });
+  await Deno.mkdir(join(prefix, "logs"), { recursive: true });
+  const args = ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "error.log"), "-g", "daemon off;"];
+  const logPath = join(prefix, "stdout.log");
+  const startedAt = performance.now();
+  const proc = spawnLogged("nginx", args, { logPath });
+  return await awaitReady({ name, url, proc, logPath, startedAt, caFile });
+}
+
+async function startAndWait(
+  name: string,
+  cmd: string,
+  args: string[],
+  options: { dir: string; env: BenchEnv; url: string; childEnv?: Record<string, string> },
+): Promise<RunningServer> {
+  const logPath = join(options.dir, "output.log");
+  const startedAt = performance.now();
+  const proc = spawnLogged(cmd, args, { logPath, ...(options.childEnv ? { env: options.childEnv } : {}) });
+  return await awaitReady({ name, url: options.url, proc, logPath, startedAt, caFile: options.env.caFile });
+}
+
+async function awaitReady(
+  s: { name: string; url: string; proc: Proc; logPath: string; startedAt: number; caFile?: string | undefined },
+): Promise<RunningServer> {
+  try {
+    const readyMs = await waitForOk(s.url + SMALL_PATH, {
+      proc: s.proc,
+      logPath: s.logPath,
+      startedAt: s.startedAt,
+      ...(s.caFile ? { caFile: s.caFile } : {}),
+    });
+    return { name: s.name, url: s.url, proc: s.proc, logPath: s.logPath, readyMs };
+  } catch (err) {
+    await s.proc.stop();
+    throw err;
+  }
+}
+
+async function makeDir(base: string, name: string): Promise<string> {
+  // A fresh directory per start: cold-start runs must not reuse a previous instance's state.
+  return await Deno.makeTempDir({ dir: base, prefix: `${name}-` });
+}
