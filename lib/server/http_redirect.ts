@@ -10,8 +10,8 @@ import type { ServingSnapshot } from "./handler.ts";
 export interface HttpRedirectOptions {
   hostname: string;
   port: number;
-  /** The public HTTPS port; omitted from the Location when it is 443. */
-  httpsPort: number;
+  /** The HTTPS port now serving; omitted from the Location when it is 443. */
+  httpsPort: () => number;
   snapshot: () => ServingSnapshot;
   log: Logger;
   /** HTTP-01 key authorizations by token, filled by the ACME supervisor while an order runs. */
@@ -43,7 +43,8 @@ export function serveHttpRedirect(options: HttpRedirectOptions): Deno.HttpServer
     const host = normalizeHost(req.headers.get("host") ?? url.host);
     const route = matchRoute(options.snapshot().table, host);
     if (!route) return errorPage(404, "No site is configured for this host name.");
-    const port = options.httpsPort === 443 ? "" : `:${options.httpsPort}`;
+    const httpsPort = options.httpsPort();
+    const port = httpsPort === 443 ? "" : `:${httpsPort}`;
     const location = `https://${host}${port}${url.pathname}${url.search}`;
     if (route.accessLog) {
       options.log.info("request", {

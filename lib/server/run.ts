@@ -118,7 +118,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       serveHttpRedirect({
         hostname: listen.hostname || "0.0.0.0",
         port: listen.port,
-        httpsPort: https.addr.port,
+        // Read per request: a reload may move the HTTPS listener.
+        httpsPort: () => https.addr.port,
         snapshot: () => snapshot,
         log,
         http01,
