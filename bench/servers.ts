@@ -100,7 +100,6 @@ async function startCaddy(env: BenchEnv, upstreamUrl: string): Promise<RunningSe
   // (disabled) redirect listener off :80, which an unprivileged user cannot bind.
   const caddyfile = `{
   admin off
-  persist_config off
   auto_https disable_redirects
   http_port ${findFreePort()}
   storage file_system ${join(dir, "data")}
@@ -152,7 +151,9 @@ async function startNginxProxy(env: BenchEnv, upstreamUrl: string): Promise<Runn
 
 function renderNginxConf(prefix: string, workers: number | "auto", server: string): string {
   // Debian's build points the temp paths at /var/lib/nginx; every path here stays under `prefix`.
-  return `worker_processes ${workers};
+  // As root, nginx's workers would switch to "nobody" and lose access to the 0700 temp dirs.
+  const user = Deno.uid() === 0 ? "user root;\n" : "";
+  return `${user}worker_processes ${workers};
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
 events { worker_connections 4096; }
