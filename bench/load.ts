@@ -67,8 +67,9 @@ export async function runH2load(url: string, options: H2loadOptions): Promise<Lo
 export function parseH2loadOutput(out: string): LoadResult {
   const rps = /finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(out);
   if (!rps) throw new Error(`Cannot parse h2load output (no "finished in" line):\n${out}`);
-  const requests = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/
-    .exec(out);
+  const requests =
+    /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/
+      .exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
   let errors = 0;
   if (requests) errors += Number(requests[1]) - Number(requests[2]);
@@ -81,11 +82,16 @@ async function runTool(cmd: string, args: string[]): Promise<string> {
   try {
     output = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
   } catch (err) {
-    throw new Error(`Cannot run "${cmd}": ${(err as Error).message} (install it: apt-get install wrk nghttp2-client)`, {
-      cause: err,
-    });
+    throw new Error(
+      `Cannot run "${cmd}": ${(err as Error).message} (install it: apt-get install wrk nghttp2-client)`,
+      {
+        cause: err,
+      },
+    );
   }
   const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-  if (!output.success) throw new Error(`"${cmd} ${args.join(" ")}" exited with code ${output.code}:\n${text}`);
+  if (!output.success) {
+    throw new Error(`"${cmd} ${args.join(" ")}" exited with code ${output.code}:\n${text}`);
+  }
   return text;
 }

@@ -104,7 +104,9 @@ export async function waitForOk(
       .output();
     if (new TextDecoder().decode(out.stdout) === "200") return performance.now() - startedAt;
     if (exitCode !== undefined) {
-      throw new Error(`Server for ${url} exited with code ${exitCode} before answering (see "${options.logPath}")`);
+      throw new Error(
+        `Server for ${url} exited with code ${exitCode} before answering (see "${options.logPath}")`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -170,10 +170,24 @@ http {
 `;
 }
 
-async function startNginx(name: string, prefix: string, url: string, caFile?: string): Promise<RunningServer> {
+async function startNginx(
+  name: string,
+  prefix: string,
+  url: string,
+  caFile?: string,
+): Promise<RunningServer> {
   await Deno.mkdir(join(prefix, "tmp"), { recursive: true });
   await Deno.mkdir(join(prefix, "logs"), { recursive: true });
-  const args = ["-p", prefix, "-c", join(prefix, "nginx.conf"), "-e", join(prefix, "error.log"), "-g", "daemon off;"];
+  const args = [
+    "-p",
+    prefix,
+    "-c",
+    join(prefix, "nginx.conf"),
+    "-e",
+    join(prefix, "error.log"),
+    "-g",
+    "daemon off;",
+  ];
   const logPath = join(prefix, "stdout.log");
   const startedAt = performance.now();
   const proc = spawnLogged("nginx", args, { logPath });
@@ -193,7 +207,14 @@ async function startAndWait(
 }
 
 async function awaitReady(
-  s: { name: string; url: string; proc: Proc; logPath: string; startedAt: number; caFile?: string | undefined },
+  s: {
+    name: string;
+    url: string;
+    proc: Proc;
+    logPath: string;
+    startedAt: number;
+    caFile?: string | undefined;
+  },
 ): Promise<RunningServer> {
   try {
     const readyMs = await waitForOk(s.url + SMALL_PATH, {
