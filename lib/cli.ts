@@ -6,6 +6,7 @@ import { Command, Option } from "commander";
 import { join } from "node:path";
 import { certificatesReport } from "./certs_report.ts";
 import { ConfigError } from "./config/errors.ts";
+import { summarizeConfig } from "./config_summary.ts";
 import { loadConfig } from "./config/parse.ts";
 import { runDemo } from "./demo.ts";
 import { log, type LogFormat, type LogLevel, printErr, printOut } from "./log.ts";
@@ -104,8 +105,7 @@ export function resolveConfigPath(flag: string | undefined): string {
 
 async function check(path: string): Promise<number> {
   try {
-    const config = await loadConfig(path);
-    printOut(`${config.file}: ok, ${config.routes.length} route(s)\n`);
+    printOut(summarizeConfig(await loadConfig(path)));
     return 0;
   } catch (error) {
     if (error instanceof ConfigError) {

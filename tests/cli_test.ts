@@ -18,10 +18,19 @@ async function nexo(args: string[], env: Record<string, string> = {}) {
   return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
 }
 
-Deno.test("check accepts the seed config and exits 0", async () => {
+Deno.test("check accepts the seed config, exits 0 and says what it will do", async () => {
   const result = await nexo(["check", "--config", SEED]);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /ok, 3 route/);
+  assert.match(result.stdout, /seed\.yaml: ok\n/);
+  assert.match(result.stdout, /listen :443, http_listen off, issuer acme/);
+  assert.match(result.stdout, /routes \(3\):/);
+  assert.match(result.stdout, /api\.example\.com\s+-> http:\/\/172\.17\.0\.1:8080\//);
+  assert.match(result.stdout, /example\.com\s+=> https:\/\/github\.com\/yourusername \(302\)/);
+  assert.match(
+    result.stdout,
+    /certificates \(1, DNS-01 via Cloudflare\):\n  \*\.example\.com \+ example\.com  covers api\.example\.com, blog\.example\.com, example\.com/,
+  );
+  assert.doesNotMatch(result.stdout, /your-cloudflare-api-token/, "the token is never printed");
 });
 
 Deno.test("check reports every problem as FILE:LINE:COL with the fix and exits 1", async () => {

@@ -1,0 +1,52 @@
+// What `nexo check` prints after a config validates: the addresses, each route and where it goes, and which
+// certificate will cover which host, so a user sees what the file will do before running it. Pure text.
+
+import { isOneLabelUnder, planCertificates } from "./acme/plan.ts";
+import type { Config, ListenAddress } from "./config/types.ts";
+
+/** A short, aligned summary of `config` (ends with a newline). */
+export function summarizeConfig(config: Config): string {
+  const lines = [`${config.file}: ok`];
+  const issuer = config.issuer === "internal"
+    ? "internal (local CA in base_dir/ca)"
+    : `acme (${config.acme.directory})`;
+  lines.push(
+    `listen ${address(config.listen)}, http_listen ${
+      config.httpListen ? address(config.httpListen) : "off"
+    }, ` +
+      `issuer ${issuer}`,
+  );
+  const width = Math.max(0, ...config.routes.map((route) => route.host.length));
+  lines.push(`routes (${config.routes.length}):`);
+  for (const route of config.routes) {
+    const target = route.kind === "proxy"
+      ? `-> ${route.upstream.href}`
+      : `=> ${route.target.href} (${route.status}${route.keepPath ? ", keeps the path" : ""})`;
+    lines.push(`  ${route.host.padEnd(width)}  ${target}`);
+  }
+  if (config.issuer === "acme") {
+    const plans = planCertificates(config);
+    const method = config.cloudflare
+      ? "DNS-01 via Cloudflare"
+      : config.httpListen
+      ? "HTTP-01 on http_listen"
+      : "no challenge method: add cloudflare or http_listen";
+    lines.push(`certificates (${plans.length}, ${method}):`);
+    for (const plan of plans) {
+      const covered = config.routes.map((route) => route.host).filter((host) =>
+        plan.names.some((name) =>
+          name === host || (name.startsWith("*.") && isOneLabelUnder(host, name.slice(2)))
+        )
+      );
+      lines.push(`  ${plan.names.join(" + ")}  covers ${covered.join(", ")}`);
+    }
+  } else {
+    lines.push("certificates: minted by the local CA per host on first use");
+  }
+  return lines.join("\n") + "\n";
+}
+
+function address(listen: ListenAddress): string {
+  const host = listen.hostname.includes(":") ? `[${listen.hostname}]` : listen.hostname;
+  return `${host}:${listen.port}`;
+}
