@@ -1,0 +1,54 @@
+// The JSON Schema in schema/nexo.schema.json (for editors) agrees with nexo's own parser: every example
+// config passes both, and a set of broken configs fails both.
+
+import assert from "node:assert/strict";
+import Ajv from "ajv";
+import { parse as parseYaml } from "yaml";
+import { ConfigError } from "../lib/config/errors.ts";
+import { parseConfig } from "../lib/config/parse.ts";
+
+const ROOT = new URL("..", import.meta.url);
+const schema = JSON.parse(await Deno.readTextFile(new URL("schema/nexo.schema.json", ROOT)));
+// deno-lint-ignore no-explicit-any
+const validate = new (Ajv as any)({ allErrors: true, strict: false }).compile(schema);
+
+function parserAccepts(text: string): boolean {
+  try {
+    parseConfig(text, "/etc/nexo/config.yaml");
+    return true;
+  } catch (error) {
+    if (error instanceof ConfigError) return false;
+    throw error;
+  }
+}
+
+Deno.test("every example config validates against the JSON Schema and the parser", async () => {
+  const files = ["examples/config.yaml", "examples/local.yaml", "tests/testdata/seed.yaml"];
+  for (const file of files) {
+    const text = await Deno.readTextFile(new URL(file, ROOT));
+    assert.ok(validate(parseYaml(text)), `${file}: ${JSON.stringify(validate.errors)}`);
+    assert.ok(parserAccepts(text), file);
+  }
+});
+
+Deno.test("the JSON Schema rejects what the parser rejects", () => {
+  const broken = [
+    `proxies:\n  "a.example.com":\n    upstrem: http://127.0.0.1:8080\n`,
+    `proxies:\n  "a.example.com":\n    upstream: localhost:3000\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    redirect: example.org\n`,
+    `proxies:\n  "a.example.com": {}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    timeout: soon\n`,
+    `proxies:\n  "a.example.com":\n    redirect: example.org\n    status: 200\n`,
+    `limits:\n  max_body: lots\n`,
+    `issuer: letsencrypt\n`,
+    `listen: "http://0.0.0.0:443"\n`,
+    `cloudflare:\n  zone_id: abc\n`,
+    `wildcards:\n  - "example.com"\n`,
+    `acme:\n  key_type: ed25519\n`,
+    `cert_dr: /tmp\n`,
+  ];
+  for (const text of broken) {
+    assert.equal(parserAccepts(text), false, `parser should reject:\n${text}`);
+    assert.equal(validate(parseYaml(text)), false, `schema should reject:\n${text}`);
+  }
+});
