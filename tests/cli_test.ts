@@ -28,7 +28,7 @@ Deno.test("check accepts the seed config, exits 0 and says what it will do", asy
   assert.match(result.stdout, /example\.com\s+=> https:\/\/github\.com\/yourusername \(302\)/);
   assert.match(
     result.stdout,
-    /certificates \(1, DNS-01 via Cloudflare\):\n  \*\.example\.com \+ example\.com  covers api\.example\.com, blog\.example\.com, example\.com/,
+    /certificates \(1, DNS-01 via Cloudflare\):\n {2}\*\.example\.com \+ example\.com {2}covers api\.example\.com, blog\.example\.com, example\.com/,
   );
   assert.doesNotMatch(result.stdout, /your-cloudflare-api-token/, "the token is never printed");
 });

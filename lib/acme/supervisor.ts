@@ -32,6 +32,8 @@ export interface AcmeSupervisorOptions {
   http01: Map<string, string>;
   /** Called after a certificate was put into the store (the TLS listener must pick it up). */
   onInstalled?: () => void;
+  /** Called when an order ends, for the metrics. */
+  onOrder?: (outcome: "success" | "failure") => void;
   /** The worker module; tests may point it elsewhere. */
   workerUrl?: URL;
 }
@@ -44,6 +46,7 @@ export class AcmeSupervisor {
   readonly #workerUrl: URL;
   readonly #http01: Map<string, string>;
   readonly #onInstalled: () => void;
+  readonly #onOrder: (outcome: "success" | "failure") => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #worker: Worker | null = null;
   #jobId = 0;
@@ -59,11 +62,27 @@ export class AcmeSupervisor {
     this.#workerUrl = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
     this.#http01 = options.http01;
     this.#onInstalled = options.onInstalled ?? (() => {});
+    this.#onOrder = options.onOrder ?? (() => {});
   }
 
   /** Starts the first check in the background. */
   start(): void {
     this.#wake(0);
+  }
+
+  /** For /status: whether a worker runs, its job, consecutive crashes, and certificates in backoff. */
+  state(): {
+    worker: "running" | "idle";
+    job: number | null;
+    crashes: number;
+    backoff: Record<string, string>;
+  } {
+    return {
+      worker: this.#worker ? "running" : "idle",
+      job: this.#worker ? this.#jobId : null,
+      crashes: this.#crashes,
+      backoff: Object.fromEntries([...this.#notBefore].map(([key, at]) => [key, new Date(at).toISOString()])),
+    };
   }
 
   /** Uses `config` from now on (a reload) and checks at once whether new certificates are needed. */
@@ -173,6 +192,7 @@ export class AcmeSupervisor {
         });
         this.#notBefore.delete(certKey(message.names));
         this.#onInstalled();
+        this.#onOrder("success");
         this.#log.info("certificate installed", {
           names: message.names.join(","),
           not_after: info.notAfter.toISOString(),
@@ -181,6 +201,7 @@ export class AcmeSupervisor {
         return;
       }
       case "failed":
+        this.#onOrder("failure");
         this.#notBefore.set(certKey(message.names), message.nextAttemptAt);
         this.#log.warn("certificate failed", {
           names: message.names.join(","),

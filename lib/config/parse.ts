@@ -34,6 +34,7 @@ const TOP_KEYS = [
   "cloudflare",
   "wildcards",
   "limits",
+  "admin",
   "proxies",
 ] as const;
 
@@ -154,8 +155,30 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     cloudflare,
     wildcards,
     limits,
+    admin: readAdmin(r, get("admin")),
     routes: optional(get("proxies"), (f) => readRoutes(r, f, { limits })) ?? [],
   };
+}
+
+/**
+ * Reads `admin:` (`listen` only): null when absent. The status and metrics endpoints have no authentication,
+ * so an address without a host (":9090") binds to loopback, not to every interface; an explicit host
+ * ("0.0.0.0:9090") is taken as written.
+ */
+function readAdmin(r: Reader, field: Field | undefined): { listen: ListenAddress } | null {
+  if (field === undefined || field.value === null) return null;
+  const fields = r.readMapping(field, {
+    known: ["listen"],
+    expected: `a mapping like "listen: 127.0.0.1:9090"`,
+  });
+  const listenField = fields?.get("listen");
+  if (listenField === undefined) {
+    r.report(field.at, `${field.path} needs a listen address, like "listen: 127.0.0.1:9090"`);
+    return null;
+  }
+  const listen = optional(listenField, (f) => readListen(r, f));
+  if (listen === undefined) return null;
+  return { listen: listen.hostname === "" ? { hostname: "127.0.0.1", port: listen.port } : listen };
 }
 
 /** Where a key that is unknown at the top level belongs, if it belongs somewhere else. */

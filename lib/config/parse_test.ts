@@ -85,8 +85,19 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       idleTimeoutMs: 120_000,
       responseTimeoutMs: 30_000,
     },
+    admin: null,
     routes: [],
   });
+});
+
+Deno.test("parseConfig() binds admin.listen to loopback unless a host is written", () => {
+  assert.deepEqual(parseConfig(`admin:\n  listen: ":9090"\n`, FILE).admin, {
+    listen: { hostname: "127.0.0.1", port: 9090 },
+  });
+  assert.deepEqual(parseConfig(`admin:\n  listen: "0.0.0.0:9090"\n`, FILE).admin, {
+    listen: { hostname: "0.0.0.0", port: 9090 },
+  });
+  assert.throws(() => parseConfig(`admin:\n  port: 9090\n`, FILE), /admin/);
 });
 
 Deno.test("parseConfig() treats a key with no value as the default", () => {

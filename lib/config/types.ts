@@ -103,6 +103,8 @@ export interface Config {
   /** Lowercased "*.example.com" entries. */
   wildcards: string[];
   limits: ServerLimits;
+  /** Where /status and /metrics are served (plain HTTP), or null when `admin.listen` is not set. */
+  admin: { listen: ListenAddress } | null;
   /** In file order; keys are unique case-insensitively. */
   routes: Route[];
 }

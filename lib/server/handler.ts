@@ -4,6 +4,7 @@
 
 import type { Route } from "../config/types.ts";
 import type { Logger } from "../log.ts";
+import { type Metrics, NO_ROUTE } from "../metrics.ts";
 import { errorPage } from "../proxy/error_page.ts";
 import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
 import { type ForwardedFor, headerBytes } from "../proxy/headers.ts";
@@ -28,18 +29,21 @@ export interface HandlerOptions {
   covers: (host: string) => boolean;
   pool: UpstreamPool;
   log: Logger;
+  metrics: Metrics;
 }
 
 /** Creates the handler for the HTTPS listener. The handler never throws. */
 export function createHandler(options: HandlerOptions): Handler {
-  const { log, pool } = options;
+  const { log, pool, metrics } = options;
   return (req: Request, info: ConnInfo): Promise<Response> | Response => {
     const started = performance.now();
     const snapshot = options.snapshot();
+    metrics.startRequest();
     let url: URL;
     try {
       url = new URL(req.url);
     } catch {
+      metrics.finishRequest(NO_ROUTE, 400, 0, performance.now() - started);
       // hyper accepts some Host values (spaces, for one) that are not valid in a URL.
       log.info("request", {
         method: req.method,
@@ -55,6 +59,12 @@ export function createHandler(options: HandlerOptions): Handler {
     const clientIp = info.remoteAddr.hostname;
 
     const done = (outcome: ForwardOutcome) => {
+      metrics.finishRequest(
+        route?.host ?? NO_ROUTE,
+        outcome.status,
+        outcome.bytes,
+        performance.now() - started,
+      );
       if (outcome.status >= 500 && outcome.error !== null) {
         log.warn("upstream failed", {
           host,

@@ -6,6 +6,9 @@ import { join } from "node:path";
 import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { AcmeSupervisor } from "../acme/supervisor.ts";
+import { Metrics } from "../metrics.ts";
+import { serveAdmin } from "./admin.ts";
+import { buildStatus, certificatesInStore } from "./status.ts";
 import { errorPage } from "../proxy/error_page.ts";
 import { UpstreamPool } from "../proxy/upstream_client.ts";
 import { buildRouteTable, matchRoute } from "../router.ts";
@@ -91,11 +94,16 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }
 
   const pool = new UpstreamPool();
+  const metrics = new Metrics();
+  const startedAt = Date.now();
+  let configVersion = 1;
+  let configLoadedAt = new Date(startedAt);
   const handler = createHandler({
     snapshot: () => snapshot,
     covers: (host) => store.covers(host),
     pool,
     log,
+    metrics,
   });
   const https = listenOrExplain("listen", config.listen, () =>
     serveTls({
@@ -163,13 +171,43 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Issuance runs in the background after the listener is up: hosts with a stored certificate are served at
   // once, the others as soon as their certificate arrives.
   const acme = config.issuer === "acme"
-    ? new AcmeSupervisor({ config, store, log, http01, onInstalled: () => https.refresh() })
+    ? new AcmeSupervisor({
+      config,
+      store,
+      log,
+      http01,
+      onInstalled: () => https.refresh(),
+      onOrder: (outcome) => metrics.recordRenewal(outcome),
+    })
     : null;
   acme?.start();
   // Deno caches each name's certificate per listener; a periodic fresh listener lets expiring entries (the
   // local CA's week-long leaves, files replaced by hand) be looked up again. See TlsServer.refresh().
   const refresher = setInterval(() => https.refresh(), LISTENER_REFRESH_MS);
   Deno.unrefTimer(refresher);
+
+  const servedCertificates = () => certificatesInStore(store);
+  const status = () =>
+    buildStatus({
+      config: current,
+      version: configVersion,
+      loadedAt: configLoadedAt,
+      startedAt,
+      listen: formatAddr(https.addr),
+      httpListen: http ? formatAddr(http.addr) : null,
+      served: servedCertificates(),
+      acme: acme?.state() ?? null,
+    });
+  const admin = config.admin
+    ? listenOrExplain("admin.listen", config.admin.listen, () =>
+      serveAdmin({
+        listen: config.admin!.listen,
+        metrics,
+        status,
+        certificates: () => servedCertificates(),
+      }))
+    : null;
+  if (admin) log.info("listening", { addr: formatAddr(admin.addr), protocol: "admin" });
 
   return {
     get httpsAddr() {
@@ -183,6 +221,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       const unmoved = moveListeners(next);
       // One assignment: a request reads `snapshot` once, so it never sees half of the old and half of the new.
       snapshot = servingSnapshot(next);
+      configVersion++;
+      configLoadedAt = new Date();
+      metrics.recordReload();
       current = {
         ...next,
         listen: unmoved.includes("listen") ? current.listen : next.listen,
@@ -213,7 +254,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     async shutdown(graceMs: number) {
       clearInterval(refresher);
       acme?.stop();
-      await Promise.all([https.shutdown(graceMs), http?.shutdown()]);
+      await Promise.all([https.shutdown(graceMs), http?.shutdown(), admin?.shutdown()]);
       pool.close();
     },
   };

@@ -1,0 +1,76 @@
+// The /status document: what a running nexo serves and why, for people and scripts. Built on request from
+// the serving config, the certificate store and what is stored under cert_dir. No keys, no tokens.
+
+import type { Config } from "../config/types.ts";
+import { CertRepository } from "../storage/cert_repository.ts";
+import type { CertStore } from "../tls/cert_store.ts";
+import { VERSION } from "../version.ts";
+
+export interface ServedCertificate {
+  names: string[];
+  notAfter: Date;
+  source: string;
+}
+
+/** The distinct certificates the store serves now (one entry per certificate, not per name). */
+export function certificatesInStore(store: CertStore): ServedCertificate[] {
+  const seen = new Set<string>();
+  const out: ServedCertificate[] = [];
+  for (const name of store.names()) {
+    const entry = store.lookup(name);
+    if (!entry || seen.has(entry.certPem)) continue;
+    seen.add(entry.certPem);
+    out.push({ names: entry.names, notAfter: entry.notAfter, source: entry.source });
+  }
+  return out;
+}
+
+export interface StatusContext {
+  config: Config;
+  /** 1 for the config nexo started with, +1 per applied reload. */
+  version: number;
+  loadedAt: Date;
+  startedAt: number;
+  listen: string;
+  httpListen: string | null;
+  served: ServedCertificate[];
+  acme: unknown;
+}
+
+/** Builds the /status JSON value; reads meta.json files under cert_dir (failure state, last errors). */
+export async function buildStatus(context: StatusContext): Promise<unknown> {
+  const { config } = context;
+  const repository = CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
+  const stored = await repository.loadCertificates().catch(() => ({ certificates: [], problems: [] }));
+  return {
+    nexo: VERSION,
+    uptime_s: Math.round((Date.now() - context.startedAt) / 1000),
+    config: { file: config.file, version: context.version, loaded_at: context.loadedAt.toISOString() },
+    listen: context.listen,
+    http_listen: context.httpListen,
+    issuer: config.issuer,
+    routes: config.routes.map((route) =>
+      route.kind === "proxy"
+        ? { host: route.host, upstream: route.upstream.href }
+        : { host: route.host, redirect: route.target.href, status: route.status }
+    ),
+    certificates: {
+      served: context.served.map((cert) => ({
+        names: cert.names,
+        source: cert.source,
+        not_after: cert.notAfter.toISOString(),
+      })),
+      stored: stored.certificates.map((cert) => ({
+        names: cert.names,
+        issuer: cert.issuer,
+        managed: cert.managed,
+        not_after: cert.notAfter?.toISOString() ?? null,
+        failures: cert.failures,
+        last_error: cert.lastError,
+        next_attempt_at: cert.nextAttemptAt?.toISOString() ?? null,
+      })),
+      problems: stored.problems,
+    },
+    acme: context.acme,
+  };
+}
