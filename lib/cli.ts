@@ -149,6 +149,8 @@ async function serve(path: string): Promise<number> {
     return 1;
   }
   log.info("config loaded", { file: config.file, routes: config.routes.length });
+  // Listen for SIGTERM/SIGINT before anything is served: a signal right after "listening" must drain, not kill.
+  const stopSignal = waitForStopSignal();
   let server;
   try {
     server = await startServer(config, log);
@@ -170,7 +172,7 @@ async function serve(path: string): Promise<number> {
     watcher.reload();
   };
   Deno.addSignalListener("SIGHUP", onHangup);
-  const signal = await waitForStopSignal();
+  const signal = await stopSignal;
   Deno.removeSignalListener("SIGHUP", onHangup);
   watcher.stop();
   log.info("shutting down", { signal, grace_ms: SHUTDOWN_GRACE_MS });

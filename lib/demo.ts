@@ -20,6 +20,8 @@ export interface DemoOptions {
 
 /** Runs the demo until `untilSignal` resolves; returns the exit code. */
 export async function runDemo(options: DemoOptions): Promise<number> {
+  // Listen for the stop signal first: Ctrl-C right after start must stop the demo cleanly.
+  const stop = options.untilSignal();
   await Deno.mkdir(options.dir, { recursive: true, mode: 0o700 });
   const app = serveExampleApp();
   const configPath = join(options.dir, "config.yaml");
@@ -36,7 +38,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
   options.log.flush();
   printOut(instructions(options, server.rootCertPath ?? join(options.dir, "ca", "root.crt"), configPath));
-  await options.untilSignal();
+  await stop;
   await server.shutdown(options.graceMs);
   await app.shutdown();
   options.log.flush();

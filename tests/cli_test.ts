@@ -149,3 +149,42 @@ Deno.test("demo runs nexo for real and answers through its local CA", async () =
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("server logs in text and JSON formats and never prints the Cloudflare token", async () => {
+  const dir = await Deno.makeTempDir();
+  const token = "cli-log-secret-token-0987654321";
+  const file = `${dir}/config.yaml`;
+  await Deno.writeTextFile(
+    file,
+    `base_dir: ${dir}\nissuer: internal\nlisten: "127.0.0.1:0"\ncloudflare:\n  api_token: ${token}\n` +
+      `proxies:\n  "a.test":\n    upstream: http://127.0.0.1:9\n`,
+  );
+  try {
+    for (const format of ["text", "json"]) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", MAIN, "server", "--config", file, "--log-format", format],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let output = "";
+      while (!output.includes("listening")) output += (await reader.read()).value ?? "";
+      child.kill("SIGTERM");
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        output += value;
+      }
+      await child.stdout.cancel();
+      assert.equal((await child.status).code, 0);
+      if (format === "json") {
+        for (const line of output.trim().split("\n")) JSON.parse(line);
+      } else {
+        assert.match(output, /^\S+Z INFO  config loaded file=/m);
+      }
+      assert.ok(!output.includes(token), `${format} output holds no token`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
