@@ -32,7 +32,7 @@ Deno.test("Logger writes readable text lines, quoting values with spaces", () =>
   const { log, output } = capture("text");
   log.warn("upstream failed", { host: "a.test", error: "connection refused" });
   log.flush();
-  assert.match(output(), /^\S+Z WARN  upstream failed host=a\.test error="connection refused"\n$/);
+  assert.match(output(), /^\S+Z WARN {2}upstream failed host=a\.test error="connection refused"\n$/);
 });
 
 Deno.test("Logger drops lines below its level and batches the rest into one write", () => {

@@ -180,7 +180,7 @@ Deno.test("server logs in text and JSON formats and never prints the Cloudflare 
       if (format === "json") {
         for (const line of output.trim().split("\n")) JSON.parse(line);
       } else {
-        assert.match(output, /^\S+Z INFO  config loaded file=/m);
+        assert.match(output, /^\S+Z INFO {2}config loaded file=/m);
       }
       assert.ok(!output.includes(token), `${format} output holds no token`);
     }
