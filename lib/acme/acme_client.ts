@@ -6,6 +6,7 @@
 
 import * as acme from "acme-client";
 import https from "node:https";
+import { parseRetryAfter } from "./schedule.ts";
 
 /** An ACME problem document (RFC 8555 §6.7, RFC 7807), plus the Retry-After the server sent with it. */
 export interface AcmeProblem {
@@ -52,7 +53,10 @@ acme.axios.interceptors.response.use((response) => {
       type: String(response.data.type ?? "about:blank"),
       detail: String(response.data.detail ?? ""),
       status: response.status,
-      retryAfterMs: parseRetryAfter(response.headers["retry-after"]),
+      retryAfterMs: parseRetryAfter(
+        typeof response.headers["retry-after"] === "string" ? response.headers["retry-after"] : null,
+        Date.now(),
+      ) ?? null,
     };
   }
   return response;
@@ -146,14 +150,6 @@ function describeFailure(error: unknown, problem: AcmeProblem | null, directoryU
     return `TLS to ${directoryUrl} failed (${message}); for a private ACME server set acme.ca_cert`;
   }
   return message;
-}
-
-/** Parses Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP date. Returns ms, or null. */
-export function parseRetryAfter(value: unknown, now: number = Date.now()): number | null {
-  if (typeof value !== "string" || value.trim() === "") return null;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? null : Math.max(0, date - now);
 }
 
 /** Creates a new private key in PEM: ECDSA P-256 (the default) or RSA-2048. */
