@@ -2,6 +2,8 @@
 // small bodies of unknown length into one buffer, and the byte count behind the access log's `bytes` field.
 // Nothing here buffers more than SMALL_BODY_BYTES; everything else stays a stream.
 
+import { concatBytes } from "../bytes.ts";
+
 /**
  * Responses up to this size are sent as one buffer instead of a stream. A streamed response body through
  * Deno's TLS server goes out as a separate small write after the head, which Nagle's algorithm holds back
@@ -154,7 +156,13 @@ export async function readEagerly(body: ReadableStream<Uint8Array>): Promise<Eag
     clearTimeout(timer);
     if (result === NOT_READY) break;
     pending = null;
-    if (result.done) return { complete: true, bytes: concat(chunks, size) };
+    if (result.done) {
+      const only = chunks.length === 1 ? chunks[0]! : null;
+      const bytes = only && only.buffer instanceof ArrayBuffer
+        ? only as Uint8Array<ArrayBuffer>
+        : concatBytes(chunks);
+      return { complete: true, bytes };
+    }
     chunks.push(result.value);
     size += result.value.byteLength;
     if (size > SMALL_BODY_BYTES) break;
@@ -183,18 +191,6 @@ function replayThenContinue(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  const only = chunks.length === 1 ? chunks[0]! : null;
-  if (only && only.buffer instanceof ArrayBuffer) return only as Uint8Array<ArrayBuffer>;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }
 
 /**

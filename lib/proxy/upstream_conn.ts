@@ -2,6 +2,7 @@
 // pieces by framing, writing bytes, and noticing the upstream closing it while it sits idle. Opening it is
 // upstream_connect.ts's; reuse, timeouts and retries are upstream_exchange.ts's and upstream_client.ts's.
 
+import { concatBytes } from "../bytes.ts";
 import type { ChunkedDecoder } from "./http1_chunked.ts";
 import { findHeadEnd, Http1SyntaxError, parseResponseHead, type ResponseHead } from "./http1_parse.ts";
 import { errorMessage, UpstreamError } from "./upstream_error.ts";
@@ -136,7 +137,7 @@ export class UpstreamConnection {
       const parts: Uint8Array[] = [];
       const view = this.#buf.subarray(this.#start, this.#end);
       this.#start += this.#parse(() => decoder.decode(view, parts), "chunked body");
-      if (parts.length > 0) return concat(parts);
+      if (parts.length > 0) return concatBytes(parts);
       if (decoder.done) return null;
       if (!(await this.#fill())) {
         throw new UpstreamError(
@@ -198,17 +199,4 @@ export class UpstreamConnection {
       throw new UpstreamError("protocol", message, { cause: error });
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  if (parts.length === 1) return parts[0]!.slice();
-  let size = 0;
-  for (const part of parts) size += part.byteLength;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }

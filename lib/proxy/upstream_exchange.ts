@@ -3,6 +3,7 @@
 // when it is clean. Timeouts and aborts are request_control.ts's; opening, pooling and retrying connections
 // are upstream_client.ts's.
 
+import { concatBytes } from "../bytes.ts";
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from "./http1_chunked.ts";
 import {
   type BodyFraming,
@@ -148,7 +149,7 @@ async function sendRequest(options: ExchangeOptions): Promise<void> {
       );
     }
     const framed = declared === null ? encodeChunk(piece) : piece;
-    await conn.write(prefix === null ? framed : concatBytes(prefix, framed));
+    await conn.write(prefix === null ? framed : concatBytes([prefix, framed]));
     prefix = null;
   }
   if (declared !== null && sent < declared) {
@@ -156,7 +157,7 @@ async function sendRequest(options: ExchangeOptions): Promise<void> {
       new RangeError(`request body ended after ${sent} of its declared ${declared} bytes`),
     );
   }
-  if (declared === null) await conn.write(prefix === null ? LAST_CHUNK : concatBytes(prefix, LAST_CHUNK));
+  if (declared === null) await conn.write(prefix === null ? LAST_CHUNK : concatBytes([prefix, LAST_CHUNK]));
   else if (prefix !== null) await conn.write(prefix);
 }
 
@@ -254,19 +255,7 @@ async function readAll(
   if (body === null) return new Uint8Array(0);
   const parts: Uint8Array<ArrayBuffer>[] = [];
   for await (const part of body) parts.push(part);
-  return parts.length === 1 ? parts[0]! : concatBytes(...parts);
-}
-
-function concatBytes(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let size = 0;
-  for (const part of parts) size += part.byteLength;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
+  return parts.length === 1 ? parts[0]! : concatBytes(parts);
 }
 
 function toProtocolError(error: unknown, authority: string): unknown {

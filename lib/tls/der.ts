@@ -2,6 +2,8 @@
 // a TLV reader for pulling fields back out of a certificate we wrote. It does not validate schemas, decode
 // values into JS types, or handle BER's indefinite lengths; parsing certificates for use is lib/tls/pem.ts.
 
+import { concatBytes as concatParts } from "../bytes.ts";
+
 /** Universal tag numbers used below (X.680 §8.6), with the constructed bit set where DER requires it. */
 const TAG = {
   BOOLEAN: 0x01,
@@ -25,15 +27,7 @@ const CONTEXT_CONSTRUCTED = 0xa0;
 
 /** Joins byte arrays into one new array; used to build element contents. */
 export function concatBytes(parts: readonly Bytes[]): Bytes {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatParts(parts);
 }
 
 /**
