@@ -47,7 +47,8 @@ proxies:
       assert.equal(echo.path, "/hello");
       assert.equal(echo.query, "?x=1&y=2");
       assert.equal(echo.headers.host, `app.test:${nexo.port}`);
-      assert.equal(echo.headers["x-forwarded-for"], "198.51.100.9, 127.0.0.1");
+      // 127.0.0.1 is not in trusted_proxies here: the client-supplied chain is dropped, not extended.
+      assert.equal(echo.headers["x-forwarded-for"], "127.0.0.1");
       assert.equal(echo.headers["x-forwarded-proto"], "https");
       assert.equal(echo.headers["x-forwarded-host"], `app.test:${nexo.port}`);
       assert.equal(echo.headers["user-agent"]?.startsWith("curl/"), true);
@@ -442,3 +443,27 @@ class FrameReader {
     return text;
   }
 }
+
+Deno.test("a client in trusted_proxies keeps its X-Forwarded-For chain and X-Real-IP", async () => {
+  const app = startEchoUpstream();
+  const nexo = await startNexo(`
+trusted_proxies: ["127.0.0.0/8", "2400:cb00::/32"]
+proxies:
+  "app.test":
+    upstream: ${app.url}
+`);
+  try {
+    const res = await curl(nexo, "app.test", "/", [
+      "-H",
+      "X-Forwarded-For: 198.51.100.9",
+      "-H",
+      "X-Real-IP: 198.51.100.9",
+    ]);
+    const headers = JSON.parse(res.body).headers;
+    assert.equal(headers["x-forwarded-for"], "198.51.100.9, 127.0.0.1");
+    assert.equal(headers["x-real-ip"], "198.51.100.9");
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});

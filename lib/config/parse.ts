@@ -21,6 +21,7 @@ import {
   readWildcards,
 } from "./sections.ts";
 import { didYouMean } from "./suggest.ts";
+import { parseCidr } from "../proxy/trusted_proxies.ts";
 
 const TOP_KEYS = [
   "base_dir",
@@ -34,6 +35,7 @@ const TOP_KEYS = [
   "cloudflare",
   "wildcards",
   "limits",
+  "trusted_proxies",
   "admin",
   "proxies",
 ] as const;
@@ -155,9 +157,26 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     cloudflare,
     wildcards,
     limits,
+    trustedProxies: readTrustedProxies(r, get("trusted_proxies")),
     admin: readAdmin(r, get("admin")),
     routes: optional(get("proxies"), (f) => readRoutes(r, f, { limits })) ?? [],
   };
+}
+
+/** Reads `trusted_proxies:`, a list of CIDRs or addresses; each invalid entry is reported. */
+function readTrustedProxies(r: Reader, field: Field | undefined): string[] {
+  if (field === undefined || field.value === null) return [];
+  const out: string[] = [];
+  for (const { value, node, path } of r.readStringList(field, `"173.245.48.0/20"`)) {
+    try {
+      parseCidr(value);
+      out.push(value.trim());
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      r.report(node, `${path}: ${error.message}`);
+    }
+  }
+  return out;
 }
 
 /**

@@ -85,6 +85,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       idleTimeoutMs: 120_000,
       responseTimeoutMs: 30_000,
     },
+    trustedProxies: [],
     admin: null,
     routes: [],
   });
@@ -571,5 +572,16 @@ Deno.test("parseConfig() reads acme.key_type, ECDSA by default, and rejects othe
   assert.throws(
     () => parseConfig("acme:\n  key_type: ed25519\n", "/etc/nexo/config.yaml"),
     /key_type must be "ecdsa"/,
+  );
+});
+
+Deno.test("parseConfig() reads trusted_proxies and reports an invalid network", () => {
+  assert.deepEqual(parseConfig(`trusted_proxies: ["10.0.0.0/8", "2400:cb00::/32"]\n`, FILE).trustedProxies, [
+    "10.0.0.0/8",
+    "2400:cb00::/32",
+  ]);
+  assert.throws(
+    () => parseConfig(`trusted_proxies: ["10.0.0.0/33"]\n`, FILE),
+    /trusted_proxies.*prefix length/,
   );
 });

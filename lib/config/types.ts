@@ -103,6 +103,11 @@ export interface Config {
   /** Lowercased "*.example.com" entries. */
   wildcards: string[];
   limits: ServerLimits;
+  /**
+   * Networks ("10.0.0.0/8", a bare address) whose requests may carry X-Forwarded-For, X-Real-IP and Forwarded
+   * for others (a CDN, a load balancer); validated by parse.ts. Empty: every client speaks for itself.
+   */
+  trustedProxies: string[];
   /** Where /status and /metrics are served (plain HTTP), or null when `admin.listen` is not set. */
   admin: { listen: ListenAddress } | null;
   /** In file order; keys are unique case-insensitively. */

@@ -29,12 +29,18 @@ export interface ForwardedFor {
   host: string;
   /** "https" on the TLS listener. */
   proto: "http" | "https";
+  /**
+   * Whether the client is a trusted proxy (`trusted_proxies`): only then are the X-Forwarded-For chain,
+   * X-Real-IP and Forwarded it sent passed on; otherwise they are client-supplied and dropped.
+   */
+  trusted: boolean;
 }
 
 /**
  * Builds the upstream request's header list from the client's headers: drops hop-by-hop headers and any header
  * the Connection header names (RFC 9110 §7.6.1), forwards the client's Host, appends the client's address to
- * X-Forwarded-For (RFC 7239 §5.2 describes the same list semantics for Forwarded) and sets
+ * X-Forwarded-For (RFC 7239 §5.2 describes the same list semantics for Forwarded) when the client is a trusted
+ * proxy, else starts the list afresh and drops X-Real-IP and Forwarded (a client could forge them), and sets
  * X-Forwarded-Proto and X-Forwarded-Host. Content-Length and Expect are dropped too: the upstream client
  * frames the body and sends it without waiting for 100 Continue.
  */
@@ -53,8 +59,11 @@ export function buildUpstreamHeaders(incoming: Headers, forwarded: ForwardedFor)
       case "x-forwarded-host":
         continue;
       case "x-forwarded-for":
-        priorFor = value;
+        if (forwarded.trusted) priorFor = value;
         continue;
+      case "x-real-ip":
+      case "forwarded":
+        if (!forwarded.trusted) continue;
     }
     out.push([name, value]);
   }

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { buildResponseHeaders, buildUpstreamHeaders, headerBytes } from "./headers.ts";
 
-const forwarded = { clientIp: "203.0.113.7", host: "App.example.com:8443", proto: "https" as const };
+const forwarded = {
+  clientIp: "203.0.113.7",
+  host: "App.example.com:8443",
+  proto: "https" as const,
+  trusted: true,
+};
+const untrusted = { ...forwarded, trusted: false };
 
 Deno.test("buildUpstreamHeaders() drops hop-by-hop headers and those named in Connection", () => {
   const incoming = new Headers({
@@ -41,7 +47,19 @@ Deno.test("buildUpstreamHeaders() forwards the client's Host and sets X-Forwarde
   assert.equal(out.get("x-forwarded-host"), "App.example.com:8443");
 });
 
-Deno.test("buildUpstreamHeaders() appends to an existing X-Forwarded-For and replaces -Proto and -Host", () => {
+Deno.test("buildUpstreamHeaders() from an untrusted client drops its X-Forwarded-For, X-Real-IP and Forwarded", () => {
+  const incoming = new Headers({
+    "x-forwarded-for": "198.51.100.1",
+    "x-real-ip": "198.51.100.1",
+    "forwarded": "for=198.51.100.1",
+  });
+  const out = new Map(buildUpstreamHeaders(incoming, untrusted));
+  assert.equal(out.get("x-forwarded-for"), "203.0.113.7");
+  assert.equal(out.has("x-real-ip"), false);
+  assert.equal(out.has("forwarded"), false);
+});
+
+Deno.test("buildUpstreamHeaders() from a trusted proxy appends to X-Forwarded-For and replaces -Proto and -Host", () => {
   const incoming = new Headers({
     "x-forwarded-for": "198.51.100.1",
     "x-forwarded-proto": "http",

@@ -9,6 +9,7 @@ import { errorPage } from "../proxy/error_page.ts";
 import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
 import { type ForwardedFor, headerBytes } from "../proxy/headers.ts";
 import { redirectResponse } from "../proxy/redirect.ts";
+import { type Cidr, isTrusted } from "../proxy/trusted_proxies.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../proxy/websocket.ts";
 import { matchRoute, normalizeHost, type RouteTable } from "../router.ts";
@@ -17,6 +18,8 @@ import type { ConnInfo, Handler } from "./listen.ts";
 /** What a request is served with: replaced whole on reload, never mutated. */
 export interface ServingSnapshot {
   table: RouteTable;
+  /** Parsed `trusted_proxies`. */
+  trustedProxies: readonly Cidr[];
   maxHeaderBytes: number;
   /** Server-wide `read_timeout`, applied to request bodies. */
   readTimeoutMs: number;
@@ -104,7 +107,12 @@ export function createHandler(options: HandlerOptions): Handler {
     }
     return serveRoute(req, url, route, {
       pool,
-      forwarded: { clientIp, host: hostHeader, proto: "https" },
+      forwarded: {
+        clientIp,
+        host: hostHeader,
+        proto: "https",
+        trusted: isTrusted(clientIp, snapshot.trustedProxies),
+      },
       bodyReadTimeoutMs: snapshot.readTimeoutMs,
       done,
     });

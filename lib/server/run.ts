@@ -7,6 +7,7 @@ import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { AcmeSupervisor } from "../acme/supervisor.ts";
 import { Metrics } from "../metrics.ts";
+import { parseCidr } from "../proxy/trusted_proxies.ts";
 import { serveAdmin } from "./admin.ts";
 import { buildStatus, certificatesInStore } from "./status.ts";
 import { errorPage } from "../proxy/error_page.ts";
@@ -298,6 +299,7 @@ function sameAddress(a: ListenAddress | null, b: ListenAddress | null): boolean 
 function servingSnapshot(config: Config): ServingSnapshot {
   return {
     table: buildRouteTable(config.routes),
+    trustedProxies: config.trustedProxies.map(parseCidr),
     maxHeaderBytes: config.limits.maxHeaderBytes,
     readTimeoutMs: config.limits.readTimeoutMs,
   };
