@@ -6,6 +6,7 @@ import { Command, Option } from "commander";
 import { join } from "node:path";
 import { certificatesReport } from "./certs_report.ts";
 import { ConfigError } from "./config/errors.ts";
+import type { Config } from "./config/types.ts";
 import { summarizeConfig } from "./config_summary.ts";
 import { loadConfig } from "./config/parse.ts";
 import { runDemo } from "./demo.ts";
@@ -53,7 +54,7 @@ export async function runCli(args: string[]): Promise<number> {
     configOption(),
   )
     .action(async (options: GlobalOptions) => {
-      exitCode = await check(resolveConfigPath(options.config));
+      exitCode = await printFromConfig(resolveConfigPath(options.config), summarizeConfig);
     });
 
   logOptions(
@@ -78,7 +79,7 @@ export async function runCli(args: string[]): Promise<number> {
   program.command("certs").description("list the certificates under cert_dir: names, expiry, renewal, errors")
     .addOption(configOption())
     .action(async (options: GlobalOptions) => {
-      exitCode = await listCertificates(resolveConfigPath(options.config));
+      exitCode = await printFromConfig(resolveConfigPath(options.config), certificatesReport);
     });
 
   program.command("version").description("print the version").action(() => {
@@ -103,22 +104,13 @@ export function resolveConfigPath(flag: string | undefined): string {
   return join(homeDir(), ".nexo", "config.yaml");
 }
 
-async function check(path: string): Promise<number> {
+/** `check` and `certs`: load the config, print what `report` makes of it; a ConfigError is exit 1. */
+async function printFromConfig(
+  path: string,
+  report: (config: Config) => string | Promise<string>,
+): Promise<number> {
   try {
-    printOut(summarizeConfig(await loadConfig(path)));
-    return 0;
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      printErr(error.message + "\n");
-      return 1;
-    }
-    throw error;
-  }
-}
-
-async function listCertificates(path: string): Promise<number> {
-  try {
-    printOut(await certificatesReport(await loadConfig(path)));
+    printOut(await report(await loadConfig(path)));
     return 0;
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -3,6 +3,7 @@
 // with Deno.resolveDns until every server shows the value or a deadline passes. It does not create records
 // (DnsProvider does) and caches nothing between calls.
 
+import { sleep as abortableSleep } from "../sleep.ts";
 import {
   DnsLookup,
   findNameServers,
@@ -151,21 +152,6 @@ function describeAnswer(answer: TxtAnswer): string {
   if (answer.error !== null) return answer.error;
   if (answer.values === null || answer.values.length === 0) return "no TXT record";
   return `other values ${answer.values.map((value) => JSON.stringify(value)).join(", ")}`;
-}
-
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    signal?.throwIfAborted();
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function errorText(error: unknown): string {

@@ -3,6 +3,7 @@
 // crashed). It does not queue waiters fairly, and cannot stop a holder that stalled past the timeout: that
 // holder's `lost` signal fires instead.
 
+import { sleep } from "../sleep.ts";
 import { dirname } from "node:path";
 import type { LockOptions, StorageLock } from "./storage.ts";
 import { toStorageError } from "./fs_errors.ts";
@@ -109,20 +110,6 @@ async function breakIfStale(path: string, staleMs: number): Promise<boolean> {
     await removeIfExists(breaker);
   }
   return true;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 class FileLock implements StorageLock {
