@@ -2,6 +2,7 @@
 // drive nexo through exactly these commands, flags and exit codes. It turns argv into calls and exit codes;
 // the work itself lives in lib/config, lib/server and lib/demo.ts.
 
+import { errorMessage } from "./error_message.ts";
 import { Command, Option } from "commander";
 import { join } from "node:path";
 import { certificatesReport } from "./certs_report.ts";
@@ -147,7 +148,7 @@ async function serve(path: string): Promise<number> {
   try {
     server = await startServer(config, log);
   } catch (error) {
-    log.error("cannot start", { error: error instanceof Error ? error.message : String(error) });
+    log.error("cannot start", { error: errorMessage(error) });
     log.flush();
     return 1;
   }

@@ -2,7 +2,8 @@
 // certificate will cover which host, so a user sees what the file will do before running it. Pure text.
 
 import { isOneLabelUnder, planCertificates } from "./acme/plan.ts";
-import type { Config, ListenAddress } from "./config/types.ts";
+import type { Config } from "./config/types.ts";
+import { formatAddr } from "./server/run.ts";
 
 /** A short, aligned summary of `config` (ends with a newline). */
 export function summarizeConfig(config: Config): string {
@@ -11,8 +12,8 @@ export function summarizeConfig(config: Config): string {
     ? "internal (local CA in base_dir/ca)"
     : `acme (${config.acme.directory})`;
   lines.push(
-    `listen ${address(config.listen)}, http_listen ${
-      config.httpListen ? address(config.httpListen) : "off"
+    `listen ${formatAddr(config.listen)}, http_listen ${
+      config.httpListen ? formatAddr(config.httpListen) : "off"
     }, ` +
       `issuer ${issuer}`,
   );
@@ -44,9 +45,4 @@ export function summarizeConfig(config: Config): string {
     lines.push("certificates: minted by the local CA per host on first use");
   }
   return lines.join("\n") + "\n";
-}
-
-function address(listen: ListenAddress): string {
-  const host = listen.hostname.includes(":") ? `[${listen.hostname}]` : listen.hostname;
-  return `${host}:${listen.port}`;
 }

@@ -2,6 +2,7 @@
 // (`issuer: internal`), high loopback ports, and a small example app as the upstream. It writes the config it
 // uses to the demo directory (so users can read and edit it) and prints curl commands that verify TLS.
 
+import { errorMessage } from "./error_message.ts";
 import { join } from "node:path";
 import { loadConfig } from "./config/parse.ts";
 import { type Logger, printOut } from "./log.ts";
@@ -31,7 +32,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   try {
     server = await startServer(config, options.log);
   } catch (error) {
-    options.log.error("cannot start", { error: error instanceof Error ? error.message : String(error) });
+    options.log.error("cannot start", { error: errorMessage(error) });
     options.log.flush();
     await app.shutdown();
     return 1;

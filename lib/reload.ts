@@ -3,6 +3,7 @@
 // validates the candidate exactly as `check` does, and hands a valid one to `apply`. An invalid candidate is
 // logged once with every file:line:col and the last good config keeps serving. It never writes the file.
 
+import { errorMessage } from "./error_message.ts";
 import { dirname } from "node:path";
 import { ConfigError } from "./config/errors.ts";
 import { loadConfig } from "./config/parse.ts";
@@ -57,7 +58,7 @@ export class ConfigWatcher {
           for await (const _ of watcher) this.#schedule();
         } catch (error) {
           if (!this.#stopped) {
-            this.#options.log.error("config watch failed", { dir, error: describe(error) });
+            this.#options.log.error("config watch failed", { dir, error: errorMessage(error) });
           }
         }
       })();
@@ -110,7 +111,7 @@ export class ConfigWatcher {
       text = await Deno.readTextFile(path);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return; // mid-rename or deleted: wait for the next event
-      log.warn("config reload rejected", { file: path, error: describe(error) });
+      log.warn("config reload rejected", { file: path, error: errorMessage(error) });
       return;
     }
     if (text === this.#lastText || this.#stopped) return;
@@ -137,8 +138,4 @@ export class ConfigWatcher {
     }
     this.#options.apply(config);
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -4,6 +4,7 @@
 // connection throws "Cannot read properties of undefined (reading 'config')"; both are fixed up here.
 // It does not run orders (issue.ts) or store accounts (lib/storage/cert_repository.ts).
 
+import { errorMessage } from "../error_message.ts";
 import * as acme from "acme-client";
 import https from "node:https";
 import { parseRetryAfter } from "./schedule.ts";
@@ -137,7 +138,7 @@ function challengeProblem(error: unknown): AcmeProblem | null {
 
 function describeFailure(error: unknown, problem: AcmeProblem | null, directoryUrl: string): string {
   if (problem) return `${problem.detail || problem.type} (${problem.type}, HTTP ${problem.status})`;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const code = (error as { code?: string } | null)?.code;
   if (code === "ECONNREFUSED" || message.includes("reading 'config'")) {
     return `the ACME server at ${directoryUrl} refused the connection; check acme.directory and that the ` +

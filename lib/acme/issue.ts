@@ -4,6 +4,7 @@
 // response, also on failure. Then finalize with a fresh key's CSR and download the chain. It does not decide
 // when to issue (schedule.ts) or store anything (lib/storage); it runs in the ACME worker.
 
+import { errorMessage } from "../error_message.ts";
 import { type AcmeClient, AcmeError, createCsr, createPrivateKey, runAcme } from "./acme_client.ts";
 import type { ChallengeResponse, ChallengeSolver } from "./solvers.ts";
 
@@ -109,7 +110,7 @@ async function withdrawAll(handles: unknown[], options: IssueOptions): Promise<v
       // DNS leftovers are removed by the provider's stale cleanup before the next order; the order's own
       // outcome is what the caller needs to hear about.
       options.onProgress?.("challenge cleanup failed", {
-        error: error instanceof Error ? error.message : String(error),
+        error: errorMessage(error),
       });
     }
   }

@@ -4,6 +4,7 @@
 // certificate is due or the jittered check interval passes. The worker is not resident between jobs. A
 // crashed worker is restarted with backoff. It never blocks serving: everything runs in the background.
 
+import { errorMessage } from "../error_message.ts";
 import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
 import { challengeRecordName } from "../dns/provider.ts";
 import type { Config } from "../config/types.ts";
@@ -106,7 +107,7 @@ export class AcmeSupervisor {
     this.#timer = setTimeout(() => {
       this.#check().catch((error) => {
         this.#log.error("certificate check failed", {
-          error: error instanceof Error ? error.message : String(error),
+          error: errorMessage(error),
         });
         this.#wake(this.#config.acme.retryIntervalMs);
       });
@@ -272,7 +273,7 @@ export class AcmeSupervisor {
       } catch (error) {
         this.#log.warn("nameserver lookup failed", {
           name,
-          error: error instanceof Error ? error.message : String(error),
+          error: errorMessage(error),
         });
       }
     }

@@ -4,6 +4,7 @@
 // in the certificate's meta.json with its next attempt time and never touches a working certificate.
 // It knows nothing of Worker messaging beyond the `post` callback, so tests can run it in-process.
 
+import { errorMessage } from "../error_message.ts";
 import { CloudflareDnsProvider } from "../dns/cloudflare.ts";
 import { waitForTxt } from "../dns/propagation.ts";
 import { challengeRecordName, type DnsProvider } from "../dns/provider.ts";
@@ -150,7 +151,7 @@ async function reportFailure(
   error: unknown,
   context: { jobId: number; settings: WorkerSettings; repository: CertRepository; post: Post },
 ): Promise<void> {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const problem = error instanceof AcmeError ? error.problem : null;
   const classified = problem ? classifyAcmeError(problem) : null;
   const retryAfterMs = problem?.retryAfterMs ?? classified?.retryAfterMs ??
@@ -169,7 +170,7 @@ async function reportFailure(
       event: "certificate failure not recorded",
       fields: {
         names: names.join(","),
-        error: recordError instanceof Error ? recordError.message : String(recordError),
+        error: errorMessage(recordError),
       },
     });
   }

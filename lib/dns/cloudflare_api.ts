@@ -3,6 +3,7 @@
 // contain the token. It knows nothing about zones or records (cloudflare.ts does).
 // API reference: https://developers.cloudflare.com/api/ (v4, "client/v4" base).
 
+import { errorMessage } from "../error_message.ts";
 import { CLOUDFLARE_API_BASE } from "../config/defaults.ts";
 import { DnsProviderError } from "./provider.ts";
 
@@ -119,7 +120,7 @@ export class CloudflareApi {
     } catch (error) {
       const reason = controller.signal.aborted
         ? `no answer within ${this.#timeoutMs / 1000} s`
-        : errorText(error);
+        : errorMessage(error);
       const message = `Cannot ${what}: Cloudflare API at ${this.apiBase} failed: ${reason}`;
       throw this.#error("unavailable", message, { cause: error });
     } finally {
@@ -195,9 +196,9 @@ export class CloudflareApi {
     message: string,
     options: { status?: number | null; retryAfterMs?: number | null; cause?: unknown } = {},
   ): DnsProviderError {
-    const cause = options.cause === undefined || !errorText(options.cause).includes(this.#token)
+    const cause = options.cause === undefined || !errorMessage(options.cause).includes(this.#token)
       ? options.cause
-      : new Error(this.#redact(errorText(options.cause)));
+      : new Error(this.#redact(errorMessage(options.cause)));
     return new DnsProviderError(kind, this.#redact(message), {
       status: options.status ?? null,
       retryAfterMs: options.retryAfterMs ?? null,
@@ -260,8 +261,4 @@ function banText(ms: number): string {
   const seconds = Math.ceil(ms / 1000);
   return `rate limited; nexo sends Cloudflare no requests for ${seconds} s (Cloudflare allows 1200 requests per ` +
     `5 minutes per user and blocks for 5 minutes past that)`;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -2,6 +2,7 @@
 // strings, or a zone's authoritative nameservers found through NS and A/AAAA queries, and Deno.resolveDns
 // wrapped with per-query timeouts. It does not poll or decide when a record counts as visible (propagation.ts).
 
+import { errorMessage } from "../error_message.ts";
 import { isIP } from "node:net";
 import { normalizeDnsName } from "./provider.ts";
 
@@ -140,7 +141,7 @@ export class DnsLookup {
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return { values: [], error: null };
       this.#signal?.throwIfAborted();
-      return { values: null, error: errorText(error) };
+      return { values: null, error: errorMessage(error) };
     }
   }
 
@@ -186,8 +187,4 @@ export class DnsLookup {
       this.#signal?.removeEventListener("abort", onAbort);
     }
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

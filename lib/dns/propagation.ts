@@ -3,6 +3,7 @@
 // with Deno.resolveDns until every server shows the value or a deadline passes. It does not create records
 // (DnsProvider does) and caches nothing between calls.
 
+import { errorMessage } from "../error_message.ts";
 import { sleep as abortableSleep } from "../sleep.ts";
 import {
   DnsLookup,
@@ -96,7 +97,7 @@ export async function waitForTxt(
       try {
         servers = await findNameServers(name, { resolvers, zone: options.zone, lookup });
       } catch (error) {
-        discoveryError = errorText(error);
+        discoveryError = errorMessage(error);
       }
     }
     if (servers !== null) {
@@ -152,8 +153,4 @@ function describeAnswer(answer: TxtAnswer): string {
   if (answer.error !== null) return answer.error;
   if (answer.values === null || answer.values.length === 0) return "no TXT record";
   return `other values ${answer.values.map((value) => JSON.stringify(value)).join(", ")}`;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

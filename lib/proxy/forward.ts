@@ -3,6 +3,7 @@
 // Cache-Control, and small bodies sent as one buffer. WebSocket upgrades are websocket.ts's; routing and
 // the access log are the caller's.
 
+import { errorMessage } from "../error_message.ts";
 import type { ProxyRoute } from "../config/types.ts";
 import {
   BodyTimeoutError,
@@ -121,7 +122,7 @@ function countedStream(
     options.onDone({
       status,
       bytes,
-      error: error === null ? null : `stream ended early: ${describe(error)}`,
+      error: error === null ? null : `stream ended early: ${errorMessage(error)}`,
     });
   });
 }
@@ -162,14 +163,10 @@ function failFromError(req: Request, options: ForwardOptions, error: unknown, ro
       `no response head within ${route.limits.responseTimeoutMs} ms`,
     );
   }
-  return fail(options, 502, BAD_GATEWAY, describe(error));
+  return fail(options, 502, BAD_GATEWAY, errorMessage(error));
 }
 
 function fail(options: ForwardOptions, status: number, page: string, reason: string): Response {
   options.onDone({ status, bytes: 0, error: reason });
   return errorPage(status, page);
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

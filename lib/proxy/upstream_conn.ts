@@ -2,10 +2,11 @@
 // pieces by framing, writing bytes, and noticing the upstream closing it while it sits idle. Opening it is
 // upstream_connect.ts's; reuse, timeouts and retries are upstream_exchange.ts's and upstream_client.ts's.
 
+import { errorMessage } from "../error_message.ts";
 import { concatBytes } from "../bytes.ts";
 import type { ChunkedDecoder } from "./http1_chunked.ts";
 import { findHeadEnd, Http1SyntaxError, parseResponseHead, type ResponseHead } from "./http1_parse.ts";
-import { errorMessage, UpstreamError } from "./upstream_error.ts";
+import { UpstreamError } from "./upstream_error.ts";
 
 /**
  * Size of each connection's read buffer, in bytes. 64 KiB lets one read op take in a large body's worth of

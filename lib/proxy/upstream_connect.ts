@@ -2,8 +2,9 @@
 // default roots plus configured CAs with SNI, and failures worded as "cannot connect to upstream host:port
 // (reason)". What happens on an open connection is upstream_conn.ts's.
 
+import { errorMessage } from "../error_message.ts";
 import { UpstreamConnection } from "./upstream_conn.ts";
-import { errorMessage, UpstreamError } from "./upstream_error.ts";
+import { UpstreamError } from "./upstream_error.ts";
 
 /** Where to connect for an upstream URL: scheme, host and port. */
 export interface UpstreamOrigin {

@@ -24,8 +24,3 @@ export class UpstreamError extends Error {
     this.kind = kind;
   }
 }
-
-/** An error's message (or the thrown value as text), for quoting a cause inside a sentence. */
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

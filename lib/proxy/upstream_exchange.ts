@@ -3,6 +3,7 @@
 // when it is clean. Timeouts and aborts are request_control.ts's; opening, pooling and retrying connections
 // are upstream_client.ts's.
 
+import { errorMessage } from "../error_message.ts";
 import { concatBytes } from "../bytes.ts";
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from "./http1_chunked.ts";
 import {
@@ -16,7 +17,7 @@ import {
 import type { RequestControl } from "./request_control.ts";
 import type { UpstreamRequest, UpstreamResponse } from "./upstream_client.ts";
 import type { UpstreamConnection } from "./upstream_conn.ts";
-import { errorMessage, UpstreamError } from "./upstream_error.ts";
+import { UpstreamError } from "./upstream_error.ts";
 
 /** Everything one exchange needs; `head` is the encoded request head (reused as is on a retry). */
 export interface ExchangeOptions {

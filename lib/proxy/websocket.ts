@@ -3,6 +3,7 @@
 // messages and closes both ways. Limitation: Deno's WebSocket client always sends the upstream's own Host;
 // the client's Host reaches the upstream as X-Forwarded-Host.
 
+import { errorMessage } from "../error_message.ts";
 import type { ProxyRoute } from "../config/types.ts";
 import { errorPage } from "./error_page.ts";
 import { buildUpstreamHeaders, type ForwardedFor } from "./headers.ts";
@@ -64,7 +65,7 @@ export async function proxyWebSocket(
     }
     const timedOut = error instanceof Error && error.name === "TimeoutError";
     const status = timedOut ? 504 : 502;
-    options.onDone({ status, bytes: 0, error: error instanceof Error ? error.message : String(error) });
+    options.onDone({ status, bytes: 0, error: errorMessage(error) });
     return errorPage(status, "The upstream server for this site did not accept the WebSocket connection.");
   }
 
@@ -75,7 +76,7 @@ export async function proxyWebSocket(
     return response;
   } catch (error) {
     upstream.close();
-    options.onDone({ status: 400, bytes: 0, error: error instanceof Error ? error.message : String(error) });
+    options.onDone({ status: 400, bytes: 0, error: errorMessage(error) });
     return errorPage(400, "This WebSocket handshake could not be accepted.");
   }
 }

@@ -2,6 +2,7 @@
 // CA for `issuer: internal`), routing snapshot, upstream pool, the HTTPS listener and the optional HTTP one.
 // It owns the process-lifetime objects; it does not parse config or handle signals (lib/cli.ts does).
 
+import { errorMessage } from "../error_message.ts";
 import { join } from "node:path";
 import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
@@ -150,7 +151,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         );
         log.info("listening", { addr: formatAddr(https.addr), protocol: "https", moved: true });
       } catch (error) {
-        log.error("listen not changed", { error: error instanceof Error ? error.message : String(error) });
+        log.error("listen not changed", { error: errorMessage(error) });
         failed.push("listen");
       }
     }
@@ -161,7 +162,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         http = replacement;
       } catch (error) {
         log.error("http_listen not changed", {
-          error: error instanceof Error ? error.message : String(error),
+          error: errorMessage(error),
         });
         failed.push("httpListen");
       }
@@ -284,8 +285,8 @@ function listenOrExplain<T>(key: string, addr: ListenAddress, listen: () => T): 
   }
 }
 
-/** "127.0.0.1:8443", "[::1]:8443". */
-export function formatAddr(addr: Deno.NetAddr): string {
+/** "127.0.0.1:8443", "[::1]:8443", ":443" (all interfaces, a config's ListenAddress). */
+export function formatAddr(addr: { hostname: string; port: number }): string {
   return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
 }
 

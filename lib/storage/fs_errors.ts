@@ -2,6 +2,7 @@
 // what the operator should do (disk full, read-only mount, permissions). It never reads or quotes file
 // contents; it does not decide whether an error is expected (callers handle NotFound themselves).
 
+import { errorMessage } from "../error_message.ts";
 import { StorageError } from "./storage.ts";
 
 /** The reason and the fix for OS error codes an operator can act on (see `describeFsError`). */
@@ -77,6 +78,6 @@ export function toStorageError(err: unknown, action: string, path: string): Stor
   if (code !== undefined && known !== undefined) {
     return new StorageError(`${where}: ${known.reason} (${known.fix})`, { cause: err, code });
   }
-  const detail = err instanceof Error ? err.message : String(err);
+  const detail = errorMessage(err);
   return new StorageError(`${where}: ${detail}`, code === undefined ? { cause: err } : { cause: err, code });
 }
