@@ -75,15 +75,25 @@ Deno.test("FileStorage.describe() maps keys to paths under the root", () => {
   assert.equal(storage.describe(""), "/etc/nexo/certs");
 });
 
-/** Runs storage_child.ts under `ulimit -f` (in blocks of 512 or 1024 bytes, depending on the shell). */
-function runChildWithFileSizeLimit(limitBlocks: number, args: string[]): Promise<Deno.CommandOutput> {
-  const script = `ulimit -f ${limitBlocks} && exec "$0" run --no-config --allow-read --allow-write "$@"`;
-  return new Deno.Command("sh", {
-    args: ["-c", script, Deno.execPath(), CHILD, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+/**
+ * Runs storage_child.ts under `ulimit -f` (in blocks of 512 or 1024 bytes, depending on the shell). The child
+ * gets its own empty DENO_DIR: the limit applies to every file it writes, and the shared cache's SQLite files
+ * grow past 4 MiB during a full test run, which would kill the child before it reaches the code under test.
+ */
+async function runChildWithFileSizeLimit(limitBlocks: number, args: string[]): Promise<Deno.CommandOutput> {
+  const denoDir = await Deno.makeTempDir({ prefix: "nexo_child_deno_dir_" });
+  try {
+    const script = `ulimit -f ${limitBlocks} && exec "$0" run --no-config --allow-read --allow-write "$@"`;
+    return await new Deno.Command("sh", {
+      args: ["-c", script, Deno.execPath(), CHILD, ...args],
+      env: { DENO_DIR: denoDir },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } finally {
+    await Deno.remove(denoDir, { recursive: true });
+  }
 }
 
 // The limit is at most 4 MiB in either block size; the value written is 16 MiB.
@@ -123,8 +133,8 @@ Deno.test("FileStorage.store() in a process killed mid-write leaves the old valu
     ]);
     assert.equal(output.signal, "SIGXFSZ", "the child died writing the value");
     assert.equal(await loadText(storage, "site/fullchain.pem"), "old chain");
-    // Whether the temp file exists depends on where the limit struck (a fresh clone's first run also writes
-    // Deno's own caches); at most one may be left, and list() must hide it either way.
+    // Whether the temp file exists depends on where the limit struck; at most one may be left, and list()
+    // must hide it either way.
     const leftovers = (await rawNames(join(root, "site"))).filter((name) => name !== "fullchain.pem");
     assert.ok(
       leftovers.length <= 1,
