@@ -105,6 +105,18 @@ export class Metrics {
       const seconds = Math.round((cert.notAfter.getTime() - now) / 1000);
       out.push(`nexo_certificate_expiry_seconds{names="${label(cert.names.join(","))}"} ${seconds}`);
     }
+    const memory = Deno.memoryUsage();
+    family("process_resident_memory_bytes", "gauge", "Resident set size of the nexo process.");
+    out.push(`process_resident_memory_bytes ${memory.rss}`);
+    family("nexo_js_heap_bytes", "gauge", "JavaScript heap: `used` by live objects, `total` reserved by V8.");
+    out.push(`nexo_js_heap_bytes{kind="used"} ${memory.heapUsed}`);
+    out.push(`nexo_js_heap_bytes{kind="total"} ${memory.heapTotal}`);
+    family(
+      "nexo_js_external_bytes",
+      "gauge",
+      "Memory outside the heap held by JavaScript objects (buffers).",
+    );
+    out.push(`nexo_js_external_bytes ${memory.external}`);
     return out.join("\n") + "\n";
   }
 }

@@ -2,7 +2,7 @@
 // as they happen, and never show a secret.
 
 import assert from "node:assert/strict";
-import { curl, startNexo } from "./harness.ts";
+import { curl, rssBytes, startNexo } from "./harness.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
 
 Deno.test("admin /status and /metrics change as requests flow and configs reload", async () => {
@@ -50,6 +50,15 @@ proxies:
     assert.ok(counter(after.text, "nexo_request_duration_seconds_count") >= 4);
     assert.equal(counter(after.text, "nexo_requests_in_flight"), 0);
     assert.match(after.text, /nexo_certificate_expiry_seconds\{names="app\.test"\} \d+/);
+    // Memory gauges: the RSS is nexo's own (its /proc entry agrees to within what a moment's growth explains).
+    const rss = counter(after.text, "process_resident_memory_bytes");
+    assert.ok(Math.abs(rss - await rssBytes(nexo.pid)) < 16 * 1024 * 1024, `RSS gauge ${rss}`);
+    assert.ok(counter(after.text, `nexo_js_heap_bytes{kind="used"}`) > 0);
+    assert.ok(
+      counter(after.text, `nexo_js_heap_bytes{kind="total"}`) >=
+        counter(after.text, `nexo_js_heap_bytes{kind="used"}`),
+    );
+    assert.ok(counter(after.text, "nexo_js_external_bytes") > 0);
 
     const status = JSON.parse((await get("/status")).text);
     assert.equal(status.config.version, 1);
