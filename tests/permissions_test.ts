@@ -1,11 +1,13 @@
 // nexo runs with the narrow permission set the README documents (and `deno task compile` bakes in, with
 // /etc/nexo as the folder): network, files only in its own folder, a short list of environment variables,
-// the system CA store. This runs the real server that way and shows it serves, and cannot read elsewhere.
+// the system CA store. This runs the real server with exactly the flags `deno task compile` ships, shows it
+// serves, and shows those flags deny writes and reads elsewhere, subprocesses, FFI and unlisted variables.
 
 import assert from "node:assert/strict";
 import { startEchoUpstream } from "./upstreams.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const PROBE = new URL("./testdata/sandbox_probe.ts", import.meta.url).pathname;
 const ENV_ALLOWED = "NEXO_CONFIG,NEXO_LOG_FORMAT,NEXO_LOG_LEVEL,HOME,LOG_TOKENS,LOG_STREAM";
 
 Deno.test("nexo serves with only the documented permissions, scoped to its folder", async () => {
@@ -18,11 +20,7 @@ Deno.test("nexo serves with only the documented permissions, scoped to its folde
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--allow-net",
-      `--allow-read=${dir}`,
-      `--allow-write=${dir}`,
-      `--allow-env=${ENV_ALLOWED}`,
-      "--allow-sys",
+      ...await shippedPermissionFlags(dir),
       MAIN,
       "server",
       "--config",
@@ -75,5 +73,49 @@ Deno.test("nexo serves with only the documented permissions, scoped to its folde
     await child.status;
     await app.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The `--allow-*` flags `deno task compile` bakes into the binary, with /etc/nexo moved to `dir`. */
+async function shippedPermissionFlags(dir: string): Promise<string[]> {
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const flags = (denoJson.tasks.compile as string).split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
+  return flags.map((flag) => flag.replaceAll("/etc/nexo", dir));
+}
+
+Deno.test("the shipped permission flags deny writes and reads outside nexo's folder, subprocesses and FFI", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nexo-perm-" });
+  const outside = await Deno.makeTempDir({ prefix: "nexo-perm-outside-" });
+  try {
+    const flags = await shippedPermissionFlags(dir);
+    // The set itself: no blanket grants, nothing that runs code outside Deno's sandbox.
+    assert.ok(
+      flags.includes(`--allow-write=${dir}`) && flags.includes(`--allow-read=${dir}`),
+      flags.join(" "),
+    );
+    for (const forbidden of ["--allow-all", "--allow-run", "--allow-ffi", "--allow-write", "--allow-read"]) {
+      assert.ok(!flags.includes(forbidden), `${forbidden} is not granted`);
+    }
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", ...flags, PROBE, dir, outside],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    const results = JSON.parse(new TextDecoder().decode(output.stdout));
+    assert.deepEqual(results, {
+      writeInside: "ok",
+      writeOutside: "NotCapable",
+      readUnrelated: "NotCapable",
+      readOutsideDir: "NotCapable",
+      subprocess: "NotCapable",
+      ffi: "NotCapable",
+      envUnlisted: "NotCapable",
+    });
+    assert.deepEqual([...Deno.readDirSync(outside)], [], "nothing was written outside");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
   }
 });
