@@ -1,7 +1,8 @@
 // A fake of the parts of Cloudflare's v4 API nexo uses (Cloudflare itself is unreachable from tests), served
 // with Deno.serve on 127.0.0.1: token verification, zone lookup, and listing, creating and deleting DNS records,
-// with Cloudflare's JSON envelope, its error codes, token permissions and injectable 429/5xx answers. TXT records
-// it stores are pushed to a pebble-challtestsrv (tests/challtestsrv.ts), so Deno.resolveDns and Pebble see them.
+// with Cloudflare's JSON envelope, its error codes, token permissions and injectable 429/5xx answers (a blip or a
+// lasting outage). TXT records it stores are pushed to a pebble-challtestsrv (tests/challtestsrv.ts), so
+// Deno.resolveDns and Pebble see them, unless publishing is paused (records that never propagate).
 //
 // Behaviour, following https://developers.cloudflare.com/api/ and what clients report from the real API:
 // - Every answer is the envelope {success, errors: [{code, message}], messages, result} (+ result_info on lists).
@@ -52,6 +53,8 @@ export interface FakeRequest {
   path: string;
   headers: Record<string, string>;
   body: string;
+  /** When it arrived, ms since the epoch (for tests that check how requests are spaced). */
+  at: number;
 }
 
 /** An answer to inject instead of the real one: a 429, a 5xx, or a 200 with `success: false`. */
@@ -96,6 +99,18 @@ export interface FakeCloudflare {
   addRecord(zoneName: string, record: { type?: string; name: string; content: string }): Promise<FakeRecord>;
   /** Answers the next `count` requests with `failure` instead of handling them. */
   failNext(count: number, failure: FakeFailure): void;
+  /**
+   * Answers every request that `match` accepts (default: every request) with `failure` until `endOutage()`:
+   * a persistent outage, where `failNext` is a blip. Requests `failNext` queued are answered first.
+   */
+  startOutage(failure: FakeFailure, match?: (request: FakeRequest) => boolean): void;
+  endOutage(): void;
+  /**
+   * Turns publishing TXT records to challtestsrv off or back on (it starts on when one was given). While off,
+   * records are accepted and listed as usual but never served over DNS: a provider whose changes do not
+   * propagate. Turning it on publishes what is stored; resolves once challtestsrv serves it.
+   */
+  setPublishing(on: boolean): Promise<void>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -120,6 +135,13 @@ export function startFakeCloudflare(options: FakeCloudflareOptions): Promise<Fak
     failNext: (count, failure) => {
       for (let i = 0; i < count; i++) state.failures.push(failure);
     },
+    startOutage: (failure, match = () => true) => {
+      state.outage = { failure, match };
+    },
+    endOutage: () => {
+      state.outage = null;
+    },
+    setPublishing: (on) => state.setPublishing(on),
     close: async () => {
       await server.shutdown();
       await state.settled();
@@ -135,6 +157,8 @@ class FakeState {
   records: FakeRecord[] = [];
   requests: FakeRequest[] = [];
   failures: FakeFailure[] = [];
+  outage: { failure: FakeFailure; match: (request: FakeRequest) => boolean } | null = null;
+  publishToDns = true;
   #token: string;
   #tokenStatus: string;
   #tokenZones: Set<string> | null;
@@ -162,13 +186,16 @@ class FakeState {
     const url = new URL(request.url);
     const path = url.pathname.slice(API_PATH.length);
     const body = await request.text();
-    this.requests.push({
+    const received: FakeRequest = {
       method: request.method,
       path: `${path}${url.search}`,
       headers: Object.fromEntries(request.headers),
       body,
-    });
-    const failure = this.failures.shift();
+      at: Date.now(),
+    };
+    this.requests.push(received);
+    const failure = this.failures.shift() ??
+      (this.outage?.match(received) ? this.outage.failure : undefined);
     if (failure !== undefined) return injected(failure);
     if (!url.pathname.startsWith(`${API_PATH}/`)) return fail(400, 7000, "No route for that URI");
     const denied = this.#authenticate(request.headers.get("authorization"), path);
@@ -350,7 +377,7 @@ class FakeState {
    */
   #publish(name: string): Promise<void> {
     const challtestsrv = this.#challtestsrv;
-    if (challtestsrv === null) return Promise.resolve();
+    if (challtestsrv === null || !this.publishToDns) return Promise.resolve();
     const previous = this.#publishing.get(name) ?? Promise.resolve();
     const next = previous.then(async () => {
       await challtestsrv.clearTxt(name);
@@ -360,6 +387,14 @@ class FakeState {
     });
     this.#publishing.set(name, next.catch(() => {}));
     return next;
+  }
+
+  /** Turns publishing to challtestsrv off or on; turning it on publishes every stored TXT name. */
+  async setPublishing(on: boolean): Promise<void> {
+    this.publishToDns = on;
+    if (!on) return;
+    const names = new Set(this.records.filter((r) => r.type === "TXT").map((r) => r.name));
+    await Promise.all([...names].map((name) => this.#publish(name)));
   }
 
   /** Resolves once every challtestsrv update has finished. */

@@ -68,3 +68,23 @@ Deno.test("fake Cloudflare deletes one TXT value from challtestsrv and keeps the
   assert.equal(response.status, 200);
   assert.deepEqual(await dns.txtValues("_acme-challenge.example.com"), ["two"]);
 });
+
+Deno.test("fake Cloudflare answers matching requests with an outage's failure until it ends, and can keep records off DNS", async () => {
+  await using dns = await startChallTestSrv();
+  await using fake = await startFakeCloudflare({ token: TOKEN, zones: ["example.com"], challtestsrv: dns });
+  const headers = { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" };
+  const records = `${fake.apiBase}/zones/${fake.zoneId("example.com")}/dns_records`;
+  const body = JSON.stringify({ type: "TXT", name: "_acme-challenge", content: "v", ttl: 120 });
+  fake.startOutage({ status: 503 }, (request) => request.method === "POST");
+  const refused = await call(records, { method: "POST", headers, body });
+  assert.deepEqual([refused.status, refused.body.errors[0]?.code], [503, 10002]);
+  assert.equal((await call(records, { headers })).status, 200, "requests outside the outage are served");
+  fake.endOutage();
+
+  await fake.setPublishing(false);
+  assert.equal((await call(records, { method: "POST", headers, body })).status, 200);
+  assert.equal(fake.records().length, 1, "the record is stored");
+  assert.deepEqual(await dns.txtValues("_acme-challenge.example.com"), [], "but not served over DNS");
+  await fake.setPublishing(true);
+  assert.deepEqual(await dns.txtValues("_acme-challenge.example.com"), ["v"]);
+});

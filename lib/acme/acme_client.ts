@@ -1,7 +1,8 @@
 // The one place nexo touches the acme-client package: building a client for a directory with an account key,
 // trusting an extra CA for a private ACME server's TLS, and turning acme-client's errors into AcmeError with the
-// server's problem document (RFC 8555 §6.7). acme-client keeps only a problem's `detail`, and on a refused
-// connection throws "Cannot read properties of undefined (reading 'config')"; both are fixed up here.
+// server's problem document (RFC 8555 §6.7). acme-client keeps only a problem's `detail`, sets no request
+// timeout, and turns every failure without an answer (refused, timed out, DNS, TLS) into "Cannot read
+// properties of undefined (reading 'config')"; all three are fixed up here.
 // It does not run orders (issue.ts) or store accounts (lib/storage/cert_repository.ts).
 
 import { errorMessage } from "../error_message.ts";
@@ -36,7 +37,16 @@ export interface AcmeClientOptions {
   accountUrl?: string | null;
   /** Extra CA certificates (PEM) trusted for the ACME server's TLS, e.g. Pebble's in tests. */
   caCertsPem?: string[];
+  /** Longest one request may wait for the server, in ms (see DEFAULT_REQUEST_TIMEOUT_MS); tests shorten it. */
+  requestTimeoutMs?: number;
 }
+
+/**
+ * acme-client sets no timeout, so a server that accepts connections and never answers (hung, stopped with
+ * SIGSTOP, or a firewall dropping its replies) held the worker, and with it every later renewal, for ever.
+ * 30 s is far above an ACME server's usual sub-second answers and matches the Cloudflare client's bound.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 // acme-client retries network errors, 5xx and 429 itself, up to 5 times with waits of 5 to 25 s, or for as
 // long as a Retry-After says, inside one call: a refused connection took 75 s to report. Retrying is the
@@ -44,6 +54,27 @@ export interface AcmeClientOptions {
 // acme-client answers at once. badNonce is a different path (RFC 8555 §6.5) and is still retried by it.
 (acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings
   .retryMaxAttempts = 0;
+
+// acme-client's own response interceptor, with its retries off, hands a failure that got no answer to a
+// status check that reads `response.config` of undefined: the TypeError hides whether the server refused,
+// timed out, did not resolve or failed TLS. Such failures skip it here and reach runAcme unchanged; answered
+// requests still go through it (it turns error statuses into errors). `handlers` is public in axios's
+// InterceptorManager; tests/acme_faults_test.ts fails if an upgrade changes this.
+type Rejected = (error: unknown) => unknown;
+const acmeClientHandlers = (acme.axios.interceptors.response as unknown as {
+  handlers?: Array<{ rejected?: Rejected | null } | null>;
+}).handlers ?? [];
+for (const handler of acmeClientHandlers) {
+  const rejected = handler?.rejected;
+  if (!handler || !rejected) continue;
+  handler.rejected = (error) => hasResponse(error) ? rejected(error) : Promise.reject(error);
+}
+acme.axios.defaults.timeout = DEFAULT_REQUEST_TIMEOUT_MS;
+
+function hasResponse(error: unknown): boolean {
+  return typeof error === "object" && error !== null &&
+    (error as { response?: unknown }).response !== undefined;
+}
 
 // acme-client sends every request through this axios instance; the interceptor below sees each response.
 let lastProblem: AcmeProblem | null = null;
@@ -71,6 +102,7 @@ export function createAcmeClient(options: AcmeClientOptions): AcmeClient {
     // which is fine: a nexo process talks to one ACME directory.
     acme.axios.defaults.httpsAgent = new https.Agent({ ca: options.caCertsPem, keepAlive: true });
   }
+  acme.axios.defaults.timeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   return new acme.Client({
     directoryUrl: options.directoryUrl,
     accountKey: options.accountKeyPem,
@@ -140,17 +172,25 @@ function describeFailure(error: unknown, problem: AcmeProblem | null, directoryU
   if (problem) return `${problem.detail || problem.type} (${problem.type}, HTTP ${problem.status})`;
   const message = errorMessage(error);
   const code = (error as { code?: string } | null)?.code;
-  if (code === "ECONNREFUSED" || message.includes("reading 'config'")) {
-    return `the ACME server at ${directoryUrl} refused the connection; check acme.directory and that the ` +
-      `server is up`;
+  const server = `the ACME server at ${directoryUrl}`;
+  if (code === "ECONNREFUSED") {
+    return `${server} refused the connection; check acme.directory and that the server is up`;
+  }
+  // axios reports its own timeout as ECONNABORTED ("timeout of 30000ms exceeded"), or ETIMEDOUT.
+  if (code === "ECONNABORTED" || code === "ETIMEDOUT") {
+    return `${server} did not answer (${message}); check that it is up and reachable from this host`;
   }
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
     return `the ACME server's host in ${directoryUrl} does not resolve; check acme.directory and DNS`;
   }
-  if (/certificate|self.signed|UNABLE_TO_VERIFY/i.test(message)) {
+  if (/certificate|self.signed|UNABLE_TO_VERIFY|UnknownIssuer/i.test(`${code ?? ""} ${message}`)) {
     return `TLS to ${directoryUrl} failed (${message}); for a private ACME server set acme.ca_cert`;
   }
-  return message;
+  // acme-client's TypeError, should a failure without an answer still reach its interceptor.
+  if (message.includes("reading 'config'")) {
+    return `${server} could not be reached; check acme.directory and that the server is up`;
+  }
+  return `${message} (talking to ${server})`;
 }
 
 /** Creates a new private key in PEM: ECDSA P-256 (the default) or RSA-2048. */

@@ -37,6 +37,11 @@ export interface AcmeSupervisorOptions {
   onOrder?: (outcome: "success" | "failure") => void;
   /** The worker module; tests may point it elsewhere. */
   workerUrl?: URL;
+  /**
+   * Bound on waiting for one TXT record to become visible, in ms; default PROPAGATION_TIMEOUT_MS (2 minutes).
+   * Tests shorten it; no config key exposes it yet.
+   */
+  propagationTimeoutMs?: number;
 }
 
 /** Keeps the certificates `config` needs obtained and renewed. Call `start()` once serving has begun. */
@@ -48,6 +53,7 @@ export class AcmeSupervisor {
   readonly #http01: Map<string, string>;
   readonly #onInstalled: () => void;
   readonly #onOrder: (outcome: "success" | "failure") => void;
+  readonly #propagationTimeoutMs: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #worker: Worker | null = null;
   #jobId = 0;
@@ -64,6 +70,7 @@ export class AcmeSupervisor {
     this.#http01 = options.http01;
     this.#onInstalled = options.onInstalled ?? (() => {});
     this.#onOrder = options.onOrder ?? (() => {});
+    this.#propagationTimeoutMs = options.propagationTimeoutMs ?? PROPAGATION_TIMEOUT_MS;
   }
 
   /** Starts the first check in the background. */
@@ -243,7 +250,7 @@ export class AcmeSupervisor {
         ? acme.dnsResolvers
         : await this.#authoritativeServers(certificates),
       retryIntervalMs: acme.retryIntervalMs,
-      propagationTimeoutMs: PROPAGATION_TIMEOUT_MS,
+      propagationTimeoutMs: this.#propagationTimeoutMs,
     };
   }
 

@@ -79,9 +79,10 @@ export async function waitForTxt(
   const sleep = options.sleep ?? abortableSleep;
   const timeoutMs = options.timeoutMs ?? DEFAULT_PROPAGATION_TIMEOUT_MS;
   const deadline = now() + timeoutMs;
+  const queryTimeoutMs = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   const lookup = new DnsLookup({
     resolveDns: options.resolveDns ?? Deno.resolveDns,
-    queryTimeoutMs: options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+    queryTimeoutMs,
     deadline,
     now,
     signal: options.signal,
@@ -101,11 +102,17 @@ export async function waitForTxt(
       }
     }
     if (servers !== null) {
+      // The last round starts at the deadline, so its queries get a millisecond (DnsLookup never runs past
+      // the deadline). A query cut short like that says nothing about the server: its failure must not
+      // replace what the server did answer, or every timeout would read "no answer within 1 ms".
+      const cutShort = deadline - now() < queryTimeoutMs;
       const pending = servers.filter((server) => !confirmed.has(server.label));
       await Promise.all(pending.map(async (server) => {
         const answer = await lookup.txt(name, server);
         if (answer.values?.includes(value)) confirmed.add(server.label);
-        else lastAnswer.set(server.label, describeAnswer(answer));
+        else if (!(cutShort && answer.values === null && lastAnswer.has(server.label))) {
+          lastAnswer.set(server.label, describeAnswer(answer));
+        }
       }));
       if (confirmed.size === servers.length) return;
     }

@@ -72,6 +72,29 @@ Deno.test("waitForTxt() times out after 2 minutes of 2 s polls, naming the recor
   );
 });
 
+Deno.test("waitForTxt() reports each server's last real answer, not the final round's query cut short by the deadline", async () => {
+  // A server that answers "no such record" after 5 ms: every round but the last has its full query time;
+  // the last starts at the deadline, gets 1 ms, and is aborted.
+  const resolveDns =
+    ((_name: string, _type: string, options: { signal: AbortSignal }) =>
+      new Promise((_resolve, reject) => {
+        const timer = setTimeout(() => reject(new Deno.errors.NotFound("no record")), 5);
+        options.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(new DOMException("aborted", "AbortError"));
+        });
+      })) as unknown as typeof Deno.resolveDns;
+  const error = await waitForTxt("_acme-challenge.example.com", "v", {
+    ...virtualClock(),
+    timeoutMs: 10_000,
+    intervalMs: 1_000,
+    resolvers: ["127.0.0.1:53"],
+    resolveDns,
+  }).then(() => null, (error) => error);
+  assert.ok(error instanceof DnsPropagationError);
+  assert.deepEqual(error.pending, ["127.0.0.1:53: no TXT record"]);
+});
+
 Deno.test("waitForTxt() reports a name with no TXT record at all", async () => {
   await using dns = await startChallTestSrv();
   const error = await waitForTxt("_acme-challenge.example.com", "v", {
