@@ -114,3 +114,36 @@ Deno.test("serveTls().refresh() makes new handshakes ask for the certificate aga
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serveTls() refuses an address another listener holds, although it binds with SO_REUSEPORT", async () => {
+  await enableListenerHandover();
+  const options = {
+    hostname: "127.0.0.1",
+    resolveCertificate: () => Promise.resolve(undefined),
+    handler: () => new Response("ok"),
+    onError: () => new Response("error", { status: 500 }),
+  };
+  const first = serveTls({ ...options, port: 0 });
+  const other = serveTls({ ...options, port: 0 });
+  try {
+    const port = first.addr.port;
+    assert.throws(() => serveTls({ ...options, port }), Deno.errors.AddrInUse);
+    assert.throws(() => other.moveTo("127.0.0.1", port), Deno.errors.AddrInUse);
+    assert.notEqual(other.addr.port, port, "the failed move left the other server where it was");
+    // A plain socket holding a port (another program) blocks it too.
+    const plain = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      assert.throws(
+        () => serveTls({ ...options, port: (plain.addr as Deno.NetAddr).port }),
+        Deno.errors.AddrInUse,
+      );
+    } finally {
+      plain.close();
+    }
+    first.refresh(); // the server's own handover still binds next to itself
+    assert.equal(first.addr.port, port);
+  } finally {
+    await first.shutdown(1_000);
+    await other.shutdown(1_000);
+  }
+});

@@ -108,6 +108,17 @@ export function denoInternals(): DenoInternals {
 }
 
 /**
+ * Throws Deno.errors.AddrInUse when something already listens on the address. The TLS listener binds with
+ * SO_REUSEPORT (for refresh()), which would otherwise let a second nexo, or any process of the same user
+ * that also sets it, join the port silently and take a share of the connections. A plain bind, without
+ * SO_REUSEPORT, fails on a port anyone holds; it is released at once. Port 0 picks a free port anyway.
+ */
+function ensureAddressFree(hostname: string, port: number): void {
+  if (port === 0) return;
+  Deno.listen({ hostname, port, transport: "tcp" }).close();
+}
+
+/**
  * Starts the HTTPS server; it is listening when this returns. Throws Deno.errors.AddrInUse or
  * PermissionDenied when the address cannot be bound.
  */
@@ -140,6 +151,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
     return { addr: listener.addr as Deno.NetAddr, server };
   };
 
+  ensureAddressFree(options.hostname, options.port);
   let current = start(options.hostname, options.port);
   let hostname = options.hostname;
   const draining = new Set<Promise<void>>();
@@ -165,6 +177,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
     moveTo(nextHostname: string, port: number) {
       if (stopped) return;
       // Bound before the old one closes: a failure (address in use) leaves the old listener serving.
+      if (nextHostname !== hostname || port !== current.addr.port) ensureAddressFree(nextHostname, port);
       replace(start(nextHostname, port));
       hostname = nextHostname;
     },
