@@ -17,10 +17,13 @@ import { syncDir, writeAndRename } from "./atomic_write.ts";
 import { toStorageError } from "./fs_errors.ts";
 
 /**
- * The lock protocol's timings. A holder touches its lock file every 5 s; a lock untouched for 60 s belongs
- * to a dead process: twelve missed refreshes is more than a live process stalls even on a loaded 1-core VPS
- * (GC pause, swapping), while a crash delays the next certificate issuance by a minute at most. Waiters look
- * again every second: locks guard issuances that take seconds to minutes, and a look is one stat call.
+ * The lock protocol's timings. A lock whose holder died is taken over at the next look, because the kernel
+ * drops the holder's flock (file_lock.ts); the stale timeout is the fallback where that cannot tell (a file
+ * system without flock, a lock file from an older nexo). A holder touches its lock file every 5 s; a lock
+ * untouched for 60 s belongs to a dead process: twelve missed refreshes is more than a live process stalls
+ * even on a loaded 1-core VPS (GC pause, swapping), while such a crash delays the next certificate issuance
+ * by a minute at most. Waiters look again every second: locks guard issuances that take seconds to minutes,
+ * and a look is a stat call (plus a read and a flock probe of the lock file while it is held).
  */
 export const DEFAULT_LOCK_TIMINGS: LockTimings = { staleMs: 60_000, refreshMs: 5_000, pollMs: 1_000 };
 

@@ -296,19 +296,60 @@ Deno.test("FileStorage.lock() waits while another process holds the lock and get
   });
 });
 
-Deno.test("FileStorage.lock() takes over a lock left by a killed process once it is staleLockMs old", async () => {
+Deno.test("FileStorage.lock() takes over a lock whose holder was killed at once, long before it is stale", async () => {
   await withTempDir(async (root) => {
-    const holder = await LockHolder.start(root, "issue/example.com", 400);
-    await holder.kill();
-    const storage = new FileStorage(root, { lockTimings: { staleMs: 400, refreshMs: 50, pollMs: 10 } });
+    const holder = await LockHolder.start(root, "issue/example.com", 60_000);
     const lockPath = join(root, ".locks", "issue", "example.com.lock");
+    assert.match(await Deno.readTextFile(lockPath), /"flock":true/, "the holder keeps a flock on its file");
+    await holder.kill();
     assert.ok((await Deno.stat(lockPath)).isFile, "the dead holder's lock file is still there");
-    // Not yet stale: the dead holder touched it less than 400 ms ago.
+    // The kernel dropped the dead holder's flock: no need to wait the 60 s until the file is stale.
+    const storage = new FileStorage(root, { lockTimings: { staleMs: 60_000, refreshMs: 50, pollMs: 10 } });
+    const lock = await storage.lock("issue/example.com", { signal: AbortSignal.timeout(5_000) });
+    assert.match(await Deno.readTextFile(lockPath), new RegExp(`"pid":${Deno.pid},`));
+    await lock.release();
+    await assert.rejects(Deno.stat(lockPath), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("FileStorage.lock() takes over an empty lock file (its holder was killed before writing it) once it is refreshMs old", async () => {
+  await withTempDir(async (root) => {
+    const lockPath = join(root, ".locks", "renew.lock");
+    await Deno.mkdir(join(root, ".locks"), { recursive: true });
+    await Deno.writeTextFile(lockPath, ""); // what a kill between the exclusive create and the write leaves
+    const storage = new FileStorage(root, { lockTimings: { staleMs: 60_000, refreshMs: 300, pollMs: 10 } });
+    // A live holder writes its file microseconds after creating it; give it the benefit of the doubt first.
+    await assert.rejects(storage.lock("renew", { signal: AbortSignal.timeout(100) }));
+    const lock = await storage.lock("renew", { signal: AbortSignal.timeout(5_000) });
+    await lock.release();
+  });
+});
+
+Deno.test("FileStorage.lock() gets past a breaker file left by a waiter killed while breaking, long before it is stale", async () => {
+  await withTempDir(async (root) => {
+    const holder = await LockHolder.start(root, "renew", 60_000);
+    await holder.kill();
+    // A killed breaker leaves its file written, with its flock gone like any dead holder's.
+    const lockPath = join(root, ".locks", "renew.lock");
+    await Deno.writeTextFile(`${lockPath}.break`, `{"pid":1,"token":"killed-breaker","flock":true}\n`);
+    const storage = new FileStorage(root, { lockTimings: { staleMs: 60_000, refreshMs: 50, pollMs: 10 } });
+    const lock = await storage.lock("renew", { signal: AbortSignal.timeout(5_000) });
+    assert.deepEqual(await rawNames(join(root, ".locks")), ["renew.lock"]);
+    await lock.release();
+  });
+});
+
+Deno.test("FileStorage.lock() takes over a lock file without a flock (an older nexo's) once it is staleLockMs old", async () => {
+  await withTempDir(async (root) => {
+    const lockPath = join(root, ".locks", "issue", "example.com.lock");
+    await Deno.mkdir(join(root, ".locks", "issue"), { recursive: true });
+    await Deno.writeTextFile(lockPath, `{"pid":1,"token":"older-nexo"}\n`);
+    const storage = new FileStorage(root, { lockTimings: { staleMs: 400, refreshMs: 50, pollMs: 10 } });
+    // Not yet stale, and nothing says its holder is gone.
     await assert.rejects(storage.lock("issue/example.com", { signal: AbortSignal.timeout(100) }));
     const lock = await storage.lock("issue/example.com");
     assert.match(await Deno.readTextFile(lockPath), new RegExp(`"pid":${Deno.pid},`));
     await lock.release();
-    await assert.rejects(Deno.stat(lockPath), Deno.errors.NotFound);
   });
 });
 
