@@ -1,5 +1,6 @@
-// Child processes for the benchmark: spawning with output to a log file, readiness polling with curl, free
-// ports, and resident memory of a process tree read from /proc. It knows nothing about which servers run.
+// Child processes for the benchmark: spawning with output to a log file, readiness polling (curl, JSON log
+// lines), free ports, and the resident memory and CPU time of a process tree read from /proc. It knows
+// nothing about which servers run.
 
 /** A spawned server process; `stop` is idempotent and never throws. */
 export interface Proc {
@@ -131,6 +132,54 @@ async function readRss(pid: number): Promise<number> {
   }
 }
 
+/**
+ * User plus system CPU time, in seconds, of `pid` and all its descendants (every thread of each:
+ * /proc/<pid>/stat sums them). Processes that exited are not counted; 0 when the whole tree is gone.
+ */
+export async function readTreeCpuSeconds(pid: number): Promise<number> {
+  const ticksPerSec = await clockTicksPerSecond();
+  let ticks = 0;
+  for (const p of [pid, ...(await findDescendants(pid))]) {
+    try {
+      ticks += parseCpuTicks(await Deno.readTextFile(`/proc/${p}/stat`));
+    } catch {
+      // Exited between the listing and the read.
+    }
+  }
+  return ticks / ticksPerSec;
+}
+
+/** utime + stime (fields 14 and 15 of proc(5) /proc/<pid>/stat), in clock ticks. */
+export function parseCpuTicks(stat: string): number {
+  // Fields after the ")" that closes the command name start at field 3 (state).
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[14 - 3]) + Number(fields[15 - 3]);
+}
+
+let clockTicks: Promise<number> | undefined;
+
+/** `getconf CLK_TCK`: the unit of /proc's CPU times (100 on every common Linux build). */
+function clockTicksPerSecond(): Promise<number> {
+  clockTicks ??= (async () => {
+    const output = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output();
+    const ticks = Number(new TextDecoder().decode(output.stdout).trim());
+    if (!output.success || !(ticks > 0)) throw new Error(`"getconf CLK_TCK" did not print a tick rate`);
+    return ticks;
+  })();
+  return clockTicks;
+}
+
+/**
+ * The soft limit on open files of this process (children inherit it), from /proc/self/limits; Infinity for
+ * "unlimited".
+ */
+export async function readOpenFileLimit(): Promise<number> {
+  const limits = await Deno.readTextFile("/proc/self/limits");
+  const match = /^Max open files\s+(\S+)/m.exec(limits);
+  if (!match) throw new Error(`Cannot find "Max open files" in /proc/self/limits`);
+  return match[1] === "unlimited" ? Infinity : Number(match[1]);
+}
+
 async function findDescendants(root: number): Promise<number[]> {
   const parents = new Map<number, number>();
   for await (const entry of Deno.readDir("/proc")) {
@@ -175,4 +224,35 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): Promise<numb
       return peak;
     },
   };
+}
+
+/**
+ * Polls the JSON log lines (one object per line, other lines skipped) that `proc` appends to `logPath` until
+ * one satisfies `predicate`, and returns it. Throws after `timeoutMs`, or early when `proc` exits.
+ */
+export async function waitForLogLine(
+  logPath: string,
+  predicate: (line: Record<string, unknown>) => boolean,
+  options: { proc: Proc; timeoutMs: number },
+): Promise<Record<string, unknown>> {
+  const deadline = performance.now() + options.timeoutMs;
+  let exitCode: number | undefined;
+  options.proc.exited.then((code) => exitCode = code);
+  while (performance.now() < deadline) {
+    const text = await Deno.readTextFile(logPath).catch(() => "");
+    for (const line of text.split("\n")) {
+      if (!line.startsWith("{")) continue;
+      try {
+        const parsed = JSON.parse(line);
+        if (predicate(parsed)) return parsed;
+      } catch {
+        // A line still being written.
+      }
+    }
+    if (exitCode !== undefined) {
+      throw new Error(`Process exited with code ${exitCode} before the awaited log line (see "${logPath}")`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`The awaited log line did not appear within ${options.timeoutMs} ms (see "${logPath}")`);
 }

@@ -1,17 +1,23 @@
 // The benchmark's report: medians of the collected samples, ratios against Caddy and nginx, and the markdown
-// page written to docs/benchmarks.md. Pure apart from nothing: callers do the writing.
+// page written to docs/benchmarks.md. Pure: callers do the writing.
 
 import { PROXY_NAMES, type ProxyName } from "./servers.ts";
 
-/** One reported quantity; `better` says which direction wins, for the reader and the ratio's meaning. */
+/**
+ * One reported quantity; `better` says which direction wins, for the reader and the ratio's meaning
+ * ("neither" for context, like how many cores a proxy used).
+ */
 export interface Metric {
   key: string;
   label: string;
   unit: string;
-  better: "higher" | "lower";
+  better: "higher" | "lower" | "neither";
 }
 
-/** Samples per metric key, per proxy (one per round, or per cold start). */
+/**
+ * Samples per metric key, per proxy (one per round, per cold start, or a single one). A proxy without
+ * samples (a scenario it failed, or one that applies to nexo only) is shown as "n/a".
+ */
 export type Samples = Map<string, Record<ProxyName, number[]>>;
 
 /** What the page says about where and how the numbers were taken. */
@@ -25,6 +31,8 @@ export interface RunInfo {
   rounds: number;
   scenarios: string[];
   warnings: string[];
+  /** Median cores each proxy used under the small 32-connection load (NaN when not measured). */
+  coresUsed: Record<ProxyName, number>;
 }
 
 /** Adds `value` to the samples of `metric` for `proxy`. */
@@ -45,7 +53,10 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** The markdown table: one row per metric, medians per proxy, then nexo/Caddy and nexo/nginx. */
+/**
+ * The markdown table: one row per metric (also one nobody measured), medians per proxy, then nexo/Caddy and
+ * nexo/nginx; a missing median or ratio reads "n/a".
+ */
 export function renderTable(metrics: Metric[], samples: Samples): string {
   const lines = [
     `| scenario | better | ${PROXY_NAMES.join(" | ")} | nexo/Caddy | nexo/nginx |`,
@@ -53,10 +64,9 @@ export function renderTable(metrics: Metric[], samples: Samples): string {
   ];
   for (const metric of metrics) {
     const perProxy = samples.get(metric.key);
-    if (!perProxy) continue;
-    const values = PROXY_NAMES.map((name) => median(perProxy[name]));
+    const values = PROXY_NAMES.map((name) => median(perProxy?.[name] ?? []));
     const [nexo, caddy, nginx] = values as [number, number, number];
-    const cells = values.map((v) => `${formatNumber(v)} ${metric.unit}`);
+    const cells = values.map((v) => Number.isNaN(v) ? "n/a" : `${formatNumber(v)} ${metric.unit}`);
     lines.push(
       `| ${metric.label} | ${metric.better} | ${cells.join(" | ")} | ${formatRatio(nexo / caddy)} | ` +
         `${formatRatio(nexo / nginx)} |`,
@@ -78,13 +88,13 @@ machine; they are not a statement about any other machine.
 - Date: ${info.date}
 - Machine: ${info.nproc} CPUs (${info.cpu}), Linux ${info.kernel}
 - Versions: ${info.versions.join(", ")}
-- Reproduce: \`${info.command}\` (from the repository root; needs caddy, nginx-light, wrk, nghttp2-client, curl)
+- Reproduce: \`${info.command}\` (from the repository root; needs caddy, nginx-light, wrk, nghttp2-client, curl, and pebble for the ACME rows)
 
 ## Results
 
 Medians of ${info.rounds} rounds; the proxies take turns (nexo, Caddy, nginx, nexo, ...) so drift in the
 machine hits all three alike. A ratio above 1 means nexo has the larger number: good for "higher" rows, bad for
-"lower" rows.
+"lower" rows; "neither" rows are context. Rows measured once per run say so below.
 
 ${table}
 
@@ -95,12 +105,23 @@ ${info.scenarios.map((s) => `- ${s}`).join("\n")}
 All servers and the load generators share the same machine and its CPUs, so each number is "proxy plus load
 generator plus upstream" competing for ${info.nproc} CPUs. nginx runs \`worker_processes auto\` and Caddy uses
 every CPU (GOMAXPROCS); nexo serves from one JavaScript thread (Deno's TLS and HTTP run in Rust on that thread's
-runtime). Every proxy keeps a keep-alive pool to the upstream and has access logging off.
+runtime; only V8's garbage collector helps from other threads). ${describeCores(info)} Every proxy keeps a
+keep-alive pool to the upstream and has access logging off.
 
 ## Warnings
 
 ${warnings}
 `;
+}
+
+/** The page's sentence on the "CPU used" row: what one JavaScript thread means next to the others' cores. */
+function describeCores(info: RunInfo): string {
+  const [nexo, caddy, nginx] = PROXY_NAMES.map((name) => info.coresUsed[name].toFixed(2));
+  if ([nexo, caddy, nginx].includes("NaN")) return "";
+  return `The "CPU used" row measures this: under the small 32-connection load nexo's process used ` +
+    `${nexo} cores, Caddy's ${caddy} and nginx's ${nginx} (of ${info.nproc}, which wrk and the upstream ` +
+    `share). One JavaScript thread keeps nexo near one core however many the machine has; "CPU per ` +
+    `request" compares what a request costs regardless.`;
 }
 
 function formatNumber(value: number): string {

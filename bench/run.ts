@@ -1,16 +1,19 @@
 // Side-by-side benchmark of nexo, Caddy and nginx as TLS reverse proxies in front of one nginx upstream:
-// `deno run -A bench/run.ts`. Orchestrates the rounds and writes docs/benchmarks.md; starting servers,
-// driving load and rendering the page live in servers.ts, load.ts and report.ts. Exits non-zero only when
-// something fails to run (a missing tool, a server that does not start), never because a number is slow.
+// `deno run -A bench/run.ts`. Orchestrates the rounds and writes docs/benchmarks.md; what a round measures
+// is in scenarios.ts, the ACME worker's cost in acme_cost.ts, starting servers in servers.ts, rendering the
+// page in report.ts. Exits non-zero only when something fails to run (a missing tool, a server that does not
+// start, too few file descriptors), never because a number is slow; a proxy failing a scenario is a warning.
 
 import { dirname, join } from "node:path";
 import { LocalCa } from "../lib/tls/local_ca.ts";
-import { runH2load, runWrk } from "./load.ts";
-import { readTreeRss, sampleRss } from "./process.ts";
-import { addSample, type Metric, renderPage, renderTable, type Samples } from "./report.ts";
+import { type AcmeCostOptions, measureAcmeCost } from "./acme_cost.ts";
+import { runWrk } from "./load.ts";
+import { readOpenFileLimit, readTreeRss } from "./process.ts";
+import { addSample, median, renderPage, renderTable, type Samples } from "./report.ts";
+import { METRICS, MIB, MIN_OPEN_FILES, runScenarios, SCENARIOS, SETTLE_MS } from "./scenarios.ts";
 import {
   type BenchEnv,
-  LARGE_PATH,
+  HUGE_BYTES,
   PROXY_NAMES,
   type ProxyName,
   type RunningServer,
@@ -18,47 +21,16 @@ import {
   startProxy,
   startUpstream,
 } from "./servers.ts";
+import { startUploadSink } from "./upload_sink.ts";
 
 /**
- * Three rounds of 5 s runs keep the whole benchmark near five minutes on a 2-CPU machine while giving a
- * median that one noisy run cannot move.
+ * Three rounds keep the whole benchmark near six minutes on a 2-CPU machine while giving a median that one
+ * noisy run cannot move. The ACME scenario runs once: it takes seconds and has nothing to alternate with.
  */
 const ROUNDS = 3;
-const DURATION_SEC = 5;
 const WARMUP_SEC = 2;
-/** Let a freshly started server finish its lazy initialisation before its idle memory is read. */
-const SETTLE_MS = 1_000;
-const MIB = 1024 * 1024;
 const COMMAND = "deno run -A bench/run.ts";
 const PAGE_PATH = new URL("../docs/benchmarks.md", import.meta.url).pathname;
-
-const METRICS: Metric[] = [
-  { key: "small32_rps", label: "small, HTTP/1.1, 32 conns", unit: "req/s", better: "higher" },
-  { key: "small32_p99", label: "small, HTTP/1.1, 32 conns, p99", unit: "ms", better: "lower" },
-  { key: "small256_rps", label: "small, HTTP/1.1, 256 conns", unit: "req/s", better: "higher" },
-  { key: "small256_p99", label: "small, HTTP/1.1, 256 conns, p99", unit: "ms", better: "lower" },
-  { key: "h2_rps", label: "small, h2, 32 conns x 10 streams", unit: "req/s", better: "higher" },
-  { key: "large_rps", label: "1 MiB, HTTP/1.1, 16 conns", unit: "req/s", better: "higher" },
-  { key: "handshake_rps", label: "new TLS connections, 16 conns", unit: "conn/s", better: "higher" },
-  { key: "rss_idle", label: "RSS idle after start", unit: "MiB", better: "lower" },
-  { key: "rss_peak", label: "RSS peak, 256 conns", unit: "MiB", better: "lower" },
-  { key: "cold_start", label: "cold start to first proxied 200", unit: "ms", better: "lower" },
-];
-
-const SCENARIOS = [
-  `Upstream: nginx (1 worker) on plain HTTP; \`${SMALL_PATH}\` returns "hello world\\n" (12 bytes), ` +
-  `\`${LARGE_PATH}\` is a 1 MiB static file.`,
-  `small, HTTP/1.1: \`wrk --latency -t2 -cN -d${DURATION_SEC}s\` with keep-alive; p99 from wrk's latency ` +
-  `distribution.`,
-  `small, h2: \`h2load -n 20000 -c 32 -m 10\`.`,
-  `1 MiB: \`wrk -t2 -c16 -d${DURATION_SEC}s\`.`,
-  `new TLS connections: \`wrk -t2 -c16 -d${DURATION_SEC}s -H "Connection: close"\` on the small response; ` +
-  `every request is a fresh TCP connection and a full TLS handshake (wrk does not resume sessions).`,
-  `RSS: VmRSS from /proc summed over the process tree (nginx master + workers; the Caddy and Deno processes), ` +
-  `idle ${SETTLE_MS} ms after the first 200, and the peak sampled every 100 ms during the 256-connection run.`,
-  `Cold start: from spawn to the first 200 through the proxy, polled with curl every 10 ms ` +
-  `(nexo runs from source with \`deno run\`, module cache warm).`,
-];
 
 const TOOLS: [string, string[]][] = [
   ["nginx", ["-v"]],
@@ -70,17 +42,22 @@ const TOOLS: [string, string[]][] = [
 
 async function main(): Promise<void> {
   const versions = [`deno ${Deno.version.deno}`, ...await checkTools()];
+  await checkOpenFileLimit();
   const dir = await Deno.makeTempDir({ prefix: "nexo-bench-" });
   const running = new Set<RunningServer>();
-  const stopAll = () => Promise.all([...running].map((s) => s.proc.stop()));
+  /** Stops for processes that are not a RunningServer (the ACME scenario's). */
+  const cleanups = new Set<() => Promise<void>>();
+  const sink = startUploadSink();
+  const stopAll = () =>
+    Promise.all([...[...running].map((s) => s.proc.stop()), ...[...cleanups].map((stop) => stop())]);
   const onSignal = () => {
     stopAll().finally(() => Deno.exit(130));
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    const env = await makeCertificate(dir);
-    const upstream = await startUpstream(env);
+    const env = await makeEnv(dir);
+    const upstream = await startUpstream(env, sink.url);
     running.add(upstream);
     const samples: Samples = new Map();
     const warnings: string[] = [];
@@ -96,75 +73,67 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const name of PROXY_NAMES) {
         say(`round ${round}/${ROUNDS}: ${name}`);
-        await runScenarios(proxies[name], { samples, warnings, round });
+        await runScenarios(proxies[name], { samples, warnings, round, env });
       }
     }
     for (const name of PROXY_NAMES) {
       running.delete(proxies[name]);
       await proxies[name].proc.stop();
     }
+    await measureAcme(env, { upstreamUrl: upstream.url, cleanups }, { samples, warnings });
     await measureColdStarts(env, upstream.url, samples, running);
-    const table = renderTable(METRICS, samples);
-    const page = renderPage(table, {
-      ...await describeMachine(),
-      versions,
-      warnings,
-      command: COMMAND,
-      rounds: ROUNDS,
-      scenarios: SCENARIOS,
-    });
-    await Deno.mkdir(dirname(PAGE_PATH), { recursive: true });
-    await Deno.writeTextFile(PAGE_PATH, page);
-    await Deno.stdout.write(new TextEncoder().encode(`${table}\n\nWritten to ${PAGE_PATH}\n`));
+    await writePage(samples, { versions, warnings });
   } finally {
     await stopAll();
+    await sink.stop();
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
-/** One round for one proxy: every load scenario once, recording medians' raw samples and tool errors. */
-async function runScenarios(
-  server: RunningServer,
-  ctx: { samples: Samples; warnings: string[]; round: number },
+/**
+ * The ACME worker's memory, once per run (nexo only). A missing Pebble or a failed issuance is a warning:
+ * the rest of the page is still worth writing.
+ */
+async function measureAcme(
+  env: BenchEnv,
+  options: AcmeCostOptions,
+  { samples, warnings }: { samples: Samples; warnings: string[] },
 ): Promise<void> {
-  const name = server.name as ProxyName;
-  const small = server.url + SMALL_PATH;
-  const record = (scenario: string, result: { errors: number }) => {
-    if (result.errors > 0) {
-      ctx.warnings.push(
-        `${name}, round ${ctx.round}, ${scenario}: ${result.errors} errors (non-2xx or socket)`,
-      );
+  try {
+    const cost = await measureAcmeCost(env, options);
+    if ("skipped" in cost) {
+      warnings.push(`ACME worker scenario skipped: ${cost.skipped}`);
+      return;
     }
-  };
-  const c32 = await runWrk(small, { connections: 32, durationSec: DURATION_SEC });
-  record("small 32 conns", c32);
-  addSample(ctx.samples, "small32_rps", name, c32.requestsPerSec);
-  addSample(ctx.samples, "small32_p99", name, c32.p99Ms ?? NaN);
+    addSample(samples, "acme_rss_peak", "nexo", cost.peakRss / MIB);
+    addSample(samples, "acme_rss_after", "nexo", cost.afterRss / MIB);
+    say(`ACME certificate issued in ${Math.round(cost.issueMs)} ms`);
+  } catch (err) {
+    warnings.push(`nexo, ACME worker scenario failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
 
-  const sampler = sampleRss(server.proc.pid);
-  const c256 = await runWrk(small, { connections: 256, durationSec: DURATION_SEC });
-  addSample(ctx.samples, "rss_peak", name, await sampler.stop() / MIB);
-  record("small 256 conns", c256);
-  addSample(ctx.samples, "small256_rps", name, c256.requestsPerSec);
-  addSample(ctx.samples, "small256_p99", name, c256.p99Ms ?? NaN);
-
-  const h2 = await runH2load(small, { requests: 20_000, clients: 32, streams: 10 });
-  record("h2", h2);
-  addSample(ctx.samples, "h2_rps", name, h2.requestsPerSec);
-
-  const large = await runWrk(server.url + LARGE_PATH, { connections: 16, durationSec: DURATION_SEC });
-  record("1 MiB", large);
-  addSample(ctx.samples, "large_rps", name, large.requestsPerSec);
-
-  const fresh = await runWrk(small, {
-    connections: 16,
-    durationSec: DURATION_SEC,
-    headers: ["Connection: close"],
+/** Renders the page from the samples, writes it to `PAGE_PATH` and prints the table. */
+async function writePage(samples: Samples, info: { versions: string[]; warnings: string[] }): Promise<void> {
+  const table = renderTable(METRICS, samples);
+  const cores = samples.get("cpu_cores");
+  const page = renderPage(table, {
+    ...await describeMachine(),
+    ...info,
+    command: COMMAND,
+    rounds: ROUNDS,
+    scenarios: SCENARIOS,
+    coresUsed: {
+      nexo: median(cores?.nexo ?? []),
+      Caddy: median(cores?.Caddy ?? []),
+      nginx: median(cores?.nginx ?? []),
+    },
   });
-  record("new TLS connections", fresh);
-  addSample(ctx.samples, "handshake_rps", name, fresh.requestsPerSec);
+  await Deno.mkdir(dirname(PAGE_PATH), { recursive: true });
+  await Deno.writeTextFile(PAGE_PATH, page);
+  await Deno.stdout.write(new TextEncoder().encode(`${table}\n\nWritten to ${PAGE_PATH}\n`));
 }
 
 /** Starts and stops each proxy `ROUNDS` times, alternating, recording spawn-to-first-200 in ms. */
@@ -186,8 +155,8 @@ async function measureColdStarts(
   say("cold starts measured");
 }
 
-/** A throwaway CA and a leaf for "localhost", written under `dir`. */
-async function makeCertificate(dir: string): Promise<BenchEnv> {
+/** A throwaway CA and a leaf for "localhost", and the sparse 1 GiB file, written under `dir`. */
+async function makeEnv(dir: string): Promise<BenchEnv> {
   const ca = await LocalCa.loadOrCreate(join(dir, "ca"));
   const leaf = await ca.issue(["localhost"]);
   const env: BenchEnv = {
@@ -195,10 +164,26 @@ async function makeCertificate(dir: string): Promise<BenchEnv> {
     certFile: join(dir, "localhost.crt"),
     keyFile: join(dir, "localhost.key"),
     caFile: join(dir, "ca/root.crt"),
+    hugeFile: join(dir, "1gib.bin"),
   };
   await Deno.writeTextFile(env.certFile, leaf.certPem);
   await Deno.writeTextFile(env.keyFile, leaf.keyPem, { mode: 0o600 });
+  // Extending a file with truncate leaves a hole: reads return zeros and no disk block is written.
+  using huge = await Deno.open(env.hugeFile, { create: true, write: true });
+  await huge.truncate(HUGE_BYTES);
   return env;
+}
+
+/** Fails before any server starts when the idle-connection scenario would run out of file descriptors. */
+async function checkOpenFileLimit(): Promise<void> {
+  const limit = await readOpenFileLimit();
+  if (limit < MIN_OPEN_FILES) {
+    throw new Error(
+      `The open-file limit is ${limit}, below the ${MIN_OPEN_FILES} the 1,000 idle connections need ` +
+        `(the bench, and nexo and Caddy, which inherit it, hold one per connection): run ` +
+        `\`ulimit -n ${MIN_OPEN_FILES}\` in this shell first`,
+    );
+  }
 }
 
 /** Fails fast, before any server starts, when a tool is missing; returns each tool's version line. */

@@ -9,6 +9,15 @@ import { findFreePort, type Proc, spawnLogged, waitForOk } from "./process.ts";
 export const SMALL_PATH = "/";
 export const LARGE_PATH = "/static/1mib.bin";
 export const LARGE_BYTES = 1024 * 1024;
+/** The 1 GiB download (`BenchEnv.hugeFile`) and the path that takes uploads of any size. */
+export const HUGE_PATH = "/static/1gib.bin";
+export const HUGE_BYTES = 1024 ** 3;
+export const UPLOAD_PATH = "/upload";
+/**
+ * nexo's per-route request body limit for the run (its default is 10 MiB); Caddy has none by default and the
+ * nginx proxy gets `client_max_body_size 0`.
+ */
+const NEXO_MAX_BODY = "2GiB";
 
 /** Files and ports shared by every server of one run. */
 export interface BenchEnv {
@@ -18,6 +27,11 @@ export interface BenchEnv {
   keyFile: string;
   /** The throwaway root that signed `certFile`, for curl's `--cacert`. */
   caFile: string;
+  /**
+   * A sparse file of `HUGE_BYTES` zeros (it takes no disk): the upstream serves it at `HUGE_PATH` and curl
+   * uploads it.
+   */
+  hugeFile: string;
 }
 
 /** A running server; `readyMs` is the time from spawn to its first 200 as seen by curl. */
@@ -34,8 +48,11 @@ export interface RunningServer {
 export const PROXY_NAMES = ["nexo", "Caddy", "nginx"] as const;
 export type ProxyName = typeof PROXY_NAMES[number];
 
-/** Starts the nginx upstream: `SMALL_PATH` answers "hello world\n", `LARGE_PATH` is a 1 MiB file. */
-export async function startUpstream(env: BenchEnv): Promise<RunningServer> {
+/**
+ * Starts the nginx upstream: `SMALL_PATH` answers "hello world\n", `LARGE_PATH` is a 1 MiB file, `HUGE_PATH`
+ * is `env.hugeFile`, and `UPLOAD_PATH` streams request bodies of any size to `uploadSinkUrl`.
+ */
+export async function startUpstream(env: BenchEnv, uploadSinkUrl: string): Promise<RunningServer> {
   const prefix = await makeDir(env.dir, "upstream");
   await Deno.mkdir(join(prefix, "www/static"), { recursive: true });
   // getRandomValues is capped at 64 KiB per call; fill the file in slices.
@@ -43,11 +60,23 @@ export async function startUpstream(env: BenchEnv): Promise<RunningServer> {
   for (let i = 0; i < LARGE_BYTES; i += 65_536) crypto.getRandomValues(body.subarray(i, i + 65_536));
   await Deno.writeFile(join(prefix, "www", LARGE_PATH), body);
   const port = findFreePort();
+  // nginx cannot be the upload sink itself: `return 204` answers at once and discards the body in the
+  // background (checked: it answered 1 KB into a 1 GiB body), so a proxy would not have to carry the rest;
+  // `mirror_request_body on` reads it all first but spools it to a temp file, capping uploads at ~250 MB/s
+  // here even on tmpfs. So nginx streams the body, unbuffered, to a sink that reads it to the end before it
+  // answers (upload_sink.ts).
   const server = `
     server {
       listen 127.0.0.1:${port};
       location = / { default_type text/plain; return 200 "hello world\\n"; }
       location /static/ { root ${join(prefix, "www")}; }
+      location = ${HUGE_PATH} { alias ${env.hugeFile}; }
+      location = ${UPLOAD_PATH} {
+        client_max_body_size 0;
+        proxy_request_buffering off;
+        proxy_http_version 1.1;
+        proxy_pass ${uploadSinkUrl};
+      }
     }`;
   // One worker: the upstream must not take a core from the proxy being measured more than it needs to.
   await Deno.writeTextFile(join(prefix, "nginx.conf"), renderNginxConf(prefix, 1, server));
@@ -84,6 +113,7 @@ async function startNexo(env: BenchEnv, upstreamUrl: string): Promise<RunningSer
     `  "localhost":`,
     `    upstream: ${upstreamUrl}`,
     `    access_log: false`,
+    `    max_body: ${NEXO_MAX_BODY}`,
     ``,
   ].join("\n");
   const configPath = join(dir, "config.yaml");
@@ -138,7 +168,11 @@ async function startNginxProxy(env: BenchEnv, upstreamUrl: string): Promise<Runn
       listen 127.0.0.1:${port} ssl http2;
       ssl_certificate ${env.certFile};
       ssl_certificate_key ${env.keyFile};
+      # Uploads of any size, streamed as they arrive like nexo and Caddy do: by default nginx would first
+      # spool the whole body to a temp file (proxy_request_buffering on).
+      client_max_body_size 0;
       location / {
+        proxy_request_buffering off;
         proxy_pass http://backend;
         proxy_http_version 1.1;
         proxy_set_header Connection "";

@@ -1,0 +1,151 @@
+// What nexo's ACME worker costs in memory: a separate nexo with `issuer: acme` obtains one certificate from
+// a local Pebble over HTTP-01 (the setup tests/acme_e2e_test.ts proves), while its process tree's RSS is
+// sampled; then the same after the worker has exited. nexo only: Caddy and nginx have no comparable worker.
+
+import { join } from "node:path";
+import { startChallTestSrv } from "../tests/challtestsrv.ts";
+import { startPebble } from "../tests/pebble.ts";
+import { findFreePort, readTreeRss, sampleRss, spawnLogged, waitForLogLine } from "./process.ts";
+import type { BenchEnv } from "./servers.ts";
+
+/** The measurement, in bytes and ms; `skipped` instead when Pebble is not installed. */
+export type AcmeCost = { peakRss: number; afterRss: number; issueMs: number } | { skipped: string };
+
+/** Options for `measureAcmeCost`. */
+export interface AcmeCostOptions {
+  /** Where nexo proxies to (the route needs an upstream; nothing is requested). */
+  upstreamUrl: string;
+  /**
+   * Holds a stop function for each process running at the moment, so that an interrupted run can stop them;
+   * each is removed once it has run.
+   */
+  cleanups: Set<() => Promise<void>>;
+}
+
+/**
+ * Issuance against Pebble without validation sleeps takes one to a few seconds; a minute means it is stuck.
+ * The worker is terminated right after it reports "done", so its state flips within milliseconds of the
+ * "certificate installed" line. The RSS after is read as long after that as the idle RSS after a start
+ * (checked: it did not move in the following 15 s).
+ */
+const ISSUE_TIMEOUT_MS = 60_000;
+const WORKER_EXIT_TIMEOUT_MS = 10_000;
+const SETTLE_MS = 1_000;
+const NAME = "bench.example.net";
+const BINARIES = ["pebble", "pebble-challtestsrv"];
+
+/**
+ * Starts pebble-challtestsrv (Pebble's DNS, answering 127.0.0.1), Pebble, and nexo configured to obtain a
+ * certificate for one name through HTTP-01 on its `http_listen`, proxying to `upstreamUrl`. Resolves with the
+ * tree RSS peak from spawn until the worker is gone (`/status` on the admin listener says "idle"), and the
+ * RSS a moment after. Throws when issuance fails or times out (naming nexo's log); stops everything it started.
+ */
+export async function measureAcmeCost(env: BenchEnv, options: AcmeCostOptions): Promise<AcmeCost> {
+  const missing = [];
+  for (const binary of BINARIES) if (!await isOnPath(binary)) missing.push(binary);
+  if (missing.length > 0) {
+    return { skipped: `${missing.join(" and ")} not found on PATH (apt-get install pebble)` };
+  }
+  const dir = await Deno.makeTempDir({ dir: env.dir, prefix: "nexo-acme-" });
+  const dns = await startChallTestSrv();
+  const stopDns = track(options.cleanups, () => dns.stop());
+  try {
+    const httpPort = findFreePort();
+    const pebble = await startPebble({ dnsServer: dns.dnsServer, httpPort });
+    const stopPebble = track(options.cleanups, () => pebble.stop());
+    try {
+      const caFile = join(dir, "pebble-api-ca.pem");
+      await Deno.writeTextFile(caFile, pebble.apiCaPem);
+      const adminPort = findFreePort();
+      const config = [
+        `base_dir: ${dir}`,
+        `listen: 127.0.0.1:${findFreePort()}`,
+        `http_listen: 127.0.0.1:${httpPort}`,
+        `issuer: acme`,
+        `acme:`,
+        `  directory: ${pebble.directoryUrl}`,
+        `  ca_cert: ${caFile}`,
+        `admin:`,
+        `  listen: 127.0.0.1:${adminPort}`,
+        `proxies:`,
+        `  "${NAME}":`,
+        `    upstream: ${options.upstreamUrl}`,
+        `    access_log: false`,
+        ``,
+      ].join("\n");
+      const configPath = join(dir, "config.yaml");
+      await Deno.writeTextFile(configPath, config);
+      const statusUrl = `http://127.0.0.1:${adminPort}/status`;
+      return await runIssuance(configPath, { dir, statusUrl, cleanups: options.cleanups });
+    } finally {
+      await stopPebble();
+    }
+  } finally {
+    await stopDns();
+  }
+}
+
+async function runIssuance(
+  configPath: string,
+  options: { dir: string; statusUrl: string; cleanups: Set<() => Promise<void>> },
+): Promise<AcmeCost> {
+  const logPath = join(options.dir, "output.log");
+  const mainTs = new URL("../main.ts", import.meta.url).pathname;
+  const args = ["run", "-A", mainTs, "server", "--config", configPath, "--log-format", "json"];
+  const startedAt = performance.now();
+  const proc = spawnLogged(Deno.execPath(), args, { logPath });
+  const stopNexo = track(options.cleanups, () => proc.stop());
+  const sampler = sampleRss(proc.pid);
+  try {
+    await waitForLogLine(logPath, (line) => line.msg === "certificate installed" && line.names === NAME, {
+      proc,
+      timeoutMs: ISSUE_TIMEOUT_MS,
+    });
+    const issueMs = performance.now() - startedAt;
+    await waitForWorkerExit(options.statusUrl, logPath);
+    const peakRss = await sampler.stop();
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    return { peakRss, afterRss: await readTreeRss(proc.pid), issueMs };
+  } finally {
+    await sampler.stop();
+    await stopNexo();
+  }
+}
+
+/** Puts a run-once `stop` into `cleanups`; the returned function runs it and takes it out again. */
+function track(cleanups: Set<() => Promise<void>>, stop: () => Promise<void>): () => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  const once = () => stopping ??= stop();
+  cleanups.add(once);
+  return async () => {
+    cleanups.delete(once);
+    await once();
+  };
+}
+
+/** Polls nexo's `/status` until `acme.worker` is "idle" (lib/acme/supervisor.ts `state()`). */
+async function waitForWorkerExit(statusUrl: string, logPath: string): Promise<void> {
+  const deadline = performance.now() + WORKER_EXIT_TIMEOUT_MS;
+  while (performance.now() < deadline) {
+    const response = await fetch(statusUrl);
+    const status = await response.json();
+    if (status?.acme?.worker === "idle") return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(
+    `nexo's ACME worker was still running ${WORKER_EXIT_TIMEOUT_MS} ms after the certificate was ` +
+      `installed (see "${logPath}")`,
+  );
+}
+
+async function isOnPath(binary: string): Promise<boolean> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      if ((await Deno.stat(join(dir, binary))).isFile) return true;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return false;
+}

@@ -1,0 +1,203 @@
+// What one round measures on one running proxy, and how the page describes it: load runs with wrk and
+// h2load (throughput, latency, CPU), memory under load, 1,000 idle keep-alive connections, and 1 GiB streamed
+// each way. run.ts decides which proxy runs when; a proxy failing a scenario becomes a warning, not an error.
+
+import { withIdleConnections } from "./idle_conns.ts";
+import { runCurlTransfer, runH2load, runWrk, type TransferResult } from "./load.ts";
+import { readTreeCpuSeconds, readTreeRss, sampleRss } from "./process.ts";
+import { addSample, type Metric, type Samples } from "./report.ts";
+import {
+  type BenchEnv,
+  HUGE_BYTES,
+  HUGE_PATH,
+  LARGE_PATH,
+  type ProxyName,
+  type RunningServer,
+  SMALL_PATH,
+  UPLOAD_PATH,
+} from "./servers.ts";
+import { RECEIVED_HEADER } from "./upload_sink.ts";
+
+/** 5 s load runs: long enough for a stable rate, short enough for three rounds of everything in minutes. */
+export const DURATION_SEC = 5;
+/** Let a freshly started server finish its lazy initialisation before its idle memory is read. */
+export const SETTLE_MS = 1_000;
+export const MIB = 1024 * 1024;
+/**
+ * 1,000 connections, the order of a small site's idle browsers, opened 100 at a time so that no proxy sees a
+ * SYN flood or an overflowing accept queue; held 1 s so the proxies finish their per-connection setup.
+ */
+const IDLE = { count: 1_000, batch: 100, holdMs: 1_000 };
+/** Below this many open files the idle-connection scenario cannot run (the bench holds one per conn). */
+export const MIN_OPEN_FILES = 4_096;
+
+export const METRICS: Metric[] = [
+  { key: "small32_rps", label: "small, HTTP/1.1, 32 conns", unit: "req/s", better: "higher" },
+  { key: "small32_p99", label: "small, HTTP/1.1, 32 conns, p99", unit: "ms", better: "lower" },
+  { key: "cpu_per_request", label: "CPU per request, small 32 conns", unit: "µs", better: "lower" },
+  { key: "cpu_cores", label: "CPU used, small 32 conns", unit: "cores", better: "neither" },
+  { key: "small256_rps", label: "small, HTTP/1.1, 256 conns", unit: "req/s", better: "higher" },
+  { key: "small256_p99", label: "small, HTTP/1.1, 256 conns, p99", unit: "ms", better: "lower" },
+  { key: "h2_rps", label: "small, h2, 32 conns x 10 streams", unit: "req/s", better: "higher" },
+  { key: "large_rps", label: "1 MiB, HTTP/1.1, 16 conns", unit: "req/s", better: "higher" },
+  { key: "handshake_rps", label: "new TLS connections, 16 conns", unit: "conn/s", better: "higher" },
+  { key: "download_mibs", label: "1 GiB download throughput", unit: "MiB/s", better: "higher" },
+  { key: "upload_mibs", label: "1 GiB upload throughput", unit: "MiB/s", better: "higher" },
+  { key: "rss_idle", label: "RSS idle after start", unit: "MiB", better: "lower" },
+  { key: "rss_peak", label: "RSS peak, 256 conns", unit: "MiB", better: "lower" },
+  { key: "idle_conns_rss", label: "RSS with 1,000 idle keep-alive conns", unit: "MiB", better: "lower" },
+  { key: "download_rss", label: "1 GiB download: RSS growth", unit: "MiB", better: "lower" },
+  { key: "upload_rss", label: "1 GiB upload: RSS growth", unit: "MiB", better: "lower" },
+  {
+    key: "acme_rss_peak",
+    label: "RSS peak during ACME issuance (worker resident)",
+    unit: "MiB",
+    better: "lower",
+  },
+  { key: "acme_rss_after", label: "RSS after issuance (worker gone)", unit: "MiB", better: "lower" },
+  { key: "cold_start", label: "cold start to first proxied 200", unit: "ms", better: "lower" },
+];
+
+export const SCENARIOS = [
+  `Upstream: nginx (1 worker) on plain HTTP; \`${SMALL_PATH}\` returns "hello world\\n" (12 bytes), ` +
+  `\`${LARGE_PATH}\` is a 1 MiB static file, \`${HUGE_PATH}\` a 1 GiB sparse file (zeros), and ` +
+  `\`${UPLOAD_PATH}\` passes request bodies unbuffered to a sink in the bench process that reads every byte ` +
+  `before it answers 204 with the count (nginx's own \`return\` would answer before the body arrived).`,
+  `small, HTTP/1.1: \`wrk --latency -t2 -cN -d${DURATION_SEC}s\` with keep-alive; p99 from wrk's latency ` +
+  `distribution.`,
+  `CPU: utime + stime from /proc/<pid>/stat, summed over the proxy's process tree, read before and after the ` +
+  `32-connection run; per request = CPU seconds / requests wrk completed, cores = CPU seconds / wall seconds.`,
+  `small, h2: \`h2load -n 20000 -c 32 -m 10\`.`,
+  `1 MiB: \`wrk -t2 -c16 -d${DURATION_SEC}s\`.`,
+  `new TLS connections: \`wrk -t2 -c16 -d${DURATION_SEC}s -H "Connection: close"\` on the small response; ` +
+  `every request is a fresh TCP connection and a full TLS handshake (wrk does not resume sessions).`,
+  `1 GiB transfers, one each way per round: \`curl --http1.1\` downloads \`${HUGE_PATH}\` and uploads the ` +
+  `same file to \`${UPLOAD_PATH}\` with PUT (\`-T\`: Content-Length known, no \`Expect: 100-continue\`); ` +
+  `a transfer that does not carry all 1 GiB is a warning, not a number. Throughput is curl's average. nexo ` +
+  `runs with \`max_body: 2GiB\`, the nginx proxy with \`client_max_body_size 0\` and ` +
+  `\`proxy_request_buffering off\` (else it spools the upload to disk before sending it on); Caddy has no ` +
+  `limit and streams by default.`,
+  `RSS: VmRSS from /proc summed over the process tree (nginx master + workers; the Caddy and Deno processes), ` +
+  `idle ${SETTLE_MS} ms after the first 200, and the peak sampled every 100 ms during the 256-connection run. ` +
+  `1 GiB transfers: the peak sampled every 100 ms during the transfer minus the RSS just before it.`,
+  `Idle keep-alive connections: the bench opens ${IDLE.count.toLocaleString("en-US")} TLS connections ` +
+  `(${IDLE.batch} at a time), sends one \`GET ${SMALL_PATH}\` on each and reads the 200, holds them all ` +
+  `${IDLE.holdMs} ms and reads the tree's RSS. It runs after the load runs of the round, so it includes what ` +
+  `a proxy kept from them (no per-connection figure: nexo's heap shrinking after the load outweighed the ` +
+  `connections, giving negative ones).`,
+  `ACME worker (nexo only, once per run): a separate nexo with \`issuer: acme\` obtains a certificate for one ` +
+  `name from a local Pebble over HTTP-01; the peak tree RSS from spawn until its \`/status\` reports the ` +
+  `worker idle, and the RSS ${SETTLE_MS} ms after that. Caddy and nginx have no such worker: n/a.`,
+  `Cold start: from spawn to the first 200 through the proxy, polled with curl every 10 ms ` +
+  `(nexo runs from source with \`deno run\`, module cache warm).`,
+];
+
+/** What a round needs besides the server: where samples and warnings go, and the shared files. */
+export interface RoundContext {
+  samples: Samples;
+  warnings: string[];
+  round: number;
+  env: BenchEnv;
+}
+
+/** One round for one proxy: every scenario once, in a fixed order (load first, then memory). */
+export async function runScenarios(server: RunningServer, ctx: RoundContext): Promise<void> {
+  await measureLoad(server, ctx);
+  await measureIdleConnections(server, ctx);
+  await measureTransfer(server, ctx, "download");
+  await measureTransfer(server, ctx, "upload");
+}
+
+async function measureLoad(server: RunningServer, ctx: RoundContext): Promise<void> {
+  const name = server.name as ProxyName;
+  const pid = server.proc.pid;
+  const small = server.url + SMALL_PATH;
+  const record = (scenario: string, result: { errors: number }) => {
+    if (result.errors > 0) warn(server, ctx, scenario, `${result.errors} errors (non-2xx or socket)`);
+  };
+  const cpuBefore = await readTreeCpuSeconds(pid);
+  const startedAt = performance.now();
+  const c32 = await runWrk(small, { connections: 32, durationSec: DURATION_SEC });
+  const wallSec = (performance.now() - startedAt) / 1000;
+  const cpuSec = await readTreeCpuSeconds(pid) - cpuBefore;
+  record("small 32 conns", c32);
+  addSample(ctx.samples, "small32_rps", name, c32.requestsPerSec);
+  addSample(ctx.samples, "small32_p99", name, c32.p99Ms ?? NaN);
+  addSample(ctx.samples, "cpu_per_request", name, cpuSec / (c32.requests ?? NaN) * 1e6);
+  addSample(ctx.samples, "cpu_cores", name, cpuSec / wallSec);
+
+  const sampler = sampleRss(pid);
+  const c256 = await runWrk(small, { connections: 256, durationSec: DURATION_SEC });
+  addSample(ctx.samples, "rss_peak", name, await sampler.stop() / MIB);
+  record("small 256 conns", c256);
+  addSample(ctx.samples, "small256_rps", name, c256.requestsPerSec);
+  addSample(ctx.samples, "small256_p99", name, c256.p99Ms ?? NaN);
+
+  const h2 = await runH2load(small, { requests: 20_000, clients: 32, streams: 10 });
+  record("h2", h2);
+  addSample(ctx.samples, "h2_rps", name, h2.requestsPerSec);
+
+  const large = await runWrk(server.url + LARGE_PATH, { connections: 16, durationSec: DURATION_SEC });
+  record("1 MiB", large);
+  addSample(ctx.samples, "large_rps", name, large.requestsPerSec);
+
+  const fresh = await runWrk(small, {
+    connections: 16,
+    durationSec: DURATION_SEC,
+    headers: ["Connection: close"],
+  });
+  record("new TLS connections", fresh);
+  addSample(ctx.samples, "handshake_rps", name, fresh.requestsPerSec);
+}
+
+async function measureIdleConnections(server: RunningServer, ctx: RoundContext): Promise<void> {
+  const name = server.name as ProxyName;
+  const pid = server.proc.pid;
+  const caPem = await Deno.readTextFile(ctx.env.caFile);
+  let held: number;
+  try {
+    held = await withIdleConnections(server.url + SMALL_PATH, { ...IDLE, caPem }, async () => {
+      await new Promise((resolve) => setTimeout(resolve, IDLE.holdMs));
+      return await readTreeRss(pid);
+    });
+  } catch (err) {
+    warn(server, ctx, "idle keep-alive conns", err instanceof Error ? err.message : String(err));
+    return;
+  }
+  addSample(ctx.samples, "idle_conns_rss", name, held / MIB);
+}
+
+async function measureTransfer(
+  server: RunningServer,
+  ctx: RoundContext,
+  direction: "download" | "upload",
+): Promise<void> {
+  const name = server.name as ProxyName;
+  const upload = direction === "upload";
+  const before = await readTreeRss(server.proc.pid);
+  const sampler = sampleRss(server.proc.pid);
+  let result: TransferResult;
+  let peak: number;
+  try {
+    result = await runCurlTransfer(server.url + (upload ? UPLOAD_PATH : HUGE_PATH), {
+      caFile: ctx.env.caFile,
+      ...(upload ? { uploadFile: ctx.env.hugeFile, readHeader: RECEIVED_HEADER } : {}),
+    });
+  } finally {
+    peak = await sampler.stop();
+  }
+  const expected = `${upload ? 204 : 200} with ${HUGE_BYTES} bytes${upload ? " received by the sink" : ""}`;
+  const got = `${result.status} with ${result.bytes} bytes${upload ? `, sink read "${result.header}"` : ""}`;
+  const complete = result.error === "" && result.status === (upload ? 204 : 200) &&
+    result.bytes === HUGE_BYTES && (!upload || result.header === String(HUGE_BYTES));
+  if (!complete) {
+    warn(server, ctx, `1 GiB ${direction}`, `expected ${expected}, got ${got} ${result.error}`.trim());
+    return;
+  }
+  addSample(ctx.samples, `${direction}_rss`, name, (peak - before) / MIB);
+  addSample(ctx.samples, `${direction}_mibs`, name, result.bytesPerSec / MIB);
+}
+
+function warn(server: RunningServer, ctx: RoundContext, scenario: string, message: string): void {
+  ctx.warnings.push(`${server.name}, round ${ctx.round}, ${scenario}: ${message}`);
+}
