@@ -9,6 +9,7 @@ import { certificatesReport } from "./certs_report.ts";
 import { ConfigError } from "./config/errors.ts";
 import type { Config } from "./config/types.ts";
 import { summarizeConfig } from "./config_summary.ts";
+import { findExposedSecretFiles, formatMode } from "./config/file_mode.ts";
 import { loadConfig } from "./config/parse.ts";
 import { runDemo } from "./demo.ts";
 import { log, type LogFormat, type LogLevel, printErr, printOut } from "./log.ts";
@@ -142,6 +143,7 @@ async function serve(path: string): Promise<number> {
     return 1;
   }
   log.info("config loaded", { file: config.file, routes: config.routes.length });
+  await warnAboutExposedSecrets(config);
   // Listen for SIGTERM/SIGINT before anything is served: a signal right after "listening" must drain, not kill.
   const stopSignal = waitForStopSignal();
   let server;
@@ -157,7 +159,12 @@ async function serve(path: string): Promise<number> {
     path,
     initialText: text,
     log,
-    apply: (next) => running.applyConfig(next),
+    apply: (next) => {
+      running.applyConfig(next);
+      warnAboutExposedSecrets(next).catch((error) =>
+        log.warn("config file mode not checked", { file: next.file, error: errorMessage(error) })
+      );
+    },
   });
   await watcher.start();
   const onHangup = () => {
@@ -173,6 +180,22 @@ async function serve(path: string): Promise<number> {
   log.info("stopped");
   log.flush();
   return 0;
+}
+
+/**
+ * Logs, at start and after each reload, every file holding a secret that other users can read: its path,
+ * mode and the chmod that fixes it. Never the secret itself. nexo does not chmod the file: it never writes
+ * the config, and the user may have reasons (a group that deploys it).
+ */
+async function warnAboutExposedSecrets(config: Config): Promise<void> {
+  for (const exposed of await findExposedSecretFiles(config)) {
+    log.warn("config file readable by others", {
+      file: exposed.file,
+      mode: formatMode(exposed.mode),
+      holds: exposed.secret,
+      fix: exposed.fix,
+    });
+  }
 }
 
 /** Resolves with the signal name on the first SIGTERM or SIGINT. */

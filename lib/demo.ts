@@ -54,6 +54,10 @@ base_dir: ${JSON.stringify(options.dir)}
 issuer: internal
 listen: "127.0.0.1:${options.httpsPort}"
 http_listen: "127.0.0.1:${options.httpPort}"
+# HSTS binds a host name on every port: a year of it would make browsers refuse plain-HTTP dev servers on
+# *.localhost too. Five minutes shows the header without pinning this machine's names.
+hsts:
+  max_age: 5m
 proxies:
   "app.localhost":
     upstream: http://127.0.0.1:${appPort}

@@ -64,8 +64,12 @@ export function normalizeHost(hostHeader: string): string {
   return HOST_NAME.test(host) ? host.toLowerCase() : "";
 }
 
-/** RFC 3986 §3.2.2 reg-name restricted to what DNS names use ("_" appears in real-world service names). */
-const HOST_NAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$/;
+/**
+ * RFC 3986 §3.2.2 reg-name restricted to what DNS names use ("_" appears in real-world service names), at
+ * most 253 characters, with no empty label: "a..b" is no name, and allowing one let "example.com.." lose one
+ * dot per normalization, so the server (which normalizes, then matches) routed it while a lookup did not.
+ */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*$/;
 const IPV6_LITERAL = /^\[[0-9A-Fa-f:.]+\]$/;
 
 function isPortOrNothing(rest: string): boolean {

@@ -262,6 +262,7 @@ acme:
   ca_cert: ${caFile}
   dns_resolvers: ["${dns.dnsServer}"]
   retry_interval: 500ms
+  propagation_timeout: 1500ms
 cloudflare:
   api_token: ${TOKEN}
   api_base: ${cloudflare.apiBase}
@@ -278,7 +279,6 @@ proxies:
       log,
       http01: new Map(),
       onInstalled: () => tls.refresh(),
-      propagationTimeoutMs: 1_500,
     });
     supervisor.start();
 

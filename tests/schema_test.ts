@@ -31,6 +31,27 @@ Deno.test("every example config validates against the JSON Schema and the parser
   }
 });
 
+Deno.test("the JSON Schema accepts every form of hsts the parser accepts", () => {
+  const good = [
+    `hsts: false\n`,
+    `hsts: true\n`,
+    `hsts: {max_age: 0}\n`,
+    `hsts: {max_age: 8760h, include_subdomains: true}\n`,
+    `hsts: {max_age: 63072000, include_subdomains: true, preload: true}\n`,
+    `hsts: {include_subdomains: true, preload: true}\n`,
+    `hsts: {preload: false}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:8080\n    hsts: false\n`,
+    `proxies:\n  "a.example.com":\n    redirect: example.org\n    hsts: {max_age: 300}\n`,
+  ];
+  for (const text of good) {
+    assert.ok(parserAccepts(text), `parser should accept:\n${text}`);
+    assert.ok(
+      validate(parseYaml(text)),
+      `schema should accept:\n${text}\n${JSON.stringify(validate.errors)}`,
+    );
+  }
+});
+
 Deno.test("the JSON Schema rejects what the parser rejects", () => {
   const broken = [
     `proxies:\n  "a.example.com":\n    upstrem: http://127.0.0.1:8080\n`,
@@ -46,6 +67,14 @@ Deno.test("the JSON Schema rejects what the parser rejects", () => {
     `wildcards:\n  - "example.com"\n`,
     `acme:\n  key_type: ed25519\n`,
     `cert_dr: /tmp\n`,
+    `hsts: "max-age=31536000"\n`,
+    `hsts: {max_age: -1}\n`,
+    `hsts: {max_age: 1y}\n`,
+    `hsts: {includeSubDomains: true}\n`,
+    `hsts: {preload: true}\n`,
+    `hsts: {include_subdomains: false, preload: true}\n`,
+    `hsts: {max_age: 86400, include_subdomains: true, preload: true}\n`,
+    `proxies:\n  "a.example.com":\n    redirect: example.org\n    hsts: {preload: true}\n`,
   ];
   for (const text of broken) {
     assert.equal(parserAccepts(text), false, `parser should reject:\n${text}`);

@@ -7,6 +7,7 @@ function routes(...hosts: string[]): Route[] {
     kind: "redirect",
     host,
     accessLog: true,
+    hsts: null,
     position: { file: "t.yaml", line: 1, col: 1 },
     target: new URL("https://example.org/"),
     status: 302,

@@ -23,7 +23,6 @@ import { needsRenewal, nextCheckAt, renewalDueAt } from "./schedule.ts";
  * (the issue's default): long enough for Cloudflare's anycast to converge, short enough to fail visibly.
  */
 const CRASH_BACKOFF_MS = { first: 1_000, max: 5 * 60_000 };
-const PROPAGATION_TIMEOUT_MS = 2 * 60_000;
 
 export interface AcmeSupervisorOptions {
   config: Config;
@@ -37,11 +36,6 @@ export interface AcmeSupervisorOptions {
   onOrder?: (outcome: "success" | "failure") => void;
   /** The worker module; tests may point it elsewhere. */
   workerUrl?: URL;
-  /**
-   * Bound on waiting for one TXT record to become visible, in ms; default PROPAGATION_TIMEOUT_MS (2 minutes).
-   * Tests shorten it; no config key exposes it yet.
-   */
-  propagationTimeoutMs?: number;
 }
 
 /** Keeps the certificates `config` needs obtained and renewed. Call `start()` once serving has begun. */
@@ -53,7 +47,6 @@ export class AcmeSupervisor {
   readonly #http01: Map<string, string>;
   readonly #onInstalled: () => void;
   readonly #onOrder: (outcome: "success" | "failure") => void;
-  readonly #propagationTimeoutMs: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #worker: Worker | null = null;
   #jobId = 0;
@@ -70,7 +63,6 @@ export class AcmeSupervisor {
     this.#http01 = options.http01;
     this.#onInstalled = options.onInstalled ?? (() => {});
     this.#onOrder = options.onOrder ?? (() => {});
-    this.#propagationTimeoutMs = options.propagationTimeoutMs ?? PROPAGATION_TIMEOUT_MS;
   }
 
   /** Starts the first check in the background. */
@@ -250,7 +242,7 @@ export class AcmeSupervisor {
         ? acme.dnsResolvers
         : await this.#authoritativeServers(certificates),
       retryIntervalMs: acme.retryIntervalMs,
-      propagationTimeoutMs: this.#propagationTimeoutMs,
+      propagationTimeoutMs: acme.propagationTimeoutMs,
     };
   }
 

@@ -27,11 +27,18 @@ export const DEFAULTS = {
   renewBeforeMs: 720 * 3_600_000,
   checkIntervalMs: 24 * 3_600_000,
   retryIntervalMs: 3_600_000,
+  propagationTimeoutMs: 2 * 60_000,
   maxBodyBytes: 10 * 1024 ** 2,
   maxHeaderBytes: 1024 ** 2,
   readTimeoutMs: 30_000,
   idleTimeoutMs: 120_000,
   responseTimeoutMs: 30_000,
+  /**
+   * Five minutes, Envoy's default stream idle timeout: long-polls (typically under 2 minutes) and event
+   * streams with heartbeats (15 to 60 s; ntfy's is 45 s) pass, where nginx's 60 s proxy_read_timeout is a
+   * common cause of cut streams; an upstream that stalls mid-body still cannot hold sockets for ever.
+   */
+  bodyTimeoutMs: 300_000,
   cache: true,
   accessLog: true,
   redirectStatus: 302,

@@ -3,11 +3,12 @@
 // one ConfigError. The blocks live in sections.ts and routes.ts; this file owns the top level and the I/O.
 
 import { dirname, resolve } from "node:path";
-import { type Document, isMap, LineCounter, parseDocument } from "yaml";
+import { type Document, isMap, LineCounter, parseDocument, type YAMLError } from "yaml";
 import type { Config, Issuer, ListenAddress } from "./types.ts";
 import { ConfigError, type ConfigIssue, sortIssues } from "./errors.ts";
 import { DEFAULTS, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY } from "./defaults.ts";
 import { parseListenAddress } from "./address.ts";
+import { DEFAULT_HSTS, HSTS_KEYS, hstsHeaderValue, readHsts } from "./hsts.ts";
 import { describe, type Field, Reader } from "./reader.ts";
 import { readRoutes, ROUTE_KEYS } from "./routes.ts";
 import {
@@ -37,6 +38,7 @@ const TOP_KEYS = [
   "limits",
   "trusted_proxies",
   "admin",
+  "hsts",
   "proxies",
 ] as const;
 
@@ -50,15 +52,28 @@ const ISSUERS: readonly Issuer[] = ["acme", "internal"];
  * order; syntax errors alone are reported when there are any, since the rest would be guesswork.
  */
 export function parseConfig(text: string, file: string): Config {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
+  const lines = countLines(text);
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false });
   const r = new Reader(file, lines, doc);
-  const fail = (issues: ConfigIssue[]) => new ConfigError(sortIssues(redactToken(issues, text)));
+  const fail = (issues: ConfigIssue[]) =>
+    new ConfigError(sortIssues(escapeControls(redactToken(issues, text))));
   reportSyntax(r, doc, lines, text);
   if (r.issues.length > 0) throw fail(r.issues);
   const config = readTop(r, doc.contents, resolve(file));
   if (config === null || r.issues.length > 0) throw fail(r.issues);
   return config;
+}
+
+/**
+ * Line starts of `text`, for turning offsets into line:col. Counted here rather than by the YAML parser's
+ * own `lineCounter` option, which misses the line breaks inside a token it rejects (`: "\n "a`), so every
+ * position after one came out on too early a line, at a column past the line's end.
+ */
+function countLines(text: string): LineCounter {
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines.addNewLine(at + 1);
+  return lines;
 }
 
 /**
@@ -94,11 +109,20 @@ function unreadableReason(error: unknown): string | null {
   return null;
 }
 
-/** YAML syntax errors and warnings become issues; an unquoted "*.example.com" gets its own hint. */
+/**
+ * YAML syntax errors and warnings become issues, each once: an unclosed "[" nested a thousand deep makes the
+ * YAML library repeat one error a thousand times. An unquoted "*.example.com" gets its own hint.
+ */
 function reportSyntax(r: Reader, doc: Document, lines: LineCounter, text: string): void {
+  const seen = new Set<string>();
   for (const problem of [...doc.errors, ...doc.warnings]) {
     const { line, col } = lines.linePos(problem.pos[0]);
-    r.issues.push({ file: r.file, line, col, message: `invalid YAML: ${problem.message}` });
+    const message = `invalid YAML: ${syntaxMessage(problem)}`;
+    // A stack overflow is reported again at every collection nested past it; the first one says it all.
+    const key = problem.code === "RESOURCE_EXHAUSTION" ? problem.code : `${line}:${col}:${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    r.issues.push({ file: r.file, line, col, message });
   }
   if (doc.errors.length === 0) return;
   text.split("\n").forEach((source, i) => {
@@ -112,6 +136,20 @@ function reportSyntax(r: Reader, doc: Document, lines: LineCounter, text: string
       message: `${name} must be in quotes, since a leading "*" starts a YAML alias: write "${name}"`,
     });
   });
+}
+
+/** The YAML library's message, except where it would mislead a nexo user: a JavaScript stack overflow, or
+ * advice to call a library function. */
+function syntaxMessage(problem: YAMLError): string {
+  switch (problem.code) {
+    case "RESOURCE_EXHAUSTION": // what the library reports when nesting overflows the stack
+      return `collections are nested too deeply to read; a config needs only a few levels (look for an ` +
+        `unclosed "[" or "{")`;
+    case "MULTIPLE_DOCS":
+      return `the file holds more than one YAML document (a "---" line starts the next); keep only one`;
+    default:
+      return problem.message;
+  }
 }
 
 /** Reads the top-level mapping into a Config; null when the document is empty or not a mapping. */
@@ -140,6 +178,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
   const cloudflare = readCloudflare(r, get("cloudflare"));
   const issuer = optional(get("issuer"), (f) => readIssuer(r, f)) ?? DEFAULTS.issuer;
   const wildcards = readWildcards(r, get("wildcards"));
+  const hsts = readTopHsts(r, get("hsts"));
   checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, get("cloudflare"));
   return {
     file,
@@ -159,8 +198,17 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     limits,
     trustedProxies: readTrustedProxies(r, get("trusted_proxies")),
     admin: readAdmin(r, get("admin")),
-    routes: optional(get("proxies"), (f) => readRoutes(r, f, { limits })) ?? [],
+    routes: optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts })) ?? [],
   };
+}
+
+/**
+ * The top-level `hsts:`, the default of every route without its own: on (one year) unless set. Every route is
+ * HTTPS-only (http_listen only redirects to https), so every host can declare it (RFC 6797 §7.2).
+ */
+function readTopHsts(r: Reader, field: Field | undefined): string | null {
+  const value = field === undefined ? undefined : readHsts(r, field);
+  return value === undefined ? hstsHeaderValue(DEFAULT_HSTS) : value;
 }
 
 /** Reads `trusted_proxies:`, a list of CIDRs or addresses; each invalid entry is reported. */
@@ -206,6 +254,7 @@ function hintTopLevel(name: string): string | null {
     ["limits:", LIMITS_KEYS],
     ["acme:", ACME_KEYS],
     ["cloudflare:", CLOUDFLARE_KEYS],
+    ["hsts:", HSTS_KEYS],
     [`a route, under a host in proxies:`, ROUTE_KEYS],
   ];
   const home = blocks.find(([, keys]) => keys.includes(name));
@@ -272,6 +321,21 @@ function readListen(r: Reader, f: Field): ListenAddress | undefined {
   }
 }
 
+/** C0 and C1 control characters and the Unicode line and paragraph separators. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * Writes control characters in messages as escapes ("\n", "\u0085"). Messages quote what the user wrote
+ * (a key, a label, a unit), and a raw newline there would split an issue over two lines of output, while
+ * other controls garble a terminal or a text log.
+ */
+function escapeControls(issues: ConfigIssue[]): ConfigIssue[] {
+  const escape = (c: string) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  return issues.map((issue) => ({ ...issue, message: issue.message.replace(CONTROL_CHARACTERS, escape) }));
+}
+
 /**
  * Replaces the Cloudflare API token with "<api_token>" in every message, should any message have picked it
  * up (a YAML error quoting a token, a mistyped key). The token is found in the raw text, so this works even
@@ -279,7 +343,11 @@ function readListen(r: Reader, f: Field): ListenAddress | undefined {
  */
 function redactToken(issues: ConfigIssue[], text: string): ConfigIssue[] {
   const tokens = [...text.matchAll(/api_token\s*:\s*["']?([^"'\s#,}\]]+)/g)]
-    .map((match) => match[1] ?? "")
+    // YAML ends a plain value at ": ", so "api_token: t0ken: x" quotes "t0ken" alone: redact that form too.
+    .flatMap((match) => {
+      const token = match[1] ?? "";
+      return token.endsWith(":") ? [token, token.slice(0, -1)] : [token];
+    })
     .filter((token) => token.length >= 6);
   if (tokens.length === 0) return issues;
   return issues.map((issue) => ({

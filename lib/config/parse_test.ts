@@ -73,6 +73,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       renewBeforeMs: 720 * 3_600_000,
       checkIntervalMs: 24 * 3_600_000,
       retryIntervalMs: 3_600_000,
+      propagationTimeoutMs: 120_000,
       dnsResolvers: [],
       keyType: "ecdsa",
     },
@@ -84,6 +85,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       readTimeoutMs: 30_000,
       idleTimeoutMs: 120_000,
       responseTimeoutMs: 30_000,
+      bodyTimeoutMs: 300_000,
     },
     trustedProxies: [],
     admin: null,
@@ -353,7 +355,8 @@ Deno.test("parseConfig() names the expected and the actual type for a wrong type
 
 Deno.test("parseConfig() reads the limits block", () => {
   const config = parseConfig(
-    "limits:\n  max_body: 1MB\n  max_header: 64KiB\n  read_timeout: 10s\n  idle_timeout: 2m\n  response_timeout: 1m30s\n",
+    "limits:\n  max_body: 1MB\n  max_header: 64KiB\n  read_timeout: 10s\n  idle_timeout: 2m\n  response_timeout: 1m30s\n" +
+      "  body_timeout: 10m\n",
     FILE,
   );
   assert.deepEqual(config.limits, {
@@ -362,6 +365,7 @@ Deno.test("parseConfig() reads the limits block", () => {
     readTimeoutMs: 10_000,
     idleTimeoutMs: 120_000,
     responseTimeoutMs: 90_000,
+    bodyTimeoutMs: 600_000,
   });
   assert.equal(parseConfig("limits:\n  max_body: 0\n", FILE).limits.maxBodyBytes, 0);
 });
@@ -399,6 +403,7 @@ Deno.test("parseConfig() reads the acme block", () => {
   renew_before: 240h
   check_interval: 12h
   retry_interval: 10m
+  propagation_timeout: 5m
   dns_resolvers: ["1.1.1.1", "8.8.8.8:53", "[2606:4700:4700::1111]:53"]
 `,
     FILE,
@@ -409,6 +414,7 @@ Deno.test("parseConfig() reads the acme block", () => {
     renewBeforeMs: 240 * 3_600_000,
     checkIntervalMs: 12 * 3_600_000,
     retryIntervalMs: 600_000,
+    propagationTimeoutMs: 300_000,
     dnsResolvers: ["1.1.1.1", "8.8.8.8:53", "[2606:4700:4700::1111]:53"],
     keyType: "ecdsa",
   });
@@ -549,6 +555,8 @@ Deno.test("parseConfig() accepts the config nexo demo writes", () => {
 issuer: internal
 listen: "127.0.0.1:8443"
 http_listen: "127.0.0.1:8080"
+hsts:
+  max_age: 5m
 proxies:
   "app.localhost":
     upstream: http://127.0.0.1:3000
@@ -564,6 +572,7 @@ proxies:
     ["proxy", "app.localhost"],
     ["redirect", "old.localhost"],
   ]);
+  assert.deepEqual(config.routes.map((route) => route.hsts), ["max-age=300", "max-age=300"]);
 });
 
 Deno.test("parseConfig() reads acme.key_type, ECDSA by default, and rejects other types", () => {
@@ -584,4 +593,107 @@ Deno.test("parseConfig() reads trusted_proxies and reports an invalid network", 
     () => parseConfig(`trusted_proxies: ["10.0.0.0/33"]\n`, FILE),
     /trusted_proxies.*prefix length/,
   );
+});
+
+// Regressions found by parse_fuzz_test.ts.
+
+Deno.test("parseConfig() escapes control characters in messages, keeping each issue on one line", () => {
+  assertIssue(`proxies:\n  "a\\nb.com":\n    upstream: http://x\n`, {
+    line: 2,
+    col: 3,
+    message:
+      `proxies: invalid hostname "a\\nb.com": "\\n" is not allowed; host names may contain only letters, ` +
+      `digits, "-" and "."`,
+  });
+  assertIssue(`listen: "a\\u0085b:1"\n`, { line: 1, col: 9, message: /^listen: .*"a\\u0085b".*punycode/ });
+});
+
+Deno.test("parseConfig() rejects control characters inside string settings, without quoting the value", () => {
+  assertIssue(`cert_dir: "/etc/\\0x"\n`, {
+    line: 1,
+    col: 11,
+    message: "cert_dir contains the control character U+0000; remove it",
+  });
+  assertIssue(`cloudflare:\n  api_token: "abcdef\\r\\nX-Evil: 1"\n`, {
+    line: 2,
+    col: 14,
+    message: "cloudflare.api_token contains the control character U+000D; remove it",
+  });
+  assertIssue(`email: "a@b.co\\u0000"\n`, {
+    line: 1,
+    col: 8,
+    message: /^email contains the control character/,
+  });
+  // The line break a block scalar ends with is whitespace at the end, which readers trim: still fine.
+  const config = parseConfig(
+    "base_dir: |\n  /var/lib/nexo\ncloudflare:\n  api_token: >\n    tok123456\n",
+    FILE,
+  );
+  assert.equal(config.baseDir, "/var/lib/nexo");
+  assert.equal(config.cloudflare?.apiToken, "tok123456");
+});
+
+Deno.test("parseConfig() says a file nests too deeply once, not with the library's stack overflow", () => {
+  const issues = issuesOf(`a: ${"[".repeat(5000)}\n`);
+  const deep = issues.filter((issue) => /nested too deeply/.test(issue.message));
+  assert.equal(deep.length, 1);
+  assert.equal(
+    deep[0]?.message,
+    `invalid YAML: collections are nested too deeply to read; a config needs only a few levels (look for an ` +
+      `unclosed "[" or "{")`,
+  );
+  assert.ok(issues.every((issue) => !/call stack/i.test(issue.message)), JSON.stringify(issues));
+});
+
+Deno.test("parseConfig() reports a YAML error repeated at one place once", () => {
+  assertIssue(`a: ${"[".repeat(50)}\n`, {
+    line: 2,
+    col: 1,
+    message: "invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+  });
+});
+
+Deno.test("parseConfig() explains a second YAML document without naming a library function", () => {
+  assertIssue("email: a@b.co\n---\nemail: c@d.co\n", {
+    line: 2,
+    col: 1,
+    message:
+      `invalid YAML: the file holds more than one YAML document (a "---" line starts the next); keep only one`,
+  });
+});
+
+Deno.test("parseConfig() counts the lines inside a rejected token, so later positions stay right", () => {
+  const issues = issuesOf(` :\n: "\n "a`);
+  assert.deepEqual(issues.map((issue) => [issue.line, issue.col]), [[2, 1], [2, 3], [3, 3]]);
+});
+
+Deno.test("parseConfig() resolves an alias to the last anchor of its name before it", () => {
+  // Aliases are resolved from one index of the document now, not by yaml's per-alias rescan (which took
+  // minutes for thousands of aliases; parse_fuzz_test.ts times that case); the meaning must not change.
+  assertIssue(`issuer: internal\nwildcards:\n  - &w "*.example.com"\n  - &w "*.example.org"\n  - *w\n`, {
+    line: 5,
+    col: 5,
+    message: `wildcards[2] repeats "*.example.org" (first listed on line 4); remove one of them`,
+  });
+  assert.ok(
+    issuesOf(`issuer: internal\nwildcards:\n  - *w\n  - &w "*.example.com"\n`).some((issue) =>
+      issue.message === `unknown YAML alias "*w"`
+    ),
+  );
+  const config = parseConfig(
+    `proxies:\n  a.example.com: {upstream: &u "http://127.0.0.1:1"}\n  b.example.com: {upstream: *u}\n`,
+    FILE,
+  );
+  assert.deepEqual(config.routes.map((route) => route.kind === "proxy" && route.upstream.href), [
+    "http://127.0.0.1:1/",
+    "http://127.0.0.1:1/",
+  ]);
+});
+
+Deno.test("parseConfig() masks the API token when a colon right after it breaks the YAML", () => {
+  // Found by parse_fuzz_test.ts: the library quotes the token without the ":" that the redaction included.
+  const token = "Xq7-secret-TOKEN_4f9a2b8c1d";
+  const issues = issuesOf(`a\n: api_token: ${token}:\n`);
+  assert.ok(issues.some((issue) => issue.message.includes("<api_token>")), JSON.stringify(issues));
+  for (const issue of issues) assert.ok(!issue.message.includes(token), `token leaked: ${issue.message}`);
 });

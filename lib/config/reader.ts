@@ -3,6 +3,7 @@
 // Knows YAML nodes and nexo's value kinds (string, bool, duration, size); not which keys exist where.
 
 import {
+  type Alias,
   type Document,
   isAlias,
   isMap,
@@ -11,6 +12,7 @@ import {
   type LineCounter,
   type Node,
   type Scalar,
+  visit,
 } from "yaml";
 import type { ConfigIssue } from "./errors.ts";
 import type { SourcePosition } from "./types.ts";
@@ -55,6 +57,8 @@ export interface MappingOptions {
  * undefined (or null for mappings) for a value it could not read. */
 export class Reader {
   readonly issues: ConfigIssue[] = [];
+  /** Each alias's target, from one walk of the document on the first alias (see `#targetOf()`). */
+  #aliasTargets: Map<Alias, Node> | null = null;
 
   constructor(
     readonly file: string,
@@ -76,7 +80,7 @@ export class Reader {
   /** Resolves aliases; null for YAML null, empty values and unknown aliases (those reported at `node`). */
   resolve(node: unknown): Node | null {
     if (isAlias(node)) {
-      const target = node.resolve(this.doc);
+      const target = this.#targetOf(node);
       if (target === undefined) {
         const hint = node.source.startsWith(".") ? ` (to write a wildcard, quote it: "*${node.source}")` : "";
         this.report(node, `unknown YAML alias "*${node.source}"${hint}`);
@@ -86,6 +90,29 @@ export class Reader {
     }
     if (isScalar(node) && node.value === null) return null;
     return isScalar(node) || isMap(node) || isSeq(node) ? node : null;
+  }
+
+  /**
+   * The node `alias` refers to: the last node anchored with its name before it in the document, as yaml's
+   * `Alias.resolve()` finds it. That method walks the whole document on every call, which made a file with
+   * thousands of aliases take minutes to read; here one walk indexes every alias. Nothing is expanded, so
+   * alias bombs ("billion laughs") cost no more than their text.
+   */
+  #targetOf(alias: Alias): Node | undefined {
+    if (this.#aliasTargets === null) {
+      const targets = new Map<Alias, Node>();
+      const anchors = new Map<string, Node>();
+      visit(this.doc, {
+        Node: (_key, node) => {
+          if (isAlias(node)) {
+            const target = anchors.get(node.source);
+            if (target !== undefined) targets.set(node, target);
+          } else if (node.anchor) anchors.set(node.anchor, node);
+        },
+      });
+      this.#aliasTargets = targets;
+    }
+    return this.#aliasTargets.get(alias);
   }
 
   /**
@@ -127,10 +154,21 @@ export class Reader {
     return fields;
   }
 
-  /** Reads a string; undefined when empty or not a string (reported, quoting the value unless `secret`). */
+  /**
+   * Reads a string; undefined when empty, not a string (reported, quoting the value unless `secret`), or
+   * holding a control character other than whitespace at either end (reported, never quoting the value).
+   * No setting takes one, and an accepted one failed later, outside the config check: a NUL in a path made
+   * the file system call throw, a newline in a token made the HTTP header invalid.
+   */
   readString(f: Field, options: { secret?: boolean } = {}): string | undefined {
     if (f.value === null) return undefined;
-    if (isScalar(f.value) && typeof f.value.value === "string") return f.value.value;
+    if (isScalar(f.value) && typeof f.value.value === "string") {
+      const control = CONTROL_CHARACTER.exec(f.value.value.trim())?.[0];
+      if (control === undefined) return f.value.value;
+      const code = control.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+      this.report(f.at, `${f.path} contains the control character U+${code}; remove it`);
+      return undefined;
+    }
     const secret = options.secret ?? false;
     const quoted = secret ? "" : `: ${JSON.stringify(isScalar(f.value) ? scalarText(f.value) : "")}`;
     const hint = isScalar(f.value) ? ` (put it in quotes${quoted})` : "";
@@ -233,6 +271,9 @@ export class Reader {
     this.report(field.keyNode, `${what}${hint === "" ? ` (known keys: ${known.join(", ")})` : hint}`);
   }
 }
+
+// deno-lint-ignore no-control-regex -- finding control characters is the point
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
 /** Appends a key to a path, quoting it unless it is a plain key name: `proxies."api.example.com"`. */
 export function childPath(parent: string, key: string): string {

@@ -5,26 +5,34 @@
 import type { RedirectStatus, Route, RouteLimits } from "./types.ts";
 import { isScalar } from "yaml";
 import { DEFAULTS } from "./defaults.ts";
+import { readHsts } from "./hsts.ts";
 import { isWildcard, normalizeRouteHost } from "./hostname.ts";
 import { describe, type Field, quoteValue, type Reader } from "./reader.ts";
 
-const PROXY_KEYS = ["upstream", "timeout", "max_body", "cache"] as const;
+const PROXY_KEYS = ["upstream", "timeout", "body_timeout", "max_body", "cache"] as const;
 const REDIRECT_KEYS = ["redirect", "status", "keep_path"] as const;
 /** Every key a route may have; which ones fit depends on the route's kind. */
-export const ROUTE_KEYS: readonly string[] = [...PROXY_KEYS, ...REDIRECT_KEYS, "access_log"];
+export const ROUTE_KEYS: readonly string[] = [...PROXY_KEYS, ...REDIRECT_KEYS, "access_log", "hsts"];
 const REDIRECT_STATUSES: readonly RedirectStatus[] = [301, 302, 303, 307, 308];
 const UPSTREAM_EXAMPLE = `"http://127.0.0.1:8080"`;
 const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 /** "mailto:x", "ftp:x": a scheme without "//". Not "localhost:3000", which is a host and port. */
 const OTHER_SCHEME = /^([a-z][a-z0-9+.-]*):(?!\d|\/\/)/i;
 
+/** Options for `readRoutes()`: the server-wide settings a route inherits unless it overrides them. */
+export interface RouteDefaults {
+  limits: RouteLimits;
+  /** The Strict-Transport-Security value of routes without `hsts:` (the top-level one), or null for none. */
+  hsts: string | null;
+}
+
 /**
  * Reads the `proxies:` field into routes, in file order, each proxy route's limits being `options.limits`
- * with the route's `timeout` and `max_body` applied. An empty or absent block gives no routes. Invalid
- * routes are reported into `r` and left out, so the caller must check `r.issues` before using the result.
+ * with the route's `timeout` and `max_body` applied, and each route's `hsts` replacing `options.hsts` as a
+ * whole. An empty or absent block gives no routes. Invalid routes are reported into `r` and left out, so the
+ * caller must check `r.issues` before using the result.
  */
-export function readRoutes(r: Reader, f: Field, options: { limits: RouteLimits }): Route[] {
-  const { limits } = options;
+export function readRoutes(r: Reader, f: Field, options: RouteDefaults): Route[] {
   if (f.value === null) return [];
   const expected =
     `a mapping of host names to routes, like "api.example.com": {upstream: ${UPSTREAM_EXAMPLE}}`;
@@ -39,7 +47,7 @@ export function readRoutes(r: Reader, f: Field, options: { limits: RouteLimits }
     } catch (error) {
       if (!(error instanceof RangeError)) throw error;
       r.report(field.keyNode, `${f.path}: ${error.message}`);
-      readRoute(r, field, field.name.toLowerCase(), limits); // still report what is wrong inside it
+      readRoute(r, field, field.name.toLowerCase(), options); // still report what is wrong inside it
       continue;
     }
     const first = seen.get(host);
@@ -53,7 +61,7 @@ export function readRoutes(r: Reader, f: Field, options: { limits: RouteLimits }
       continue;
     }
     seen.set(host, field);
-    const route = readRoute(r, field, host, limits);
+    const route = readRoute(r, field, host, options);
     if (route !== undefined) routes.push(route);
   }
   return routes;
@@ -64,15 +72,18 @@ interface RouteValues {
   upstream?: URL | undefined;
   target?: URL | undefined;
   timeout?: number | undefined;
+  bodyTimeout?: number | undefined;
   maxBody?: number | undefined;
   cache?: boolean | undefined;
   status?: RedirectStatus | undefined;
   keepPath?: boolean | undefined;
   accessLog?: boolean | undefined;
+  /** A string or null (`hsts: false`) when given; undefined for the default. */
+  hsts?: string | null | undefined;
 }
 
 /** Reads one route; undefined when anything about it was reported (which is what makes it invalid). */
-function readRoute(r: Reader, route: Field, host: string, limits: RouteLimits): Route | undefined {
+function readRoute(r: Reader, route: Field, host: string, defaults: RouteDefaults): Route | undefined {
   const issuesBefore = r.issues.length;
   if (route.value === null) {
     r.report(route.keyNode, `${route.path} is empty; it ${needsKind()}`);
@@ -95,18 +106,22 @@ function readRoute(r: Reader, route: Field, host: string, limits: RouteLimits): 
     const field = fields.get(key);
     return field === undefined ? undefined : reader(field) ?? undefined;
   };
+  const hstsField = fields.get("hsts");
   const values: RouteValues = {
     upstream: read("upstream", (field) => readUpstream(r, field)),
     target: read("redirect", (field) => readTarget(r, field, host)),
     timeout: read("timeout", (field) => r.readDuration(field)),
+    bodyTimeout: read("body_timeout", (field) => r.readDuration(field)),
     maxBody: read("max_body", (field) => r.readSize(field)),
     cache: read("cache", (field) => r.readBool(field)),
     status: read("status", (field) => readStatus(r, field)),
     keepPath: read("keep_path", (field) => r.readBool(field)),
     accessLog: read("access_log", (field) => r.readBool(field)),
+    // Not through read(): its `?? undefined` would turn `hsts: false` (null) into "the default".
+    hsts: hstsField === undefined ? undefined : readHsts(r, hstsField),
   };
   if (r.issues.length > issuesBefore || kind === null) return undefined;
-  return buildRoute(r, route, host, kind, values, limits);
+  return buildRoute(r, route, host, kind, values, defaults);
 }
 
 function buildRoute(
@@ -115,11 +130,13 @@ function buildRoute(
   host: string,
   kind: "proxy" | "redirect",
   values: RouteValues,
-  limits: RouteLimits,
+  defaults: RouteDefaults,
 ): Route | undefined {
+  const { limits } = defaults;
   const base = {
     host,
     accessLog: values.accessLog ?? DEFAULTS.accessLog,
+    hsts: values.hsts === undefined ? defaults.hsts : values.hsts,
     position: r.positionOf(route.keyNode),
   };
   if (kind === "proxy") {
@@ -127,6 +144,7 @@ function buildRoute(
     const routeLimits: RouteLimits = {
       maxBodyBytes: values.maxBody ?? limits.maxBodyBytes,
       responseTimeoutMs: values.timeout ?? limits.responseTimeoutMs,
+      bodyTimeoutMs: values.bodyTimeout ?? limits.bodyTimeoutMs,
     };
     return {
       ...base,

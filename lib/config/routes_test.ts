@@ -53,20 +53,26 @@ Deno.test("parseConfig() reads a proxy route with its defaults and the global li
     kind: "proxy",
     host: "app.example.com",
     accessLog: true,
+    hsts: "max-age=31536000",
     position: { file: FILE, line: 5, col: 3 },
     upstream: new URL("http://127.0.0.1:8080/"),
     cache: true,
-    limits: { maxBodyBytes: 1024 * 1024, responseTimeoutMs: 5_000 },
+    limits: { maxBodyBytes: 1024 * 1024, responseTimeoutMs: 5_000, bodyTimeoutMs: 300_000 },
   });
 });
 
-Deno.test("parseConfig() lets a proxy route override max_body and the response timeout", () => {
+Deno.test("parseConfig() lets a proxy route override max_body and the response and body timeouts", () => {
   const proxy = proxyOf(route(
-    "    upstream: https://backend.internal:8443/api/v1\n    timeout: 2m\n    max_body: 100MB\n    cache: false\n    access_log: false\n",
+    "    upstream: https://backend.internal:8443/api/v1\n    timeout: 2m\n    body_timeout: 30s\n    max_body: 100MB\n" +
+      "    cache: false\n    access_log: false\n",
   ));
   assert.equal(proxy.upstream.href, "https://backend.internal:8443/api/v1");
   assert.equal(proxy.upstream.pathname, "/api/v1");
-  assert.deepEqual(proxy.limits, { maxBodyBytes: 100_000_000, responseTimeoutMs: 120_000 });
+  assert.deepEqual(proxy.limits, {
+    maxBodyBytes: 100_000_000,
+    responseTimeoutMs: 120_000,
+    bodyTimeoutMs: 30_000,
+  });
   assert.equal(proxy.cache, false);
   assert.equal(proxy.accessLog, false);
 });

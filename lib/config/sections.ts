@@ -15,6 +15,7 @@ export const ACME_KEYS: readonly string[] = [
   "renew_before",
   "check_interval",
   "retry_interval",
+  "propagation_timeout",
   "dns_resolvers",
   "key_type",
 ];
@@ -26,6 +27,7 @@ export const LIMITS_KEYS: readonly string[] = [
   "read_timeout",
   "idle_timeout",
   "response_timeout",
+  "body_timeout",
 ];
 
 const TOKEN_HELP =
@@ -61,6 +63,7 @@ export function readAcme(r: Reader, field: Field | undefined, options: AcmeOptio
     renewBeforeMs: readDurationField(r, get("renew_before")) ?? DEFAULTS.renewBeforeMs,
     checkIntervalMs: readDurationField(r, get("check_interval")) ?? DEFAULTS.checkIntervalMs,
     retryIntervalMs: readDurationField(r, get("retry_interval")) ?? DEFAULTS.retryIntervalMs,
+    propagationTimeoutMs: readDurationField(r, get("propagation_timeout")) ?? DEFAULTS.propagationTimeoutMs,
     dnsResolvers,
     keyType: readKeyType(r, get("key_type")) ?? "ecdsa",
   };
@@ -129,6 +132,7 @@ export function readLimits(r: Reader, field: Field | undefined): ServerLimits {
     readTimeoutMs: readDurationField(r, get("read_timeout")) ?? DEFAULTS.readTimeoutMs,
     idleTimeoutMs: readDurationField(r, get("idle_timeout")) ?? DEFAULTS.idleTimeoutMs,
     responseTimeoutMs: readDurationField(r, get("response_timeout")) ?? DEFAULTS.responseTimeoutMs,
+    bodyTimeoutMs: readDurationField(r, get("body_timeout")) ?? DEFAULTS.bodyTimeoutMs,
   };
 }
 

@@ -21,6 +21,11 @@ export interface RouteLimits {
   maxBodyBytes: number;
   /** Time to wait for the upstream's response headers, in ms; past it the client gets 504. */
   responseTimeoutMs: number;
+  /**
+   * Longest wait for the next bytes of the upstream's response body, in ms; past it the body is cut off (504
+   * when nothing was sent yet) and both connections are freed.
+   */
+  bodyTimeoutMs: number;
 }
 
 interface RouteBase {
@@ -28,6 +33,12 @@ interface RouteBase {
   host: string;
   /** Whether a one-line access-log entry is written for each request. */
   accessLog: boolean;
+  /**
+   * The Strict-Transport-Security value nexo puts on every HTTPS response for this route (proxied, redirect,
+   * its own error pages), replacing an upstream's own; computed once at load. null (`hsts: false`): nexo
+   * sends none and passes an upstream's own untouched. Never sent over plain HTTP (RFC 6797 §7.2).
+   */
+  hsts: string | null;
   /** Position of the route key in the config file. */
   position: SourcePosition;
 }
@@ -64,6 +75,8 @@ export interface AcmeConfig {
   renewBeforeMs: number;
   checkIntervalMs: number;
   retryIntervalMs: number;
+  /** How long one DNS-01 TXT record may take to become visible at the name servers before the attempt fails. */
+  propagationTimeoutMs: number;
   /** "host:port" or "host" (port 53) resolvers for DNS propagation checks; empty = authoritative servers. */
   dnsResolvers: string[];
   /** Key type of new certificates: ECDSA P-256 (the default) or RSA-2048 for old clients. */
@@ -78,13 +91,16 @@ export interface CloudflareConfig {
   zoneId: string | null;
 }
 
-/** Server-wide limits; routes may override `maxBodyBytes` and `responseTimeoutMs`. */
+/** Server-wide limits; routes may override `maxBodyBytes`, `responseTimeoutMs` and `bodyTimeoutMs`. */
 export interface ServerLimits extends RouteLimits {
   /** Largest total size of request headers, in bytes; more gets 431. */
   maxHeaderBytes: number;
-  /** Time a client has to send a complete request head, in ms; past it the connection is closed. */
+  /**
+   * A request body that sends nothing for this long, in ms, is cut off with 408. Meant for request heads too,
+   * but Deno 2.9.6's HTTP server has no timer for those (README, "limits").
+   */
   readTimeoutMs: number;
-  /** Time an idle keep-alive connection is kept open, in ms. */
+  /** Time an idle keep-alive connection is kept open, in ms: validated, not enforced on Deno 2.9.6 (README). */
   idleTimeoutMs: number;
 }
 

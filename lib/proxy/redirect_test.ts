@@ -7,6 +7,7 @@ function route(target: string, keepPath: boolean, status: RedirectRoute["status"
     kind: "redirect",
     host: "example.com",
     accessLog: true,
+    hsts: null,
     position: { file: "t.yaml", line: 1, col: 1 },
     target: new URL(target),
     status,

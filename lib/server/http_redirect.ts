@@ -1,6 +1,8 @@
 // The optional plain-HTTP listener (`http_listen`): ACME HTTP-01 responses at /.well-known/acme-challenge/
 // (RFC 8555 §8.3); otherwise configured hosts get a 308 to the same URL on https, so methods and bodies
-// survive the redirect (RFC 9110 §15.4.9), and unknown hosts get a 404. It never proxies.
+// survive the redirect (RFC 9110 §15.4.9), and unknown hosts get a 404. It never proxies, and never sends
+// Strict-Transport-Security: over plain HTTP the header must not be sent (RFC 6797 §7.2), since anyone on the
+// path could forge or strip it; the HTTPS response after the 308 carries it.
 
 import type { Logger } from "../log.ts";
 import { errorPage } from "../proxy/error_page.ts";

@@ -1,0 +1,56 @@
+// Whether a config file that holds a secret (the Cloudflare API token, written inline) can be read by other
+// users of the machine: its mode, and the chmod that fixes it. It reports; it never changes a mode (nexo
+// never writes the config) and never reads or returns the secret itself. Logging is the caller's.
+
+import type { Config } from "./types.ts";
+
+/** A file holding a secret that its group or other users may read. */
+export interface ExposedSecretFile {
+  /** Absolute path, as the config was loaded. */
+  file: string;
+  /** Permission bits (`0o644`). */
+  mode: number;
+  /** Which setting's secret the file holds, by key path: "cloudflare.api_token". Never the secret. */
+  secret: string;
+  /** The command that fixes it: `chmod 600 /etc/nexo/config.yaml`. */
+  fix: string;
+}
+
+/** Group-read and other-read: anyone but the owner (and root) can read the token. */
+const READABLE_BY_OTHERS = 0o044;
+
+/**
+ * Returns the files of `config` that hold a secret and are readable by group or others (mode & 0o044):
+ * today the config file itself when it has a `cloudflare:` block, since the token is written inline. Called
+ * at start and on every reload (a reload may add the token). A file that vanished since it was loaded (an
+ * editor's rename) or a platform without Unix modes gives nothing; other errors are thrown.
+ */
+export async function findExposedSecretFiles(config: Config): Promise<ExposedSecretFile[]> {
+  if (config.cloudflare === null) return [];
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(config.file); // follows a symlink: the mode that matters is the target's
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable) return [];
+    throw error;
+  }
+  if (info.mode === null) return [];
+  const mode = info.mode & 0o7777;
+  if ((mode & READABLE_BY_OTHERS) === 0) return [];
+  return [{
+    file: config.file,
+    mode,
+    secret: "cloudflare.api_token",
+    fix: `chmod 600 ${shellQuote(config.file)}`,
+  }];
+}
+
+/** "0644": a mode as `ls -l` users and chmod write it. */
+export function formatMode(mode: number): string {
+  return `0${(mode & 0o7777).toString(8).padStart(3, "0")}`;
+}
+
+/** A path as one shell word: bare when it is plainly safe, else single-quoted. */
+function shellQuote(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { findExposedSecretFiles, formatMode } from "./file_mode.ts";
+import { loadConfig } from "./parse.ts";
+
+const TOKEN = "cf-test-token-0123456789abcdef";
+const WITH_TOKEN = `issuer: internal\ncloudflare:\n  api_token: ${TOKEN}\n`;
+
+/** Writes `text` to `dir/name` with `mode` (set after writing, so the umask does not matter). */
+async function writeConfig(dir: string, name: string, text: string, mode: number): Promise<string> {
+  const file = join(dir, name);
+  await Deno.writeTextFile(file, text);
+  await Deno.chmod(file, mode);
+  return file;
+}
+
+Deno.test("findExposedSecretFiles() flags a config holding the token that group or others can read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const mode of [0o644, 0o640, 0o604, 0o666]) {
+      const file = await writeConfig(dir, "config.yaml", WITH_TOKEN, mode);
+      const found = await findExposedSecretFiles(await loadConfig(file));
+      assert.deepEqual(found, [
+        { file, mode, secret: "cloudflare.api_token", fix: `chmod 600 ${file}` },
+      ], formatMode(mode));
+      assert.ok(!JSON.stringify(found).includes(TOKEN), "the finding never carries the token");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("findExposedSecretFiles() accepts owner-only modes and configs without a token", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const mode of [0o600, 0o400, 0o700]) {
+      const file = await writeConfig(dir, "config.yaml", WITH_TOKEN, mode);
+      assert.deepEqual(await findExposedSecretFiles(await loadConfig(file)), [], formatMode(mode));
+    }
+    const open = await writeConfig(dir, "open.yaml", "issuer: internal\n", 0o644);
+    assert.deepEqual(await findExposedSecretFiles(await loadConfig(open)), [], "no secret, nothing to hide");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("findExposedSecretFiles() judges a symlinked config by its target and quotes odd paths", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A Kubernetes or Docker mount: config.yaml is a symlink into a directory that is swapped on update.
+    const target = await writeConfig(dir, "data file.yaml", WITH_TOKEN, 0o644);
+    const link = join(dir, "config.yaml");
+    await Deno.symlink(target, link);
+    const [found] = await findExposedSecretFiles(await loadConfig(link));
+    assert.equal(found?.file, link);
+    assert.equal(found?.mode, 0o644);
+    await Deno.chmod(target, 0o600);
+    assert.deepEqual(await findExposedSecretFiles(await loadConfig(link)), []);
+    await Deno.chmod(target, 0o644);
+    const spaced = await findExposedSecretFiles(await loadConfig(target));
+    assert.equal(spaced[0]?.fix, `chmod 600 '${target}'`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("formatMode() writes permission bits the way chmod takes them", () => {
+  assert.equal(formatMode(0o644), "0644");
+  assert.equal(formatMode(0o100600), "0600");
+  assert.equal(formatMode(0o4755), "04755");
+  assert.equal(formatMode(0o7), "0007");
+});
