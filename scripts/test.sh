@@ -5,8 +5,10 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# command:package pairs the tests use.
-NEEDED="curl:curl openssl:openssl nghttp:nghttp2-client pebble:pebble pebble-challtestsrv:pebble"
+# command:package pairs the tests use. tests/slow_clients_test.ts runs slowhttptest and builds a small
+# LD_PRELOAD shim with cc (slowhttptest sends no SNI, which nexo needs).
+NEEDED="curl:curl openssl:openssl nghttp:nghttp2-client pebble:pebble pebble-challtestsrv:pebble sslscan:sslscan"
+NEEDED="$NEEDED slowhttptest:slowhttptest cc:gcc"
 missing=""
 for pair in $NEEDED; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"

@@ -378,6 +378,35 @@ proxies:
       conn.close();
     });
 
+    await t.step(
+      "a WebSocket client that stops reading gets both sides closed, not unbounded buffering",
+      async () => {
+        const conn = await connectTls(nexo, "app.test");
+        const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+        await conn.write(new TextEncoder().encode(
+          `GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        ));
+        assert.match(await new FrameReader(conn).readHead(), /^HTTP\/1\.1 101/);
+        // 128 MiB asked for, none of it read: kernel buffers hold a few MiB, nexo may hold 16 MiB more.
+        const asked = 2048;
+        await conn.write(maskedTextFrame(`flood ${asked}`));
+        const deadline = Date.now() + 30_000;
+        let end;
+        while (!(end = app.seen.find((s) => s.path === "/ws-flood-end")) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        conn.close();
+        assert.ok(end, "the upstream's flood ended");
+        assert.equal(end.headers.closed, "true", "nexo closed the upstream socket");
+        assert.ok(Number(end.headers.sent) < asked / 2, `sent ${end.headers.sent} of ${asked} messages`);
+        const line = await nexo.waitForLog((l) =>
+          l.msg === "request" && l.status === 101 && /too slowly/.test(String(l.error))
+        );
+        assert.match(String(line.error), /client read too slowly \(over 16777216 bytes waiting\)/);
+      },
+    );
+
     await t.step("a malformed WebSocket handshake gets 400 without an upstream connection", async () => {
       const before = app.seen.filter((s) => s.path === "/ws").length;
       const conn = await connectTls(nexo, "app.test");
@@ -462,6 +491,44 @@ proxies:
     const headers = JSON.parse(res.body).headers;
     assert.equal(headers["x-forwarded-for"], "198.51.100.9, 127.0.0.1");
     assert.equal(headers["x-real-ip"], "198.51.100.9");
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});
+
+Deno.test("a small request body is read whole before nexo opens an upstream request; a large one streams", async () => {
+  const app = startEchoUpstream();
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${app.url}
+`);
+  const uploads = () => app.seen.filter((s) => s.path === "/upload").length;
+  const trickle = async (length: number) => {
+    const conn = await connectTls(nexo, "app.test");
+    await conn.write(new TextEncoder().encode(
+      `POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: ${length}\r\n\r\n` + "x".repeat(10),
+    ));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const reachedUpstream = uploads();
+    const rest = new TextEncoder().encode("x".repeat(length - 10));
+    for (let sent = 0; sent < rest.length;) sent += await conn.write(rest.subarray(sent));
+    const reader = new FrameReader(conn);
+    const head = await reader.readHead();
+    conn.close();
+    return { reachedUpstream, head };
+  };
+  try {
+    // 1 KiB, 10 bytes sent: a slow client holds no upstream connection (nor one of the app's workers).
+    const small = await trickle(1024);
+    assert.equal(small.reachedUpstream, 0, "the upstream saw the request before its body was complete");
+    assert.match(small.head, /^HTTP\/1\.1 200/);
+    assert.equal(uploads(), 1);
+    // 1 MiB: streamed as it arrives, the upstream sees the request at once.
+    const large = await trickle(1024 * 1024);
+    assert.equal(large.reachedUpstream, 2, "a large upload is streamed, not buffered");
+    assert.match(large.head, /^HTTP\/1\.1 200/);
   } finally {
     await nexo.stop();
     await app.close();

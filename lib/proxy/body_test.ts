@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  BodyReadError,
   BodyTimeoutError,
   BodyTooLargeError,
   countBody,
@@ -7,6 +8,7 @@ import {
   limitBody,
   nonEmptyBody,
   readEagerly,
+  ResponseBodyCutError,
   SMALL_BODY_BYTES,
 } from "./body.ts";
 
@@ -46,6 +48,41 @@ Deno.test("limitBody() errors with BodyTimeoutError when the client stops sendin
     readAll(stream),
     (error) => error instanceof BodyTimeoutError && error.timeoutMs === 50,
   );
+});
+
+Deno.test("limitBody() errors with BodyReadError, caused by the failure, when the body fails", async () => {
+  const broken = new TypeError("invalid HTTP/1 request: Invalid");
+  const failing = new ReadableStream<Uint8Array>({
+    start: (c) => c.enqueue(new Uint8Array(1)),
+    pull: (c) => c.error(broken),
+  });
+  await assert.rejects(
+    readAll(limitBody(failing, LIMITS)),
+    (error) => error instanceof BodyReadError && error.cause === broken,
+  );
+});
+
+Deno.test("limitBody() cancels a stalled body only once its pending read has settled", async () => {
+  // Deno 2.9.6 leaks a request body's buffers when its reader is cancelled with a read pending.
+  let cancelled = false;
+  let sendMore: (() => void) | undefined;
+  const source = new ReadableStream<Uint8Array>({
+    pull: (c) =>
+      new Promise<void>((resolve) => {
+        sendMore = () => {
+          c.enqueue(new Uint8Array(1));
+          resolve();
+        };
+      }),
+    cancel: () => {
+      cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  await assert.rejects(readAll(limitBody(source, { maxBytes: 10, readTimeoutMs: 50 })), BodyTimeoutError);
+  assert.equal(cancelled, false, "cancelled while its read was pending");
+  sendMore!();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(cancelled, true, "never cancelled after the read settled");
 });
 
 Deno.test("findCause() finds an error of a type through a cause chain", () => {
@@ -94,6 +131,23 @@ Deno.test("countBody() reports the byte count once when the body ends", async ()
   );
   assert.equal(await readAll(stream), 7);
   assert.deepEqual(seen, [[7, null]]);
+});
+
+Deno.test("countBody() reports a failing body once and errors with ResponseBodyCutError", async () => {
+  const seen: Array<[number, unknown]> = [];
+  const cause = new Error("upstream reset");
+  let sent = false;
+  const failing = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent) return controller.error(cause);
+      sent = true;
+      controller.enqueue(new Uint8Array(5));
+    },
+  });
+  const error = await readAll(countBody(failing, (bytes, e) => seen.push([bytes, e]))).catch((e) => e);
+  assert.ok(error instanceof ResponseBodyCutError, String(error));
+  assert.equal(error.cause, cause);
+  assert.deepEqual(seen, [[5, cause]]);
 });
 
 Deno.test("countBody() reports an error when the client cancels", async () => {

@@ -1,5 +1,6 @@
-// The small pages nexo answers with itself (404, 413, 421, 431, 502, 504...): plain, short, the same shape
-// everywhere, and free of internal details (upstream addresses and error causes go to the log, not the page).
+// The small pages nexo answers with itself (404, 413, 421, 431, 501, 502, 504...): plain, short, the same
+// shape everywhere, and free of internal details (upstream addresses and error causes go to the log, not the
+// page).
 
 const STATUS_TEXT: Record<number, string> = {
   400: "Bad Request",
@@ -9,6 +10,7 @@ const STATUS_TEXT: Record<number, string> = {
   421: "Misdirected Request",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",

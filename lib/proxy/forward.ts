@@ -1,13 +1,15 @@
 // Forwarding one request to a proxy route's upstream and shaping the response: target URL, header rewriting,
-// the request-body limit, upstream failures mapped to 413/502/504 in this one place, the default
-// Cache-Control, and small bodies sent as one buffer. WebSocket upgrades are websocket.ts's; routing and
-// the access log are the caller's.
+// the request-body limit, client and upstream failures mapped to 400/413/501/502/504 in this one place, the
+// default Cache-Control, and small bodies sent as one buffer. WebSocket upgrades are websocket.ts's; routing
+// and the access log are the caller's.
 
 import { errorMessage } from "../error_message.ts";
 import type { ProxyRoute } from "../config/types.ts";
 import {
+  BodyReadError,
   BodyTimeoutError,
   BodyTooLargeError,
+  bufferBody,
   countBody,
   drainBody,
   findCause,
@@ -44,14 +46,26 @@ export interface ForwardOutcome {
 
 /**
  * Sends `req` to the route's upstream and returns the response to give the client. Never throws: every
- * failure becomes an error page (413 body too large, 502 upstream unreachable or broken, 504 no response
- * head within the route's timeout).
+ * failure becomes an error page (400 malformed or cut-off request body, 413 body too large, 501 transfer
+ * coding other than chunked, 502 upstream unreachable or broken, 504 no response head within the route's
+ * timeout, or a small body stalled for the route's body_timeout). Once a streamed body has begun, a failure
+ * aborts the response instead (HTTP/1.1: the connection closes before the declared length or the last
+ * chunk; HTTP/2: RST_STREAM), so a client never takes a cut body for a whole one.
  */
 export async function forwardRequest(
   req: Request,
   route: ProxyRoute,
   options: ForwardOptions,
 ): Promise<Response> {
+  if (!isChunkedOrNone(req.headers.get("transfer-encoding"))) {
+    drainBody(req.body);
+    return fail(
+      options,
+      501,
+      "The request's Transfer-Encoding is not supported; send the body chunked or with a Content-Length.",
+      "unsupported transfer coding",
+    );
+  }
   const declaredLength = parseContentLength(req.headers.get("content-length"));
   if (declaredLength !== null && declaredLength > route.limits.maxBodyBytes) {
     drainBody(req.body);
@@ -63,7 +77,10 @@ export async function forwardRequest(
       maxBytes: route.limits.maxBodyBytes,
       readTimeoutMs: options.bodyReadTimeoutMs,
     });
-    const body = limited !== null && declaredLength === null ? await nonEmptyBody(limited) : limited;
+    let body = limited !== null && declaredLength === null ? await nonEmptyBody(limited) : limited;
+    if (body !== null && declaredLength !== null && declaredLength <= SMALL_BODY_BYTES) {
+      body = await bufferBody(body);
+    }
     upstream = await options.pool.request({
       method: req.method,
       url: upstreamUrl(route.upstream, options.url),
@@ -71,10 +88,11 @@ export async function forwardRequest(
       body,
       bodyLength: body === null ? null : declaredLength,
       responseTimeoutMs: route.limits.responseTimeoutMs,
+      bodyTimeoutMs: route.limits.bodyTimeoutMs,
       signal: req.signal,
     });
   } catch (error) {
-    return failFromError(req, options, error, route);
+    return failFromError(req, options, error);
   }
   if (upstream.status < 200 || upstream.status > 599) {
     await upstream.body?.cancel().catch(() => {});
@@ -106,7 +124,7 @@ export async function forwardRequest(
       return new Response(countedStream(eager.stream, upstream.status, options), init);
     }
   } catch (error) {
-    return failFromError(req, options, error, route);
+    return failFromError(req, options, error);
   }
   return new Response(countedStream(upstream.body, upstream.status, options), init);
 }
@@ -136,14 +154,29 @@ export function upstreamUrl(base: URL, requestUrl: URL): URL {
   return target;
 }
 
-/** Parses a Content-Length value; null when absent. hyper has already rejected malformed values. */
+/**
+ * Parses a Content-Length value; null when absent or not one number (identical repeated lines arrive joined,
+ * "5, 5", and the body is then forwarded chunked). hyper has already rejected malformed values but accepts
+ * up to 2^64-1: a length past Number's exact range comes back rounded, still far over any body limit, so
+ * the up-front 413 catches it instead of the body being streamed until the limit trips.
+ */
 function parseContentLength(value: string | null): number | null {
   if (value === null) return null;
   const n = Number(value);
-  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+  return Number.isInteger(n) && n >= 0 ? n : null;
 }
 
-function failFromError(req: Request, options: ForwardOptions, error: unknown, route: ProxyRoute): Response {
+/**
+ * Whether a request's Transfer-Encoding is absent or exactly "chunked". hyper decodes only a final chunked
+ * coding (RFC 9112 §6.1) and leaves the codings before it ("gzip, chunked") applied to the body, which nexo
+ * would pass on without the header that says so: the upstream would take gzip bytes for the content. RFC
+ * 9112 §6.1 answers a transfer coding the server does not implement with 501.
+ */
+function isChunkedOrNone(transferEncoding: string | null): boolean {
+  return transferEncoding === null || transferEncoding.trim().toLowerCase() === "chunked";
+}
+
+function failFromError(req: Request, options: ForwardOptions, error: unknown): Response {
   if (req.signal.aborted) {
     // The client went away first; nobody receives this page. 499 is nginx's name for it in logs.
     options.onDone({ status: 499, bytes: 0, error: "client closed request" });
@@ -155,13 +188,13 @@ function failFromError(req: Request, options: ForwardOptions, error: unknown, ro
   }
   const stalled = findCause(error, BodyTimeoutError);
   if (stalled) return fail(options, 408, "The request body did not arrive in time.", stalled.message);
+  const unreadable = findCause(error, BodyReadError);
+  if (unreadable) {
+    return fail(options, 400, "The request body is malformed or incomplete.", unreadable.message);
+  }
   if (error instanceof UpstreamError && error.kind === "timeout") {
-    return fail(
-      options,
-      504,
-      "The upstream server for this site did not answer in time.",
-      `no response head within ${route.limits.responseTimeoutMs} ms`,
-    );
+    // The message says which wait ran out: connect, response head or (for a small body) body bytes.
+    return fail(options, 504, "The upstream server for this site did not answer in time.", error.message);
   }
   return fail(options, 502, BAD_GATEWAY, errorMessage(error));
 }

@@ -101,6 +101,22 @@ export function findHeadEnd(bytes: Uint8Array, from = 0): number {
   return -1;
 }
 
+const STATUS_LINE_PREFIX = encoder.encode("HTTP/1.");
+
+/**
+ * Whether `bytes`, the start of what an upstream sent where a response head belongs, can still begin a
+ * status line (RFC 9112 §4): their first bytes, up to 7, must be "HTTP/1.". Lets the caller reject a non-HTTP
+ * peer (an SSH, SMTP or h2c-only port, a line of text) as soon as it speaks, instead of waiting for a CRLF
+ * CRLF that may never come (nginx answers 502 "upstream sent no valid HTTP/1.0 header" the same way).
+ */
+export function canStartStatusLine(bytes: Uint8Array): boolean {
+  const n = Math.min(bytes.length, STATUS_LINE_PREFIX.length);
+  for (let i = 0; i < n; i++) {
+    if (bytes[i] !== STATUS_LINE_PREFIX[i]) return false;
+  }
+  return true;
+}
+
 /**
  * Parses a complete response head (status line, field lines and the final empty line, as delimited by
  * `findHeadEnd`). Throws Http1SyntaxError on a malformed status line, obs-fold (RFC 9112 §5.2 lets a proxy

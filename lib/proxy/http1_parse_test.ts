@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  canStartStatusLine,
   detectBodyFraming,
   encodeRequestHead,
   findHeadEnd,
@@ -61,6 +62,15 @@ Deno.test("parseResponseHead() rejects malformed heads with Http1SyntaxError", (
     ]
   ) {
     assert.throws(() => head(text), Http1SyntaxError, JSON.stringify(text));
+  }
+});
+
+Deno.test("canStartStatusLine() accepts any prefix of HTTP/1. and rejects other first bytes at once", () => {
+  for (const text of ["", "H", "HTTP/", "HTTP/1.", "HTTP/1.0 200 OK", "HTTP/1.1 404"]) {
+    assert.equal(canStartStatusLine(encoder.encode(text)), true, text);
+  }
+  for (const text of ["h", "HTTP/2 200", "SSH-2.0", "220 smtp", "\r\nHTTP/1.1 200", "HTTP 1.1", "\x00\x00"]) {
+    assert.equal(canStartStatusLine(encoder.encode(text)), false, JSON.stringify(text));
   }
 });
 

@@ -1,10 +1,11 @@
 // The deadline and abort wiring of one upstream request, across its connect, a retry and the exchange: the
-// caller's AbortSignal and the response timeout both end in `abort(reason)`, which closes the connection in
-// use and cancels the request body. No I/O of its own; what happens on the wire is upstream_exchange.ts's.
+// caller's AbortSignal, the response timeout and the response body's idle timeout all end in `abort(reason)`,
+// which closes the connection in use and cancels the request body. No I/O of its own; what happens on the
+// wire is upstream_exchange.ts's.
 
 import { UpstreamError } from "./upstream_error.ts";
 
-/** What the deadline is currently guarding: opening the connection, or waiting for the response head. */
+/** What the head deadline is currently guarding: opening the connection, or waiting for the response head. */
 export type WatchPhase = "connect" | "response";
 
 /** What `RequestControl` needs from the connection it closes on abort. */
@@ -18,14 +19,16 @@ export interface RequestControlOptions {
   signal: AbortSignal | undefined;
   /** No-progress limit in ms for connecting and for the response head; not finite or >= 2^31 means none. */
   timeoutMs: number;
+  /** Limit in ms on each wait for response body bytes; not finite or >= 2^31 means none. */
+  bodyTimeoutMs: number;
   /** "host:port" of the upstream, for the timeout message. */
   authority: string;
 }
 
 /**
  * One request's abort state. `abort()` wins once and is ignored after `finish()` (the connection may be back in
- * the pool by then). Every timer it starts is cleared by `abort()`, `headReceived()` or `finish()`, so nothing
- * outlives the request.
+ * the pool by then). Every timer it starts is cleared by `abort()` or `finish()` (the head deadline also by
+ * `headReceived()`), so nothing outlives the request.
  */
 export class RequestControl {
   #aborted = false;
@@ -35,9 +38,11 @@ export class RequestControl {
   #conn: Closable | null = null;
   #body: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #bodyTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #connect = new AbortController();
   #signal: AbortSignal | undefined;
   #timeoutMs: number;
+  #bodyTimeoutMs: number;
   #authority: string;
   #onAbort = () => this.abort(this.#signal?.reason);
 
@@ -46,6 +51,7 @@ export class RequestControl {
     options.signal?.throwIfAborted();
     this.#signal = options.signal;
     this.#timeoutMs = options.timeoutMs;
+    this.#bodyTimeoutMs = options.bodyTimeoutMs;
     this.#authority = options.authority;
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
@@ -87,9 +93,7 @@ export class RequestControl {
   watch(phase: WatchPhase): void {
     if (this.#aborted || this.#finished || this.#headReceived) return;
     this.unwatch();
-    const ms = this.#timeoutMs;
-    if (!Number.isFinite(ms) || ms >= 2 ** 31) return; // setTimeout fires at once past 2^31-1 ms
-    this.#timer = setTimeout(() => this.abort(this.#timeoutError(phase)), Math.max(0, ms));
+    this.#timer = startTimer(this.#timeoutMs, () => this.abort(this.#timeoutError(phase)));
   }
 
   /** Pauses the deadline (while waiting on the client's body, which is not the upstream's fault). */
@@ -98,10 +102,26 @@ export class RequestControl {
     this.#timer = undefined;
   }
 
-  /** The response timeout does not limit the body: stop the deadline for good. */
+  /** The response timeout does not limit the body: stop its deadline for good (body reads use watchBody). */
   headReceived(): void {
     this.#headReceived = true;
     this.unwatch();
+  }
+
+  /**
+   * Starts the body deadline for one wait on the upstream for response body bytes; `unwatchBody()` when they
+   * came. Separate from the head deadline, which the request body's sender pauses and resumes on its own.
+   */
+  watchBody(): void {
+    if (this.#aborted || this.#finished) return;
+    this.unwatchBody();
+    this.#bodyTimer = startTimer(this.#bodyTimeoutMs, () => this.abort(this.#bodyTimeoutError()));
+  }
+
+  /** Stops the body deadline (the bytes came, or the read failed). */
+  unwatchBody(): void {
+    clearTimeout(this.#bodyTimer);
+    this.#bodyTimer = undefined;
   }
 
   /** Cancels the request body (once), e.g. when the upstream stopped reading it. */
@@ -130,6 +150,7 @@ export class RequestControl {
 
   #cleanUp(): void {
     this.unwatch();
+    this.unwatchBody();
     this.#signal?.removeEventListener("abort", this.#onAbort);
   }
 
@@ -139,4 +160,17 @@ export class RequestControl {
       : `upstream ${this.#authority} sent no response head within ${this.#timeoutMs} ms`;
     return new UpstreamError("timeout", message);
   }
+
+  #bodyTimeoutError(): UpstreamError {
+    return new UpstreamError(
+      "timeout",
+      `upstream ${this.#authority} sent no response body bytes for ${this.#bodyTimeoutMs} ms; body cut off`,
+    );
+  }
+}
+
+/** A timer calling `onExpiry` after `ms`, or none when `ms` is not finite or too large for setTimeout. */
+function startTimer(ms: number, onExpiry: () => void): ReturnType<typeof setTimeout> | undefined {
+  if (!Number.isFinite(ms) || ms >= 2 ** 31) return undefined; // setTimeout fires at once past 2^31-1 ms
+  return setTimeout(onExpiry, Math.max(0, ms));
 }

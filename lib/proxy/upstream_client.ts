@@ -32,9 +32,16 @@ export interface UpstreamRequest {
   /**
    * Milliseconds allowed without progress to connect, to send the request (time spent waiting on `body` does
    * not count) and then to receive the response head; past it: UpstreamError("timeout"). Does not limit the
-   * response body.
+   * response body (`bodyTimeoutMs` does).
    */
   responseTimeoutMs: number;
+  /**
+   * Milliseconds each read of the response body may wait for the upstream (time the caller takes between
+   * reads does not count); past it the body stream errors with UpstreamError("timeout") and the connection
+   * is closed. Bounds how long a stalled upstream holds a socket and the client behind it. Not finite or
+   * >= 2^31 means no limit.
+   */
+  bodyTimeoutMs: number;
   /** Aborts everything (connect, write, read, body stream) e.g. when the client went away. */
   signal?: AbortSignal;
 }
@@ -51,8 +58,9 @@ export interface UpstreamResponse {
   /**
    * null for HEAD, 1xx, 204, 304 (RFC 9112 §6.3). Otherwise the decoded body (chunked framing removed; content
    * codings untouched: bytes exactly as the upstream sent them). It errors with UpstreamError ("reset" when
-   * truncated, "protocol" on bad chunked framing) or with the abort reason. The caller must read it to the end
-   * or cancel it: cancelling closes the connection (not returned to the pool).
+   * truncated, "protocol" on bad chunked framing, "timeout" past `bodyTimeoutMs`) or with the abort reason.
+   * The caller must read it to the end or cancel it: cancelling closes the connection (not returned to the
+   * pool).
    */
   body: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   /** Content-Length when the upstream framed the body with one, else null. */
@@ -131,6 +139,7 @@ export class UpstreamPool {
     const control = new RequestControl({
       signal: req.signal,
       timeoutMs: req.responseTimeoutMs,
+      bodyTimeoutMs: req.bodyTimeoutMs,
       authority: origin.authority,
     });
     try {

@@ -129,6 +129,7 @@ function get(port: number, path = "/", extra: Partial<UpstreamRequest> = {}): Up
     body: null,
     bodyLength: null,
     responseTimeoutMs: 5_000,
+    bodyTimeoutMs: 5_000,
     ...extra,
   };
 }
@@ -596,7 +597,7 @@ Deno.test("a chunked body cut off mid-chunk errors the body stream with reset", 
 for (
   const [name, response, message] of [
     ["a garbage status line", "HTTP/1.1 OK 200\r\n\r\n", /invalid status line/],
-    ["a non-HTTP answer", "SSH-2.0-OpenSSH_9.6\r\n\r\n", /invalid status line/],
+    ["a non-HTTP answer", "SSH-2.0-OpenSSH_9.6\r\n\r\n", /did not answer with HTTP\/1\.x/],
     ["obs-fold", "HTTP/1.1 200 OK\r\nx-long: a\r\n  b\r\ncontent-length: 0\r\n\r\n", /line folding/],
     [
       "conflicting Content-Length",
@@ -642,6 +643,25 @@ Deno.test("a response head over maxHeaderBytes is a protocol error", async () =>
       "protocol",
       /larger than 1024 bytes/,
     );
+  } finally {
+    pool.close();
+    await upstream.close();
+  }
+});
+
+Deno.test("a peer that is not an HTTP/1.x server is a protocol error as soon as it speaks", async () => {
+  // An SMTP greeting has no CRLF CRLF: waiting for the head's end would last until the response timeout.
+  const upstream = rawUpstream(async (peer) => {
+    await peer.readHead();
+    await peer.write("220 mail.example.com ESMTP ready\r\n");
+    await peer.readHead();
+  });
+  const pool = new UpstreamPool();
+  try {
+    const started = performance.now();
+    const error = await rejection(pool.request(get(upstream.port, "/", { responseTimeoutMs: 10_000 })));
+    assertUpstreamError(error, "protocol", /did not answer with HTTP\/1\.x \(it sent "220 mail/);
+    assert.ok(performance.now() - started < 5_000, "rejected without waiting for the response timeout");
   } finally {
     pool.close();
     await upstream.close();
@@ -731,6 +751,54 @@ Deno.test("the response timeout does not limit a slow body once the head arrived
   try {
     const res = await pool.request(get(upstream.port, "/", { responseTimeoutMs: 50 }));
     assert.equal(await text(res), "abcd");
+  } finally {
+    pool.close();
+    await upstream.close();
+  }
+});
+
+Deno.test("a response body stalled past bodyTimeoutMs errors with timeout; its connection closes", async () => {
+  let closedByClient: Promise<string | null> = Promise.resolve(null);
+  const upstream = rawUpstream(async (peer) => {
+    await peer.readHead();
+    await peer.write("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nstart");
+    // Never sends the rest; readHead() returns null once the client closes the connection.
+    closedByClient = peer.readHead();
+    await closedByClient;
+  });
+  const pool = new UpstreamPool();
+  try {
+    const res = await pool.request(get(upstream.port, "/", { bodyTimeoutMs: 200 }));
+    const started = performance.now();
+    assertUpstreamError(await rejection(res.bytes()), "timeout", /no response body bytes for 200 ms/);
+    assert.ok(performance.now() - started >= 190);
+    assert.equal(await closedByClient, null, "the client closed the stalled connection");
+    assert.equal(pool.idleCount, 0);
+  } finally {
+    pool.close();
+    await upstream.close();
+  }
+});
+
+Deno.test("bodyTimeoutMs times waits on the upstream, not the caller's pauses between reads", async () => {
+  const upstream = rawUpstream(async (peer) => {
+    await peer.readHead();
+    await peer.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n");
+    await new Promise((r) => setTimeout(r, 50));
+    await peer.write("2\r\ncd\r\n0\r\n\r\n");
+    await peer.readHead();
+  });
+  const pool = new UpstreamPool();
+  try {
+    const res = await pool.request(get(upstream.port, "/", { bodyTimeoutMs: 150 }));
+    const reader = res.body!.getReader();
+    let body = "";
+    for (let result = await reader.read(); !result.done; result = await reader.read()) {
+      body += decoder.decode(result.value);
+      // A slow client: three body timeouts between reads, while the upstream's bytes wait in the socket.
+      await new Promise((r) => setTimeout(r, 450));
+    }
+    assert.equal(body, "abcd");
   } finally {
     pool.close();
     await upstream.close();

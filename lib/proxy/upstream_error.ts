@@ -6,7 +6,8 @@
  * - `connect`: no connection (refused, unreachable, DNS failure, TLS handshake failed);
  * - `reset`: the connection broke (EOF or reset) before or while the response arrived, or the request body
  *   failed while being sent (then `cause` is the body stream's error);
- * - `timeout`: no connection or no response head within the request's `responseTimeoutMs`;
+ * - `timeout`: no connection or no response head within the request's `responseTimeoutMs`, or no response
+ *   body bytes within its `bodyTimeoutMs` (then raised by the body stream);
  * - `protocol`: the upstream sent something that is not valid HTTP/1.1.
  */
 export type UpstreamErrorKind = "connect" | "reset" | "timeout" | "protocol";

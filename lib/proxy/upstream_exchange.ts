@@ -203,6 +203,8 @@ function createBodyStream(
   return new ReadableStream<Uint8Array<ArrayBuffer>>({
     async pull(controller) {
       let piece: Uint8Array<ArrayBuffer> | null;
+      // Only the wait on the upstream is timed: a slow client pulls later, which is not the upstream's fault.
+      control.watchBody();
       try {
         piece = await next();
       } catch (error) {
@@ -210,6 +212,8 @@ function createBodyStream(
         end(reason);
         controller.error(reason);
         return;
+      } finally {
+        control.unwatchBody();
       }
       if (piece === null) {
         end(null);

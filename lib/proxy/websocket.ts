@@ -134,6 +134,13 @@ function openUpstream(
 /** A client socket not open this long after the 101 never will be (the client left during the upgrade). */
 const CLIENT_OPEN_TIMEOUT_MS = 10_000;
 
+/**
+ * Most bytes one side may have waiting to go out. The WebSocket API cannot stop reading from the faster side,
+ * so a peer that stops reading (or reads slower than the other side sends) would otherwise grow nexo's
+ * memory without bound; past this the relay closes both sides, as nginx does when its buffers fill.
+ */
+export const MAX_WEBSOCKET_BUFFERED_BYTES = 16 * 1024 * 1024;
+
 /** Relays messages both ways; a close on either side closes the other with the same code when allowed. */
 function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions): void {
   client.binaryType = "arraybuffer";
@@ -146,10 +153,24 @@ function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions
     options.onDone({ status: 101, bytes, error });
   };
 
+  let backlogBytes = 0;
+  const tooSlow = (side: string) => {
+    const reason = `the ${side} read too slowly (over ${MAX_WEBSOCKET_BUFFERED_BYTES} bytes waiting)`;
+    closeQuietly(client, 1000, "peer too slow");
+    closeQuietly(upstream, 1000, "peer too slow");
+    finish(reason);
+  };
   upstream.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
-    bytes += typeof event.data === "string" ? event.data.length : event.data.byteLength;
-    if (client.readyState === WebSocket.OPEN) client.send(event.data);
-    else if (client.readyState === WebSocket.CONNECTING) backlog.push(event.data);
+    const size = typeof event.data === "string" ? event.data.length : event.data.byteLength;
+    bytes += size;
+    if (client.readyState === WebSocket.OPEN) {
+      client.send(event.data);
+      if (client.bufferedAmount > MAX_WEBSOCKET_BUFFERED_BYTES) tooSlow("client");
+    } else if (client.readyState === WebSocket.CONNECTING) {
+      backlog.push(event.data);
+      backlogBytes += size;
+      if (backlogBytes > MAX_WEBSOCKET_BUFFERED_BYTES) tooSlow("client");
+    }
   };
   const notOpened = setTimeout(() => {
     if (client.readyState !== WebSocket.CONNECTING) return;
@@ -161,7 +182,9 @@ function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions
     for (const data of backlog.splice(0)) client.send(data);
   };
   client.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
-    if (upstream.readyState === WebSocket.OPEN) upstream.send(event.data);
+    if (upstream.readyState !== WebSocket.OPEN) return;
+    upstream.send(event.data);
+    if (upstream.bufferedAmount > MAX_WEBSOCKET_BUFFERED_BYTES) tooSlow("upstream");
   };
   client.onclose = (event) => {
     clearTimeout(notOpened);
@@ -170,6 +193,7 @@ function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions
   };
   upstream.onclose = (event) => {
     clearTimeout(notOpened);
+    backlog.length = 0;
     closeQuietly(client, event.code, event.reason);
     finish(null);
   };

@@ -1,5 +1,6 @@
-// The HTTPS request handler: request-head limits, host routing, the SNI/Host consistency check, then a
-// redirect, a WebSocket relay or a proxied request, and one access-log line per request. It reads the
+// The HTTPS request handler: request-head limits, host routing, the Host checks (against the request target
+// and the connection's certificate), then a redirect, a WebSocket relay or a proxied request, the route's
+// Strict-Transport-Security on whatever is answered, and one access-log line per request. It reads the
 // current routing snapshot on every request, so a reload swaps routes without touching open connections.
 
 import type { Route } from "../config/types.ts";
@@ -68,7 +69,9 @@ export function createHandler(options: HandlerOptions): Handler {
         outcome.bytes,
         performance.now() - started,
       );
-      if (outcome.status >= 500 && outcome.error !== null) {
+      // 501 answers the client's transfer coding (forward.ts); every other 5xx here is the upstream's.
+      const upstreamFault = outcome.status >= 500 && outcome.status !== 501;
+      if (upstreamFault && outcome.error !== null) {
         log.warn("upstream failed", {
           host,
           path: url.pathname,
@@ -87,36 +90,71 @@ export function createHandler(options: HandlerOptions): Handler {
         duration_ms: Math.round((performance.now() - started) * 10) / 10,
         upstream: route?.kind === "proxy" ? route.upstream.host : undefined,
         client: clientIp,
-        error: outcome.status < 500 ? outcome.error ?? undefined : undefined,
+        error: upstreamFault ? undefined : outcome.error ?? undefined,
       });
     };
 
+    if (req.headers.has("host") && normalizeHost(url.host) !== host) {
+      // Deno builds req.url from an absolute-form target's authority (or HTTP/2's :authority), else from
+      // Host. Two different names break RFC 9112 §3.2.2 (Host must equal the target's authority; RFC 9113
+      // §8.3.1 likewise): routing by either one lets a proxy in front of nexo and nexo disagree on the site.
+      done({ status: 400, bytes: 0, error: "request target and Host name different hosts" });
+      return errorPage(400, "The request target and the Host header name different hosts.");
+    }
+
+    // HSTS only for a host nexo serves and holds a certificate for: a policy sent on a 404 for an unknown
+    // name, or on a connection whose certificate is for another name (421), would pin a host nexo does not
+    // answer for (RFC 6797 §8.1: browsers heed it only over an error-free secure connection to that host).
+    const covered = route !== undefined && options.covers(host);
     if (headerBytes(req.headers) > snapshot.maxHeaderBytes) {
       done({ status: 431, bytes: 0, error: "request headers too large" });
-      return errorPage(431, "The request headers are larger than this server accepts.");
+      const page = errorPage(431, "The request headers are larger than this server accepts.");
+      return covered ? withHsts(page, route.hsts) : page;
     }
     if (!route) {
       done({ status: 404, bytes: 0, error: "no route for host" });
       return errorPage(404, `No site is configured for this host name.`);
     }
-    if (!options.covers(host)) {
+    if (!covered) {
       // The connection's certificate cannot be for this host (none we hold covers it), so the client reused
       // a connection made for another name (RFC 9110 §15.5.20).
       done({ status: 421, bytes: 0, error: "host not covered by the connection's certificate" });
       return errorPage(421, "This connection cannot serve this host name; open a new connection to it.");
     }
-    return serveRoute(req, url, route, {
-      pool,
-      forwarded: {
-        clientIp,
-        host: hostHeader,
-        proto: "https",
-        trusted: isTrusted(clientIp, snapshot.trustedProxies),
-      },
-      bodyReadTimeoutMs: snapshot.readTimeoutMs,
-      done,
-    });
+    return withHsts(
+      serveRoute(req, url, route, {
+        pool,
+        forwarded: {
+          clientIp,
+          host: hostHeader,
+          proto: "https",
+          trusted: isTrusted(clientIp, snapshot.trustedProxies),
+        },
+        bodyReadTimeoutMs: snapshot.readTimeoutMs,
+        done,
+      }),
+      route.hsts,
+    );
   };
+}
+
+const STS = "strict-transport-security";
+
+/**
+ * Puts the route's Strict-Transport-Security value (computed at config load) on a response nexo sends over
+ * HTTPS: proxied, redirect or one of nexo's own pages, replacing an upstream's own so the config is what
+ * browsers see. With `hsts: false` (null) the response is untouched, so an upstream's own header passes.
+ */
+function withHsts(response: Promise<Response> | Response, hsts: string | null): Promise<Response> | Response {
+  if (hsts === null) return response;
+  if (response instanceof Response) return setHsts(response, hsts);
+  return response.then((resolved) => setHsts(resolved, hsts));
+}
+
+function setHsts(response: Response, hsts: string): Response {
+  // A 101 hands the connection to the WebSocket protocol; the page that opened it carried the policy.
+  if (response.status !== 101) response.headers.set(STS, hsts);
+  return response;
 }
 
 function serveRoute(

@@ -11,6 +11,7 @@ import { Metrics } from "../metrics.ts";
 import { parseCidr } from "../proxy/trusted_proxies.ts";
 import { serveAdmin } from "./admin.ts";
 import { buildStatus, certificatesInStore } from "./status.ts";
+import { ResponseBodyCutError } from "../proxy/body.ts";
 import { errorPage } from "../proxy/error_page.ts";
 import { UpstreamPool } from "../proxy/upstream_client.ts";
 import { buildRouteTable, matchRoute } from "../router.ts";
@@ -114,6 +115,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       resolveCertificate: (name) => store.resolve(name),
       handler,
       onError: (error) => {
+        // Deno also reports a streamed response body cut short by its upstream here, after the response
+        // began: no handler failed, and the access log already has it.
+        if (error instanceof ResponseBodyCutError) return errorPage(502, "The response was cut short.");
         log.error("handler failed", {
           error: error instanceof Error ? error.stack ?? error.message : String(error),
         });
