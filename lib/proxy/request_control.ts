@@ -3,6 +3,7 @@
 // which closes the connection in use and cancels the request body. No I/O of its own; what happens on the
 // wire is upstream_exchange.ts's.
 
+import { cancelDeadline, type Deadline, startDeadline } from "../deadlines.ts";
 import { UpstreamError } from "./upstream_error.ts";
 
 /** What the head deadline is currently guarding: opening the connection, or waiting for the response head. */
@@ -37,8 +38,8 @@ export class RequestControl {
   #reason: unknown = undefined;
   #conn: Closable | null = null;
   #body: ReadableStreamDefaultReader<Uint8Array> | null = null;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #bodyTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timer: Deadline | undefined = undefined;
+  #bodyTimer: Deadline | undefined = undefined;
   #connect = new AbortController();
   #signal: AbortSignal | undefined;
   #timeoutMs: number;
@@ -93,12 +94,12 @@ export class RequestControl {
   watch(phase: WatchPhase): void {
     if (this.#aborted || this.#finished || this.#headReceived) return;
     this.unwatch();
-    this.#timer = startTimer(this.#timeoutMs, () => this.abort(this.#timeoutError(phase)));
+    this.#timer = startDeadline(this.#timeoutMs, () => this.abort(this.#timeoutError(phase)));
   }
 
   /** Pauses the deadline (while waiting on the client's body, which is not the upstream's fault). */
   unwatch(): void {
-    clearTimeout(this.#timer);
+    cancelDeadline(this.#timer);
     this.#timer = undefined;
   }
 
@@ -115,12 +116,12 @@ export class RequestControl {
   watchBody(): void {
     if (this.#aborted || this.#finished) return;
     this.unwatchBody();
-    this.#bodyTimer = startTimer(this.#bodyTimeoutMs, () => this.abort(this.#bodyTimeoutError()));
+    this.#bodyTimer = startDeadline(this.#bodyTimeoutMs, () => this.abort(this.#bodyTimeoutError()));
   }
 
   /** Stops the body deadline (the bytes came, or the read failed). */
   unwatchBody(): void {
-    clearTimeout(this.#bodyTimer);
+    cancelDeadline(this.#bodyTimer);
     this.#bodyTimer = undefined;
   }
 
@@ -167,10 +168,4 @@ export class RequestControl {
       `upstream ${this.#authority} sent no response body bytes for ${this.#bodyTimeoutMs} ms; body cut off`,
     );
   }
-}
-
-/** A timer calling `onExpiry` after `ms`, or none when `ms` is not finite or too large for setTimeout. */
-function startTimer(ms: number, onExpiry: () => void): ReturnType<typeof setTimeout> | undefined {
-  if (!Number.isFinite(ms) || ms >= 2 ** 31) return undefined; // setTimeout fires at once past 2^31-1 ms
-  return setTimeout(onExpiry, Math.max(0, ms));
 }

@@ -63,6 +63,11 @@ export interface UpstreamResponse {
    * pool).
    */
   body: ReadableStream<Uint8Array<ArrayBuffer>> | null;
+  /**
+   * Whether there is a body (`body` is not null). Reading `body` makes its stream; check this instead when
+   * the body may be read with `bytes()`, which is cheaper without one. `body` throws after `bytes()`.
+   */
+  hasBody: boolean;
   /** Content-Length when the upstream framed the body with one, else null. */
   contentLength: number | null;
   /** Reads the whole body into one Uint8Array (for small bodies; the caller checks contentLength first); returns the connection to the pool. */

@@ -183,11 +183,13 @@ Deno.test("request() returns status, headers and body from a Deno.serve upstream
 });
 
 Deno.test("request() sends exactly the caller's header lines plus body framing, nothing else", async () => {
+  // Keeps the connection for the second request: the pool reuses it at once.
   const upstream = rawUpstream(async (peer) => {
-    const head = await peer.readHead();
-    const length = Number(/content-length: (\d+)/i.exec(head ?? "")?.[1] ?? 0);
-    await peer.readBytes(length);
-    await peer.write(OK_5);
+    for (let head = await peer.readHead(); head !== null; head = await peer.readHead()) {
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      await peer.readBytes(length);
+      await peer.write(OK_5);
+    }
   });
   const pool = new UpstreamPool();
   try {
