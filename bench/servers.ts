@@ -2,6 +2,7 @@
 // (nexo, Caddy, nginx) sharing one certificate for "localhost". Each runs as the current user with its own
 // directory under the run's temp dir. Load generation and reporting live elsewhere.
 
+import { V8_FLAGS } from "../lib/v8_flags.ts";
 import { join } from "node:path";
 import { findFreePort, type Proc, spawnLogged, waitForOk } from "./process.ts";
 
@@ -119,7 +120,8 @@ async function startNexo(env: BenchEnv, upstreamUrl: string): Promise<RunningSer
   const configPath = join(dir, "config.yaml");
   await Deno.writeTextFile(configPath, config);
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
-  const args = ["run", "-A", mainTs, "server", "--config", configPath, "--log-format", "json"];
+  // The V8 flags nexo ships with (lib/v8_flags.ts), as `deno task start` and the compiled binary run it.
+  const args = ["run", "-A", V8_FLAGS, mainTs, "server", "--config", configPath, "--log-format", "json"];
   return await startAndWait("nexo", Deno.execPath(), args, { dir, env, url: `https://localhost:${port}` });
 }
 

@@ -2,6 +2,8 @@
 // directory, wait for its "listening" log line, read its JSON logs, and talk to it with real TLS clients
 // (curl, and Deno.connectTls with an SNI name) that verify against nexo's local CA.
 
+import { V8_FLAGS } from "../lib/v8_flags.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 
 export interface NexoProcess {
@@ -46,6 +48,8 @@ export async function startNexo(
     args: [
       "run",
       "-A",
+      // As shipped (deno task start, the compiled binary): memory figures in tests are the real ones.
+      V8_FLAGS,
       `${ROOT}main.ts`,
       "server",
       "--config",

@@ -4,6 +4,7 @@
 
 import { concatBytes } from "../bytes.ts";
 import { errorMessage } from "../error_message.ts";
+import { noteStreamed } from "../stream_gc.ts";
 
 /**
  * Responses up to this size are sent as one buffer instead of a stream. A streamed response body through
@@ -85,6 +86,7 @@ export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits):
       reading = null;
       if (result.done) return controller.close();
       seen += result.value.byteLength;
+      noteStreamed(result.value.byteLength);
       if (seen > limits.maxBytes) {
         controller.error(new BodyTooLargeError(limits.maxBytes));
         // The client gets its 413 cleanly only if the rest of its upload is read (see drainBody).
@@ -298,6 +300,7 @@ export function countBody(
         return controller.close();
       }
       bytes += result.value.byteLength;
+      noteStreamed(result.value.byteLength);
       controller.enqueue(result.value);
     },
     cancel(reason) {
