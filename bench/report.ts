@@ -94,7 +94,8 @@ machine; they are not a statement about any other machine.
 
 Medians of ${info.rounds} rounds; the proxies take turns (nexo, Caddy, nginx, nexo, ...) so drift in the
 machine hits all three alike. A ratio above 1 means nexo has the larger number: good for "higher" rows, bad for
-"lower" rows; "neither" rows are context. Rows measured once per run say so below.
+"lower" rows; "neither" rows are context. Rows measured once per run say so below. What the numbers come
+from, what was tuned and what stands in the way of nexo leading: [performance.md](performance.md).
 
 ${table}
 

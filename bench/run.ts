@@ -10,7 +10,15 @@ import { type AcmeCostOptions, measureAcmeCost } from "./acme_cost.ts";
 import { runWrk } from "./load.ts";
 import { readOpenFileLimit, readTreeRss } from "./process.ts";
 import { addSample, median, renderPage, renderTable, type Samples } from "./report.ts";
-import { METRICS, MIB, MIN_OPEN_FILES, runScenarios, SCENARIOS, SETTLE_MS } from "./scenarios.ts";
+import {
+  measureTransfer,
+  METRICS,
+  MIB,
+  MIN_OPEN_FILES,
+  runScenarios,
+  SCENARIOS,
+  SETTLE_MS,
+} from "./scenarios.ts";
 import {
   type BenchEnv,
   HUGE_BYTES,
@@ -81,7 +89,7 @@ async function main(): Promise<void> {
       await proxies[name].proc.stop();
     }
     await measureAcme(env, { upstreamUrl: upstream.url, cleanups }, { samples, warnings });
-    await measureColdStarts(env, upstream.url, samples, running);
+    await measureColdStarts(env, upstream.url, { samples, warnings }, running);
     await writePage(samples, { versions, warnings });
   } finally {
     await stopAll();
@@ -136,20 +144,28 @@ async function writePage(samples: Samples, info: { versions: string[]; warnings:
   await Deno.stdout.write(new TextEncoder().encode(`${table}\n\nWritten to ${PAGE_PATH}\n`));
 }
 
-/** Starts and stops each proxy `ROUNDS` times, alternating, recording spawn-to-first-200 in ms. */
+/**
+ * Starts and stops each proxy `ROUNDS` times, alternating, recording spawn-to-first-200 in ms; each fresh
+ * process then carries one 1 GiB transfer (download or upload, a fresh start for each), so that its RSS
+ * growth is measured from the idle state.
+ */
 async function measureColdStarts(
   env: BenchEnv,
   upstreamUrl: string,
-  samples: Samples,
+  { samples, warnings }: { samples: Samples; warnings: string[] },
   running: Set<RunningServer>,
 ): Promise<void> {
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const name of PROXY_NAMES) {
-      const server = await startProxy(name, env, upstreamUrl);
-      running.add(server);
-      addSample(samples, "cold_start", name, server.readyMs);
-      running.delete(server);
-      await server.proc.stop();
+    for (const direction of ["download", "upload"] as const) {
+      for (const name of PROXY_NAMES) {
+        const server = await startProxy(name, env, upstreamUrl);
+        running.add(server);
+        if (direction === "download") addSample(samples, "cold_start", name, server.readyMs);
+        await sleep(SETTLE_MS);
+        await measureTransfer(server, { samples, warnings, round, env }, direction);
+        running.delete(server);
+        await server.proc.stop();
+      }
     }
   }
   say("cold starts measured");

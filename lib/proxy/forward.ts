@@ -20,13 +20,15 @@ import {
 } from "./body.ts";
 import { defaultCacheControl } from "./cache_control.ts";
 import { errorPage } from "./error_page.ts";
-import { buildResponseHeaders, buildUpstreamHeaders, type ForwardedFor } from "./headers.ts";
+import { buildResponseHeaders, buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
 import { UpstreamError, type UpstreamPool } from "./upstream_client.ts";
 
 export interface ForwardOptions {
   pool: UpstreamPool;
   /** `req.url` parsed (the caller already needed it for routing). */
   url: URL;
+  /** `req.headers` as a list (the caller already iterated them once, which is not cheap). */
+  headerList: HeaderList;
   /** A request body that sends nothing for this many ms is cut off with 408 (server-wide `read_timeout`). */
   bodyReadTimeoutMs: number;
   forwarded: ForwardedFor;
@@ -84,7 +86,7 @@ export async function forwardRequest(
     upstream = await options.pool.request({
       method: req.method,
       url: upstreamUrl(route.upstream, options.url),
-      headers: buildUpstreamHeaders(req.headers, options.forwarded),
+      headers: buildUpstreamHeaders(options.headerList, options.forwarded),
       body,
       bodyLength: body === null ? null : declaredLength,
       responseTimeoutMs: route.limits.responseTimeoutMs,

@@ -44,11 +44,17 @@ export interface ForwardedFor {
  * X-Forwarded-Proto and X-Forwarded-Host. Content-Length and Expect are dropped too: the upstream client
  * frames the body and sends it without waiting for 100 Continue.
  */
-export function buildUpstreamHeaders(incoming: Headers, forwarded: ForwardedFor): Array<[string, string]> {
-  const named = connectionTokens(incoming.get("connection"));
+export function buildUpstreamHeaders(
+  incoming: Headers | HeaderList,
+  forwarded: ForwardedFor,
+): Array<[string, string]> {
+  const list = incoming instanceof Headers ? [...incoming] : incoming;
+  let connection: string | null = null;
+  for (const [name, value] of list) if (name === "connection") connection = value;
+  const named = connectionTokens(connection);
   const out: Array<[string, string]> = [["host", forwarded.host]];
   let priorFor: string | null = null;
-  for (const [name, value] of incoming) {
+  for (const [name, value] of list) {
     if (HOP_BY_HOP_HEADERS.has(name) || (named !== null && named.has(name))) continue;
     switch (name) {
       case "host":
@@ -101,8 +107,15 @@ export function connectionTokens(value: string | null, into: Set<string> | null 
   return tokens;
 }
 
+/**
+ * A request's headers as a list: lowercased names, repeated fields combined with ", " (Set-Cookie aside), as
+ * iterating `Headers` gives them. Iterating a Deno 2.9.6 `Headers` costs ~7.5 µs for a browser's eight
+ * fields (it sorts and combines every time), so the handler does it once per request and passes the list on.
+ */
+export type HeaderList = ReadonlyArray<readonly [string, string]>;
+
 /** Sum of header name and value lengths plus 4 bytes per line (": " and CRLF), as a client sent them. */
-export function headerBytes(headers: Headers): number {
+export function headerBytes(headers: Iterable<readonly [string, string]>): number {
   let total = 0;
   for (const [name, value] of headers) total += name.length + value.length + 4;
   return total;

@@ -6,7 +6,7 @@
 import { errorMessage } from "../error_message.ts";
 import type { ProxyRoute } from "../config/types.ts";
 import { errorPage } from "./error_page.ts";
-import { buildUpstreamHeaders, type ForwardedFor } from "./headers.ts";
+import { buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
 import { upstreamUrl } from "./forward.ts";
 import type { ForwardOutcome } from "./forward.ts";
 
@@ -17,6 +17,8 @@ export function isWebSocketUpgrade(req: Request): boolean {
 }
 
 export interface WebSocketOptions {
+  /** `req.headers` as a list, as the handler iterated them. */
+  headerList: HeaderList;
   forwarded: ForwardedFor;
   onDone: (outcome: ForwardOutcome) => void;
 }
@@ -43,7 +45,7 @@ export async function proxyWebSocket(
   target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
   const protocols = (req.headers.get("sec-websocket-protocol") ?? "")
     .split(",").map((p) => p.trim()).filter((p) => p !== "");
-  const headers = buildUpstreamHeaders(req.headers, options.forwarded)
+  const headers = buildUpstreamHeaders(options.headerList, options.forwarded)
     .filter(([name]) => !HANDSHAKE_HEADERS.has(name));
 
   const invalid = handshakeProblem(req);

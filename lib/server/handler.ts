@@ -8,7 +8,7 @@ import type { Logger } from "../log.ts";
 import { type Metrics, NO_ROUTE } from "../metrics.ts";
 import { errorPage } from "../proxy/error_page.ts";
 import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
-import { type ForwardedFor, headerBytes } from "../proxy/headers.ts";
+import { type ForwardedFor, headerBytes, type HeaderList } from "../proxy/headers.ts";
 import { redirectResponse } from "../proxy/redirect.ts";
 import { type Cidr, isTrusted } from "../proxy/trusted_proxies.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
@@ -106,7 +106,8 @@ export function createHandler(options: HandlerOptions): Handler {
     // name, or on a connection whose certificate is for another name (421), would pin a host nexo does not
     // answer for (RFC 6797 §8.1: browsers heed it only over an error-free secure connection to that host).
     const covered = route !== undefined && options.covers(host);
-    if (headerBytes(req.headers) > snapshot.maxHeaderBytes) {
+    const headerList = [...req.headers];
+    if (headerBytes(headerList) > snapshot.maxHeaderBytes) {
       done({ status: 431, bytes: 0, error: "request headers too large" });
       const page = errorPage(431, "The request headers are larger than this server accepts.");
       return covered ? withHsts(page, route.hsts) : page;
@@ -124,6 +125,7 @@ export function createHandler(options: HandlerOptions): Handler {
     return withHsts(
       serveRoute(req, url, route, {
         pool,
+        headerList,
         forwarded: {
           clientIp,
           host: hostHeader,
@@ -163,6 +165,7 @@ function serveRoute(
   route: Route,
   context: {
     pool: UpstreamPool;
+    headerList: HeaderList;
     forwarded: ForwardedFor;
     bodyReadTimeoutMs: number;
     done: (outcome: ForwardOutcome) => void;
@@ -174,11 +177,16 @@ function serveRoute(
     return response;
   }
   if (isWebSocketUpgrade(req)) {
-    return proxyWebSocket(req, route, { forwarded: context.forwarded, onDone: context.done });
+    return proxyWebSocket(req, route, {
+      headerList: context.headerList,
+      forwarded: context.forwarded,
+      onDone: context.done,
+    });
   }
   return forwardRequest(req, route, {
     pool: context.pool,
     url,
+    headerList: context.headerList,
     forwarded: context.forwarded,
     bodyReadTimeoutMs: context.bodyReadTimeoutMs,
     onDone: context.done,
