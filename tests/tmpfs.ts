@@ -16,7 +16,8 @@ export async function runOrThrow(command: string, args: string[]): Promise<strin
   return new TextDecoder().decode(output.stdout);
 }
 
-async function tryMountTmpfs(dir: string, options: string): Promise<boolean> {
+/** Mounts a tmpfs with `options` on `dir`; false when this is not Linux, not root, or mount fails. */
+export async function tryMountTmpfs(dir: string, options: string): Promise<boolean> {
   if (Deno.build.os !== "linux" || Deno.uid() !== 0) return false;
   const output = await new Deno.Command("mount", {
     args: ["-t", "tmpfs", "-o", options, "nexo-test", dir],

@@ -215,17 +215,11 @@ function createBodyStream(
   return new ReadableStream<Uint8Array<ArrayBuffer>>({
     async pull(controller) {
       let piece: Uint8Array<ArrayBuffer> | null;
-      // Only the wait on the upstream is timed: a slow client pulls later, which is not the upstream's fault.
-      control.watchBody();
       try {
-        piece = await next();
-      } catch (error) {
-        const reason = control.aborted ? control.reason : error;
-        end(reason);
+        piece = await nextPiece(next, control, end);
+      } catch (reason) {
         controller.error(reason);
         return;
-      } finally {
-        control.unwatchBody();
       }
       if (piece === null) {
         end(null);
@@ -279,23 +273,37 @@ async function readDirect(
   end: (error: unknown) => void,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const parts: Uint8Array<ArrayBuffer>[] = [];
-  for (;;) {
-    let piece: Uint8Array<ArrayBuffer> | null;
-    control.watchBody();
-    try {
-      piece = await next();
-    } catch (error) {
-      const reason = control.aborted ? control.reason : error;
-      end(reason);
-      throw reason;
-    } finally {
-      control.unwatchBody();
-    }
-    if (piece === null) break;
+  for (
+    let piece = await nextPiece(next, control, end);
+    piece !== null;
+    piece = await nextPiece(next, control, end)
+  ) {
     parts.push(piece);
   }
   end(null);
   return parts.length === 1 ? parts[0]! : concatBytes(parts);
+}
+
+/**
+ * One wait on the upstream for body bytes, under the body deadline: only this wait is timed, since a slow
+ * client reads later, which is not the upstream's fault. A failure ends the exchange (`end(reason)`) and
+ * rejects with the abort reason when the request was aborted, else with the error itself.
+ */
+async function nextPiece(
+  next: () => Promise<Uint8Array<ArrayBuffer> | null>,
+  control: RequestControl,
+  end: (error: unknown) => void,
+): Promise<Uint8Array<ArrayBuffer> | null> {
+  control.watchBody();
+  try {
+    return await next();
+  } catch (error) {
+    const reason = control.aborted ? control.reason : error;
+    end(reason);
+    throw reason;
+  } finally {
+    control.unwatchBody();
+  }
 }
 
 function toProtocolError(error: unknown, authority: string): unknown {

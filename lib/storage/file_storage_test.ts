@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { FileStorage } from "./file_storage.ts";
 import { runStorageConformance } from "./storage_conformance.ts";
 import { loadText, StorageError } from "./storage.ts";
+import { runOrThrow, tryMountTmpfs } from "../../tests/tmpfs.ts";
 
 const CHILD = new URL("./testdata/storage_child.ts", import.meta.url).pathname;
 const FAST_LOCKS = { staleMs: 5_000, refreshMs: 50, pollMs: 10 };
@@ -144,28 +145,11 @@ Deno.test("FileStorage.store() in a process killed mid-write leaves the old valu
   });
 });
 
-async function tryMount(dir: string, options: string): Promise<boolean> {
-  if (Deno.build.os !== "linux" || Deno.uid() !== 0) return false;
-  const output = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", options, "nexo-test", dir],
-    stdout: "null",
-    stderr: "null",
-  }).output().catch(() => undefined);
-  return output?.success === true;
-}
-
-async function runOrThrow(command: string, args: string[]): Promise<void> {
-  const output = await new Deno.Command(command, { args, stdout: "null", stderr: "piped" }).output();
-  if (!output.success) {
-    throw new Error(`${command} ${args.join(" ")}: ${new TextDecoder().decode(output.stderr)}`);
-  }
-}
-
 /** Runs `fn` on a small tmpfs mounted for it; false (and `fn` never runs) when mounting is not allowed. */
 async function withTmpfs(fn: (dir: string) => Promise<void>): Promise<boolean> {
   let mounted = false;
   await withTempDir(async (dir) => {
-    if (!(await tryMount(dir, "size=256k,mode=0700"))) return;
+    if (!(await tryMountTmpfs(dir, "size=256k,mode=0700"))) return;
     mounted = true;
     try {
       await fn(dir);
