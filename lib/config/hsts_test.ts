@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { issuesOf as issuesOfFile } from "./test_helpers.ts";
+import type { ConfigIssue } from "./errors.ts";
 import { DEFAULT_HSTS, hstsHeaderValue } from "./hsts.ts";
 import { parseConfig } from "./parse.ts";
 
@@ -10,15 +11,7 @@ function hstsOf(yaml: string): Record<string, string | null> {
   return Object.fromEntries(parseConfig(yaml, FILE).routes.map((route) => [route.host, route.hsts]));
 }
 
-function issuesOf(yaml: string): ConfigIssue[] {
-  try {
-    parseConfig(yaml, FILE);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues;
-    throw error;
-  }
-  assert.fail(`expected a ConfigError for:\n${yaml}`);
-}
+const issuesOf = (yaml: string): ConfigIssue[] => issuesOfFile(yaml, FILE);
 
 function assertIssues(yaml: string, expected: Array<{ line: number; col: number; message: RegExp }>): void {
   const issues = issuesOf(yaml);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { issuesOf as issuesOfFile } from "./test_helpers.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
@@ -7,16 +8,7 @@ import { loadConfig, parseConfig } from "./parse.ts";
 const FILE = "/srv/nexo/config.yaml";
 const SEED = fileURLToPath(new URL("../../tests/testdata/seed.yaml", import.meta.url));
 
-/** The issues `parseConfig()` throws for `yaml`; fails the test when it does not throw a ConfigError. */
-function issuesOf(yaml: string): ConfigIssue[] {
-  try {
-    parseConfig(yaml, FILE);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues;
-    throw error;
-  }
-  assert.fail(`expected a ConfigError for:\n${yaml}`);
-}
+const issuesOf = (yaml: string): ConfigIssue[] => issuesOfFile(yaml, FILE);
 
 /** The one issue `parseConfig()` throws for `yaml`, checked for its position and message. */
 function assertIssue(yaml: string, expected: { line: number; col: number; message: string | RegExp }): void {

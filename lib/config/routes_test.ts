@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, type ConfigIssue } from "./errors.ts";
+import { issuesOf as issuesOfFile } from "./test_helpers.ts";
+import type { ConfigIssue } from "./errors.ts";
 import { parseConfig } from "./parse.ts";
 import type { ProxyRoute, RedirectRoute, Route } from "./types.ts";
 
@@ -21,15 +22,7 @@ function redirectOf(yaml: string): RedirectRoute {
   return route as RedirectRoute;
 }
 
-function issuesOf(yaml: string): ConfigIssue[] {
-  try {
-    parseConfig(yaml, FILE);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues;
-    throw error;
-  }
-  assert.fail(`expected a ConfigError for:\n${yaml}`);
-}
+const issuesOf = (yaml: string): ConfigIssue[] => issuesOfFile(yaml, FILE);
 
 function assertIssue(yaml: string, expected: { line: number; col: number; message: string | RegExp }): void {
   const issues = issuesOf(yaml);
