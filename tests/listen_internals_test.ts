@@ -147,3 +147,55 @@ Deno.test("serveTls() refuses an address another listener holds, although it bin
     await other.shutdown(1_000);
   }
 });
+
+Deno.test({
+  name: "serveTls() looks up the warm names' certificates itself on every new listener, before any client",
+  // The warm-up handshakes run in the background and end on their own; the test does not wait for the
+  // last of them to close.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const ca = await LocalCa.loadOrCreate(`${dir}/ca`);
+    const root = await Deno.readTextFile(ca.rootCertPath);
+    const leaf = await ca.issue(["one.test"]);
+    await enableListenerHandover();
+    const asked: string[] = [];
+    const server = serveTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      resolveCertificate: (name) => {
+        asked.push(name);
+        return Promise.resolve(name === "one.test" ? { cert: leaf.certPem, key: leaf.keyPem } : undefined);
+      },
+      handler: () => new Response("ok"),
+      onError: () => new Response("error", { status: 500 }),
+      warmNames: () => ["one.test", "nocert.test"],
+    });
+    const waitFor = async (count: number) => {
+      const deadline = Date.now() + 5_000;
+      while (asked.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(asked.length, count, `asked: ${asked.join(", ")}`);
+    };
+    // deno-lint-ignore no-explicit-any
+    const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
+    try {
+      await waitFor(2);
+      assert.deepEqual(asked.toSorted(), ["nocert.test", "one.test"]);
+      const conn = await Deno.connectTls({
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+        caCerts: [root],
+        [serverNameSymbol]: "one.test",
+      } as Deno.ConnectTlsOptions);
+      await conn.handshake();
+      conn.close();
+      assert.equal(asked.length, 2, "the client's handshake was answered from the warmed cache");
+      server.refresh();
+      await waitFor(4);
+    } finally {
+      await server.shutdown(1_000);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -34,6 +34,12 @@ export interface TlsServerOptions {
   handler: Handler;
   /** Called when the handler throws; must return the response to send (a 500 page). */
   onError: (error: unknown) => Response;
+  /**
+   * Exact host names (no wildcards) whose certificate each new listener looks up at once, by a TLS handshake
+   * to itself, before clients do (see warmUp()); names with a certificate already, so that warming changes
+   * nothing but the cache. Optional.
+   */
+  warmNames?: () => readonly string[];
 }
 
 export interface TlsServer {
@@ -64,6 +70,8 @@ interface HttpServer {
 }
 
 interface DenoInternals {
+  /** The `Deno.connectTls` option key for an SNI name other than the host connected to. */
+  serverNameSymbol: symbol;
   serveHttpOnListener(
     listener: Deno.Listener,
     signal: AbortSignal | undefined,
@@ -105,6 +113,40 @@ export function denoInternals(): DenoInternals {
     );
   }
   return internals as DenoInternals;
+}
+
+/** At most this many names are warmed per listener; more are looked up by their first client. */
+const MAX_WARM_NAMES = 500;
+const WARM_TIMEOUT_MS = 5_000;
+
+/**
+ * Asks a new listener for each name's certificate with one TLS handshake from nexo itself, so that clients
+ * find it in Deno's per-listener cache. Deno 2.9.6's cache has a race: a handshake that arrives just after a
+ * name's lookup was answered, but before the answer is stored, fails (0 to 3 of 50 simultaneous first
+ * handshakes per name, measured; none once the name is cached). Right after a listener starts or replaces
+ * another, a browser opening several connections at once could hit it; warming shrinks that window from
+ * "until the first client" to the few milliseconds of these handshakes. The handshakes need not succeed
+ * (a certificate from the local CA does not verify here): the server side has looked the name up by then.
+ * Runs in the background; never throws.
+ */
+function warmUp(addr: Deno.NetAddr, names: readonly string[], serverNameSymbol: symbol): void {
+  const hostname = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname;
+  for (const name of names.slice(0, MAX_WARM_NAMES)) {
+    (async () => {
+      const conn = await Deno.connectTls({
+        hostname,
+        port: addr.port,
+        [serverNameSymbol]: name,
+      } as Deno.ConnectTlsOptions);
+      const timer = setTimeout(() => conn.close(), WARM_TIMEOUT_MS);
+      try {
+        await conn.handshake();
+      } finally {
+        clearTimeout(timer);
+        conn.close();
+      }
+    })().catch(() => {});
+  }
 }
 
 /**
@@ -153,6 +195,10 @@ export function serveTls(options: TlsServerOptions): TlsServer {
 
   ensureAddressFree(options.hostname, options.port);
   let current = start(options.hostname, options.port);
+  const warm = () => {
+    if (options.warmNames) warmUp(current.addr, options.warmNames(), internals.serverNameSymbol);
+  };
+  warm();
   let hostname = options.hostname;
   const draining = new Set<Promise<void>>();
   let stopped: Promise<void> | undefined;
@@ -173,6 +219,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
       // so a new certificate reaches new handshakes only through a new listener. The new one is bound
       // first (SO_REUSEPORT), then the old one stops accepting and lets its connections finish.
       replace(start(hostname, current.addr.port));
+      warm();
     },
     moveTo(nextHostname: string, port: number) {
       if (stopped) return;
@@ -180,6 +227,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
       if (nextHostname !== hostname || port !== current.addr.port) ensureAddressFree(nextHostname, port);
       replace(start(nextHostname, port));
       hostname = nextHostname;
+      warm();
     },
     shutdown(graceMs: number): Promise<void> {
       stopped ??= (async () => {

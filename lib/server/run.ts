@@ -113,6 +113,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       hostname: config.listen.hostname || "0.0.0.0",
       port: config.listen.port,
       resolveCertificate: (name) => store.resolve(name),
+      // Exact route hosts that have a certificate already: warming never mints one (the local CA issues on a
+      // client's first handshake) and a wildcard's names are only known when clients send them.
+      warmNames: () =>
+        current.routes.map((route) => route.host).filter((host) =>
+          !host.startsWith("*.") && store.covers(host)
+        ),
       handler,
       onError: (error) => {
         // Deno also reports a streamed response body cut short by its upstream here, after the response
