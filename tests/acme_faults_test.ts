@@ -227,9 +227,9 @@ proxies:
   }
 });
 
-// The propagation wait is bounded by the supervisor's 2-minute PROPAGATION_TIMEOUT_MS, which no config key
-// exposes, so this test runs the supervisor in-process with a 1.5 s bound, its real sandboxed worker, and the
-// real TLS listener over the same CertStore, wired as lib/server/run.ts wires them.
+// The propagation wait is bounded by `acme.propagation_timeout` (1.5 s here). This test runs the supervisor
+// in-process, with its real sandboxed worker and the real TLS listener over the same CertStore, wired as
+// lib/server/run.ts wires them, so that it can watch the store while the attempts fail.
 Deno.test("TXT records that never propagate fail each attempt after the propagation bound, naming the record and the server asked, are deleted, and are retried by backoff while the old certificate is served", async () => {
   const dns = await startChallTestSrv();
   const cloudflare = await startFakeCloudflare({ token: TOKEN, zones: ["example.com"], challtestsrv: dns });

@@ -6,6 +6,24 @@ import assert from "node:assert/strict";
 import { LocalCa } from "../lib/tls/local_ca.ts";
 import { denoInternals, enableListenerHandover, serveTls } from "../lib/server/listen.ts";
 
+/** A TLS connection to 127.0.0.1:`port` asking for `name` by SNI (Deno's internal option for it). */
+function connectWithSni(
+  port: number,
+  root: string,
+  name: string,
+  alpnProtocols?: string[],
+): Promise<Deno.TlsConn> {
+  // deno-lint-ignore no-explicit-any
+  const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
+  return Deno.connectTls({
+    hostname: "127.0.0.1",
+    port,
+    caCerts: [root],
+    ...(alpnProtocols ? { alpnProtocols } : {}),
+    [serverNameSymbol]: name,
+  } as Deno.ConnectTlsOptions);
+}
+
 Deno.test("Deno still exposes the internals lib/server/listen.ts uses", () => {
   const internals = denoInternals();
   assert.equal(typeof internals.serveHttpOnListener, "function");
@@ -33,16 +51,7 @@ Deno.test("serveTls() picks a certificate per SNI name, speaks h2 and http/1.1, 
     handler: (req) => new Response(`hello ${new URL(req.url).host}`),
     onError: () => new Response("error", { status: 500 }),
   });
-  // deno-lint-ignore no-explicit-any
-  const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
-  const connect = (name: string, alpn: string) =>
-    Deno.connectTls({
-      hostname: "127.0.0.1",
-      port: server.addr.port,
-      caCerts: [root],
-      alpnProtocols: [alpn],
-      [serverNameSymbol]: name,
-    } as Deno.ConnectTlsOptions);
+  const connect = (name: string, alpn: string) => connectWithSni(server.addr.port, root, name, [alpn]);
   try {
     for (const [name, alpn] of [["one.test", "h2"], ["two.test", "http/1.1"]] as const) {
       const conn = await connect(name, alpn);
@@ -90,15 +99,8 @@ Deno.test("serveTls().refresh() makes new handshakes ask for the certificate aga
     handler: () => new Response("ok"),
     onError: () => new Response("error", { status: 500 }),
   });
-  // deno-lint-ignore no-explicit-any
-  const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
   const handshake = async () => {
-    const conn = await Deno.connectTls({
-      hostname: "127.0.0.1",
-      port: server.addr.port,
-      caCerts: [root],
-      [serverNameSymbol]: "one.test",
-    } as Deno.ConnectTlsOptions);
+    const conn = await connectWithSni(server.addr.port, root, "one.test");
     await conn.handshake();
     conn.close();
   };
@@ -177,17 +179,10 @@ Deno.test({
       while (asked.length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       assert.equal(asked.length, count, `asked: ${asked.join(", ")}`);
     };
-    // deno-lint-ignore no-explicit-any
-    const serverNameSymbol = (Deno as any)[(Deno as any).internal].serverNameSymbol;
     try {
       await waitFor(2);
       assert.deepEqual(asked.toSorted(), ["nocert.test", "one.test"]);
-      const conn = await Deno.connectTls({
-        hostname: "127.0.0.1",
-        port: server.addr.port,
-        caCerts: [root],
-        [serverNameSymbol]: "one.test",
-      } as Deno.ConnectTlsOptions);
+      const conn = await connectWithSni(server.addr.port, root, "one.test");
       await conn.handshake();
       conn.close();
       assert.equal(asked.length, 2, "the client's handshake was answered from the warmed cache");

@@ -3,6 +3,7 @@
 // Nothing here buffers more than SMALL_BODY_BYTES; everything else stays a stream.
 
 import { concatBytes } from "../bytes.ts";
+import { cancelDeadline, type Deadline, startDeadline } from "../deadlines.ts";
 import { errorMessage } from "../error_message.ts";
 import { noteStreamed } from "../stream_gc.ts";
 
@@ -62,9 +63,9 @@ export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits):
   let reading: Promise<unknown> | null = null;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let deadline: Deadline | undefined;
       const stalled = new Promise<typeof STALLED>((resolve) => {
-        timer = setTimeout(resolve, limits.readTimeoutMs, STALLED);
+        deadline = startDeadline(limits.readTimeoutMs, () => resolve(STALLED));
       });
       const read = reader.read();
       reading = read;
@@ -76,7 +77,7 @@ export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits):
         controller.error(new BodyReadError(error));
         return;
       } finally {
-        clearTimeout(timer);
+        cancelDeadline(deadline);
       }
       if (result === STALLED) {
         controller.error(new BodyTimeoutError(limits.readTimeoutMs));

@@ -138,12 +138,19 @@ function warmUp(addr: Deno.NetAddr, names: readonly string[], serverNameSymbol: 
         port: addr.port,
         [serverNameSymbol]: name,
       } as Deno.ConnectTlsOptions);
-      const timer = setTimeout(() => conn.close(), WARM_TIMEOUT_MS);
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        conn.close();
+      };
+      // Closing the connection also ends a handshake that hangs.
+      const timer = setTimeout(close, WARM_TIMEOUT_MS);
       try {
         await conn.handshake();
       } finally {
         clearTimeout(timer);
-        conn.close();
+        close();
       }
     })().catch(() => {});
   }
