@@ -13,7 +13,8 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/nexo /usr/local/bin/nexo
 # Config, certificates, the ACME account and the local CA live here; mount it to keep them.
 VOLUME /etc/nexo
-ENV NEXO_CONFIG=/etc/nexo/config.yaml NEXO_LOG_FORMAT=json
+# DENO_LOG keeps Deno's HTTP/2 library from printing bare lines among the JSON logs (lib/v8_flags.ts).
+ENV NEXO_CONFIG=/etc/nexo/config.yaml NEXO_LOG_FORMAT=json DENO_LOG=info,h2=error
 # Docker (20.10+) sets net.ipv4.ip_unprivileged_port_start=0 in containers, so the non-root user binds 443/80.
 EXPOSE 443 80
 USER nonroot

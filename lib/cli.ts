@@ -11,6 +11,7 @@ import type { Config } from "./config/types.ts";
 import { summarizeConfig } from "./config_summary.ts";
 import { findExposedSecretFiles, formatMode } from "./config/file_mode.ts";
 import { loadConfig } from "./config/parse.ts";
+import { configWarnings } from "./config/warnings.ts";
 import { runDemo } from "./demo.ts";
 import { log, type LogFormat, type LogLevel, printErr, printOut } from "./log.ts";
 import { ConfigWatcher } from "./reload.ts";
@@ -143,7 +144,7 @@ async function serve(path: string): Promise<number> {
     return 1;
   }
   log.info("config loaded", { file: config.file, routes: config.routes.length });
-  await warnAboutExposedSecrets(config);
+  await warnAboutConfig(config);
   // Listen for SIGTERM/SIGINT before anything is served: a signal right after "listening" must drain, not kill.
   const stopSignal = waitForStopSignal();
   let server;
@@ -161,7 +162,7 @@ async function serve(path: string): Promise<number> {
     log,
     apply: (next) => {
       running.applyConfig(next);
-      warnAboutExposedSecrets(next).catch((error) =>
+      warnAboutConfig(next).catch((error) =>
         log.warn("config file mode not checked", { file: next.file, error: errorMessage(error) })
       );
     },
@@ -180,6 +181,14 @@ async function serve(path: string): Promise<number> {
   log.info("stopped");
   log.flush();
   return 0;
+}
+
+/** Logs, at start and after each reload, what `nexo check` warns about too, then exposed secrets. */
+async function warnAboutConfig(config: Config): Promise<void> {
+  for (const warning of configWarnings(config)) {
+    log.warn("config warning", { file: config.file, key: warning.key, warning: warning.message });
+  }
+  await warnAboutExposedSecrets(config);
 }
 
 /**

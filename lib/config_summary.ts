@@ -1,8 +1,10 @@
 // What `nexo check` prints after a config validates: the addresses, each route and where it goes, and which
-// certificate will cover which host, so a user sees what the file will do before running it. Pure text.
+// certificate will cover which host, and the warnings the server would log, so a user sees what the file
+// will do before running it. Pure text.
 
 import { isOneLabelUnder, planCertificates } from "./acme/plan.ts";
 import type { Config } from "./config/types.ts";
+import { configWarnings } from "./config/warnings.ts";
 import { formatAddr } from "./server/run.ts";
 
 /** A short, aligned summary of `config` (ends with a newline). */
@@ -44,5 +46,9 @@ export function summarizeConfig(config: Config): string {
   } else {
     lines.push("certificates: minted by the local CA per host on first use");
   }
+  // The same warnings the server logs at start and on reload.
+  const warnings = configWarnings(config);
+  if (warnings.length > 0) lines.push(`warnings (${warnings.length}):`);
+  for (const warning of warnings) lines.push(`  ${warning.key}: ${warning.message}`);
   return lines.join("\n") + "\n";
 }

@@ -7,3 +7,14 @@
 //   12 MiB instead of 78, at the same throughput.
 
 export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8,--expose-gc";
+
+/**
+ * The Rust log filter nexo runs with (DENO_LOG, read by Deno before any JavaScript runs). The h2 library
+ * inside Deno 2.9.6 prints some protocol events straight to stderr as bare text, outside nexo's log format:
+ * "recv PING ack that we never sent" (h2spec's PING test) and "remotely-reset pending-accept streams reached
+ * limit" (an HTTP/2 rapid-reset flood). Neither reaches JavaScript (no onError, no console call), so the
+ * only lever is this filter: h2 at error level, everything else as Deno's default. deno.json's start and demo
+ * tasks, the Dockerfile and the end-to-end tests set it; lib/v8_flags_test.ts keeps them in step. A compiled
+ * binary reads it from its environment like `deno run` does: set it in the service unit.
+ */
+export const DENO_LOG_FILTER = "info,h2=error";

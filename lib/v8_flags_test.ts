@@ -1,12 +1,24 @@
 import assert from "node:assert/strict";
 import { canCollect, noteStreamed, STREAM_GC_BYTES } from "./stream_gc.ts";
-import { V8_FLAGS } from "./v8_flags.ts";
+import { DENO_LOG_FILTER, V8_FLAGS } from "./v8_flags.ts";
 
 Deno.test("deno.json's start, demo and compile tasks pass the V8 flags nexo is tuned with", async () => {
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   for (const task of ["start", "demo", "compile"]) {
     assert.ok((denoJson.tasks[task] as string).split(/\s+/).includes(V8_FLAGS), `task ${task}: ${V8_FLAGS}`);
   }
+});
+
+Deno.test("deno.json's start and demo tasks and the Dockerfile set nexo's DENO_LOG filter", async () => {
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  for (const task of ["start", "demo"]) {
+    assert.ok((denoJson.tasks[task] as string).startsWith(`DENO_LOG=${DENO_LOG_FILTER} deno run `), task);
+  }
+  const dockerfile = await Deno.readTextFile(new URL("../Dockerfile", import.meta.url));
+  const env = dockerfile.split("\n").filter((line) => line.startsWith("ENV ")).flatMap((line) =>
+    line.split(/\s+/)
+  );
+  assert.ok(env.includes(`DENO_LOG=${DENO_LOG_FILTER}`), "Dockerfile: ENV DENO_LOG");
 });
 
 Deno.test("stream_gc runs minor GCs only when V8 exposes gc, and they free streamed buffers", async () => {

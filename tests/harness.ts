@@ -2,7 +2,7 @@
 // directory, wait for its "listening" log line, read its JSON logs, and talk to it with real TLS clients
 // (curl, and Deno.connectTls with an SNI name) that verify against nexo's local CA.
 
-import { V8_FLAGS } from "../lib/v8_flags.ts";
+import { DENO_LOG_FILTER, V8_FLAGS } from "../lib/v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -58,6 +58,8 @@ export async function startNexo(
       "json",
       ...(options.args ?? []),
     ],
+    // As shipped (deno task start, the Dockerfile): no bare h2 lines among the JSON logs.
+    env: { DENO_LOG: DENO_LOG_FILTER },
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

@@ -14,7 +14,8 @@ export const CLOUDFLARE_API_BASE = "https://api.cloudflare.com/client/v4";
  * Why these numbers: renewing 30 days (720h) before expiry is what Let's Encrypt recommends for its 90-day
  * certificates and leaves weeks of retries; checking daily and retrying hourly keeps well inside its rate
  * limits. Request limits follow common reverse-proxy practice: 10MiB bodies cover form posts and API
- * payloads without letting a client fill memory, 1MiB of headers is far above what browsers send, a 30s read
+ * payloads without letting a client fill memory, 16KiB of headers is what Deno 2.9.6's HTTP/2 server lets
+ * through at most (so one limit holds on both protocols; browsers send a few KiB), a 30s read
  * timeout cuts slow-loris clients, a 120s idle timeout outlives browsers' own keep-alive (which tops out
  * around 115s in Firefox), and 30s for an upstream's response headers is past what a healthy app needs.
  */
@@ -29,7 +30,7 @@ export const DEFAULTS = {
   retryIntervalMs: 3_600_000,
   propagationTimeoutMs: 2 * 60_000,
   maxBodyBytes: 10 * 1024 ** 2,
-  maxHeaderBytes: 1024 ** 2,
+  maxHeaderBytes: 16 * 1024,
   readTimeoutMs: 30_000,
   idleTimeoutMs: 120_000,
   responseTimeoutMs: 30_000,

@@ -73,7 +73,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
     wildcards: [],
     limits: {
       maxBodyBytes: 10 * 1024 * 1024,
-      maxHeaderBytes: 1024 * 1024,
+      maxHeaderBytes: 16 * 1024,
       readTimeoutMs: 30_000,
       idleTimeoutMs: 120_000,
       responseTimeoutMs: 30_000,

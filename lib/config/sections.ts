@@ -121,7 +121,7 @@ export function readLimits(r: Reader, field: Field | undefined): ServerLimits {
   if (maxHeader !== undefined && maxHeaderBytes === 0) {
     r.report(
       maxHeader.at,
-      `${maxHeader.path} must be more than 0 bytes, or every request fails (try "1MiB")`,
+      `${maxHeader.path} must be more than 0 bytes, or every request fails (try "16KiB")`,
     );
     maxHeaderBytes = undefined;
   }

@@ -37,6 +37,11 @@ export interface ForwardOptions {
    * body bytes sent to the client; `error` explains a 5xx or a stream cut short.
    */
   onDone: (outcome: ForwardOutcome) => void;
+  /**
+   * Called for each upstream response header that was repaired (a control character replaced) or dropped
+   * (a name too long) before it could reach the client; see buildResponseHeaders(). Optional.
+   */
+  onRepairedHeader?: (name: string) => void;
 }
 
 export interface ForwardOutcome {
@@ -100,12 +105,19 @@ export async function forwardRequest(
     await upstream.body?.cancel().catch(() => {});
     return fail(options, 502, BAD_GATEWAY, `upstream answered with status ${upstream.status}`);
   }
-  const headers = buildResponseHeaders(upstream.headers);
+  const headers = buildResponseHeaders(upstream.headers, options.onRepairedHeader);
+  // RFC 9110 §8.6: never a Content-Length on a 204; HTTP/2 clients reject the stream when one is there.
+  if (upstream.status === 204) headers.delete("content-length");
   if (route.cache) {
-    const value = defaultCacheControl(upstream.status, headers, req.headers.has("authorization"));
+    const value = defaultCacheControl(upstream.status, headers, {
+      hasCredentials: req.headers.has("authorization") || req.headers.has("cookie"),
+      path: options.url.pathname,
+    });
     if (value !== null) headers.set("cache-control", value);
   }
-  const init = { status: upstream.status, statusText: upstream.statusText, headers };
+  // No statusText: the upstream's reason phrase is not passed on (Deno writes the standard one), and one
+  // the Response constructor refused would throw here.
+  const init = { status: upstream.status, headers };
   if (!upstream.hasBody || req.method === "HEAD") {
     await upstream.body?.cancel().catch(() => {});
     options.onDone({ status: upstream.status, bytes: 0, error: null });

@@ -42,7 +42,7 @@ export interface ForwardedFor {
  * X-Forwarded-For (RFC 7239 §5.2 describes the same list semantics for Forwarded) when the client is a trusted
  * proxy, else starts the list afresh and drops X-Real-IP and Forwarded (a client could forge them), and sets
  * X-Forwarded-Proto and X-Forwarded-Host. Content-Length and Expect are dropped too: the upstream client
- * frames the body and sends it without waiting for 100 Continue.
+ * frames the body and sends it without waiting for 100 Continue. Names containing "_" are dropped.
  */
 export function buildUpstreamHeaders(
   incoming: Headers | HeaderList,
@@ -56,6 +56,9 @@ export function buildUpstreamHeaders(
   let priorFor: string | null = null;
   for (const [name, value] of list) {
     if (HOP_BY_HOP_HEADERS.has(name) || (named !== null && named.has(name))) continue;
+    // CGI, WSGI, PHP and Rack fold "_" and "-" together (both become HTTP_X_REAL_IP), so X_Real_IP would
+    // pass the scrub below and reach the app as X-Real-IP. nginx drops such names by default; so does nexo.
+    if (name.includes("_")) continue;
     switch (name) {
       case "host":
       case "content-length":
@@ -80,10 +83,36 @@ export function buildUpstreamHeaders(
 }
 
 /**
+ * Field-value characters no HTTP layer downstream of nexo accepts (RFC 9110 §5.5 allows only VCHAR, SP, HTAB
+ * and obs-text): control characters other than HTAB, and anything past U+00FF (not one octet). Deno 2.9.6's
+ * HTTP/1.1 writer panics on a response header value holding a control byte, which ends the whole process:
+ * every site and every open WebSocket with it. HTTP/2 clients reset the stream instead.
+ */
+// deno-lint-ignore no-control-regex
+const INVALID_FIELD_VALUE = /[\0-\x08\x0a-\x1f\x7f]|[^\0-\xff]/;
+const INVALID_FIELD_VALUE_ALL = new RegExp(INVALID_FIELD_VALUE.source, "g");
+
+/**
+ * Longest header name passed on, in characters: Deno 2.9.6 panics on a response header name of 65,536 or
+ * more over HTTP/2 (http's HeaderName limit). The upstream response head limit (64 KiB) keeps names below it
+ * today; this keeps it so if that limit is ever raised.
+ */
+export const MAX_HEADER_NAME_LENGTH = 65_535;
+
+/**
  * Builds the client response's headers from the upstream's header list: drops hop-by-hop headers and those the
  * upstream's Connection header names. Repeated fields (Set-Cookie) stay separate lines.
+ *
+ * Every byte from an upstream is hostile: a value with a control character (an app echoing a visitor's
+ * `report%01.pdf` into Content-Disposition) has each such character replaced with SP, as RFC 9110 §5.5 has
+ * recipients do for CR, LF and NUL, rather than the header being dropped, which would turn an attachment into
+ * inline content or lose a Set-Cookie attribute. A name past MAX_HEADER_NAME_LENGTH is dropped. Each repaired
+ * or dropped header is reported to `onRepaired` (for one log line) by name, truncated to 64 characters.
  */
-export function buildResponseHeaders(upstream: ReadonlyArray<readonly [string, string]>): Headers {
+export function buildResponseHeaders(
+  upstream: ReadonlyArray<readonly [string, string]>,
+  onRepaired?: (name: string) => void,
+): Headers {
   let named: Set<string> | null = null;
   for (const [name, value] of upstream) {
     if (name === "connection") named = connectionTokens(value, named);
@@ -91,6 +120,15 @@ export function buildResponseHeaders(upstream: ReadonlyArray<readonly [string, s
   const headers = new Headers();
   for (const [name, value] of upstream) {
     if (HOP_BY_HOP_HEADERS.has(name) || (named !== null && named.has(name))) continue;
+    if (name.length > MAX_HEADER_NAME_LENGTH) {
+      onRepaired?.(name.slice(0, 64));
+      continue;
+    }
+    if (INVALID_FIELD_VALUE.test(value)) {
+      onRepaired?.(name.slice(0, 64));
+      headers.append(name, value.replace(INVALID_FIELD_VALUE_ALL, " "));
+      continue;
+    }
     headers.append(name, value);
   }
   return headers;

@@ -29,6 +29,8 @@ const NAMES = [
   "authorization",
   "x-custom",
   "x-b3-traceid",
+  "x_real_ip",
+  "x_forwarded_for",
 ];
 
 /** Header values: addresses and lists that look like a forwarding chain, and odd but legal field values. */
@@ -64,6 +66,8 @@ function droppedNames(incoming: Headers, trusted: boolean): Set<string> {
   for (const name of ["x-forwarded-proto", "x-forwarded-host"]) dropped.add(name);
   if (!trusted) { for (const name of ["x-real-ip", "forwarded"]) dropped.add(name); }
   for (const name of listedIn(incoming.get("connection"))) dropped.add(name);
+  // CGI-style apps read "_" as "-": such names are dropped whoever sent them.
+  for (const [name] of incoming) if (name.includes("_")) dropped.add(name);
   return dropped;
 }
 

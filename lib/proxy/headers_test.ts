@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { buildResponseHeaders, buildUpstreamHeaders, headerBytes } from "./headers.ts";
+import {
+  buildResponseHeaders,
+  buildUpstreamHeaders,
+  headerBytes,
+  MAX_HEADER_NAME_LENGTH,
+} from "./headers.ts";
 
 const forwarded = {
   clientIp: "203.0.113.7",
@@ -101,4 +106,40 @@ Deno.test("buildResponseHeaders() drops hop-by-hop headers and keeps repeated Se
 
 Deno.test("headerBytes() counts names, values and separators", () => {
   assert.equal(headerBytes(new Headers({ a: "bc" })), 1 + 2 + 4);
+});
+
+Deno.test("buildUpstreamHeaders() drops names with underscores, which CGI-style apps read as dashes", () => {
+  const incoming = new Headers({ "x_real_ip": "198.51.100.1", "x_forwarded_for": "1.2.3.4", "x-app": "1" });
+  for (const client of [forwarded, untrusted]) {
+    const names = buildUpstreamHeaders(incoming, client).map(([name]) => name);
+    assert.ok(!names.some((name) => name.includes("_")), names.join());
+    assert.ok(names.includes("x-app"));
+  }
+});
+
+Deno.test("buildResponseHeaders() replaces control characters with spaces and reports the header", () => {
+  const repaired: string[] = [];
+  const headers = buildResponseHeaders([
+    ["content-disposition", 'attachment; filename="report\x01.pdf"'],
+    ["x-tab", "a\tb"],
+    ["x-del", "a\x7fb\x1f"],
+    ["x-latin", "caf\u00e9"],
+  ], (name) => repaired.push(name));
+  assert.equal(headers.get("content-disposition"), 'attachment; filename="report .pdf"');
+  assert.equal(headers.get("x-tab"), "a\tb");
+  assert.equal(headers.get("x-del"), "a b");
+  assert.equal(headers.get("x-latin"), "caf\u00e9");
+  assert.deepEqual(repaired, ["content-disposition", "x-del"]);
+});
+
+Deno.test("buildResponseHeaders() drops a header name longer than HTTP/2 can carry", () => {
+  const repaired: string[] = [];
+  const long = "x".repeat(MAX_HEADER_NAME_LENGTH + 1);
+  const headers = buildResponseHeaders([[long, "v"], ["x-ok", "v"]], (name) => repaired.push(name));
+  assert.deepEqual([...headers], [["x-ok", "v"]]);
+  assert.deepEqual(repaired, ["x".repeat(64)]);
+  assert.equal(
+    buildResponseHeaders([["x".repeat(MAX_HEADER_NAME_LENGTH), "v"]]).has("x".repeat(65_535)),
+    true,
+  );
 });

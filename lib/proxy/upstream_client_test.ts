@@ -308,9 +308,10 @@ Deno.test("concurrent requests use separate connections and maxIdlePerHost caps 
   }
 });
 
-Deno.test("HEAD, 204 and 304 responses have a null body and keep the connection", async () => {
+Deno.test("HEAD, 204 and 304 responses have a null body; only a HEAD answer declaring a length is not pooled", async () => {
   const upstream = rawUpstream(keepAliveHandler((head) => {
-    if (head.startsWith("HEAD")) return "HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n";
+    if (head.startsWith("HEAD /sized")) return "HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n";
+    if (head.startsWith("HEAD")) return "HTTP/1.1 200 OK\r\n\r\n";
     if (head.includes("/204")) return "HTTP/1.1 204 No Content\r\n\r\n";
     return 'HTTP/1.1 304 Not Modified\r\netag: "x"\r\ncontent-length: 99\r\n\r\n';
   }));
@@ -326,6 +327,10 @@ Deno.test("HEAD, 204 and 304 responses have a null body and keep the connection"
     assert.equal(notModified.body, null);
     assert.equal(upstream.accepted, 1);
     assert.equal(pool.idleCount, 1);
+    // A buggy app may still write the 1,234 bytes it declared; they must not become the next response.
+    const sized = await pool.request({ ...get(upstream.port, "/sized"), method: "HEAD" });
+    assert.equal(sized.body, null);
+    assert.equal(pool.idleCount, 0);
   } finally {
     pool.close();
     await upstream.close();

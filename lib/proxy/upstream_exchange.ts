@@ -62,7 +62,7 @@ export async function runExchange(options: ExchangeOptions): Promise<UpstreamRes
   }
   control.headReceived();
   // 101 Switching Protocols ends HTTP/1.1 on this connection; nexo does not upgrade here, so it is closed.
-  const reusable = head.status !== 101 && isPersistent(head) &&
+  const reusable = head.status !== 101 && isPersistent(head) && !mayTrailBody(req.method, head) &&
     (framing.kind === "length" || framing.kind === "none" ||
       (framing.kind === "chunked" && !framing.overridesLength));
   const end = (error: unknown) => {
@@ -100,6 +100,20 @@ export async function runExchange(options: ExchangeOptions): Promise<UpstreamRes
       return readDirect(next, control, end);
     },
   };
+}
+
+/**
+ * Whether a response framed without a body may still be followed by one: a HEAD answer (or a 204) that
+ * declares a length or chunked coding. Buggy apps write that body anyway; on a pooled connection those bytes
+ * would be read as the next request's response, another client's. Such connections are closed, not pooled.
+ */
+function mayTrailBody(method: string, head: ResponseHead): boolean {
+  if (method !== "HEAD" && head.status !== 204) return false;
+  for (const [name, value] of head.headers) {
+    if (name === "transfer-encoding") return true;
+    if (name === "content-length" && value.trim() !== "0") return true;
+  }
+  return false;
 }
 
 /** Reads heads until a final one: 1xx other than 101 are interim (RFC 9110 §15.2), e.g. 100, 103. */

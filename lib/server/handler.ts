@@ -29,6 +29,8 @@ export interface ServingSnapshot {
 export interface HandlerOptions {
   /** Returns the snapshot new requests use. */
   snapshot: () => ServingSnapshot;
+  /** The HTTPS listener's port now (a reload may move it): to recognize a request that named no host. */
+  listenPort: () => number;
   /** Whether a certificate this server holds covers `host`; false means the TLS connection was for another. */
   covers: (host: string) => boolean;
   pool: UpstreamPool;
@@ -36,8 +38,27 @@ export interface HandlerOptions {
   metrics: Metrics;
 }
 
-/** Creates the handler for the HTTPS listener. The handler never throws. */
+/**
+ * Creates the handler for the HTTPS listener. The handler never throws. A HEAD request never gets a body,
+ * whoever made the response (RFC 9110 §9.3.2): Deno drops it on HTTP/1.1 but sends it on HTTP/2, where
+ * clients fail the stream.
+ */
 export function createHandler(options: HandlerOptions): Handler {
+  const respond = createResponder(options);
+  return (req: Request, info: ConnInfo): Promise<Response> | Response => {
+    const response = respond(req, info);
+    if (req.method !== "HEAD") return response;
+    return response instanceof Response ? withoutBody(response) : response.then(withoutBody);
+  };
+}
+
+function withoutBody(response: Response): Response {
+  if (response.body === null) return response;
+  response.body.cancel().catch(() => {});
+  return new Response(null, { status: response.status, headers: response.headers });
+}
+
+function createResponder(options: HandlerOptions): Handler {
   const { log, pool, metrics } = options;
   return (req: Request, info: ConnInfo): Promise<Response> | Response => {
     const started = performance.now();
@@ -58,6 +79,17 @@ export function createHandler(options: HandlerOptions): Handler {
       return errorPage(400, "The request's Host header is not a valid host name.");
     }
     const hostHeader = req.headers.get("host") ?? url.host;
+    if (hostHeader === "" || namesNoHost(req, url, { table: snapshot.table, port: options.listenPort() })) {
+      metrics.finishRequest(NO_ROUTE, 400, 0, performance.now() - started);
+      log.info("request", {
+        method: req.method,
+        status: 400,
+        error: "no host",
+        client: info.remoteAddr.hostname,
+      });
+      // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (or with an empty one).
+      return errorPage(400, "The request names no host: send a Host header.");
+    }
     const host = normalizeHost(hostHeader);
     const route = matchRoute(snapshot.table, host);
     const clientIp = info.remoteAddr.hostname;
@@ -134,10 +166,33 @@ export function createHandler(options: HandlerOptions): Handler {
         },
         bodyReadTimeoutMs: snapshot.readTimeoutMs,
         done,
+        repaired: (header) => {
+          log.warn("upstream header repaired", {
+            host,
+            path: url.pathname,
+            header,
+            upstream: route.kind === "proxy" ? route.upstream.host : undefined,
+            fix: "the upstream sent control characters in this header; they were replaced with spaces",
+          });
+        },
       }),
       route.hsts,
     );
   };
+}
+
+/**
+ * Whether a request without a Host header had its URL made up by Deno: for an HTTP/1.x request without Host,
+ * Deno 2.9.6 builds req.url from "localhost" and the listener's port (omitted when it is 443). An HTTP/2
+ * request carries no Host header either (its :authority becomes the URL), so one for that same "localhost"
+ * authority looks identical. Such a request is refused only when no route answers "localhost" (it would have
+ * had no site anyway); a `localhost` route stays reachable over HTTP/2, and an HTTP/1.1 request without Host
+ * then reaches it too (Deno shows nexo no difference).
+ */
+export function namesNoHost(req: Request, url: URL, context: { table: RouteTable; port: number }): boolean {
+  if (req.headers.has("host")) return false;
+  if (url.host !== (context.port === 443 ? "localhost" : `localhost:${context.port}`)) return false;
+  return matchRoute(context.table, "localhost") === undefined;
 }
 
 const STS = "strict-transport-security";
@@ -169,6 +224,7 @@ function serveRoute(
     forwarded: ForwardedFor;
     bodyReadTimeoutMs: number;
     done: (outcome: ForwardOutcome) => void;
+    repaired: (header: string) => void;
   },
 ): Promise<Response> | Response {
   if (route.kind === "redirect") {
@@ -190,5 +246,6 @@ function serveRoute(
     forwarded: context.forwarded,
     bodyReadTimeoutMs: context.bodyReadTimeoutMs,
     onDone: context.done,
+    onRepairedHeader: context.repaired,
   });
 }

@@ -103,6 +103,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   let configLoadedAt = new Date(startedAt);
   const handler = createHandler({
     snapshot: () => snapshot,
+    // `https` is assigned before the first request can arrive.
+    listenPort: () => https.addr.port,
     covers: (host) => store.covers(host),
     pool,
     log,

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { parseConfig } from "../config/parse.ts";
+import { Logger } from "../log.ts";
+import { Metrics } from "../metrics.ts";
+import { UpstreamPool } from "../proxy/upstream_client.ts";
+import { buildRouteTable } from "../router.ts";
+import { createHandler } from "./handler.ts";
+
+/** A handler over `routesYaml` whose routes all redirect (no upstream is contacted), listening on `port`. */
+function handlerFor(routesYaml: string, port: number) {
+  const config = parseConfig(`proxies:\n${routesYaml}`, "/test/config.yaml");
+  const lines: string[] = [];
+  const log = new Logger({
+    format: "json",
+    sink: {
+      writeSync: (p) => {
+        lines.push(new TextDecoder().decode(p));
+        return p.length;
+      },
+    },
+  });
+  const pool = new UpstreamPool();
+  const handler = createHandler({
+    snapshot: () => ({
+      table: buildRouteTable(config.routes),
+      trustedProxies: [],
+      maxHeaderBytes: 16 * 1024,
+      readTimeoutMs: 1000,
+    }),
+    listenPort: () => port,
+    covers: () => true,
+    pool,
+    log,
+    metrics: new Metrics(),
+  });
+  const info = { remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 50000 } };
+  return {
+    send: async (url: string, init: RequestInit = {}) => await handler(new Request(url, init), info),
+    close: () => pool.close(),
+  };
+}
+
+// Deno 2.9.6 gives an HTTP/1.x request without Host the URL https://localhost:<listener port>/... and no Host
+// header; an HTTP/2 request has no Host header either, its URL made from :authority.
+
+Deno.test("createHandler() answers 400 to a request whose URL Deno made up for a missing Host", async () => {
+  const { send, close } = handlerFor(`  "app.test":\n    redirect: example.org\n`, 8443);
+  try {
+    assert.equal((await send("https://localhost:8443/")).status, 400);
+    assert.equal((await send("https://localhost:8443/", { headers: { host: "" } })).status, 400);
+    // An HTTP/2 request for another port, or with a Host, is routed as usual (no route here: 404).
+    assert.equal((await send("https://localhost:9443/")).status, 404);
+    assert.equal((await send("https://app.test:8443/")).status, 302);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("createHandler() keeps a `localhost` route reachable over HTTP/2", async () => {
+  const local = handlerFor(`  "localhost":\n    redirect: example.org\n`, 8443);
+  const standard = handlerFor(`  "app.test":\n    redirect: example.org\n`, 443);
+  try {
+    // Indistinguishable from a Host-less HTTP/1.1 request, so with a localhost route it is served.
+    assert.equal((await local.send("https://localhost:8443/")).status, 302);
+    // On 443 Deno's made-up URL has no port.
+    assert.equal((await standard.send("https://localhost/")).status, 400);
+  } finally {
+    local.close();
+    standard.close();
+  }
+});
+
+Deno.test("createHandler() never gives a HEAD request a body, on its own pages or redirects", async () => {
+  const { send, close } = handlerFor(`  "app.test":\n    redirect: example.org\n`, 8443);
+  try {
+    for (const url of ["https://unknown.test:8443/", "https://app.test:8443/", "https://localhost:8443/"]) {
+      const head = await send(url, { method: "HEAD", headers: { host: new URL(url).host } });
+      const get = await send(url, { headers: { host: new URL(url).host } });
+      assert.equal(head.status, get.status, url);
+      assert.equal(head.body, null, url);
+      assert.equal(head.headers.get("content-type"), get.headers.get("content-type"), url);
+      await get.body?.cancel();
+    }
+  } finally {
+    close();
+  }
+});

@@ -1,0 +1,333 @@
+// End-to-end conformance where third-party suites (h2spec, REDbot, smuggler, Autobahn) and hostile upstreams
+// found nexo wrong: control bytes in upstream headers (a Deno panic that took every site down), HEAD over
+// HTTP/2, requests without Host, a 304's Cache-Control, cookies and caching, underscore header spellings,
+// and a buggy upstream's stray bytes after HEAD reaching another client. Real nexo, real curl (HTTP/1.1 and
+// HTTP/2), raw upstreams that send exactly the bytes under test.
+
+import assert from "node:assert/strict";
+import { type Peer, startFaultyUpstream } from "./faulty_upstream.ts";
+import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
+import { closedPort, startRecordingUpstream } from "./upstreams.ts";
+
+/** Control bytes that are invalid in a field value but not CR, LF or NUL (those make nexo answer 502). */
+const CONTROL_BYTES = [
+  ...Array.from({ length: 0x20 }, (_, i) => i).filter((b) =>
+    b !== 0 && b !== 0x09 && b !== 0x0a && b !== 0x0d
+  ),
+  0x7f,
+];
+
+/** Answers every request on the connection with `respond(target, method)`'s raw bytes, until it closes. */
+function answerEach(respond: (target: string, method: string) => string) {
+  return async (peer: Peer) => {
+    for (let head = await peer.nextRequest(); head !== null; head = await peer.nextRequest()) {
+      const [method = "", target = ""] = head.split(" ");
+      await peer.write(respond(target, method));
+    }
+  };
+}
+
+async function isAlive(nexo: NexoProcess, host: string): Promise<void> {
+  const res = await curl(nexo, host, "/zz");
+  assert.equal(res.status, 200, `nexo stopped answering: ${res.stderr}\n${nexo.output().slice(-2000)}`);
+}
+
+Deno.test("an upstream header with a control byte is repaired over HTTP/1.1 and HTTP/2, and nexo stays up", async () => {
+  const upstream = await startFaultyUpstream(answerEach((target) => {
+    const byte = parseInt(target.slice(1), 16);
+    const value = Number.isNaN(byte)
+      ? "plain"
+      : `attachment; filename="report${String.fromCharCode(byte)}.pdf"`;
+    return `HTTP/1.1 200 OK\r\ncontent-disposition: ${value}\r\ncontent-length: 2\r\n\r\nok`;
+  }));
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${upstream.url}
+`);
+  try {
+    for (const protocol of ["--http1.1", "--http2"]) {
+      for (const byte of CONTROL_BYTES) {
+        const hex = byte.toString(16).padStart(2, "0");
+        const res = await curl(nexo, "app.test", `/${hex}`, [protocol]);
+        assert.equal(res.code, 0, `byte 0x${hex} ${protocol}: ${res.stderr}\n${nexo.output().slice(-2000)}`);
+        assert.equal(res.status, 200, `byte 0x${hex} ${protocol}`);
+        assert.equal(res.headers["content-disposition"], 'attachment; filename="report .pdf"');
+        assert.equal(res.body, "ok");
+      }
+    }
+    await isAlive(nexo, "app.test");
+    const line = await nexo.waitForLog((l) => l.msg === "upstream header repaired");
+    assert.equal(line.header, "content-disposition");
+    assert.equal(line.level, "warn");
+  } finally {
+    await nexo.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("HEAD gets no body over HTTP/2 on nexo's own 404, 421 and 502 and on proxied responses", async () => {
+  const upstream = await startFaultyUpstream(
+    answerEach((_target, method) =>
+      method === "HEAD"
+        ? "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\n"
+        : "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+    ),
+  );
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${upstream.url}
+  "other.test":
+    upstream: ${upstream.url}
+  "down.test":
+    upstream: http://127.0.0.1:${closedPort()}
+`);
+  try {
+    const cases: Array<{ sni: string; host?: string; status: number }> = [
+      { sni: "app.test", status: 200 },
+      { sni: "app.test", host: "unknown.test", status: 404 },
+      // other.test has a route but no certificate yet (none was asked for): the connection cannot serve it.
+      { sni: "app.test", host: "other.test", status: 421 },
+      { sni: "down.test", status: 502 },
+    ];
+    for (const protocol of ["--http2", "--http1.1"]) {
+      for (const { sni, host, status } of cases) {
+        const args = [protocol, "-I", ...(host ? ["-H", `Host: ${host}`] : [])];
+        const res = await curl(nexo, sni, "/", args);
+        const what = `HEAD ${host ?? sni} ${protocol}`;
+        assert.equal(res.code, 0, `${what}: curl failed: ${res.stderr}`);
+        assert.equal(res.status, status, what);
+        assert.equal(res.body.trim(), "", what);
+      }
+    }
+    const head = await curl(nexo, "app.test", "/", ["--http2", "-I"]);
+    // curl -I prints the head twice (-D - and stdout), so the harness joins the two lines.
+    assert.match(head.headers["content-length"] ?? "", /^5(, 5)?$/);
+  } finally {
+    await nexo.stop();
+    await upstream.close();
+  }
+});
+
+/** Sends one raw HTTP/1.1 request head over TLS (SNI `sni`) and returns the response's status code. */
+async function rawStatus(nexo: NexoProcess, sni: string, head: string): Promise<number> {
+  const conn = await connectTls(nexo, sni);
+  try {
+    await conn.write(new TextEncoder().encode(head));
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("an HTTP/1.1 request without Host, or with an empty one, gets 400 (RFC 9112 §3.2)", async () => {
+  const app = startRecordingUpstream();
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${app.url}
+`);
+  try {
+    assert.equal(await rawStatus(nexo, "app.test", "GET / HTTP/1.1\r\n\r\n"), 400);
+    assert.equal(await rawStatus(nexo, "app.test", "GET / HTTP/1.1\r\nHost:\r\n\r\n"), 400);
+    assert.equal(await rawStatus(nexo, "app.test", "GET / HTTP/1.0\r\n\r\n"), 400);
+    assert.equal(await rawStatus(nexo, "app.test", "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n"), 200);
+    assert.equal(app.requests.length, 1);
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});
+
+Deno.test("default Cache-Control: a 304 carries its 200's value and a request Cookie makes it private", async () => {
+  const upstream = await startFaultyUpstream(answerEach((target) => {
+    const [path = ""] = target.split("?");
+    const type = path.endsWith(".css") || path === "/style" ? "content-type: text/css\r\n" : "";
+    if (target.endsWith("?304")) {
+      // Like Express: no Content-Type on a 304 unless the path asks for one here.
+      return `HTTP/1.1 304 Not Modified\r\netag: "1"\r\n${path === "/style" ? type : ""}\r\n`;
+    }
+    return `HTTP/1.1 200 OK\r\n${
+      type || "content-type: text/html\r\n"
+    }etag: "1"\r\ncontent-length: 2\r\n\r\nok`;
+  }));
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${upstream.url}
+`);
+  try {
+    const cacheControl = async (path: string, args: string[] = []) =>
+      (await curl(nexo, "app.test", path, args)).headers["cache-control"];
+    for (const path of ["/app.css", "/page", "/style"]) {
+      assert.equal(await cacheControl(`${path}?304`), await cacheControl(path), path);
+    }
+    assert.equal(await cacheControl("/app.css"), "public, max-age=86400");
+    assert.equal(await cacheControl("/page?304"), "no-cache");
+    assert.equal(await cacheControl("/app.css", ["-H", "Cookie: session=1"]), "private, max-age=86400");
+    assert.equal(await cacheControl("/app.css?304", ["-H", "Cookie: session=1"]), "private, max-age=86400");
+    assert.equal(await cacheControl("/page", ["-H", "Cookie: session=1"]), "private, no-cache");
+  } finally {
+    await nexo.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("request headers spelled with underscores never reach the upstream", async () => {
+  const app = startRecordingUpstream();
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${app.url}
+`);
+  try {
+    const forged = ["X_Real_IP: 198.51.100.1", "X_Forwarded_For: 198.51.100.1", "X-Real_IP: 198.51.100.1"];
+    for (const protocol of ["--http1.1", "--http2"]) {
+      const res = await curl(nexo, "app.test", "/", [protocol, ...forged.flatMap((h) => ["-H", h])]);
+      assert.equal(res.status, 200);
+    }
+    assert.equal(app.requests.length, 2);
+    for (const request of app.requests) {
+      const names = request.headers.map(([name]) => name.toLowerCase());
+      assert.ok(!names.some((name) => name.includes("_")), names.join());
+      assert.equal(request.headers.filter(([name]) => name.toLowerCase() === "x-real-ip").length, 0);
+    }
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});
+
+Deno.test("an upstream's stray body after HEAD never reaches the next request on a pooled connection", async () => {
+  const upstream = await startFaultyUpstream(async (peer) => {
+    for (let head = await peer.nextRequest(); head !== null; head = await peer.nextRequest()) {
+      if (head.startsWith("HEAD ")) {
+        // A buggy app: declares 46 bytes, and writes them when the connection is next used.
+        await peer.write("HTTP/1.1 200 OK\r\ncontent-length: 46\r\n\r\n");
+        const next = await peer.nextRequest();
+        if (next === null) return;
+        await peer.write("HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nLEAKED");
+        await peer.write("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh");
+      } else {
+        await peer.write("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh");
+      }
+    }
+  });
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${upstream.url}
+`);
+  try {
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await curl(nexo, "app.test", "/", ["-I"])).status, 200);
+      const res = await curl(nexo, "app.test", "/private");
+      assert.equal(res.body, "fresh", `round ${i}: another request's bytes were served`);
+    }
+  } finally {
+    await nexo.stop();
+    await upstream.close();
+  }
+});
+
+Deno.test("a 204 that declares a Content-Length reaches HTTP/2 clients without it", async () => {
+  const upstream = await startFaultyUpstream(
+    answerEach(() => "HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n"),
+  );
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${upstream.url}
+`);
+  try {
+    for (const protocol of ["--http2", "--http1.1"]) {
+      const res = await curl(nexo, "app.test", "/", [protocol]);
+      assert.equal(res.code, 0, `${protocol}: ${res.stderr}`);
+      assert.equal(res.status, 204);
+      assert.equal(res.headers["content-length"], undefined);
+    }
+  } finally {
+    await nexo.stop();
+    await upstream.close();
+  }
+});
+
+/** One HTTP/2 frame (RFC 9113 §4.1). */
+function h2Frame(
+  type: number,
+  flags: number,
+  stream: number,
+  payload: Uint8Array = new Uint8Array(0),
+): Uint8Array {
+  const frame = new Uint8Array(9 + payload.length);
+  frame[0] = payload.length >> 16;
+  frame[1] = (payload.length >> 8) & 0xff;
+  frame[2] = payload.length & 0xff;
+  frame[3] = type;
+  frame[4] = flags;
+  new DataView(frame.buffer).setUint32(5, stream);
+  frame.set(payload, 9);
+  return frame;
+}
+
+Deno.test("HTTP/2 protocol noise (an unsolicited PING ack, a rapid-reset flood) leaves only JSON lines in the log", async () => {
+  const app = startRecordingUpstream();
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${app.url}
+`);
+  try {
+    const conn = await connectTls(nexo, "app.test", ["h2"]);
+    const preface = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    const frames = [preface, h2Frame(4, 0, 0), h2Frame(6, 1, 0, new Uint8Array(8).fill(7))];
+    // HEADERS (END_STREAM | END_HEADERS) from HPACK's static table: GET, https, /, :authority app.test;
+    // then RST_STREAM(CANCEL) at once, 200 times (CVE-2023-44487's pattern).
+    const block = new Uint8Array([0x82, 0x87, 0x84, 0x41, 8, ...new TextEncoder().encode("app.test")]);
+    for (let stream = 1; stream < 400; stream += 2) {
+      frames.push(h2Frame(1, 0x5, stream, block), h2Frame(3, 0, stream, new Uint8Array([0, 0, 0, 8])));
+    }
+    try {
+      for (const frame of frames) await conn.write(frame);
+      // Read until nexo ends the connection (GOAWAY, then close) or a second passes.
+      const buf = new Uint8Array(65536);
+      const deadline = setTimeout(() => conn.close(), 1000);
+      try {
+        while ((await conn.read(buf)) !== null) { /* drain */ }
+      } catch {
+        // closed by the deadline, or reset by nexo
+      } finally {
+        clearTimeout(deadline);
+      }
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    }
+    await isAlive(nexo, "app.test");
+    await nexo.stop();
+    const bare = nexo.output().split("\n").filter((line) => {
+      if (line.trim() === "") return false;
+      try {
+        JSON.parse(line);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    assert.deepEqual(bare, []);
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});
