@@ -1,20 +1,30 @@
 // Live config: watches the config file's directory (editors that write a temp file and rename it, `sed -i`,
-// Kubernetes/Docker mounts whose symlink is swapped all show up there), debounces bursts into one reload,
-// validates the candidate exactly as `check` does, and hands a valid one to `apply`. An invalid candidate is
-// logged once with every file:line:col and the last good config keeps serving. It never writes the file.
+// Kubernetes/Docker mounts whose symlink is swapped all show up there), keeps only the events that can change
+// what the config path reads, debounces bursts into one reload with a bounded wait, validates the candidate
+// exactly as `check` does, and hands a valid one to `apply`. An invalid candidate is logged once with every
+// file:line:col and the last good config keeps serving. It never writes the file.
 
 import { errorMessage } from "./error_message.ts";
-import { dirname } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import { ConfigError } from "./config/errors.ts";
 import { loadConfig } from "./config/parse.ts";
 import type { Config } from "./config/types.ts";
 import type { Logger } from "./log.ts";
 
 /**
- * Editors and `kubectl` produce several events per save (create temp, write, rename, chmod); 150 ms gathers
- * one save into one reload while a new host still serves well within a second of the write.
+ * Editors and `kubectl` produce several events per save (create temp, write, rename, chmod); 150 ms of quiet
+ * gathers one save into one reload. A stream of relevant events (a script rewriting the file in a loop)
+ * could keep postponing a trailing debounce for ever, so a reload runs at most 500 ms after the first event
+ * of a burst whatever follows: a new host serves well within a second of the write.
  */
 const DEBOUNCE_MS = 150;
+const MAX_WAIT_MS = 500;
+
+/**
+ * Kubernetes mounts a ConfigMap as `config.yaml -> ..data/config.yaml` with `..data -> ..2026_12_06_...`, and
+ * updates it by renaming a new `..data_tmp` link over `..data`: the event names `..data`, never the file.
+ */
+const CONFIGMAP_LINKS: ReadonlySet<string> = new Set(["..data", "..data_tmp"]);
 
 export interface ConfigWatcherOptions {
   /** The config file as given on the command line (may be a symlink). */
@@ -29,8 +39,12 @@ export interface ConfigWatcherOptions {
 /** Watches and reloads until `stop()`. `reload()` (SIGHUP) re-reads at once. Never throws from the loop. */
 export class ConfigWatcher {
   readonly #options: ConfigWatcherOptions;
-  #watchers: Deno.FsWatcher[] = [];
+  #watchers = new Map<string, Deno.FsWatcher>();
+  /** Absolute paths whose change can change what the config path reads (see #isRelevant). */
+  #relevant = new Set<string>();
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** performance.now() of the first event not yet reloaded for, or null when none is pending. */
+  #firstPending: number | null = null;
   /** The text last applied or last rejected: the same text again is not news. */
   #lastText: string;
   #running: Promise<void> | null = null;
@@ -42,27 +56,92 @@ export class ConfigWatcher {
     this.#lastText = options.initialText;
   }
 
-  /** Starts watching the config file's directory and, for a symlink, its target's directory. */
+  /**
+   * Starts watching the config file's directory and, for a symlink, its target's directory (re-resolved
+   * after every reload, so a link swapped to another directory is followed there).
+   */
   async start(): Promise<void> {
-    const dirs = new Set([dirname(this.#options.path)]);
+    await this.#follow();
+  }
+
+  /** Resolves the config path's link chain and watches every directory on it that is not watched yet. */
+  async #follow(): Promise<void> {
+    const path = resolve(this.#options.path);
+    const relevant = new Set([path]);
+    const dirs = new Set([dirname(path)]);
+    // Each hop of a link chain (config.yaml -> ..data/config.yaml -> ..2026_.../config.yaml): the link itself
+    // and the directories the chain passes through can change what the path reads.
+    let current = path;
+    for (let hop = 0; hop < 8; hop++) {
+      let target: string;
+      try {
+        target = resolve(dirname(current), await Deno.readLink(current));
+      } catch {
+        break; // not a link (or missing: the first reload reports it, the directory watch sees it appear)
+      }
+      relevant.add(target);
+      dirs.add(dirname(target));
+      current = target;
+    }
     try {
-      dirs.add(dirname(await Deno.realPath(this.#options.path)));
+      const real = await Deno.realPath(path);
+      relevant.add(real);
+      dirs.add(dirname(real));
     } catch {
-      // A missing file is reported by the first reload; the directory watch will see it appear.
+      // missing for now
     }
-    for (const dir of dirs) {
-      const watcher = Deno.watchFs(dir, { recursive: false });
-      this.#watchers.push(watcher);
-      (async () => {
-        try {
-          for await (const _ of watcher) this.#schedule();
-        } catch (error) {
-          if (!this.#stopped) {
-            this.#options.log.error("config watch failed", { dir, error: errorMessage(error) });
-          }
+    this.#relevant = relevant;
+    for (const dir of dirs) this.#watch(dir);
+    // Directories the chain left (a ConfigMap's previous timestamped folder, deleted after the swap).
+    for (const [dir, watcher] of this.#watchers) {
+      if (dirs.has(dir)) continue;
+      this.#watchers.delete(dir);
+      try {
+        watcher.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  #watch(dir: string): void {
+    if (this.#stopped || this.#watchers.has(dir)) return;
+    let watcher: Deno.FsWatcher;
+    try {
+      watcher = Deno.watchFs(dir, { recursive: false });
+    } catch (error) {
+      this.#options.log.error("config watch failed", { dir, error: errorMessage(error) });
+      return;
+    }
+    this.#watchers.set(dir, watcher);
+    (async () => {
+      try {
+        for await (const event of watcher) {
+          if (event.paths.some((changed) => this.#isRelevant(changed))) this.#schedule();
         }
-      })();
-    }
+      } catch (error) {
+        // A watcher closed on purpose (stop(), or a directory the link chain left) is no longer in the map.
+        if (!this.#stopped && this.#watchers.get(dir) === watcher) {
+          this.#options.log.error("config watch failed", { dir, error: errorMessage(error) });
+        }
+      } finally {
+        if (this.#watchers.get(dir) === watcher) this.#watchers.delete(dir);
+      }
+    })();
+  }
+
+  /**
+   * Whether an event on `changed` can change what the config path reads: the path itself, a link on its
+   * chain or the file it ends at, or a Kubernetes ConfigMap's `..data` swap beside one of them. Events for
+   * other files in the same directory (a log appended every few milliseconds, an editor's swap file) are
+   * ignored: each used to restart the debounce, and a busy neighbour held every reload back until it was quiet.
+   */
+  #isRelevant(changed: string): boolean {
+    if (this.#relevant.has(changed)) return true;
+    if (!CONFIGMAP_LINKS.has(basename(changed))) return false;
+    const dir = dirname(changed);
+    for (const path of this.#relevant) if (dirname(path) === dir) return true;
+    return false;
   }
 
   /** Re-reads the config now (SIGHUP), even when its text did not change. */
@@ -74,19 +153,26 @@ export class ConfigWatcher {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    for (const watcher of this.#watchers) {
+    for (const watcher of this.#watchers.values()) {
       try {
         watcher.close();
       } catch {
         // already closed
       }
     }
-    this.#watchers = [];
+    this.#watchers.clear();
   }
 
+  /** Debounces: DEBOUNCE_MS after the latest event, but never later than MAX_WAIT_MS after the first. */
   #schedule(): void {
+    const now = performance.now();
+    this.#firstPending ??= now;
+    const delay = Math.min(DEBOUNCE_MS, this.#firstPending + MAX_WAIT_MS - now);
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#run(), DEBOUNCE_MS);
+    this.#timer = setTimeout(() => {
+      this.#firstPending = null;
+      this.#run();
+    }, Math.max(0, delay));
   }
 
   /** One reload at a time; a change during a reload runs one more afterwards. */
@@ -99,6 +185,8 @@ export class ConfigWatcher {
       do {
         this.#again = false;
         await this.#check();
+        // A swapped link may now point into another directory: watch it, and track the new chain.
+        if (!this.#stopped) await this.#follow();
       } while (this.#again && !this.#stopped);
     })().finally(() => this.#running = null);
     return this.#running;

@@ -151,3 +151,72 @@ Deno.test("100 reloads under a steady stream of requests fail none of them", asy
   // (a few pooled upstream and client connections may come and go).
   assert.ok(fdsAfter - fdsBefore < 10, `open files ${fdsBefore} -> ${fdsAfter}`);
 });
+
+Deno.test("edits next to a log appended every 10 ms are each served within 1 s, failing no request", async () => {
+  const app = startEchoUpstream();
+  const routes = (hosts: string[]) =>
+    `proxies:\n${hosts.map((host) => `  "${host}":\n    upstream: ${app.url}\n`).join("")}`;
+  const nexo = await startNexo(routes(["a.test"]));
+  const file = `${nexo.dir}/config.yaml`;
+  const base = (await Deno.readTextFile(file)).split("proxies:")[0]!;
+  // A request log in the config's directory, as in ~/.nexo or a Docker volume that also holds state.
+  const logFile = await Deno.open(`${nexo.dir}/access.log`, { create: true, append: true });
+  let stop = false;
+  const appender = (async () => {
+    while (!stop) {
+      await logFile.write(new TextEncoder().encode(`${new Date().toISOString()} GET / 200\n`));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  const failures: string[] = [];
+  let ok = 0;
+  const load = (async () => {
+    while (!stop) {
+      const res = await curl(nexo, "a.test", "/steady");
+      if (res.status === 200) ok++;
+      else failures.push(`${res.status} ${res.stderr}`);
+    }
+  })();
+  const latencies: number[] = [];
+  try {
+    const hosts = ["a.test"];
+    for (let i = 1; i <= 20; i++) {
+      hosts.push(`h${i}.test`);
+      const text = base + routes(hosts);
+      const written = performance.now();
+      switch (i % 3) {
+        case 0:
+          await Deno.writeTextFile(file, text);
+          break;
+        case 1:
+          await Deno.writeTextFile(`${file}.tmp`, text);
+          await Deno.rename(`${file}.tmp`, file);
+          break;
+        case 2:
+          await Deno.writeTextFile(`${nexo.dir}/v${i}.yaml`, text);
+          await Deno.symlink(`v${i}.yaml`, `${nexo.dir}/link.tmp`);
+          await Deno.rename(`${nexo.dir}/link.tmp`, file);
+          break;
+      }
+      // Served means routed: the new host answers 200 instead of 404.
+      while ((await curl(nexo, `h${i}.test`, "/")).status !== 200) {
+        if (performance.now() - written > 5_000) throw new Error(`h${i}.test not served after 5 s`);
+      }
+      latencies.push(performance.now() - written);
+    }
+  } finally {
+    stop = true;
+    await Promise.all([appender, load]);
+    logFile.close();
+    await nexo.stop();
+    await app.close();
+  }
+  assert.deepEqual(failures, []);
+  assert.ok(ok > 10, `requests flowed during the edits (${ok})`);
+  // Each poll is a curl run (~20-40 ms), so the figure includes up to one of those past the swap.
+  const slowest = Math.max(...latencies);
+  assert.ok(
+    slowest < 1000,
+    `slowest edit served after ${Math.round(slowest)} ms: ${latencies.map(Math.round)}`,
+  );
+});
