@@ -66,6 +66,11 @@ export interface FakeFailure {
   errors?: Array<{ code: number; message: string }>;
   /** Answer with an HTML page, as Cloudflare's edge does for some 5xx. */
   html?: boolean;
+  /**
+   * Handle the request first (a record is really created or deleted) and only then answer with the failure:
+   * a write that committed behind an edge that timed out or failed, which a client must not repeat blindly.
+   */
+  afterWrite?: boolean;
 }
 
 export interface FakeCloudflareOptions {
@@ -100,6 +105,19 @@ export interface FakeCloudflare {
   /** Answers the next `count` requests with `failure` instead of handling them. */
   failNext(count: number, failure: FakeFailure): void;
   /**
+   * Answers a share `rate` (0..1) of the requests `match` accepts with `failure`, drawn from a PRNG seeded
+   * with `seed`, until `endFlakiness()`: a flaky API. Requests `failNext` queued are answered first.
+   */
+  startFlakiness(
+    rate: number,
+    seed: number,
+    failure: (draw: number) => FakeFailure,
+    match?: (request: FakeRequest) => boolean,
+  ): void;
+  endFlakiness(): void;
+  /** The most TXT records with one name and one value that ever existed at once. */
+  readonly maxDuplicates: number;
+  /**
    * Answers every request that `match` accepts (default: every request) with `failure` until `endOutage()`:
    * a persistent outage, where `failNext` is a blip. Requests `failNext` queued are answered first.
    */
@@ -132,6 +150,15 @@ export function startFakeCloudflare(options: FakeCloudflareOptions): Promise<Fak
     zoneId: (name) => state.zoneByName(name).id,
     records: () => state.records.map((record) => ({ ...record })),
     addRecord: (zoneName, record) => state.store(state.zoneByName(zoneName), { type: "TXT", ...record }),
+    startFlakiness: (rate, seed, failure, match = () => true) => {
+      state.flaky = { rate, next: mulberry32(seed), failure, match };
+    },
+    endFlakiness: () => {
+      state.flaky = null;
+    },
+    get maxDuplicates() {
+      return state.maxDuplicates;
+    },
     failNext: (count, failure) => {
       for (let i = 0; i < count; i++) state.failures.push(failure);
     },
@@ -158,6 +185,13 @@ class FakeState {
   requests: FakeRequest[] = [];
   failures: FakeFailure[] = [];
   outage: { failure: FakeFailure; match: (request: FakeRequest) => boolean } | null = null;
+  flaky: {
+    rate: number;
+    next: () => number;
+    failure: (draw: number) => FakeFailure;
+    match: (request: FakeRequest) => boolean;
+  } | null = null;
+  maxDuplicates = 0;
   publishToDns = true;
   #token: string;
   #tokenStatus: string;
@@ -195,8 +229,30 @@ class FakeState {
     };
     this.requests.push(received);
     const failure = this.failures.shift() ??
-      (this.outage?.match(received) ? this.outage.failure : undefined);
-    if (failure !== undefined) return injected(failure);
+      (this.outage?.match(received) ? this.outage.failure : undefined) ?? this.#flakyFailure(received);
+    if (failure !== undefined && !failure.afterWrite) return injected(failure);
+    const response = await this.#handleReal(request, url, path, body);
+    this.#countDuplicates();
+    return failure === undefined ? response : injected(failure);
+  }
+
+  #flakyFailure(received: FakeRequest): FakeFailure | undefined {
+    const flaky = this.flaky;
+    if (flaky === null || !flaky.match(received)) return undefined;
+    const draw = flaky.next();
+    return draw < flaky.rate ? flaky.failure(draw / flaky.rate) : undefined;
+  }
+
+  #countDuplicates(): void {
+    const counts = new Map<string, number>();
+    for (const record of this.records) {
+      const key = `${record.type} ${record.name} ${record.content}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    this.maxDuplicates = Math.max(this.maxDuplicates, ...counts.values());
+  }
+
+  async #handleReal(request: Request, url: URL, path: string, body: string): Promise<Response> {
     if (!url.pathname.startsWith(`${API_PATH}/`)) return fail(400, 7000, "No route for that URI");
     const denied = this.#authenticate(request.headers.get("authorization"), path);
     if (denied !== null) return denied;
@@ -493,4 +549,16 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 
 function hexId(): string {
   return crypto.randomUUID().replaceAll("-", "");
+}
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same flaky run. */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

@@ -2,7 +2,13 @@
 // API, and checks the token's permissions at startup. HTTP, the envelope, rate limits and secret redaction live
 // in cloudflare_api.ts, finding a name's zone in cloudflare_zones.ts; it does not wait for propagation.
 
-import { CloudflareApi, type CloudflareApiOptions, hasErrorCode, TOKEN_PAGE } from "./cloudflare_api.ts";
+import {
+  CloudflareApi,
+  type CloudflareApiOptions,
+  type CloudflareResponse,
+  hasErrorCode,
+  TOKEN_PAGE,
+} from "./cloudflare_api.ts";
 import { type CloudflareZone, CloudflareZones } from "./cloudflare_zones.ts";
 import {
   assertChallengeName,
@@ -114,12 +120,26 @@ export class CloudflareDnsProvider implements DnsProvider {
     }
     const zone = await this.#zones.zoneFor(name);
     const what = `create TXT record "${name}" in Cloudflare zone ${zone.name}`;
-    const response = await this.#api.request<DnsRecord>(
-      what,
-      "POST",
-      `/zones/${encodeURIComponent(zone.id)}/dns_records`,
-      { type: "TXT", name, content: value, ttl: RECORD_TTL_S },
-    );
+    let response: CloudflareResponse<DnsRecord>;
+    for (let attempt = 1;; attempt++) {
+      try {
+        response = await this.#api.request<DnsRecord>(
+          what,
+          "POST",
+          `/zones/${encodeURIComponent(zone.id)}/dns_records`,
+          { type: "TXT", name, content: value, ttl: RECORD_TTL_S },
+        );
+        break;
+      } catch (error) {
+        const delay = this.#api.retryDelay(error, attempt);
+        if (delay === null) throw error;
+        await this.#api.sleep(delay);
+        // A create that failed in transit (a 5xx after the write, a timeout) may have made the record: look
+        // first, so a retry never leaves two records with one value.
+        const [existing] = await this.#listTxt(zone, name, value);
+        if (existing !== undefined) return this.#handle(zone, existing, value);
+      }
+    }
     if (response.ok && response.result !== null) return this.#handle(zone, response.result, value);
     // The same value is already published (a retried order): adopt it, as the contract promises.
     if (hasErrorCode(response, CODE_IDENTICAL_RECORD_EXISTS)) {

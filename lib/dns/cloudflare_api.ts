@@ -1,10 +1,12 @@
 // The HTTP side of Cloudflare's v4 API: bearer-token requests, the JSON envelope (`success`, `errors[]`,
-// `result`), rate-limit bans, request timeouts, and turning failures into DnsProviderErrors whose messages never
-// contain the token. It knows nothing about zones or records (cloudflare.ts does).
+// `result`), rate-limit bans, request timeouts, a few quick retries of transient failures per call, and turning
+// failures into DnsProviderErrors whose messages never contain the token. It knows nothing about zones or
+// records (cloudflare.ts does).
 // API reference: https://developers.cloudflare.com/api/ (v4, "client/v4" base).
 
 import { errorMessage } from "../error_message.ts";
 import { CLOUDFLARE_API_BASE } from "../config/defaults.ts";
+import { sleep } from "../sleep.ts";
 import { DnsProviderError } from "./provider.ts";
 
 /** One entry of an envelope's `errors` or `messages` array. */
@@ -43,7 +45,30 @@ export interface CloudflareApiOptions {
   now?: () => number;
   /** Longest a request (connect, answer, body) may take, in ms; default 30 s. */
   requestTimeoutMs?: number;
+  /** How transient failures are retried within one call; defaults to CALL_RETRY (tests shorten it). */
+  retry?: CallRetry;
+  /** Waits `ms` (a seam for tests); defaults to a timer. */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/** Retrying inside one API call (see CALL_RETRY). */
+export interface CallRetry {
+  /** Tries per call, the first included. */
+  tries: number;
+  /** Wait before the second try in ms, doubled for each further one, with ±20% jitter. */
+  firstDelayMs: number;
+  /** A Retry-After longer than this (ms) is not waited out inside the call: the call fails at once. */
+  maxWaitMs: number;
+}
+
+/**
+ * Three tries within about 10 s, as cloudflare-go and lego do: a 5xx, a 429 with a short Retry-After, a
+ * reset or refused connection, or a timeout is usually gone a second later, while the order as a whole
+ * backs off by retry_interval (an hour by default) when one call fails. A longer Retry-After is left to that
+ * backoff rather than holding the order. Only requests that cannot act twice are retried here (GET, DELETE);
+ * cloudflare.ts retries its record creation itself, looking the record up first.
+ */
+export const CALL_RETRY: CallRetry = { tries: 3, firstDelayMs: 1_000, maxWaitMs: 10_000 };
 
 /**
  * Timing: 30 s per request is far above Cloudflare's usual sub-second answers but bounds a hung connection.
@@ -73,6 +98,8 @@ export class CloudflareApi {
   #now: () => number;
   #timeoutMs: number;
   #bannedUntil = 0;
+  readonly retry: CallRetry;
+  readonly sleep: (ms: number) => Promise<void>;
 
   constructor(options: CloudflareApiOptions) {
     this.#token = options.apiToken;
@@ -80,17 +107,50 @@ export class CloudflareApi {
     this.#fetch = options.fetch ?? fetch;
     this.#now = options.now ?? Date.now;
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.retry = options.retry ?? CALL_RETRY;
+    this.sleep = options.sleep ?? ((ms) => sleep(ms));
   }
 
   /**
-   * Sends one request and parses the envelope. `what` completes "Cannot ..." in error messages ("create TXT
+   * Sends a request and parses the envelope. `what` completes "Cannot ..." in error messages ("create TXT
    * record ..."). Resolves for any answer with a JSON envelope below 500 (check `ok`); throws a
    * DnsProviderError for a network failure or timeout ("unavailable"), a 5xx or non-JSON answer
-   * ("unavailable"), a 429 or an ongoing ban ("rate_limited", with `retryAfterMs`).
+   * ("unavailable"), a 429 or an ongoing ban ("rate_limited", with `retryAfterMs`). GET and DELETE are tried
+   * up to `retry.tries` times while they fail that way (see `retryDelay()`); POST is sent once.
    */
   async request<T>(what: string, method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<
     CloudflareResponse<T>
   > {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#requestOnce<T>(what, method, path, body);
+      } catch (error) {
+        const delay = method === "POST" ? null : this.retryDelay(error, attempt);
+        if (delay === null) throw error;
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  /**
+   * How long to wait before try `attempt + 1` of a call that failed with `error`, or null to give up: only
+   * "unavailable" (5xx, timeout, connection failure) and "rate_limited" errors are retried, while tries are
+   * left, and a Retry-After (or an ongoing ban) is waited out only up to `retry.maxWaitMs`.
+   */
+  retryDelay(error: unknown, attempt: number): number | null {
+    if (!(error instanceof DnsProviderError) || attempt >= this.retry.tries) return null;
+    if (error.kind !== "unavailable" && error.kind !== "rate_limited") return null;
+    const backoff = this.retry.firstDelayMs * 2 ** (attempt - 1) * (0.8 + 0.4 * Math.random());
+    const wait = Math.max(backoff, error.retryAfterMs ?? 0);
+    return wait > this.retry.maxWaitMs ? null : wait;
+  }
+
+  async #requestOnce<T>(
+    what: string,
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    body?: unknown,
+  ): Promise<CloudflareResponse<T>> {
     const bannedForMs = this.#bannedUntil - this.#now();
     if (bannedForMs > 0) {
       throw this.#error("rate_limited", `Cannot ${what}: ${banText(bannedForMs)}`, {

@@ -10,13 +10,30 @@ import {
 
 const TOKEN = "cf-test-token-0123456789abcdefSECRET";
 
+/**
+ * A fake Cloudflare and a provider for it. The provider's retry waits are recorded in `waits` and skipped on
+ * a virtual clock, not slept (its real schedule is CALL_RETRY's).
+ */
 async function setup(
   fakeOptions: Partial<FakeCloudflareOptions> = {},
   providerOptions: Partial<CloudflareProviderOptions> = {},
-): Promise<{ fake: FakeCloudflare; provider: CloudflareDnsProvider }> {
+): Promise<{ fake: FakeCloudflare; provider: CloudflareDnsProvider; waits: number[] }> {
   const fake = await startFakeCloudflare({ token: TOKEN, zones: ["example.com"], ...fakeOptions });
-  const provider = new CloudflareDnsProvider({ apiToken: TOKEN, apiBase: fake.apiBase, ...providerOptions });
-  return { fake, provider };
+  const waits: number[] = [];
+  // Waiting moves a virtual clock instead, so a rate-limit ban ends when its Retry-After was waited out.
+  let skipped = 0;
+  const provider = new CloudflareDnsProvider({
+    apiToken: TOKEN,
+    apiBase: fake.apiBase,
+    now: () => Date.now() + skipped,
+    sleep: (ms) => {
+      waits.push(ms);
+      skipped += ms;
+      return Promise.resolve();
+    },
+    ...providerOptions,
+  });
+  return { fake, provider, waits };
 }
 
 /** Runs `body`, expecting a DnsProviderError; returns it. */
@@ -321,17 +338,21 @@ Deno.test("CloudflareDnsProvider waits 5 minutes after a 429 without Retry-After
   }
 });
 
-Deno.test("CloudflareDnsProvider reports a 5xx as unavailable, JSON or HTML", async () => {
+Deno.test("CloudflareDnsProvider reports a 5xx that outlasts its tries as unavailable, JSON or HTML", async () => {
   const { fake, provider } = await setup();
   try {
-    fake.failNext(1, { status: 503, retryAfter: "5" });
+    await provider.findZone("example.com");
+    const isCreate = (r: { method: string }) => r.method === "POST";
+    fake.startOutage({ status: 503, retryAfter: "5" }, isCreate);
     const json = await providerError(() => provider.createTxtRecord("_acme-challenge.example.com", "v"));
     assert.equal(json.kind, "unavailable");
     assert.equal(json.status, 503);
     assert.equal(json.retryAfterMs, 5_000);
     assert.match(json.message, /Cloudflare answered HTTP 503 \(code 10002 "An unknown error has occurred"\)/);
-    fake.failNext(1, { status: 502, html: true });
+    assert.equal(fake.requests.filter(isCreate).length, 3, "three tries, then the order's backoff decides");
+    fake.startOutage({ status: 502, html: true }, isCreate);
     const html = await providerError(() => provider.createTxtRecord("_acme-challenge.example.com", "v"));
+    fake.endOutage();
     assert.equal(html.kind, "unavailable");
     assert.match(html.message, /HTTP 502 with a body that is not Cloudflare's JSON envelope/);
     await provider.createTxtRecord("_acme-challenge.example.com", "v");
@@ -444,5 +465,101 @@ Deno.test("CloudflareDnsProvider looks a zone up again after Cloudflare refused 
     assert.equal(handle.ref.zoneId, "f".repeat(32));
   } finally {
     await fake.close();
+  }
+});
+
+Deno.test("CloudflareDnsProvider retries a 5xx, a short 429 and a refused connection within the call", async () => {
+  const { fake, provider, waits } = await setup();
+  try {
+    fake.failNext(2, { status: 500 });
+    assert.equal(await provider.findZone("_acme-challenge.example.com"), "example.com");
+    assert.equal(waits.length, 2);
+    // 1 s then 2 s, each with ±20% jitter.
+    assert.ok(waits[0]! >= 800 && waits[0]! <= 1200 && waits[1]! >= 1600 && waits[1]! <= 2400, String(waits));
+    fake.failNext(1, { status: 429, retryAfter: "4" });
+    const handle = await provider.createTxtRecord("_acme-challenge.example.com", "v1");
+    assert.ok(waits[2]! >= 4000, `Retry-After 4 is waited out: ${waits}`);
+    fake.failNext(1, { status: 502, html: true });
+    await provider.deleteTxtRecord(handle);
+    assert.deepEqual(fake.records(), []);
+  } finally {
+    await fake.close();
+  }
+  // Refused connections: the fake is gone, and each of the three tries fails fast.
+  const refused = await providerError(() => provider.findZone("other.example.com"));
+  assert.equal(refused.kind, "unavailable");
+  assert.equal(waits.length, 6);
+});
+
+Deno.test("CloudflareDnsProvider leaves a long Retry-After and other errors to the caller", async () => {
+  const { fake, provider, waits } = await setup();
+  try {
+    fake.failNext(1, { status: 429, retryAfter: "60" });
+    const limited = await providerError(() => provider.findZone("example.com"));
+    assert.equal(limited.kind, "rate_limited");
+    assert.deepEqual(waits, []);
+    const sent = fake.requests.length;
+    fake.failNext(1, { status: 400, errors: [{ code: 1004, message: "DNS Validation Error" }] });
+    const rejected = await providerError(() => provider.findZone("example.com")).catch((e) => e);
+    assert.equal(fake.requests.length, sent, "no request during the ban");
+    assert.equal(rejected.kind, "rate_limited");
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("CloudflareDnsProvider never duplicates a record whose create failed after Cloudflare stored it", async () => {
+  const { fake, provider } = await setup();
+  try {
+    await provider.findZone("example.com");
+    const isCreate = (r: { method: string }) => r.method === "POST";
+    // The record is written, then the edge answers 500; the retry looks it up and adopts it.
+    fake.failNext(1, { status: 500, afterWrite: true });
+    const handle = await provider.createTxtRecord("_acme-challenge.example.com", "v1");
+    assert.equal(fake.requests.filter(isCreate).length, 1, "no second POST for a record that exists");
+    assert.deepEqual(txtValues(fake, "_acme-challenge.example.com"), ["v1"]);
+    await provider.deleteTxtRecord(handle);
+    // A create refused before the write is sent again.
+    fake.failNext(1, { status: 503 });
+    await provider.createTxtRecord("_acme-challenge.example.com", "v2");
+    assert.equal(fake.requests.filter(isCreate).length, 3);
+    assert.deepEqual(txtValues(fake, "_acme-challenge.example.com"), ["v2"]);
+    assert.equal(fake.maxDuplicates, 1);
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test("CloudflareDnsProvider under 30% seeded 5xx answers creates and deletes every record exactly once", async () => {
+  for (const seed of [1, 2, 3]) {
+    const { fake, provider } = await setup({}, {
+      retry: { tries: 3, firstDelayMs: 1, maxWaitMs: 10_000 },
+      sleep: () => Promise.resolve(),
+    });
+    try {
+      fake.startFlakiness(0.3, seed, (draw) => ({ status: 500, afterWrite: draw < 0.5 }));
+      let created = 0;
+      for (let i = 0; i < 20; i++) {
+        const name = `_acme-challenge.h${i}.example.com`;
+        let handle;
+        // A call that fails all three tries fails the order; the order's retry runs it again.
+        for (let order = 0; handle === undefined && order < 5; order++) {
+          handle = await provider.createTxtRecord(name, `v${i}`).catch(() => undefined);
+        }
+        assert.ok(handle, `seed ${seed}: ${name} never created`);
+        created++;
+        for (let order = 0; order < 5; order++) {
+          if (await provider.deleteTxtRecord(handle).then(() => true, () => false)) break;
+        }
+      }
+      fake.endFlakiness();
+      // An order that gave up may have left a record that was stored behind a 500: cleanupStale() finds it.
+      for (let i = 0; i < 20; i++) await provider.cleanupStale(`_acme-challenge.h${i}.example.com`);
+      assert.equal(created, 20);
+      assert.deepEqual(fake.records(), [], `seed ${seed}`);
+      assert.equal(fake.maxDuplicates, 1, `seed ${seed}: two records with one name and value existed`);
+    } finally {
+      await fake.close();
+    }
   }
 });
