@@ -331,3 +331,68 @@ proxies:
     await app.close();
   }
 });
+
+/** A masked client text frame (RFC 6455 §5.2, payload under 126 bytes). */
+function maskedTextFrame(text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  return new Uint8Array([0x81, 0x80 | payload.length, ...mask, ...payload.map((b, i) => b ^ mask[i % 4]!)]);
+}
+
+Deno.test("WebSocket relay: the upstream's close code reaches the client, and a client that never answers the close is dropped", async () => {
+  // The upstream closes with 1011 when asked; Deno's server-side socket may send it.
+  const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (event) => {
+      if (event.data === "close please") socket.close(1011, "upstream broke");
+    };
+    return response;
+  });
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: http://127.0.0.1:${upstream.addr.port}
+`);
+  const conn = await connectTls(nexo, "app.test");
+  try {
+    const handshake = "GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    await conn.write(new TextEncoder().encode(handshake));
+    const buf = new Uint8Array(4096);
+    let received = new Uint8Array(0);
+    const readMore = async () => {
+      const n = await conn.read(buf);
+      if (n === null) return false;
+      received = new Uint8Array([...received, ...buf.subarray(0, n)]);
+      return true;
+    };
+    while (!new TextDecoder().decode(received).includes("\r\n\r\n")) assert.ok(await readMore(), "no 101");
+    const head = new TextDecoder().decode(received);
+    assert.match(head, /^HTTP\/1\.1 101/);
+    received = received.subarray(head.indexOf("\r\n\r\n") + 4);
+    await conn.write(maskedTextFrame("close please"));
+    while (received.length < 4) assert.ok(await readMore(), "no close frame");
+    assert.equal(received[0], 0x88, "a close frame");
+    assert.equal((received[2]! << 8) | received[3]!, 1011, "the upstream's code, not 1000");
+    // This client never answers the close: nexo must not hold the connection for ever (RFC 6455 §7.1.1).
+    const waitStarted = Date.now();
+    const deadline = setTimeout(() => conn.close(), 10_000);
+    try {
+      while (await readMore()) { /* wait for the FIN */ }
+    } catch {
+      // closed by the deadline
+    } finally {
+      clearTimeout(deadline);
+    }
+    const waited = Date.now() - waitStarted;
+    assert.ok(waited < 8_000, `the connection stayed open ${waited} ms after an unanswered close`);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+    await nexo.stop();
+    await upstream.shutdown();
+  }
+});

@@ -31,6 +31,26 @@ Deno.test("Deno still exposes the internals lib/server/listen.ts uses", () => {
   assert.equal(typeof (Deno as any)[(Deno as any).internal].serverNameSymbol, "symbol");
 });
 
+Deno.test("Deno still exposes what lib/proxy/websocket.ts uses to drop a peer that never answers a close", async () => {
+  // abortSocket(): Deno[Deno.internal].core.tryClose and the socket's "[[rid]]" symbol. Without them the
+  // close-handshake timeout silently does nothing (tests/conformance_test.ts would then fail too).
+  // deno-lint-ignore no-explicit-any
+  assert.equal(typeof (Deno as any)[(Deno as any).internal].core?.tryClose, "function");
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onopen = () => socket.close();
+    return response;
+  });
+  const ws = new WebSocket(`ws://127.0.0.1:${server.addr.port}/`);
+  try {
+    const rid = Object.getOwnPropertySymbols(ws).find((symbol) => symbol.description === "[[rid]]");
+    assert.ok(rid !== undefined, "a WebSocket has a [[rid]] symbol");
+    await new Promise((resolve) => ws.onclose = resolve);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("serveTls() picks a certificate per SNI name, speaks h2 and http/1.1, and refuses unknown names", async () => {
   const dir = await Deno.makeTempDir();
   const ca = await LocalCa.loadOrCreate(`${dir}/ca`);

@@ -1,7 +1,11 @@
 // WebSocket upgrades on proxy routes: connect to the upstream first (so a refused upstream is a clean 502, not
 // an accepted socket that dies), then accept the client with the subprotocol the upstream chose, and relay
-// messages and closes both ways. Limitation: Deno's WebSocket client always sends the upstream's own Host;
-// the client's Host reaches the upstream as X-Forwarded-Host.
+// messages and closes both ways, close codes included, dropping a peer that does not answer a close.
+// Limits of Deno 2.9.6 (measured, DEVELOPERS.md): Deno.serve has no raw upgrade, so the relay terminates the
+// WebSocket on both sides instead of passing bytes; Deno's client always sends the upstream's own Host (the
+// client's reaches the upstream as X-Forwarded-Host); neither side negotiates permessage-deflate; and on a
+// client's protocol error (reserved bits or opcodes, invalid UTF-8) Deno drops the client without a close
+// frame before nexo hears of it, so replies still on their way from the upstream are lost.
 
 import { errorMessage } from "../error_message.ts";
 import type { ProxyRoute } from "../config/types.ts";
@@ -158,7 +162,7 @@ function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions
   let backlogBytes = 0;
   const tooSlow = (side: string) => {
     const reason = `the ${side} read too slowly (over ${MAX_WEBSOCKET_BUFFERED_BYTES} bytes waiting)`;
-    closeQuietly(client, 1000, "peer too slow");
+    closeQuietly(client, 1008, "peer too slow", true);
     closeQuietly(upstream, 1000, "peer too slow");
     finish(reason);
   };
@@ -196,23 +200,56 @@ function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions
   upstream.onclose = (event) => {
     clearTimeout(notOpened);
     backlog.length = 0;
-    closeQuietly(client, event.code, event.reason);
+    closeQuietly(client, event.code, event.reason, true);
     finish(null);
   };
+  // On a client protocol error Deno has already dropped the client (no close frame) when this runs; the
+  // messages before the bad frame were relayed, and the close queued after them reaches the upstream after them.
   client.onerror = () => closeQuietly(upstream, 1000, "client error");
-  upstream.onerror = () => closeQuietly(client, 1000, "upstream error");
+  // 1011, not 1014 (Bad Gateway): Deno's WebSocket client, among others, rejects 1014.
+  upstream.onerror = () => closeQuietly(client, 1011, "upstream error", true);
 }
 
 /**
- * Closes a socket with the peer's code where the WebSocket API allows it (1000 and 3000-4999 only); other codes
- * (1001 going away, 1011 server error; 1005/1006 never go on the wire, RFC 6455 §7.4.1) become 1000.
+ * Codes the client's socket (server side, from Deno.upgradeWebSocket) may send besides 1000 and 3000-4999:
+ * Deno applies the WebSocket API's rule only to sockets it opened as a client, and strict clients (Deno's
+ * among them) accept these. 1004-1006 and 1015 never go on the wire (RFC 6455 §7.4.1).
  */
-function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+const SERVER_CLOSE_CODES = new Set([1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013]);
+/** How long a peer has to answer nexo's close frame before its connection is dropped (RFC 6455 §7.1.1). */
+const CLOSE_HANDSHAKE_TIMEOUT_MS = 5_000;
+const utf8 = new TextEncoder();
+
+/**
+ * Closes a socket with the peer's code where allowed: 1000 and 3000-4999, and on the client's socket
+ * (`serverSide`) also SERVER_CLOSE_CODES; other codes become 1000 (1011 for 1014 on the server side).
+ * A reason longer than a close frame holds (123 bytes) is cut. Deno waits forever for the peer to answer a
+ * close (it has no closing timeout), so a peer that has not answered in CLOSE_HANDSHAKE_TIMEOUT_MS is dropped.
+ */
+function closeQuietly(ws: WebSocket, code: number, reason: string, serverSide = false): void {
   if (ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
-  const allowed = code === 1000 || (code >= 3000 && code <= 4999);
+  const allowed = code === 1000 || (code >= 3000 && code <= 4999) ||
+    (serverSide && SERVER_CLOSE_CODES.has(code));
+  while (utf8.encode(reason).length > 123) reason = reason.slice(0, -1);
   try {
-    ws.close(allowed ? code : 1000, reason);
+    ws.close(allowed ? code : serverSide && code === 1014 ? 1011 : 1000, reason);
   } catch {
     ws.close();
   }
+  const timer = setTimeout(() => abortSocket(ws), CLOSE_HANDSHAKE_TIMEOUT_MS);
+  Deno.unrefTimer(timer);
+  ws.addEventListener("close", () => clearTimeout(timer), { once: true });
+}
+
+/**
+ * Drops a socket's connection at once. The WebSocket API has no abort, so this closes Deno's resource
+ * through Deno's internals (nexo already relies on them in listen.ts); a no-op should they change.
+ */
+function abortSocket(ws: WebSocket): void {
+  if (ws.readyState === WebSocket.CLOSED) return;
+  // deno-lint-ignore no-explicit-any
+  const core = (Deno as any)[(Deno as any).internal]?.core;
+  const ridSymbol = Object.getOwnPropertySymbols(ws).find((s) => s.description === "[[rid]]");
+  const rid = ridSymbol ? (ws as unknown as Record<symbol, unknown>)[ridSymbol] : undefined;
+  if (typeof core?.tryClose === "function" && typeof rid === "number") core.tryClose(rid);
 }
