@@ -396,3 +396,132 @@ proxies:
     await upstream.shutdown();
   }
 });
+
+/**
+ * An HTTP/2 uploader that behaves like httpx (httpcore): it sends DATA as flow control allows and reads from
+ * the socket only while its send window is empty, so it sees the response only after its whole body went
+ * out. Sends `bodyBytes` without Content-Length to `host` on nexo; resolves with what happened.
+ */
+async function uploadLikeHttpx(
+  nexo: NexoProcess,
+  host: string,
+  bodyBytes: number,
+): Promise<{ outcome: "complete" | "stalled" | "closed"; sent: number; pageSeen: boolean }> {
+  const conn = await connectTls(nexo, host, ["h2"]);
+  const literal = (name: string, value: string) => {
+    const n = new TextEncoder().encode(name);
+    const v = new TextEncoder().encode(value);
+    return [0x00, n.length, ...n, v.length, ...v];
+  };
+  // SETTINGS: no push, a 64 KiB connection window upgrade, then a POST without Content-Length.
+  const block = new Uint8Array([
+    ...literal(":method", "POST"),
+    ...literal(":authority", host),
+    ...literal(":scheme", "https"),
+    ...literal(":path", "/upload"),
+  ]);
+  await conn.write(new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+  await conn.write(h2Frame(4, 0, 0, new Uint8Array([0, 2, 0, 0, 0, 0])));
+  await conn.write(h2Frame(1, 0x4, 1, block));
+  const window = { conn: 65_535, stream: 65_535, initial: 65_535, maxFrame: 16_384 };
+  let pending = new Uint8Array(0);
+  let responseEnded = false;
+  let page = "";
+  const readFrames = async (): Promise<boolean> => {
+    const buf = new Uint8Array(65_536);
+    const n = await conn.read(buf);
+    if (n === null) return false;
+    pending = new Uint8Array([...pending, ...buf.subarray(0, n)]);
+    while (pending.length >= 9) {
+      const length = (pending[0]! << 16) | (pending[1]! << 8) | pending[2]!;
+      if (pending.length < 9 + length) break;
+      const [type, flags] = [pending[3]!, pending[4]!];
+      const stream = new DataView(pending.buffer, pending.byteOffset + 5, 4).getUint32(0) & 0x7fffffff;
+      const payload = pending.slice(9, 9 + length);
+      pending = pending.slice(9 + length);
+      const view = new DataView(payload.buffer);
+      if (type === 4 && !(flags & 1)) {
+        for (let i = 0; i + 6 <= payload.length; i += 6) {
+          const [id, value] = [view.getUint16(i), view.getUint32(i + 2)];
+          if (id === 4) [window.stream, window.initial] = [window.stream + value - window.initial, value];
+          if (id === 5) window.maxFrame = value;
+        }
+        await conn.write(h2Frame(4, 1, 0));
+      } else if (type === 8) {
+        if (stream === 0) window.conn += view.getUint32(0);
+        else if (stream === 1) window.stream += view.getUint32(0);
+      } else if (type === 0 && stream === 1) {
+        page += new TextDecoder().decode(payload);
+        if (flags & 1) responseEnded = true;
+      } else if (type === 1 && stream === 1 && flags & 1) {
+        responseEnded = true;
+      } else if (type === 6 && !(flags & 1)) {
+        await conn.write(h2Frame(6, 1, 0, payload));
+      }
+      // RST_STREAM and GOAWAY are not acted on while sending, as httpcore's flow-control wait does not.
+    }
+    return true;
+  };
+  // Ten seconds without a WINDOW_UPDATE that lets it send: the client is stuck for good.
+  const withTimeout = async (read: Promise<boolean>) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), 10_000));
+    try {
+      return await Promise.race([read, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  let sent = 0;
+  try {
+    const chunk = new Uint8Array(16_384).fill(0x61);
+    while (sent < bodyBytes) {
+      while (Math.min(window.conn, window.stream) <= 0) {
+        const read = await withTimeout(readFrames());
+        if (read === "timeout") return { outcome: "stalled", sent, pageSeen: page.includes("413") };
+        if (!read) return { outcome: "closed", sent, pageSeen: page.includes("413") };
+      }
+      const size = Math.min(window.conn, window.stream, window.maxFrame, bodyBytes - sent);
+      await conn.write(h2Frame(0, 0, 1, chunk.subarray(0, size)));
+      sent += size;
+      window.conn -= size;
+      window.stream -= size;
+    }
+    await conn.write(h2Frame(0, 1, 1));
+    while (!responseEnded) {
+      const read = await withTimeout(readFrames());
+      if (read !== true) return { outcome: read === "timeout" ? "stalled" : "closed", sent, pageSeen: false };
+    }
+    return { outcome: "complete", sent, pageSeen: page.includes("413 Content Too Large") };
+  } catch {
+    return { outcome: "closed", sent, pageSeen: page.includes("413") };
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+Deno.test("an HTTP/2 upload without Content-Length over max_body gets its 413 even from a client that reads only when blocked", async () => {
+  const app = startRecordingUpstream();
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${app.url}
+    max_body: 1MiB
+`);
+  try {
+    // 6 MiB against a 1 MiB limit: once nexo has answered, Deno resets the stream and sends no more
+    // WINDOW_UPDATEs, unless nexo is still reading the body when the page is sent.
+    for (let run = 0; run < 3; run++) {
+      const result = await uploadLikeHttpx(nexo, "app.test", 6 * 1024 * 1024);
+      assert.deepEqual(result, { outcome: "complete", sent: 6 * 1024 * 1024, pageSeen: true }, `run ${run}`);
+    }
+    await isAlive(nexo, "app.test");
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});

@@ -17,6 +17,8 @@ export const SMALL_BODY_BYTES = 64 * 1024;
 
 /** Thrown into a request body stream that grew past the route's limit; mapped to 413. */
 export class BodyTooLargeError extends Error {
+  /** Settles when the rest of the body has been drained (see drainBody); the 413 must not end before. */
+  drained: Promise<void> = Promise.resolve();
   constructor(readonly limitBytes: number) {
     super(`request body exceeds the limit of ${limitBytes} bytes`);
     this.name = "BodyTooLargeError";
@@ -89,10 +91,11 @@ export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits):
       seen += result.value.byteLength;
       noteStreamed(result.value.byteLength);
       if (seen > limits.maxBytes) {
-        controller.error(new BodyTooLargeError(limits.maxBytes));
+        const error = new BodyTooLargeError(limits.maxBytes);
         // The client gets its 413 cleanly only if the rest of its upload is read (see drainBody).
         reader.releaseLock();
-        drainBody(body);
+        error.drained = drainBody(body);
+        controller.error(error);
         return;
       }
       controller.enqueue(result.value);
@@ -161,25 +164,41 @@ export async function bufferBody(body: ReadableStream<Uint8Array>): Promise<Read
 /**
  * Bounds for discarding a rejected request body. A client still uploading when nexo answers 413 would
  * otherwise see a reset (HTTP/1.1) or an RST_STREAM (HTTP/2, which curl reports as a framing error) instead
- * of the answer; like nginx's lingering close, nexo reads and drops the rest for a while first.
+ * of the answer; like nginx's lingering close, nexo reads and drops the rest for a while first. A client that
+ * stopped sending (curl does on an early 4xx) is let go after DRAIN_IDLE_MS.
  */
 const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
 const DRAIN_MAX_MS = 10_000;
+const DRAIN_IDLE_MS = 1_000;
 
 /**
  * Reads and discards what is left of a request body in the background, up to DRAIN_MAX_BYTES or
- * DRAIN_MAX_MS, then cancels it. Never throws.
+ * DRAIN_MAX_MS or until the client sent nothing for DRAIN_IDLE_MS, then cancels it. The promise settles
+ * (never rejects) when draining stopped: a response that rejected the body must not end before that. Deno
+ * 2.9.6 closes a request body once its response is complete, and over HTTP/2 that is an RST_STREAM
+ * (NO_ERROR) with no more WINDOW_UPDATEs: a client that only reads the response after sending its whole body
+ * (httpx/httpcore) then waits on a zero send window forever.
  */
-export function drainBody(body: ReadableStream<Uint8Array> | null): void {
-  if (body === null || body.locked) return;
+export function drainBody(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (body === null || body.locked) return Promise.resolve();
   const reader = body.getReader();
   const deadline = Date.now() + DRAIN_MAX_MS;
-  (async () => {
+  return (async () => {
     let drained = 0;
-    while (drained <= DRAIN_MAX_BYTES && Date.now() < deadline) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      drained += value.byteLength;
+    while (drained <= DRAIN_MAX_BYTES) {
+      const left = Math.min(DRAIN_IDLE_MS, deadline - Date.now());
+      if (left <= 0) break;
+      const read = reader.read();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const idle = new Promise<typeof STALLED>((resolve) => timer = setTimeout(resolve, left, STALLED));
+      const result = await Promise.race([read, idle]).finally(() => clearTimeout(timer));
+      if (result === STALLED) {
+        // Not cancelled while the read is pending (that leaks in Deno 2.9.6, see cancelAfterRead).
+        cancelAfterRead(reader, read);
+        return;
+      }
+      if (result.done) return;
+      drained += result.value.byteLength;
     }
     await reader.cancel();
   })().catch(() => {});

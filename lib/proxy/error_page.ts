@@ -16,19 +16,35 @@ const STATUS_TEXT: Record<number, string> = {
   504: "Gateway Timeout",
 };
 
-/** Builds an error response with a one-sentence explanation; `detail` must not hold secrets or addresses. */
-export function errorPage(status: number, detail: string): Response {
+/**
+ * Builds an error response with a one-sentence explanation; `detail` must not hold secrets or addresses.
+ * With `holdUntil`, the page goes out at once but the response ends only when that promise settles (see
+ * drainBody: Deno cuts the request body, over HTTP/2 with an RST_STREAM, as soon as the response is complete).
+ */
+export function errorPage(status: number, detail: string, holdUntil?: Promise<void>): Response {
   const title = `${status} ${STATUS_TEXT[status] ?? "Error"}`;
   const body = `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title></head>` +
     `<body><h1>${title}</h1><p>${escapeHtml(detail)}</p><hr><p>nexo</p></body></html>\n`;
-  return new Response(body, {
-    status,
-    headers: {
-      "content-type": "text/html; charset=utf-8",
-      "cache-control": "no-store",
-      "x-content-type-options": "nosniff",
+  const headers: Record<string, string> = {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  };
+  if (holdUntil === undefined) return new Response(body, { status, headers });
+  const bytes = new TextEncoder().encode(body);
+  headers["content-length"] = String(bytes.byteLength);
+  let sent = false;
+  const held = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!sent) {
+        sent = true;
+        return controller.enqueue(bytes);
+      }
+      await holdUntil;
+      controller.close();
     },
-  });
+  }, { highWaterMark: 0 });
+  return new Response(held, { status, headers });
 }
 
 /** Escapes the five characters that matter in HTML text and attribute values. */

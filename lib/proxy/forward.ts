@@ -75,6 +75,10 @@ export async function forwardRequest(
   }
   const declaredLength = parseContentLength(req.headers.get("content-length"));
   if (declaredLength !== null && declaredLength > route.limits.maxBodyBytes) {
+    // Answered at once: the client learns before uploading it all (HTTP/1.1 clients waiting on 100 Continue
+    // send nothing). Over HTTP/2 Deno resets the stream (NO_ERROR) once the page is sent, which RFC 9113 §8.1
+    // allows; a client that waits on flow control instead of reading the response can then stall (see
+    // DEVELOPERS.md). Draining first would make every such client upload up to 64 MiB to hear "too large".
     drainBody(req.body);
     return fail(options, 413, `The request body is larger than this site accepts.`, "body too large");
   }
@@ -199,7 +203,8 @@ function failFromError(req: Request, options: ForwardOptions, error: unknown): R
   }
   const tooLarge = findCause(error, BodyTooLargeError);
   if (tooLarge) {
-    return fail(options, 413, `The request body is larger than this site accepts.`, tooLarge.message);
+    const page = `The request body is larger than this site accepts.`;
+    return fail(options, 413, page, tooLarge.message, tooLarge.drained);
   }
   const stalled = findCause(error, BodyTimeoutError);
   if (stalled) return fail(options, 408, "The request body did not arrive in time.", stalled.message);
@@ -214,7 +219,13 @@ function failFromError(req: Request, options: ForwardOptions, error: unknown): R
   return fail(options, 502, BAD_GATEWAY, errorMessage(error));
 }
 
-function fail(options: ForwardOptions, status: number, page: string, reason: string): Response {
+function fail(
+  options: ForwardOptions,
+  status: number,
+  page: string,
+  reason: string,
+  holdUntil?: Promise<void>,
+): Response {
   options.onDone({ status, bytes: 0, error: reason });
-  return errorPage(status, page);
+  return errorPage(status, page, holdUntil);
 }
