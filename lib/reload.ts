@@ -61,7 +61,14 @@ export class ConfigWatcher {
    * after every reload, so a link swapped to another directory is followed there).
    */
   async start(): Promise<void> {
+    // The config's own directory is watched before anything is awaited, and the file is read once more after
+    // the watches are up: an edit made between the initial load and here (a deploy script writing right after
+    // "listening") would otherwise be missed until the next one.
+    const path = resolve(this.#options.path);
+    this.#relevant = new Set([path]);
+    this.#watch(dirname(path));
     await this.#follow();
+    await this.#run();
   }
 
   /** Resolves the config path's link chain and watches every directory on it that is not watched yet. */

@@ -161,3 +161,28 @@ Deno.test("ConfigWatcher follows a Kubernetes ConfigMap's ..data swap and ignore
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ConfigWatcher.start() applies an edit made after the config was loaded but before watching began", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/config.yaml`;
+  const text = (host: string) =>
+    `listen: "127.0.0.1:0"\nproxies:\n  "${host}":\n    upstream: http://127.0.0.1:1\n`;
+  await Deno.writeTextFile(path, text("loaded.test"));
+  const applied: string[] = [];
+  const { log } = quietLogger();
+  const watcher = new ConfigWatcher({
+    path,
+    initialText: text("loaded.test"),
+    log,
+    apply: (config) => applied.push(config.routes[0]!.host),
+  });
+  // Written while the server was starting, before any watch existed: no event will ever report it.
+  await Deno.writeTextFile(path, text("early.test"));
+  try {
+    await watcher.start();
+    assert.deepEqual(applied, ["early.test"]);
+  } finally {
+    watcher.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -43,10 +43,12 @@ ${hosts.map((host) => `  "${host}":\n    upstream: ${app.url}\n`).join("")}`;
     const nexo = await startNexo(config(["live.example.com"]), { dir });
     try {
       await t.step(
-        "500 and 429 from Cloudflare are retried with backoff until a certificate arrives",
+        "500 and 429 from Cloudflare are retried, in the call and then by the order's backoff, until a certificate arrives",
         async () => {
-          cloudflare.failNext(1, { status: 500 });
+          // Three 500s in a row outlast one call's tries (the token check), so the attempt fails...
+          cloudflare.failNext(3, { status: 500 });
           await nexo.waitForLog((l) => l.msg === "certificate failed", 30_000);
+          // ...and a 429 with a short Retry-After is waited out inside the call.
           cloudflare.failNext(1, { status: 429, retryAfter: "1" });
           await nexo.waitForLog(
             (l) => l.msg === "certificate installed" && l.names === "live.example.com",
