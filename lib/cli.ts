@@ -140,7 +140,7 @@ async function serve(path: string): Promise<number> {
         error: issue.message,
       });
     }
-    log.flush();
+    await log.settle();
     return 1;
   }
   log.info("config loaded", { file: config.file, routes: config.routes.length });
@@ -152,7 +152,7 @@ async function serve(path: string): Promise<number> {
     server = await startServer(config, log);
   } catch (error) {
     log.error("cannot start", { error: errorMessage(error) });
-    log.flush();
+    await log.settle();
     return 1;
   }
   const running = server;
@@ -179,7 +179,7 @@ async function serve(path: string): Promise<number> {
   log.info("shutting down", { signal, grace_ms: SHUTDOWN_GRACE_MS });
   await server.shutdown(SHUTDOWN_GRACE_MS);
   log.info("stopped");
-  log.flush();
+  await log.settle();
   return 0;
 }
 

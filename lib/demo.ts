@@ -33,16 +33,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     server = await startServer(config, options.log);
   } catch (error) {
     options.log.error("cannot start", { error: errorMessage(error) });
-    options.log.flush();
+    await options.log.settle();
     await app.shutdown();
     return 1;
   }
-  options.log.flush();
+  await options.log.settle();
   printOut(instructions(options, server.rootCertPath ?? join(options.dir, "ca", "root.crt"), configPath));
   await stop;
   await server.shutdown(options.graceMs);
   await app.shutdown();
-  options.log.flush();
+  await options.log.settle();
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // The structured logger: the one place in nexo allowed to print. Events are short lowercase phrases with
 // snake_case fields, written as readable lines on a terminal and as JSON lines otherwise. Lines are batched
-// and written once per event-loop turn, so a busy access log costs one write, not one per request.
-// It does not decide what is secret: callers never pass tokens or keys as fields.
+// and written once per event-loop turn, so a busy access log costs one write, not one per request; writes to
+// stderr are asynchronous and bounded, so a reader that stops (a full pipe) drops lines, counted, instead of
+// stopping the proxy. It does not decide what is secret: callers never pass tokens or keys as fields.
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "text" | "json";
@@ -10,26 +11,45 @@ export type LogFields = Record<string, string | number | boolean | null | undefi
 const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 /** Flush early past this many buffered bytes so a burst cannot grow the buffer without bound. */
 const MAX_BUFFERED_BYTES = 64 * 1024;
+/**
+ * Most bytes waiting for an asynchronous sink; past it new lines are dropped and counted. With stderr a pipe
+ * nobody reads, a synchronous write blocks the whole event loop once the pipe's 64 KiB fill: measured, nexo
+ * stopped answering after ~300 logged requests. 1 MiB rides out a slow reader (a few thousand lines).
+ */
+const MAX_PENDING_BYTES = 1024 * 1024;
+
+/** Where log lines go. With `write`, lines are written asynchronously and never block the event loop. */
+export interface LogSink {
+  writeSync(p: Uint8Array): number;
+  write?(p: Uint8Array): Promise<number>;
+}
 
 export interface LoggerOptions {
   level?: LogLevel;
   format?: LogFormat;
-  /** Where lines go; defaults to stderr. Must accept the whole buffer (Deno's stdio writeSync loops). */
-  sink?: { writeSync(p: Uint8Array): number };
+  /** Where lines go; defaults to stderr. */
+  sink?: LogSink;
 }
 
 /**
- * A logger. Writing never throws: a broken sink (closed pipe) drops lines rather than taking the proxy down.
- * Call `flush()` before exiting so buffered lines are not lost.
+ * A logger. Writing never throws: a broken sink (closed pipe) drops lines rather than taking the proxy down,
+ * and a sink that stops taking lines (asynchronous sinks) has new lines dropped past MAX_PENDING_BYTES,
+ * counted in `droppedLines` and reported by a "log lines dropped" line once it takes lines again. Call
+ * `settle()` (or `flush()` for a synchronous sink) before exiting so buffered lines are not lost.
  */
 export class Logger {
   #level: number;
   #format: LogFormat;
-  #sink: { writeSync(p: Uint8Array): number };
+  #sink: LogSink;
   #buffer: string[] = [];
   #bufferedBytes = 0;
   #scheduled = false;
   #encoder = new TextEncoder();
+  /** The asynchronous write under way, if any. */
+  #writing: Promise<void> | null = null;
+  /** Lines dropped since the last "log lines dropped" report, and in all. */
+  #droppedSinceReport = 0;
+  #droppedTotal = 0;
 
   constructor(options: LoggerOptions = {}) {
     this.#level = LEVEL_RANK[options.level ?? "info"];
@@ -60,11 +80,21 @@ export class Logger {
     return LEVEL_RANK[level] >= this.#level;
   }
 
+  /** Lines dropped because the sink did not take them in time, since the process started. */
+  get droppedLines(): number {
+    return this.#droppedTotal;
+  }
+
   write(level: LogLevel, event: string, fields?: LogFields): void {
     if (LEVEL_RANK[level] < this.#level) return;
     const line = this.#format === "json"
       ? formatJson(level, event, fields)
       : formatText(level, event, fields);
+    if (this.#sink.write && this.#bufferedBytes + line.length > MAX_PENDING_BYTES) {
+      this.#droppedSinceReport++;
+      this.#droppedTotal++;
+      return;
+    }
     this.#buffer.push(line);
     this.#bufferedBytes += line.length;
     if (this.#bufferedBytes >= MAX_BUFFERED_BYTES) this.flush();
@@ -74,19 +104,67 @@ export class Logger {
     }
   }
 
-  /** Writes everything buffered now. */
+  /**
+   * Writes everything buffered now: synchronously to a synchronous sink; to an asynchronous one it starts a
+   * write unless one is under way (whose end writes what has gathered since).
+   */
   flush(): void {
     this.#scheduled = false;
-    if (this.#buffer.length === 0) return;
+    if (this.#buffer.length === 0 && this.#droppedSinceReport === 0) return;
+    const write = this.#sink.write?.bind(this.#sink);
+    if (write === undefined) {
+      const bytes = this.#take();
+      try {
+        writeAll(this.#sink, bytes);
+      } catch {
+        // A closed stderr must not crash the proxy; there is nowhere left to report it.
+      }
+      return;
+    }
+    if (this.#writing !== null) return;
+    const bytes = this.#take();
+    this.#writing = (async () => {
+      try {
+        for (let written = 0; written < bytes.length;) written += await write(bytes.subarray(written));
+      } catch {
+        // As above: a closed stderr drops lines.
+      }
+    })().finally(() => {
+      this.#writing = null;
+      if (this.#buffer.length > 0 || this.#droppedSinceReport > 0) this.flush();
+    });
+  }
+
+  /**
+   * Resolves once everything logged so far is written, or after `timeoutMs` (a reader that never reads must
+   * not keep the process from exiting). For the last lines before exit.
+   */
+  async settle(timeoutMs = 2_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    this.flush();
+    while (this.#writing !== null && Date.now() < deadline) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<void>((resolve) => timer = setTimeout(resolve, deadline - Date.now()));
+      await Promise.race([this.#writing, late]);
+      clearTimeout(timer);
+    }
+  }
+
+  /** The buffered lines as bytes, after a report of lines dropped since the last one. */
+  #take(): Uint8Array {
+    if (this.#droppedSinceReport > 0) {
+      const fields = { count: this.#droppedSinceReport, reason: "log output was not read in time" };
+      this.#buffer.unshift(
+        this.#format === "json"
+          ? formatJson("warn", "log lines dropped", fields)
+          : formatText("warn", "log lines dropped", fields),
+      );
+      this.#droppedSinceReport = 0;
+    }
     const text = this.#buffer.join("");
     this.#buffer = [];
     this.#bufferedBytes = 0;
-    const bytes = this.#encoder.encode(text);
-    try {
-      writeAll(this.#sink, bytes);
-    } catch {
-      // A closed stderr must not crash the proxy; there is nowhere left to report it.
-    }
+    return this.#encoder.encode(text);
   }
 }
 

@@ -49,3 +49,47 @@ Deno.test("Logger drops lines below its level and batches the rest into one writ
   assert.equal(writes, 1);
   assert.equal(log.enabled("info"), false);
 });
+
+Deno.test("Logger with an asynchronous sink that stops taking lines drops and counts them, then reports it", async () => {
+  const written: string[] = [];
+  let release: (() => void) | null = null;
+  let stalled = true;
+  const sink = {
+    writeSync(): number {
+      throw new Error("an asynchronous sink is never written synchronously");
+    },
+    write(bytes: Uint8Array): Promise<number> {
+      written.push(new TextDecoder().decode(bytes));
+      if (!stalled) return Promise.resolve(bytes.length);
+      // A pipe nobody reads: this write does not finish until released.
+      return new Promise((resolve) => release = () => resolve(bytes.length));
+    },
+  };
+  const log = new Logger({ format: "json", sink });
+  log.info("first");
+  log.flush();
+  // ~2 MiB of lines while the first write hangs: about half fit the 1 MiB bound, the rest are dropped.
+  const field = "x".repeat(1000);
+  for (let i = 0; i < 2048; i++) log.info("request", { i, field });
+  assert.ok(log.droppedLines > 900 && log.droppedLines < 1100, `dropped ${log.droppedLines}`);
+  assert.equal(written.length, 1, "nothing more is written while a write hangs");
+  stalled = false;
+  release!();
+  await log.settle();
+  const lines = written.join("").trim().split("\n").map((line) => JSON.parse(line));
+  assert.equal(lines[0].msg, "first");
+  assert.equal(lines[1].msg, "log lines dropped");
+  assert.equal(lines[1].count, log.droppedLines);
+  assert.equal(lines.length, 2 + 2048 - log.droppedLines);
+});
+
+Deno.test("Logger.settle() gives up on a sink that never takes its lines", async () => {
+  const log = new Logger({
+    format: "json",
+    sink: { writeSync: () => 0, write: () => new Promise<number>(() => {}) },
+  });
+  log.info("stuck");
+  const started = Date.now();
+  await log.settle(200);
+  assert.ok(Date.now() - started < 1000);
+});

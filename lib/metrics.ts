@@ -16,6 +16,8 @@ export interface CertificateGauge {
 
 /** Counters for one process. All methods are cheap; `render` does the formatting. */
 export class Metrics {
+  /** Lines the logger dropped (Logger.droppedLines); read at render time. */
+  readonly #droppedLogLines: () => number;
   readonly #requests = new Map<string, number>();
   readonly #bytes = new Map<string, number>();
   readonly #upstreamErrors = new Map<string, number>();
@@ -25,6 +27,10 @@ export class Metrics {
   #inFlight = 0;
   #reloads = 0;
   #renewals = new Map<string, number>();
+
+  constructor(options: { droppedLogLines?: () => number } = {}) {
+    this.#droppedLogLines = options.droppedLogLines ?? (() => 0);
+  }
 
   /** A request started (for the in-flight gauge); `finishRequest` must follow exactly once. */
   startRequest(): void {
@@ -106,6 +112,8 @@ export class Metrics {
       out.push(`nexo_certificate_expiry_seconds{names="${label(cert.names.join(","))}"} ${seconds}`);
     }
     const memory = Deno.memoryUsage();
+    family("nexo_log_lines_dropped_total", "counter", "Log lines dropped because stderr was not read in time.");
+    out.push(`nexo_log_lines_dropped_total ${this.#droppedLogLines()}`);
     family("process_resident_memory_bytes", "gauge", "Resident set size of the nexo process.");
     out.push(`process_resident_memory_bytes ${memory.rss}`);
     family("nexo_js_heap_bytes", "gauge", "JavaScript heap: `used` by live objects, `total` reserved by V8.");

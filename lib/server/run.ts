@@ -97,7 +97,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }
 
   const pool = new UpstreamPool();
-  const metrics = new Metrics();
+  const metrics = new Metrics({ droppedLogLines: () => log.droppedLines });
   const startedAt = Date.now();
   let configVersion = 1;
   let configLoadedAt = new Date(startedAt);
