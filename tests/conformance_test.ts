@@ -525,3 +525,29 @@ proxies:
     await app.close();
   }
 });
+
+Deno.test("OPTIONS * reaches the upstream in asterisk form (RFC 9112 §3.2.4), whatever the upstream's base path", async () => {
+  const app = startRecordingUpstream();
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${app.url}
+  "base.test":
+    upstream: ${app.url}/base/
+`);
+  try {
+    assert.equal(await rawStatus(nexo, "app.test", "OPTIONS * HTTP/1.1\r\nHost: app.test\r\n\r\n"), 200);
+    const h2 = await curl(nexo, "base.test", "/", ["--http2", "-X", "OPTIONS", "--request-target", "*"]);
+    assert.equal(h2.status, 200, h2.stderr);
+    assert.equal(await rawStatus(nexo, "app.test", "OPTIONS /x HTTP/1.1\r\nHost: app.test\r\n\r\n"), 200);
+    assert.deepEqual(app.requests.map((r) => `${r.method} ${r.target}`), [
+      "OPTIONS *",
+      "OPTIONS *",
+      "OPTIONS /x",
+    ]);
+    assert.deepEqual(app.violations, []);
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});

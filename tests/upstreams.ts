@@ -242,7 +242,7 @@ export interface RecordingUpstream {
 
 /**
  * Starts a raw-TCP HTTP/1.1 upstream that records exactly the bytes it receives and parses them strictly
- * (RFC 9112): a request line in origin form, token field names with no space before the colon, field values
+ * (RFC 9112): a request line in origin form (or `OPTIONS *`), token field names with no space before the colon, field values
  * free of NUL, CR and LF, no obs-fold, one Host, and one unambiguous framing (Content-Length digits or
  * Transfer-Encoding: chunked alone, with strict chunk lines). Each request gets a 200 whose body is
  * "<method> <target> <body bytes>", on a kept-alive connection. Unlike Deno.serve, nothing is normalised
@@ -347,7 +347,9 @@ function parseRecordedRequest(
   if (/\0|\r(?!\n)|(?<!\r)\n/.test(head)) return `NUL or bare CR/LF in head ${JSON.stringify(head)}`;
   const [requestLine = "", ...lines] = head.split("\r\n");
   const match = /^(\S+) (\S+) HTTP\/1\.1$/.exec(requestLine);
-  if (!match || !TOKEN.test(match[1]!) || !ORIGIN_FORM.test(match[2]!)) {
+  // Origin form, or asterisk form for OPTIONS (RFC 9112 §3.2.1, §3.2.4).
+  const asterisk = match?.[1] === "OPTIONS" && match[2] === "*";
+  if (!match || !TOKEN.test(match[1]!) || !(ORIGIN_FORM.test(match[2]!) || asterisk)) {
     return `request line ${JSON.stringify(requestLine)}`;
   }
   const headers: Array<[string, string]> = [];

@@ -101,6 +101,9 @@ export async function forwardRequest(
       responseTimeoutMs: route.limits.responseTimeoutMs,
       bodyTimeoutMs: route.limits.bodyTimeoutMs,
       signal: req.signal,
+      // Deno turns `OPTIONS *` into the path "/*" (a literal "/*" path looks the same and is treated alike);
+      // RFC 9112 §3.2.4 has the proxy forward it to the origin as `*`.
+      asteriskForm: req.method === "OPTIONS" && options.url.pathname === "/*" && options.url.search === "",
     });
   } catch (error) {
     return failFromError(req, options, error);

@@ -44,6 +44,11 @@ export interface UpstreamRequest {
   bodyTimeoutMs: number;
   /** Aborts everything (connect, write, read, body stream) e.g. when the client went away. */
   signal?: AbortSignal;
+  /**
+   * Sends `*` as the request-target instead of the URL's path (asterisk-form, RFC 9112 §3.2.4: `OPTIONS *`
+   * asks about the server, not a resource). Only for OPTIONS.
+   */
+  asteriskForm?: boolean;
 }
 
 /** The upstream's final response (interim 1xx responses other than 101 are skipped). */
@@ -137,7 +142,7 @@ export class UpstreamPool {
     }
     const head = encodeRequestHead({
       method: req.method,
-      target: req.url.pathname + req.url.search,
+      target: req.asteriskForm && req.method === "OPTIONS" ? "*" : req.url.pathname + req.url.search,
       headers: req.headers,
       framing: requestFraming(req),
     });
