@@ -54,6 +54,8 @@ base_dir: ${JSON.stringify(options.dir)}
 issuer: internal
 listen: "127.0.0.1:${options.httpsPort}"
 http_listen: "127.0.0.1:${options.httpPort}"
+# http_listen redirects to https on this port (443 unless set: behind port mapping that is what clients use).
+public_https_port: ${options.httpsPort}
 # HSTS binds a host name on every port: a year of it would make browsers refuse plain-HTTP dev servers on
 # *.localhost too. Five minutes shows the header without pinning this machine's names.
 hsts:

@@ -551,3 +551,41 @@ proxies:
     await app.close();
   }
 });
+
+Deno.test("http_listen redirects to public_https_port, not to the port nexo is bound to", async () => {
+  const app = startRecordingUpstream();
+  const nexo = await startNexo(`
+http_listen: "127.0.0.1:0"
+public_https_port: 8443
+proxies:
+  "app.test":
+    upstream: ${app.url}
+`);
+  try {
+    const location = async () => {
+      const out = await new Deno.Command("curl", {
+        args: [
+          "-sS",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{redirect_url}",
+          "-H",
+          "Host: app.test",
+          `http://127.0.0.1:${nexo.httpPort}/p?q=1`,
+        ],
+        stdout: "piped",
+      }).output();
+      return new TextDecoder().decode(out.stdout);
+    };
+    assert.equal(await location(), "https://app.test:8443/p?q=1");
+    // A reload that drops the key goes back to the standard port at once.
+    const file = `${nexo.dir}/config.yaml`;
+    await Deno.writeTextFile(file, (await Deno.readTextFile(file)).replace("public_https_port: 8443\n", ""));
+    await nexo.waitForLog((l) => l.msg === "config reloaded");
+    assert.equal(await location(), "https://app.test/p?q=1");
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});

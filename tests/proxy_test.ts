@@ -187,7 +187,8 @@ proxies:
         ],
         stdout: "piped",
       }).output();
-      assert.equal(new TextDecoder().decode(out.stdout), `308 https://app.test:${nexo.port}/p?q=1`);
+      // To the standard port, not the bound one (public_https_port defaults to 443: Docker maps 443 -> 8443).
+      assert.equal(new TextDecoder().decode(out.stdout), `308 https://app.test/p?q=1`);
     });
 
     await t.step("a refused upstream gives 502 and a silent one 504, each with a log line", async () => {

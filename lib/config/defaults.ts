@@ -23,6 +23,7 @@ export const DEFAULTS = {
   baseDir: "/etc/nexo",
   certDirName: "certs",
   listen: { hostname: "", port: 443 },
+  publicHttpsPort: 443,
   staging: false,
   issuer: "acme",
   renewBeforeMs: 720 * 3_600_000,

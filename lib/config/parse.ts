@@ -30,6 +30,7 @@ const TOP_KEYS = [
   "email",
   "listen",
   "http_listen",
+  "public_https_port",
   "staging",
   "issuer",
   "acme",
@@ -187,6 +188,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     email: optional(get("email"), (f) => readEmail(r, f)) ?? null,
     listen: optional(get("listen"), (f) => readListen(r, f)) ?? { ...DEFAULTS.listen },
     httpListen: optional(get("http_listen"), (f) => readListen(r, f)) ?? null,
+    publicHttpsPort: optional(get("public_https_port"), (f) => readPort(r, f)) ?? DEFAULTS.publicHttpsPort,
     staging,
     issuer,
     acme: readAcme(r, get("acme"), {
@@ -319,6 +321,16 @@ function readListen(r: Reader, f: Field): ListenAddress | undefined {
     r.report(f.at, `${f.path}: ${error.message}`);
     return undefined;
   }
+}
+
+/** A TCP port, 1-65535, written as a number or a string of digits. */
+function readPort(r: Reader, f: Field): number | undefined {
+  const text = r.readScalarText(f, "a port number like 443");
+  if (text === undefined) return undefined;
+  const port = /^\d{1,5}$/.test(text.trim()) ? Number(text) : NaN;
+  if (port >= 1 && port <= 65535) return port;
+  r.report(f.at, `${f.path} must be a port number from 1 to 65535, got ${JSON.stringify(text)}`);
+  return undefined;
 }
 
 /** C0 and C1 control characters and the Unicode line and paragraph separators. */

@@ -57,6 +57,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
     email: "admin@example.com",
     listen: { hostname: "", port: 443 },
     httpListen: null,
+    publicHttpsPort: 443,
     staging: false,
     issuer: "acme",
     acme: {
@@ -688,4 +689,16 @@ Deno.test("parseConfig() masks the API token when a colon right after it breaks 
   const issues = issuesOf(`a\n: api_token: ${token}:\n`);
   assert.ok(issues.some((issue) => issue.message.includes("<api_token>")), JSON.stringify(issues));
   for (const issue of issues) assert.ok(!issue.message.includes(token), `token leaked: ${issue.message}`);
+});
+
+Deno.test("parseConfig() reads public_https_port and rejects what is not a port", () => {
+  const base = `proxies:\n  "a.test":\n    upstream: http://127.0.0.1:1\n`;
+  assert.equal(parseConfig(base, "/c.yaml").publicHttpsPort, 443);
+  assert.equal(parseConfig(`public_https_port: 8443\n${base}`, "/c.yaml").publicHttpsPort, 8443);
+  assert.equal(parseConfig(`public_https_port: "8443"\n${base}`, "/c.yaml").publicHttpsPort, 8443);
+  for (const bad of ["0", "65536", "-1", "44.3", "https"]) {
+    assert.deepEqual(issuesOf(`public_https_port: ${bad}\n${base}`).map((i) => i.message), [
+      `public_https_port must be a port number from 1 to 65535, got ${JSON.stringify(bad)}`,
+    ]);
+  }
 });

@@ -112,6 +112,11 @@ export interface Config {
   email: string | null;
   listen: ListenAddress;
   httpListen: ListenAddress | null;
+  /**
+   * The HTTPS port clients reach nexo on, for http_listen's redirects (`public_https_port`, default 443):
+   * behind port mapping (Docker `-p 443:8443`) the bound port is not the one to send browsers to.
+   */
+  publicHttpsPort: number;
   staging: boolean;
   issuer: Issuer;
   acme: AcmeConfig;

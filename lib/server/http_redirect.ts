@@ -12,7 +12,10 @@ import type { ServingSnapshot } from "./handler.ts";
 export interface HttpRedirectOptions {
   hostname: string;
   port: number;
-  /** The HTTPS port now serving; omitted from the Location when it is 443. */
+  /**
+   * The HTTPS port clients reach (`public_https_port`, read per request: a reload may change it); omitted from
+   * the Location when it is 443.
+   */
   httpsPort: () => number;
   snapshot: () => ServingSnapshot;
   log: Logger;

@@ -140,8 +140,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       serveHttpRedirect({
         hostname: listen.hostname || "0.0.0.0",
         port: listen.port,
-        // Read per request: a reload may move the HTTPS listener.
-        httpsPort: () => https.addr.port,
+        // The port clients use, not the bound one (Docker maps 443 to 8443); read per request for reloads.
+        httpsPort: () => current.publicHttpsPort,
         snapshot: () => snapshot,
         log,
         http01,
