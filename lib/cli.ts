@@ -11,7 +11,7 @@ import type { Config } from "./config/types.ts";
 import { summarizeConfig } from "./config_summary.ts";
 import { findExposedSecretFiles, formatMode } from "./config/file_mode.ts";
 import { loadConfig } from "./config/parse.ts";
-import { configWarnings } from "./config/warnings.ts";
+import { allConfigWarnings, configWarnings } from "./config_warnings.ts";
 import { runDemo } from "./demo.ts";
 import { log, type LogFormat, type LogLevel, printErr, printOut } from "./log.ts";
 import { ConfigWatcher } from "./reload.ts";
@@ -57,7 +57,10 @@ export async function runCli(args: string[]): Promise<number> {
     configOption(),
   )
     .action(async (options: GlobalOptions) => {
-      exitCode = await printFromConfig(resolveConfigPath(options.config), summarizeConfig);
+      exitCode = await printFromConfig(
+        resolveConfigPath(options.config),
+        async (config) => summarizeConfig(config, await allConfigWarnings(config)),
+      );
     });
 
   logOptions(

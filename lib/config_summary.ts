@@ -4,11 +4,11 @@
 
 import { isOneLabelUnder, planCertificates } from "./acme/plan.ts";
 import type { Config } from "./config/types.ts";
-import { configWarnings } from "./config/warnings.ts";
+import type { ConfigWarning } from "./config_warnings.ts";
 import { formatAddr } from "./server/run.ts";
 
-/** A short, aligned summary of `config` (ends with a newline). */
-export function summarizeConfig(config: Config): string {
+/** A short, aligned summary of `config` and its `warnings` (ends with a newline). */
+export function summarizeConfig(config: Config, warnings: readonly ConfigWarning[] = []): string {
   const lines = [`${config.file}: ok`];
   const issuer = config.issuer === "internal"
     ? "internal (local CA in base_dir/ca)"
@@ -47,7 +47,6 @@ export function summarizeConfig(config: Config): string {
     lines.push("certificates: minted by the local CA per host on first use");
   }
   // The same warnings the server logs at start and on reload.
-  const warnings = configWarnings(config);
   if (warnings.length > 0) lines.push(`warnings (${warnings.length}):`);
   for (const warning of warnings) lines.push(`  ${warning.key}: ${warning.message}`);
   return lines.join("\n") + "\n";

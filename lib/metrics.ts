@@ -112,7 +112,11 @@ export class Metrics {
       out.push(`nexo_certificate_expiry_seconds{names="${label(cert.names.join(","))}"} ${seconds}`);
     }
     const memory = Deno.memoryUsage();
-    family("nexo_log_lines_dropped_total", "counter", "Log lines dropped because stderr was not read in time.");
+    family(
+      "nexo_log_lines_dropped_total",
+      "counter",
+      "Log lines dropped because stderr was not read in time.",
+    );
     out.push(`nexo_log_lines_dropped_total ${this.#droppedLogLines()}`);
     family("process_resident_memory_bytes", "gauge", "Resident set size of the nexo process.");
     out.push(`process_resident_memory_bytes ${memory.rss}`);

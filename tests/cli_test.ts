@@ -33,6 +33,28 @@ Deno.test("check accepts the seed config, exits 0 and says what it will do", asy
   assert.doesNotMatch(result.stdout, /your-cloudflare-api-token/, "the token is never printed");
 });
 
+Deno.test("check prints the warnings the server would log, exits 0, and never the token", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/config.yaml`;
+    await Deno.writeTextFile(
+      file,
+      `limits:\n  max_header: 32KiB\nacme:\n  renew_before: 1500h\ncloudflare:\n  api_token: check-secret-token\n` +
+        `proxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:1\n`,
+    );
+    await Deno.chmod(file, 0o644);
+    const result = await nexo(["check", "--config", file]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /warnings \(3\):\n/);
+    assert.match(result.stdout, /limits\.max_header: 32768 bytes is more than Deno lets through/);
+    assert.match(result.stdout, /acme\.renew_before: .*it renews 45 days before expiry/);
+    assert.match(result.stdout, /cloudflare\.api_token: .*mode 0644.*chmod 600/);
+    assert.doesNotMatch(result.stdout, /check-secret-token/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("check reports every problem as FILE:LINE:COL with the fix and exits 1", async () => {
   const dir = await Deno.makeTempDir();
   const file = `${dir}/bad.yaml`;

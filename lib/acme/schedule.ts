@@ -57,6 +57,23 @@ export function renewalThresholdMs(lifetimeMs: number, renewBeforeMs: number): n
   return Math.max(capped, lifetimeMs * RENEW_AT_LEAST_FRACTION);
 }
 
+/**
+ * Why `renew_before` does not apply as written to a certificate of lifetime `lifetimeMs`, or null when it
+ * does: "renew_before 1200h is more than half this certificate's 90-day lifetime; it renews 45 days before
+ * expiry". For `check`, the start-up log and `certs`, so the bound is never silent.
+ */
+export function renewalWindowNote(lifetimeMs: number, renewBeforeMs: number): string | null {
+  if (!(lifetimeMs > 0) || renewBeforeMs <= lifetimeMs * RENEW_AT_MOST_FRACTION) return null;
+  const hours = Math.round((renewBeforeMs / HOUR_MS) * 10) / 10;
+  return `renew_before ${hours}h is more than half this certificate's ${days(lifetimeMs)}-day lifetime; it ` +
+    `renews ${days(renewalThresholdMs(lifetimeMs, renewBeforeMs))} days before expiry`;
+}
+
+/** Milliseconds as days, to a tenth. */
+function days(ms: number): number {
+  return Math.round((ms / (24 * HOUR_MS)) * 10) / 10;
+}
+
 /** The instant (ms since the epoch) from which `cert` is due for renewal; see `renewalThresholdMs`. */
 export function renewalDueAt(cert: CertValidity, renewBeforeMs: number): number {
   const notAfter = cert.notAfter.getTime();

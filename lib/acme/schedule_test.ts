@@ -7,6 +7,7 @@ import {
   parseRetryAfter,
   renewalDueAt,
   renewalThresholdMs,
+  renewalWindowNote,
   retryDelayMs,
 } from "./schedule.ts";
 
@@ -164,4 +165,18 @@ Deno.test("parseRetryAfter() ignores empty and unparseable values and never goes
   assert.equal(parseRetryAfter("soon", T0), undefined);
   assert.equal(parseRetryAfter("120", T0), 120_000);
   assert.equal(parseRetryAfter(new Date(T0 - HOUR).toUTCString(), T0), 0);
+});
+
+Deno.test("renewalWindowNote() says when renew_before is capped at half the lifetime, and to what", () => {
+  const day = 24 * 3_600_000;
+  assert.equal(renewalWindowNote(90 * day, 720 * 3_600_000), null);
+  assert.equal(renewalWindowNote(90 * day, 45 * day), null);
+  assert.equal(
+    renewalWindowNote(90 * day, 1200 * 3_600_000),
+    "renew_before 1200h is more than half this certificate's 90-day lifetime; it renews 45 days before expiry",
+  );
+  assert.equal(
+    renewalWindowNote(6 * day, 720 * 3_600_000),
+    "renew_before 720h is more than half this certificate's 6-day lifetime; it renews 3 days before expiry",
+  );
 });

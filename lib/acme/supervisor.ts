@@ -15,7 +15,7 @@ import type { CertStore } from "../tls/cert_store.ts";
 import { parseCertificate } from "../tls/pem.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./messages.ts";
 import { planCertificates } from "./plan.ts";
-import { needsRenewal, nextCheckAt, renewalDueAt } from "./schedule.ts";
+import { type CertValidity, needsRenewal, nextCheckAt, renewalDueAt, renewalWindowNote } from "./schedule.ts";
 
 /**
  * A crashed worker is restarted after 1 s, doubling per consecutive crash up to 5 minutes: quick enough for a
@@ -54,6 +54,8 @@ export class AcmeSupervisor {
   #stopped = false;
   /** Backoff known to this process, by certificate key (also persisted in meta.json by the worker). */
   readonly #notBefore = new Map<string, number>();
+  /** Certificates whose capped renewal window was logged (see #noteRenewalWindow). */
+  readonly #windowNoted = new Set<string>();
 
   constructor(options: AcmeSupervisorOptions) {
     this.#config = options.config;
@@ -131,6 +133,7 @@ export class AcmeSupervisor {
       if (stored && !stored.managed && stored.pair) continue;
       if (stored?.pair && stored.notBefore && stored.notAfter) {
         const validity = { notBefore: stored.notBefore, notAfter: stored.notAfter };
+        this.#noteRenewalWindow(plan.names, validity, config.acme.renewBeforeMs);
         if (!needsRenewal(validity, { now, renewBeforeMs: config.acme.renewBeforeMs })) {
           wakeAt = Math.min(wakeAt, renewalDueAt(validity, config.acme.renewBeforeMs));
           continue;
@@ -145,6 +148,23 @@ export class AcmeSupervisor {
     }
     if (due.length === 0) return this.#wake(wakeAt - now);
     await this.#runJob(due);
+  }
+
+  /**
+   * Logs once per certificate (and again for a new one) when `renew_before` cannot apply as written to it,
+   * with the renewal time that applies instead: the cap is never silent.
+   */
+  #noteRenewalWindow(names: string[], validity: CertValidity, renewBeforeMs: number): void {
+    const key = `${certKey(names)} ${validity.notAfter.getTime()} ${renewBeforeMs}`;
+    if (this.#windowNoted.has(key)) return;
+    this.#windowNoted.add(key);
+    const note = renewalWindowNote(validity.notAfter.getTime() - validity.notBefore.getTime(), renewBeforeMs);
+    if (note === null) return;
+    this.#log.warn("renewal window capped", {
+      names: names.join(","),
+      note,
+      renews_at: new Date(renewalDueAt(validity, renewBeforeMs)).toISOString(),
+    });
   }
 
   async #runJob(certificates: string[][]): Promise<void> {

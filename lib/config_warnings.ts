@@ -1,0 +1,84 @@
+// Warnings about a valid config: settings that are accepted but will not do all they say, on this runtime or
+// for these certificates. The server logs them at start and on every reload, `nexo check` prints them (with
+// the config file's mode, which needs the file system). Problems that make a config invalid are the
+// parser's errors, not warnings. It changes nothing.
+
+import { renewalWindowNote } from "./acme/schedule.ts";
+import { findExposedSecretFiles, formatMode } from "./config/file_mode.ts";
+import type { Config } from "./config/types.ts";
+
+/** One warning: the config key it is about and a sentence saying what happens and what to do. */
+export interface ConfigWarning {
+  key: string;
+  message: string;
+}
+
+/**
+ * Request-head sizes Deno 2.9.6 refuses before nexo sees the request: over HTTP/2 it advertises
+ * SETTINGS_MAX_HEADER_LIST_SIZE 16384 and answers a larger list with a bare 431 (measured: a 16,000-byte
+ * header passes, 16,300 does not); over HTTP/1.1 hyper answers 400 to a head over 65,536 bytes. Neither is
+ * configurable from JavaScript.
+ */
+export const HTTP2_HEADER_LIMIT_BYTES = 16 * 1024;
+export const HTTP1_HEADER_LIMIT_BYTES = 64 * 1024;
+
+/** Let's Encrypt's certificate lifetime today, what `renew_before` is checked against before any exists. */
+const LETS_ENCRYPT_LIFETIME_MS = 90 * 24 * 3_600_000;
+/** An HSTS max-age longer than this on a development name is worth a word (a day). */
+const DEV_HSTS_MAX_AGE_S = 86_400;
+
+/** Every warning `config` alone gives, in a stable order; empty when there is nothing to say. */
+export function configWarnings(config: Config): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  const maxHeader = config.limits.maxHeaderBytes;
+  if (maxHeader > HTTP2_HEADER_LIMIT_BYTES) {
+    const over = maxHeader > HTTP1_HEADER_LIMIT_BYTES
+      ? "over HTTP/1.1 Deno refuses heads past 64 KiB with 400, and over HTTP/2"
+      : "over HTTP/2";
+    warnings.push({
+      key: "limits.max_header",
+      message: `${maxHeader} bytes is more than Deno lets through: ${over} past 16 KiB with a bare 431 ` +
+        `before nexo sees the request (set it to 16KiB or less for one limit on both protocols)`,
+    });
+  }
+  if (config.issuer === "acme") {
+    const note = renewalWindowNote(LETS_ENCRYPT_LIFETIME_MS, config.acme.renewBeforeMs);
+    if (note !== null) {
+      warnings.push({
+        key: "acme.renew_before",
+        message: `for a 90-day Let's Encrypt certificate, ${note} (renewal never starts earlier than half ` +
+          `a lifetime before expiry; set it to 1080h or less to have it apply as written)`,
+      });
+    }
+  }
+  for (const route of config.routes) {
+    const maxAge = Number(/max-age=(\d+)/.exec(route.hsts ?? "")?.[1] ?? 0);
+    if (isDevelopmentName(route.host) && maxAge > DEV_HSTS_MAX_AGE_S) {
+      warnings.push({
+        key: `proxies."${route.host}".hsts`,
+        message: `browsers will use https for ${route.host} on every port for ${maxAge} s, plain-HTTP dev ` +
+          `servers on that name included (give it "hsts: {max_age: 5m}", or "hsts: false")`,
+      });
+    }
+  }
+  return warnings;
+}
+
+/** `configWarnings()` plus the config files holding a secret that others may read (for `check`). */
+export async function allConfigWarnings(config: Config): Promise<ConfigWarning[]> {
+  const exposed = await findExposedSecretFiles(config);
+  return [
+    ...configWarnings(config),
+    ...exposed.map((file) => ({
+      key: file.secret,
+      message: `${file.file} (mode ${
+        formatMode(file.mode)
+      }) holds it and other users can read it: ${file.fix}`,
+    })),
+  ];
+}
+
+/** Names that are local by definition (RFC 6761 §6.3): HSTS pinned there follows a developer everywhere. */
+function isDevelopmentName(host: string): boolean {
+  return host === "localhost" || host.endsWith(".localhost");
+}
