@@ -218,6 +218,66 @@ proxies:
   }
 });
 
+Deno.test("a CA that forgot nexo's account (a restarted Pebble) gets it registered again once, automatically, and the order succeeds", async () => {
+  const dns = await startChallTestSrv();
+  const cloudflare = await startFakeCloudflare({ token: TOKEN, zones: ["example.com"], challtestsrv: dns });
+  const pebble = await startPebble({ dnsServer: dns.dnsServer });
+  const app = startEchoUpstream();
+  const dir = await Deno.makeTempDir({ prefix: "nexo-faults-" });
+  try {
+    const caFile = `${dir}/pebble-api-ca.pem`;
+    await Deno.writeTextFile(caFile, pebble.apiCaPem);
+    const config = (hosts: string[]) => `
+issuer: acme
+acme:
+  directory: ${pebble.directoryUrl}
+  ca_cert: ${caFile}
+  dns_resolvers: ["${dns.dnsServer}"]
+  retry_interval: 500ms
+cloudflare:
+  api_token: ${TOKEN}
+  api_base: ${cloudflare.apiBase}
+proxies:
+${hosts.map((host) => `  "${host}":\n    upstream: ${app.url}\n`).join("")}`;
+    const nexo = await startNexo(config(["first.example.com"]), { dir });
+    try {
+      await nexo.waitForLog(
+        (l) => l.msg === "certificate installed" && l.names === "first.example.com",
+        30_000,
+      );
+      const created = nexo.logs.find((l) => l.msg === "acme account created");
+      assert.ok(created, "an account was registered for the first certificate");
+      // Every account, order and key Pebble held is gone; the directory URL is the same.
+      await pebble.restart();
+      const file = `${dir}/config.yaml`;
+      const base = (await Deno.readTextFile(file)).split("issuer: acme")[0]!;
+      await Deno.writeTextFile(file, base + config(["first.example.com", "second.example.com"]));
+      await nexo.waitForLog(
+        (l) => l.msg === "certificate installed" && l.names === "second.example.com",
+        30_000,
+      );
+      const reregistered = nexo.logs.filter((l) => l.msg === "acme account re-registered");
+      assert.equal(reregistered.length, 1, "registered again exactly once");
+      assert.equal(reregistered[0]!.level, "warn");
+      assert.match(String(reregistered[0]!.reason), /accountDoesNotExist/);
+      assert.equal(nexo.logs.filter((l) => l.msg === "certificate failed").length, 0, "no attempt was lost");
+      // The new account is stored: a later job uses it without registering again.
+      const stored = await CertRepository.open({ certDir: `${dir}/certs`, baseDir: dir }).loadAccount(
+        pebble.directoryUrl,
+      );
+      assert.equal(stored?.url, reregistered[0]!.account);
+    } finally {
+      await nexo.stop();
+    }
+  } finally {
+    await app.close();
+    await pebble.stop();
+    await cloudflare.close();
+    await dns.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 // The propagation wait is bounded by `acme.propagation_timeout` (1.5 s here). This test runs the supervisor
 // in-process, with its real sandboxed worker and the real TLS listener over the same CertStore, wired as
 // lib/server/run.ts wires them, so that it can watch the store while the attempts fail.

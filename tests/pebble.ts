@@ -11,6 +11,11 @@ export interface Pebble {
   apiCaPem: string;
   /** Pebble's issuing root (fetched from its management API), to verify the certificates it issues. */
   issuerRootPem(): Promise<string>;
+  /**
+   * Stops Pebble and starts it again on the same ports with the same TLS certificate: every account, order
+   * and its issuing CA are gone, as after a staging CA's reset.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,38 +54,50 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       },
     }),
   );
-  const child = new Deno.Command("pebble", {
-    args: ["-config", `${dir}/pebble.json`, "-dnsserver", options.dnsServer],
-    env: {
-      // No random 0-15 s sleeps before validation, and no random nonce rejections: tests stay fast and
-      // deterministic. badNonce handling is acme-client's and is exercised by its own retry loop.
-      PEBBLE_VA_NOSLEEP: "1",
-      PEBBLE_WFE_NONCEREJECT: "0",
-      ...options.env,
-    },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const logs: string[] = [];
-  const pump = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) logs.push(chunk);
-  })();
   const directoryUrl = `https://localhost:${port}/dir`;
   const client = Deno.createHttpClient({ caCerts: [ca.rootCertPem] });
-  try {
-    await waitUntil(
-      async () => {
-        const response = await fetch(directoryUrl, { client });
-        await response.body?.cancel();
-        return response.ok;
+  const launch = async () => {
+    const child = new Deno.Command("pebble", {
+      args: ["-config", `${dir}/pebble.json`, "-dnsserver", options.dnsServer],
+      env: {
+        // No random 0-15 s sleeps before validation, and no random nonce rejections: tests stay fast and
+        // deterministic. badNonce handling is acme-client's and is exercised by its own retry loop.
+        PEBBLE_VA_NOSLEEP: "1",
+        PEBBLE_WFE_NONCEREJECT: "0",
+        ...options.env,
       },
-      10_000,
-      () => logs.join(""),
-    );
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const logs: string[] = [];
+    const pump = (async () => {
+      for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) logs.push(chunk);
+    })();
+    const kill = async () => {
+      child.kill();
+      await child.status;
+      await pump;
+    };
+    try {
+      await waitUntil(
+        async () => {
+          const response = await fetch(directoryUrl, { client });
+          await response.body?.cancel();
+          return response.ok;
+        },
+        10_000,
+        () => logs.join(""),
+      );
+    } catch (error) {
+      await kill();
+      throw error;
+    }
+    return kill;
+  };
+  let kill: () => Promise<void>;
+  try {
+    kill = await launch();
   } catch (error) {
-    child.kill();
-    await child.status;
-    await pump;
     client.close();
     throw error;
   }
@@ -91,11 +108,13 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       const response = await fetch(`https://localhost:${managementPort}/roots/0`, { client });
       return await response.text();
     },
+    async restart() {
+      await kill();
+      kill = await launch();
+    },
     async stop() {
       client.close();
-      child.kill();
-      await child.status;
-      await pump;
+      await kill();
       await Deno.remove(dir, { recursive: true });
     },
   };

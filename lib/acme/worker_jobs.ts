@@ -56,7 +56,8 @@ export async function runJob(job: Job, post: Post): Promise<void> {
     }
   };
   try {
-    const client = await accountClient(settings, repository, log);
+    let client = await accountClient(settings, repository, log);
+    let reregistered = false;
     const dns = settings.http01 ? null : dnsProvider(settings);
     await dns?.verify(job.certificates.flat().map(challengeRecordName));
     for (const names of job.certificates) {
@@ -67,18 +68,27 @@ export async function runJob(job: Job, post: Post): Promise<void> {
           if (removed > 0) log("info", "stale dns records removed", { name: fqdn, count: String(removed) });
         }
         log("info", "certificate order started", { names: names.join(",") });
-        const chain = await issueCertificate(names, {
-          client,
-          directoryUrl: settings.directoryUrl,
-          solver: dns
-            ? dnsSolver(dns, (fqdn, value) =>
-              waitForTxt(fqdn, value, {
-                resolvers: settings.dnsResolvers,
-                timeoutMs: settings.propagationTimeoutMs,
-              }))
-            : http01Solver(post),
-          keyType: settings.keyType,
-          onProgress: (event, fields) => log("info", event, fields),
+        const issue = () =>
+          issueCertificate(names, {
+            client,
+            directoryUrl: settings.directoryUrl,
+            solver: dns
+              ? dnsSolver(dns, (fqdn, value) =>
+                waitForTxt(fqdn, value, {
+                  resolvers: settings.dnsResolvers,
+                  timeoutMs: settings.propagationTimeoutMs,
+                }))
+              : http01Solver(post),
+            keyType: settings.keyType,
+            onProgress: (event, fields) => log("info", event, fields),
+          });
+        const chain = await issue().catch(async (error) => {
+          // The CA forgot the account (a reset staging CA, a restarted Pebble): register again, once per
+          // job, and retry the order; a second refusal is a real failure.
+          if (reregistered || !isAccountGone(error)) throw error;
+          reregistered = true;
+          client = await accountClient(settings, repository, log, { forgotten: errorMessage(error) });
+          return await issue();
         });
         await repository.saveCertificate(names, {
           certPem: chain.certPem,
@@ -107,27 +117,50 @@ export async function runJob(job: Job, post: Post): Promise<void> {
   post({ type: "done", jobId });
 }
 
+/** RFC 8555 §7.3.1, §6.7: the account a request was signed for is unknown to the server. */
+const ACCOUNT_DOES_NOT_EXIST = "urn:ietf:params:acme:error:accountDoesNotExist";
+
+function isAccountGone(error: unknown): boolean {
+  return error instanceof AcmeError && error.problem?.type === ACCOUNT_DOES_NOT_EXIST;
+}
+
+/**
+ * A client for the stored account of the directory, registering one first when none is stored. With
+ * `forgotten` (why the server refused the stored one), the stored URL is dropped and the same key is
+ * registered again: the server made a new account for it, whose URL replaces the old one.
+ */
 async function accountClient(
   settings: WorkerSettings,
   repository: CertRepository,
   log: (level: "info" | "warn", event: string, fields: Record<string, string>) => void,
+  options: { forgotten?: string } = {},
 ) {
   const stored = await repository.loadAccount(settings.directoryUrl);
   const keyPem = stored?.keyPem ?? await createPrivateKey("ecdsa");
+  const storedUrl = options.forgotten === undefined ? stored?.url ?? null : null;
   const client = createAcmeClient({
     directoryUrl: settings.directoryUrl,
     accountKeyPem: keyPem,
-    accountUrl: stored?.url ?? null,
+    accountUrl: storedUrl,
     caCertsPem: settings.caCertsPem,
   });
-  if (!stored?.url) {
+  if (!storedUrl) {
     // RFC 8555 §7.3: registering an existing key returns that account, so a key whose account URL was lost
     // (a crash between the two writes) finds its account again instead of burning a new registration.
     const url = await ensureAccount(client, settings.email, settings.directoryUrl);
     await repository.saveAccount(settings.directoryUrl, { keyPem, url, email: settings.email });
-    log("info", stored ? "acme account recovered" : "acme account created", {
-      directory: settings.directoryUrl,
-    });
+    if (options.forgotten !== undefined) {
+      log("warn", "acme account re-registered", {
+        directory: settings.directoryUrl,
+        previous: stored?.url ?? "",
+        account: url,
+        reason: options.forgotten,
+      });
+    } else {
+      log("info", stored ? "acme account recovered" : "acme account created", {
+        directory: settings.directoryUrl,
+      });
+    }
   }
   return client;
 }
