@@ -140,32 +140,71 @@ function literal(text: string): string {
 }
 
 Deno.test({
-  name: "a renewal that hits a full disk fails naming the file and the fix, keeps and serves the old " +
-    "certificate, and succeeds once space is freed",
+  name: "a renewal whose write hits a full disk serves the new certificate from memory, names the file and " +
+    "the fix, never orders again while it waits, and writes exactly that certificate once space is freed",
   ignore: IGNORE_DISK_TESTS,
   fn: async () => {
-    let filler = "";
-    const { failed, logs, metaAfterFailure } = await renewOnBrokenDisk({
-      // Three pages: the issuance lock and the write lock take one each, the new key fits in the third, and
-      // the new chain does not. So the disk fills up in the middle of writing the renewed certificate.
-      breakDisk: async (baseDir) => {
-        filler = await fillLeaving(baseDir, 3);
-      },
-      repairDisk: () => Deno.remove(filler),
-      expectedError: (certDir) =>
-        new RegExp(
-          `^Cannot write "${literal(certDir)}/\\.${literal(HOST)}\\+new/fullchain\\.pem": the disk is ` +
-            `full \\(free space on the file system that holds it \\(df -h\\); nexo keeps its current files ` +
-            `and retries\\)$`,
-        ),
-    });
-    assert.ok(Number(failed.failures) >= 1);
-    assert.ok(Date.parse(String(failed.next_attempt)) > Date.parse(String(failed.time)), "a retry is due");
-    // The failure itself was recorded in meta.json (there was room once the half-written set was removed),
-    // so `nexo certs` shows it, and nothing was logged as unrecorded.
-    assert.equal(metaAfterFailure.lastError, failed.error);
-    assert.equal(metaAfterFailure.failures, failed.failures);
-    assert.ok(!logs.some((l) => l.msg === "certificate failure not recorded"));
+    // 20 s certificates are due for renewal after 10 s (renew_before is clamped to half their life).
+    const world = await startAcmeWorld(HOST, 20);
+    try {
+      await withTmpfs(512, async (baseDir) => {
+        const certDir = join(baseDir, "certs");
+        const nexo = await startNexo(world.config, { dir: baseDir });
+        try {
+          await nexo.waitForLog((l) => l.msg === "certificate installed" && l.names === HOST, 60_000);
+          await waitForLocksReleased(certDir);
+          const before = await readCertFiles(join(certDir, HOST));
+          // Three pages: the issuance lock and the write lock take one each, the new key fits in the third,
+          // and the new chain does not. So the disk fills up in the middle of writing the renewed certificate.
+          const filler = await fillLeaving(baseDir, 3);
+          const kept = await nexo.waitForLog(
+            (l) => l.msg === "certificate kept in memory" && l.names === HOST,
+            30_000,
+          );
+          assert.match(
+            String(kept.error),
+            new RegExp(
+              `^Cannot write "${literal(certDir)}/\\.${literal(HOST)}\\+new/fullchain\\.pem": the disk is ` +
+                `full \\(free space on the file system that holds it \\(df -h\\); nexo keeps its current ` +
+                `files and retries\\)$`,
+            ),
+          );
+          // The new certificate is served at once; the files on disk are the old ones, byte for byte.
+          assert.equal(installs(nexo), 2);
+          const served = await servedFingerprint(nexo, HOST, world.rootPem);
+          assert.notEqual(served, fingerprintOf(before.chain), "the renewed certificate is served");
+          const onDisk = await readCertFiles(join(certDir, HOST));
+          assert.deepEqual(onDisk.chain, before.chain, "fullchain.pem is byte-identical");
+          assert.deepEqual(onDisk.key, before.key, "privkey.pem is byte-identical");
+          // Writes are retried (retry_interval 1 s, doubling); no order is placed for the same names.
+          await nexo.waitForLog((l) => l.msg === "certificate still not stored" && l.names === HOST, 30_000);
+          const orders = () => nexo.logs.filter((l) => l.msg === "certificate order started").length;
+          const ordersWhileFull = orders();
+
+          await Deno.remove(filler);
+          const stored = await nexo.waitForLog(
+            (l) => l.msg === "certificate stored" && l.names === HOST,
+            30_000,
+          );
+          assert.ok(Number(stored.after_attempts) >= 3);
+          await waitForLocksReleased(certDir);
+          const written = await readCertFiles(join(certDir, HOST));
+          assert.equal(fingerprintOf(written.chain), served, "exactly the served certificate was written");
+          assert.equal(orders(), ordersWhileFull, "no second order for names whose certificate was waiting");
+          assert.equal(orders(), 2, "one first issuance and one renewal");
+          assert.equal(decodeMeta(new TextDecoder().decode(written.meta), "meta.json").failures, 0);
+          assert.deepEqual(
+            (await listFiles(certDir)).filter((path) => !path.startsWith(".locks/")),
+            [`${HOST}/fullchain.pem`, `${HOST}/meta.json`, `${HOST}/privkey.pem`],
+            "no staging directory, swap leftover or temp file is left",
+          );
+        } finally {
+          await nexo.stop();
+        }
+      });
+    } finally {
+      await world.stop();
+    }
   },
 });
 

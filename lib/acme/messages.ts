@@ -49,6 +49,13 @@ export type FromWorker =
     keyPem: string;
     /** ms since the epoch. */
     notAfter: number;
+    /**
+     * Why the chain could not be written to cert_dir (a full or read-only disk), or null when it was: the
+     * main thread then serves it from memory and retries only the write, never a new order for it.
+     */
+    storeError: string | null;
+    /** The directory that issued it, for the main thread's own write (meta.json records it). */
+    directoryUrl: string;
   }
   | {
     type: "failed";

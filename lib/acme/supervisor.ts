@@ -15,7 +15,27 @@ import type { CertStore } from "../tls/cert_store.ts";
 import { parseCertificate } from "../tls/pem.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./messages.ts";
 import { planCertificates } from "./plan.ts";
-import { type CertValidity, needsRenewal, nextCheckAt, renewalDueAt, renewalWindowNote } from "./schedule.ts";
+import {
+  type CertValidity,
+  needsRenewal,
+  nextCheckAt,
+  renewalDueAt,
+  renewalWindowNote,
+  retryDelayMs,
+} from "./schedule.ts";
+
+/** An issued certificate the worker could not write (see AcmeSupervisor's #unsaved). */
+interface UnsavedCertificate {
+  names: string[];
+  certPem: string;
+  keyPem: string;
+  directoryUrl: string;
+  validity: CertValidity;
+  /** Writes tried so far, the worker's included. */
+  writes: number;
+  /** When to try the next write, ms since the epoch. */
+  nextWriteAt: number;
+}
 
 /**
  * A crashed worker is restarted after 1 s, doubling per consecutive crash up to 5 minutes: quick enough for a
@@ -56,6 +76,11 @@ export class AcmeSupervisor {
   readonly #notBefore = new Map<string, number>();
   /** Certificates whose capped renewal window was logged (see #noteRenewalWindow). */
   readonly #windowNoted = new Set<string>();
+  /**
+   * Issued chains that could not be written to cert_dir, by certificate key: served from memory, written
+   * again at each check (with backoff) and never ordered again while they wait. Lost on restart.
+   */
+  readonly #unsaved = new Map<string, UnsavedCertificate>();
 
   constructor(options: AcmeSupervisorOptions) {
     this.#config = options.config;
@@ -124,9 +149,15 @@ export class AcmeSupervisor {
     const { certificates, problems } = await repository.loadCertificates();
     for (const problem of problems) this.#log.warn("certificate storage problem", { error: problem });
     let wakeAt = nextCheckAt(now, config.acme.checkIntervalMs);
+    wakeAt = Math.min(wakeAt, await this.#storeUnsaved(repository, now));
     const due: string[][] = [];
     for (const plan of planCertificates(config)) {
       const key = certKey(plan.names);
+      const unsaved = this.#unsaved.get(key);
+      if (unsaved && !needsRenewal(unsaved.validity, { now, renewBeforeMs: config.acme.renewBeforeMs })) {
+        // Served from memory and waiting for its write: not a reason to order the same names again.
+        continue;
+      }
       const stored = certificates.find((c) => certKey(c.names) === key);
       // A certificate put there by hand or by certbot is served but not nexo's to renew. (An unmanaged entry
       // without a pair is only a failure record of a certificate nexo has not obtained yet.)
@@ -148,6 +179,43 @@ export class AcmeSupervisor {
     }
     if (due.length === 0) return this.#wake(wakeAt - now);
     await this.#runJob(due);
+  }
+
+  /**
+   * Tries to write every chain waiting in memory; returns when to try again (ms since the epoch), or
+   * Infinity when none is left. Doubling from retry_interval, as failed orders do.
+   */
+  async #storeUnsaved(repository: CertRepository, now: number): Promise<number> {
+    let retryAt = Infinity;
+    for (const [key, unsaved] of this.#unsaved) {
+      if (unsaved.nextWriteAt > now) {
+        retryAt = Math.min(retryAt, unsaved.nextWriteAt);
+        continue;
+      }
+      try {
+        await repository.saveCertificate(unsaved.names, {
+          certPem: unsaved.certPem,
+          keyPem: unsaved.keyPem,
+          issuer: "acme",
+          directoryUrl: unsaved.directoryUrl,
+        });
+        this.#unsaved.delete(key);
+        this.#log.info("certificate stored", {
+          names: unsaved.names.join(","),
+          after_attempts: unsaved.writes + 1,
+        });
+      } catch (error) {
+        unsaved.writes++;
+        unsaved.nextWriteAt = now + retryDelayMs(unsaved.writes, this.#config.acme.retryIntervalMs);
+        retryAt = Math.min(retryAt, unsaved.nextWriteAt);
+        this.#log.warn("certificate still not stored", {
+          names: unsaved.names.join(","),
+          error: errorMessage(error),
+          next_attempt: new Date(unsaved.nextWriteAt).toISOString(),
+        });
+      }
+    }
+    return retryAt;
   }
 
   /**
@@ -210,13 +278,34 @@ export class AcmeSupervisor {
           notAfter: info.notAfter,
           source: "acme",
         });
-        this.#notBefore.delete(certKey(message.names));
+        const key = certKey(message.names);
+        this.#notBefore.delete(key);
         this.#onInstalled();
         this.#onOrder("success");
         this.#log.info("certificate installed", {
           names: message.names.join(","),
           not_after: info.notAfter.toISOString(),
           issuer: info.issuer,
+        });
+        if (message.storeError === null) {
+          this.#unsaved.delete(key);
+          return;
+        }
+        const nextWriteAt = Date.now() + retryDelayMs(1, this.#config.acme.retryIntervalMs);
+        this.#unsaved.set(key, {
+          names: message.names,
+          certPem: message.certPem,
+          keyPem: message.keyPem,
+          directoryUrl: message.directoryUrl,
+          validity: { notBefore: info.notBefore, notAfter: info.notAfter },
+          writes: 1,
+          nextWriteAt,
+        });
+        this.#log.warn("certificate kept in memory", {
+          names: message.names.join(","),
+          error: message.storeError,
+          next_attempt: new Date(nextWriteAt).toISOString(),
+          note: "served now; only the write is retried, no new order (a restart would order again)",
         });
         return;
       }

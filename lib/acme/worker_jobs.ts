@@ -90,12 +90,15 @@ export async function runJob(job: Job, post: Post): Promise<void> {
           client = await accountClient(settings, repository, log, { forgotten: errorMessage(error) });
           return await issue();
         });
-        await repository.saveCertificate(names, {
+        // An issued certificate is never thrown away over a write that failed: ordering again for the same
+        // names would spend Let's Encrypt's 5 duplicate certificates a week while the disk stays full. The
+        // main thread serves it and retries the write.
+        const storeError = await repository.saveCertificate(names, {
           certPem: chain.certPem,
           keyPem: chain.keyPem,
           issuer: "acme",
           directoryUrl: settings.directoryUrl,
-        });
+        }).then(() => null, (error) => errorMessage(error));
         const info = parseCertificate(chain.certPem);
         post({
           type: "issued",
@@ -104,6 +107,8 @@ export async function runJob(job: Job, post: Post): Promise<void> {
           certPem: chain.certPem,
           keyPem: chain.keyPem,
           notAfter: info.notAfter.getTime(),
+          storeError,
+          directoryUrl: settings.directoryUrl,
         });
       } catch (error) {
         await reportFailure(names, error, { jobId, settings, repository, post });
