@@ -67,7 +67,6 @@ export class ConfigWatcher {
     const path = resolve(this.#options.path);
     this.#relevant = new Set([path]);
     this.#watch(dirname(path));
-    await this.#follow();
     await this.#run();
   }
 
@@ -191,9 +190,10 @@ export class ConfigWatcher {
     this.#running = (async () => {
       do {
         this.#again = false;
+        // A swapped link may now point elsewhere: track the new chain (and watch its directory) before the
+        // new config is applied, so an edit of the new target right after the swap is not ignored.
+        await this.#follow();
         await this.#check();
-        // A swapped link may now point into another directory: watch it, and track the new chain.
-        if (!this.#stopped) await this.#follow();
       } while (this.#again && !this.#stopped);
     })().finally(() => this.#running = null);
     return this.#running;

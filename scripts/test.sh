@@ -1,7 +1,7 @@
 #!/bin/sh
 # The README's test command (`npx -y deno@2.9.6 task test`) runs this: it installs what the tests need on a
 # fresh Debian machine (the Debian packages below, when missing) and then runs everything a reviewer would:
-# `deno task ok` (format check, lint, type check, all tests with the lockfile frozen).
+# `deno task ok` (format check, lint, type check, all tests with the lockfile frozen), then a 2-minute soak.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -23,4 +23,6 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-exec deno task ok
+deno task ok
+# A compressed day of production (tests/soak/run.ts): everything at once for two minutes, invariants checked.
+exec deno task soak --duration 2m

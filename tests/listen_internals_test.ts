@@ -207,10 +207,136 @@ Deno.test({
       conn.close();
       assert.equal(asked.length, 2, "the client's handshake was answered from the warmed cache");
       server.refresh();
-      await waitFor(4);
+      // The new listener's two warm-ups, and the retiring one asking once more whether the name it failed can
+      // be served now (then it could not be held for WebSockets).
+      await waitFor(5);
+      assert.deepEqual(asked.slice(2).toSorted(), ["nocert.test", "nocert.test", "one.test"]);
     } finally {
       await server.shutdown(1_000);
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+/** Opens a WebSocket over TLS by hand (SNI `name`) and returns a function that sends one text and reads its echo. */
+async function rawWebSocket(port: number, root: string, name: string) {
+  const conn = await connectWithSni(port, root, name, ["http/1.1"]);
+  await conn.write(new TextEncoder().encode(
+    `GET / HTTP/1.1\r\nHost: ${name}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  ));
+  const buf = new Uint8Array(4096);
+  let text = "";
+  while (!text.includes("\r\n\r\n")) {
+    const n = await conn.read(buf);
+    if (n === null) throw new Error("closed during the handshake");
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  assert.match(text, /^HTTP\/1\.1 101/);
+  const echo = async (message: string): Promise<string | null> => {
+    const payload = new TextEncoder().encode(message);
+    const mask = new Uint8Array([1, 2, 3, 4]);
+    await conn.write(
+      new Uint8Array([0x81, 0x80 | payload.length, ...mask, ...payload.map((b, i) => b ^ mask[i % 4]!)]),
+    );
+    const n = await conn.read(buf);
+    return n === null || buf[0] !== 0x81 ? null : new TextDecoder().decode(buf.subarray(2, 2 + buf[1]!));
+  };
+  return { echo, close: () => conn.close() };
+}
+
+Deno.test("serveTls().refresh() keeps a replaced listener for its WebSockets and retires it when they close", async () => {
+  const dir = await Deno.makeTempDir();
+  const ca = await LocalCa.loadOrCreate(`${dir}/ca`);
+  const root = await Deno.readTextFile(ca.rootCertPath);
+  const leaf = await ca.issue(["ws.test"]);
+  const retired: number[] = [];
+  const server = serveTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    resolveCertificate: () =>
+      Promise.resolve({ cert: leaf.certPem, key: leaf.keyPem, notAfterMs: leaf.notAfter.getTime() }),
+    handler: (req, info) => {
+      if (req.headers.get("upgrade") !== "websocket") return new Response("plain");
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      const release = info.hold();
+      socket.onmessage = (event) => socket.send(String(event.data));
+      socket.onclose = release;
+      return response;
+    },
+    onError: () => new Response("error", { status: 500 }),
+    onRetired: ({ heldBy }) => retired.push(heldBy),
+  });
+  try {
+    const ws = await rawWebSocket(server.addr.port, root, "ws.test");
+    assert.equal(await ws.echo("before"), "before");
+    server.refresh();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Without the hold, the old listener's graceful shutdown would have closed this socket (1001).
+    assert.equal(await ws.echo("after"), "after");
+    assert.deepEqual(retired, [], "held while the WebSocket is open");
+    ws.close();
+    const deadline = Date.now() + 5_000;
+    while (retired.length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.deepEqual(retired, [1], "retired once its WebSocket closed");
+    // A refresh with nothing held retires the listener at once.
+    server.refresh();
+    while (retired.length === 1 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.deepEqual(retired, [1, 0]);
+  } finally {
+    await server.shutdown(1_000);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serveTls().refreshIfStale() replaces the listener only when its cache is wrong in a way that matters", async () => {
+  const dir = await Deno.makeTempDir();
+  const ca = await LocalCa.loadOrCreate(`${dir}/ca`);
+  const root = await Deno.readTextFile(ca.rootCertPath);
+  const pairs = new Map<string, { cert: string; key: string; notAfterMs: number }>();
+  const put = async (name: string, lifetimeMs: number) => {
+    const leaf = await ca.issue([name], { lifetimeMs });
+    pairs.set(name, { cert: leaf.certPem, key: leaf.keyPem, notAfterMs: leaf.notAfter.getTime() });
+  };
+  await put("a.test", 90 * 24 * 3_600_000);
+  const server = serveTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    resolveCertificate: (name) => Promise.resolve(pairs.get(name)),
+    handler: () => new Response("ok"),
+    onError: () => new Response("error", { status: 500 }),
+  });
+  const handshake = async (name: string) => {
+    const conn = await connectWithSni(server.addr.port, root, name, ["http/1.1"]);
+    try {
+      await conn.handshake();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      conn.close();
+    }
+  };
+  try {
+    assert.equal(await handshake("a.test"), true);
+    assert.equal(await handshake("b.test"), false);
+    const options = { urgentWithinMs: 12 * 3_600_000, anyStale: false };
+    assert.equal(await server.refreshIfStale(options), false, "nothing changed");
+    // A renewal whose old certificate is valid for months: not urgent; the periodic check takes it.
+    await put("a.test", 90 * 24 * 3_600_000);
+    assert.equal(await server.refreshIfStale(options), false);
+    assert.equal(await server.refreshIfStale({ ...options, anyStale: true }), true);
+    // A name the listener failed that now has a certificate: at once.
+    assert.equal(await handshake("b.test"), false);
+    await put("b.test", 90 * 24 * 3_600_000);
+    assert.equal(await server.refreshIfStale(options), true);
+    assert.equal(await handshake("b.test"), true);
+  } finally {
+    await server.shutdown(1_000);
+    await Deno.remove(dir, { recursive: true });
+  }
 });

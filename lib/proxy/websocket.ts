@@ -25,6 +25,11 @@ export interface WebSocketOptions {
   headerList: HeaderList;
   forwarded: ForwardedFor;
   onDone: (outcome: ForwardOutcome) => void;
+  /**
+   * Keeps the listener that accepted the request from shutting down while the relay runs (its shutdown
+   * would close the client's socket); the relay calls the release it returns when both sides are closed.
+   */
+  hold?: () => () => void;
 }
 
 /** Headers the WebSocket handshake owns; Deno's client writes its own. */
@@ -78,7 +83,14 @@ export async function proxyWebSocket(
   try {
     const upgradeOptions = upstream.protocol ? { protocol: upstream.protocol } : {};
     const { socket: client, response } = Deno.upgradeWebSocket(req, upgradeOptions);
-    relay(client, upstream, options);
+    const release = options.hold?.() ?? (() => {});
+    relay(client, upstream, {
+      ...options,
+      onDone: (outcome) => {
+        release();
+        options.onDone(outcome);
+      },
+    });
     return response;
   } catch (error) {
     upstream.close();

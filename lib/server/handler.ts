@@ -157,6 +157,7 @@ function createResponder(options: HandlerOptions): Handler {
     return withHsts(
       serveRoute(req, url, route, {
         pool,
+        hold: info.hold,
         headerList,
         forwarded: {
           clientIp,
@@ -220,6 +221,7 @@ function serveRoute(
   route: Route,
   context: {
     pool: UpstreamPool;
+    hold: () => () => void;
     headerList: HeaderList;
     forwarded: ForwardedFor;
     bodyReadTimeoutMs: number;
@@ -237,6 +239,7 @@ function serveRoute(
       headerList: context.headerList,
       forwarded: context.forwarded,
       onDone: context.done,
+      hold: context.hold,
     });
   }
   return forwardRequest(req, route, {

@@ -33,7 +33,10 @@ function handlerFor(routesYaml: string, port: number) {
     log,
     metrics: new Metrics(),
   });
-  const info = { remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 50000 } };
+  const info = {
+    remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 50000 },
+    hold: () => () => {},
+  };
   return {
     send: async (url: string, init: RequestInit = {}) => await handler(new Request(url, init), info),
     close: () => pool.close(),

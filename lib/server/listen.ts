@@ -9,16 +9,24 @@
 // with 1005; measured, see DEVELOPERS.md). WebSockets are essential to the apps nexo fronts, so nexo serves on
 // the listener and accepts that hyper, as Deno configures it, applies neither timeout.
 
-/** A certificate and key in PEM, as Deno.listenTls takes them. */
+import { EXPIRY_MARGIN_MS, ListenerGeneration, MAX_HOLD_MS } from "./listener_generation.ts";
+
+/** A certificate and key in PEM, as Deno.listenTls takes them, and when the certificate expires (ms). */
 export interface TlsKeyPair {
   cert: string;
   key: string;
+  notAfterMs?: number;
 }
 
 /** Per-request facts the handler cannot read from the Request itself. */
 export interface ConnInfo {
   /** The client's IP address as seen on the socket. */
   remoteAddr: Deno.NetAddr;
+  /**
+   * Keeps the listener that accepted this request from being shut down (a replaced listener's shutdown
+   * closes every WebSocket it upgraded) until the returned release is called. For upgraded connections.
+   */
+  hold(): () => void;
 }
 
 export type Handler = (req: Request, info: ConnInfo) => Response | Promise<Response>;
@@ -40,17 +48,28 @@ export interface TlsServerOptions {
    * nothing but the cache. Optional.
    */
   warmNames?: () => readonly string[];
+  /** Called when a replaced listener has been shut down (for one log line). Optional. */
+  onRetired?: (retirement: Retirement) => void;
 }
 
 export interface TlsServer {
   /** The address serving now (moveTo changes it). */
   readonly addr: Deno.NetAddr;
   /**
-   * Makes new TLS handshakes ask `resolveCertificate` again (after a certificate was installed or renewed):
-   * binds a fresh listener to the same address, then closes the old one gracefully. Open connections keep
-   * the certificate they negotiated. A no-op after shutdown.
+   * Makes new TLS handshakes ask `resolveCertificate` again: binds a fresh listener to the same address and
+   * retires the old one (see ListenerGeneration: shut down gracefully at once, or once the WebSockets it
+   * holds close, before any certificate in its cache expires, within a day). Open connections keep the
+   * certificate they negotiated. A no-op after shutdown.
    */
   refresh(): void;
+  /**
+   * Refreshes only when the listener's cache is wrong: when a name it failed can now be served, or a cached
+   * certificate expires within `urgentWithinMs`, or (with `anyStale`) when any cached certificate has a
+   * newer one. Each refresh retires a listener, which costs clients racing its shutdown their connection
+   * (DEVELOPERS.md), so a renewal whose old certificate stays valid for weeks waits for the periodic check.
+   * Resolves with whether it refreshed.
+   */
+  refreshIfStale(options: { urgentWithinMs: number; anyStale: boolean }): Promise<boolean>;
   /**
    * Serves on another address from now on (a reloaded `listen`): binds it first, then closes the old
    * listener gracefully. Throws (AddrInUse, PermissionDenied) without touching the old one when it cannot bind.
@@ -167,6 +186,12 @@ function ensureAddressFree(hostname: string, port: number): void {
   Deno.listen({ hostname, port, transport: "tcp" }).close();
 }
 
+/** How a listener retirement is logged by the caller: how many WebSockets held it, and for how long. */
+export interface Retirement {
+  addr: Deno.NetAddr;
+  heldBy: number;
+}
+
 /**
  * Starts the HTTPS server; it is listening when this returns. Throws Deno.errors.AddrInUse or
  * PermissionDenied when the address cannot be bound.
@@ -174,6 +199,7 @@ function ensureAddressFree(hostname: string, port: number): void {
 export function serveTls(options: TlsServerOptions): TlsServer {
   const internals = denoInternals();
   const start = (hostname: string, port: number) => {
+    const generation = new ListenerGeneration();
     const listener = Deno.listenTls(
       {
         hostname,
@@ -182,22 +208,29 @@ export function serveTls(options: TlsServerOptions): TlsServer {
         reusePort: true,
         alpnProtocols: ["h2", "http/1.1"],
         [SNI_RESOLVER]: async (serverName: string) => {
-          const pair = await options.resolveCertificate(serverName);
+          // Deno caches whatever this answers (failures too) for the listener's life: mirror it.
+          let pair: TlsKeyPair | undefined;
+          try {
+            pair = await options.resolveCertificate(serverName);
+          } finally {
+            generation.record(serverName, pair);
+          }
           if (!pair) throw new Error(`no certificate for "${serverName}"`);
-          return pair;
+          return { cert: pair.cert, key: pair.key };
         },
       } as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
     );
+    const hold = () => generation.hold();
     const server = internals.serveHttpOnListener(
       listener,
       undefined,
-      (req, info) => options.handler(req, { remoteAddr: info.remoteAddr }),
+      (req, info) => options.handler(req, { remoteAddr: info.remoteAddr, hold }),
       options.onError,
       () => {},
     );
     // A failing accept loop ends `finished` with an error; shutdown() is how nexo stops it on purpose.
     server.finished.catch(() => {});
-    return { addr: listener.addr as Deno.NetAddr, server };
+    return { addr: listener.addr as Deno.NetAddr, server, generation };
   };
 
   ensureAddressFree(options.hostname, options.port);
@@ -208,25 +241,61 @@ export function serveTls(options: TlsServerOptions): TlsServer {
   warm();
   let hostname = options.hostname;
   const draining = new Set<Promise<void>>();
+  const retiring = new Set<ListenerGeneration>();
   let stopped: Promise<void> | undefined;
+  const retire = async (previous: ReturnType<typeof start>) => {
+    const { generation } = previous;
+    // A name this listener failed that can be served now would keep failing there: no holding it then.
+    let failsServable = false;
+    for (const [name, answer] of generation.answers) {
+      if (answer === null && await options.resolveCertificate(name).catch(() => undefined)) {
+        failsServable = true;
+        break;
+      }
+    }
+    const deadline = failsServable
+      ? 0
+      : Math.min(Date.now() + MAX_HOLD_MS, generation.earliestExpiry() - EXPIRY_MARGIN_MS);
+    const heldBy = generation.holds;
+    retiring.add(generation);
+    await generation.retire(deadline, () => previous.server.shutdown());
+    retiring.delete(generation);
+    options.onRetired?.({ addr: previous.addr, heldBy: heldBy > 0 && deadline > Date.now() ? heldBy : 0 });
+  };
   const replace = (next: ReturnType<typeof start>) => {
     const previous = current;
     current = next;
-    const done = previous.server.shutdown().catch(() => {});
+    const done = retire(previous).catch(() => {});
     draining.add(done);
     done.finally(() => draining.delete(done));
+  };
+  const refresh = () => {
+    if (stopped) return;
+    // Deno caches the SNI resolver's answer per server name for the listener's lifetime (failures too),
+    // so a new certificate reaches new handshakes only through a new listener. The new one is bound
+    // first (SO_REUSEPORT), then the old one retires.
+    replace(start(hostname, current.addr.port));
+    warm();
   };
   return {
     get addr() {
       return current.addr;
     },
-    refresh() {
-      if (stopped) return;
-      // Deno caches the SNI resolver's answer per server name for the listener's lifetime (failures too),
-      // so a new certificate reaches new handshakes only through a new listener. The new one is bound
-      // first (SO_REUSEPORT), then the old one stops accepting and lets its connections finish.
-      replace(start(hostname, current.addr.port));
-      warm();
+    refresh,
+    async refreshIfStale({ urgentWithinMs, anyStale }) {
+      const now = Date.now();
+      let stale = false;
+      let urgent = false;
+      for (const [name, cached] of current.generation.answers) {
+        const fresh = await options.resolveCertificate(name).catch(() => undefined);
+        if (fresh === undefined || fresh.cert === cached?.cert) continue;
+        stale = true;
+        if (cached === null || cached.notAfterMs - now < urgentWithinMs) urgent = true;
+        if (urgent) break;
+      }
+      if (!urgent && !(anyStale && stale)) return false;
+      refresh();
+      return true;
     },
     moveTo(nextHostname: string, port: number) {
       if (stopped) return;
@@ -238,6 +307,8 @@ export function serveTls(options: TlsServerOptions): TlsServer {
     },
     shutdown(graceMs: number): Promise<void> {
       stopped ??= (async () => {
+        // Listeners kept for their WebSockets go now too: the process is stopping.
+        for (const generation of retiring) generation.finishNow();
         let timer: ReturnType<typeof setTimeout> | undefined;
         const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
         await Promise.race([Promise.all([current.server.shutdown().catch(() => {}), ...draining]), grace]);

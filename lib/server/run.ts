@@ -122,6 +122,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           !host.startsWith("*.") && store.covers(host)
         ),
       handler,
+      onRetired: ({ addr, heldBy }) =>
+        log.info("listener retired", { addr: formatAddr(addr), held_for_websockets: heldBy || undefined }),
       onError: (error) => {
         // Deno also reports a streamed response body cut short by its upstream here, after the response
         // began: no handler failed, and the access log already has it.
@@ -190,14 +192,19 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       store,
       log,
       http01,
-      onInstalled: () => https.refresh(),
+      // A new certificate replaces the listener when the listener's cache holds something else for one of
+      // its names (the old certificate, or a failure); a name no client has asked for yet needs nothing.
+      onInstalled: () => void https.refreshIfStale({ urgentWithinMs: 0, anyStale: true }),
       onOrder: (outcome) => metrics.recordRenewal(outcome),
     })
     : null;
   acme?.start();
   // Deno caches each name's certificate per listener; a periodic fresh listener lets expiring entries (the
   // local CA's week-long leaves, files replaced by hand) be looked up again. See TlsServer.refresh().
-  const refresher = setInterval(() => https.refresh(), LISTENER_REFRESH_MS);
+  const refresher = setInterval(
+    () => void https.refreshIfStale({ urgentWithinMs: 2 * LISTENER_REFRESH_MS, anyStale: true }),
+    LISTENER_REFRESH_MS,
+  );
   Deno.unrefTimer(refresher);
 
   const servedCertificates = () => certificatesInStore(store);
@@ -249,7 +256,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       acme?.updateConfig(current);
       // Deno 2.9.6 also caches failed lookups per listener: a host that had no route (so no certificate) at
       // an earlier handshake gets one only through a fresh listener.
-      if (summary.added.length > 0) https.refresh();
+      if (summary.added.length > 0) {
+        void https.refreshIfStale({ urgentWithinMs: 2 * LISTENER_REFRESH_MS, anyStale: false });
+      }
       log.info("config reloaded", {
         added: summary.added.join(",") || undefined,
         changed: summary.changed.join(",") || undefined,

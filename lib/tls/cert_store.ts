@@ -18,10 +18,11 @@ export interface CertEntry {
   source: CertSource;
 }
 
-/** The shape Deno's TLS APIs take: a PEM chain and its PEM key. */
+/** The shape Deno's TLS APIs take: a PEM chain and its PEM key; and when the entry stops being served (ms). */
 export interface TlsKeyPair {
   cert: string;
   key: string;
+  notAfterMs: number;
 }
 
 /**
@@ -68,7 +69,7 @@ export class CertStore {
     const slot: Slot = {
       entry,
       notAfterMs: entry.notAfter.getTime(),
-      pair: { cert: entry.certPem, key: entry.keyPem },
+      pair: { cert: entry.certPem, key: entry.keyPem, notAfterMs: entry.notAfter.getTime() },
     };
     for (const name of entry.names) this.#slots.set(name.toLowerCase(), slot);
   }
@@ -125,7 +126,7 @@ export class CertStore {
     const entry = await onMiss(name);
     if (entry === undefined) return undefined;
     this.set(entry);
-    return { cert: entry.certPem, key: entry.keyPem };
+    return { cert: entry.certPem, key: entry.keyPem, notAfterMs: entry.notAfter.getTime() };
   }
 
   #find(serverName: string): Slot | undefined {
