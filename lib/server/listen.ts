@@ -48,7 +48,7 @@ export interface TlsServerOptions {
    * nothing but the cache. Optional.
    */
   warmNames?: () => readonly string[];
-  /** Called when a replaced listener has been shut down (for one log line). Optional. */
+  /** Called when a replaced listener's shutdown begins (for one log line). Optional. */
   onRetired?: (retirement: Retirement) => void;
 }
 
@@ -186,10 +186,13 @@ function ensureAddressFree(hostname: string, port: number): void {
   Deno.listen({ hostname, port, transport: "tcp" }).close();
 }
 
-/** How a listener retirement is logged by the caller: how many WebSockets held it, and for how long. */
+/** A replaced listener's shutdown, as it begins: how long it was held, and the WebSockets it still closes. */
 export interface Retirement {
   addr: Deno.NetAddr;
-  heldBy: number;
+  /** How long it was kept for WebSockets after being replaced, ms (0 when shut down at once). */
+  heldMs: number;
+  /** WebSockets still open on it, closed by this shutdown (its deadline came first). */
+  webSockets: number;
 }
 
 /**
@@ -256,11 +259,18 @@ export function serveTls(options: TlsServerOptions): TlsServer {
     const deadline = failsServable
       ? 0
       : Math.min(Date.now() + MAX_HOLD_MS, generation.earliestExpiry() - EXPIRY_MARGIN_MS);
-    const heldBy = generation.holds;
     retiring.add(generation);
-    await generation.retire(deadline, () => previous.server.shutdown());
+    const heldSince = Date.now();
+    await generation.retire(deadline, () => {
+      // Reported as the shutdown begins: that is when its idle connections and WebSockets close.
+      options.onRetired?.({
+        addr: previous.addr,
+        heldMs: Date.now() - heldSince,
+        webSockets: generation.holds,
+      });
+      return previous.server.shutdown();
+    });
     retiring.delete(generation);
-    options.onRetired?.({ addr: previous.addr, heldBy: heldBy > 0 && deadline > Date.now() ? heldBy : 0 });
   };
   const replace = (next: ReturnType<typeof start>) => {
     const previous = current;

@@ -122,8 +122,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
           !host.startsWith("*.") && store.covers(host)
         ),
       handler,
-      onRetired: ({ addr, heldBy }) =>
-        log.info("listener retired", { addr: formatAddr(addr), held_for_websockets: heldBy || undefined }),
+      onRetired: ({ addr, heldMs, webSockets }) =>
+        log.info("listener retired", {
+          addr: formatAddr(addr),
+          held_ms: heldMs >= 1000 ? heldMs : undefined,
+          websockets_closed: webSockets || undefined,
+        }),
       onError: (error) => {
         // Deno also reports a streamed response body cut short by its upstream here, after the response
         // began: no handler failed, and the access log already has it.
