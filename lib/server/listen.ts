@@ -66,8 +66,8 @@ export interface TlsServer {
    * Refreshes only when the listener's cache is wrong: when a name it failed can now be served, or a cached
    * certificate expires within `urgentWithinMs`, or (with `anyStale`) when any cached certificate has a
    * newer one. Each refresh retires a listener, which costs clients racing its shutdown their connection
-   * (DEVELOPERS.md), so a renewal whose old certificate stays valid for weeks waits for the periodic check.
-   * Resolves with whether it refreshed.
+   * (DEVELOPERS.md), so a reload adding hosts no client asked for yet, or a periodic check that finds
+   * nothing stale, replaces nothing. Resolves with whether it refreshed.
    */
   refreshIfStale(options: { urgentWithinMs: number; anyStale: boolean }): Promise<boolean>;
   /**
@@ -246,7 +246,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
   const draining = new Set<Promise<void>>();
   const retiring = new Set<ListenerGeneration>();
   let stopped: Promise<void> | undefined;
-  const retire = async (previous: ReturnType<typeof start>) => {
+  const retire = async (previous: ReturnType<typeof start>, holdForWebSockets: boolean) => {
     const { generation } = previous;
     // A name this listener failed that can be served now would keep failing there: no holding it then.
     let failsServable = false;
@@ -256,7 +256,8 @@ export function serveTls(options: TlsServerOptions): TlsServer {
         break;
       }
     }
-    const deadline = failsServable
+    // A listener moved off its address is not held: the operator wants that address free.
+    const deadline = failsServable || !holdForWebSockets
       ? 0
       : Math.min(Date.now() + MAX_HOLD_MS, generation.earliestExpiry() - EXPIRY_MARGIN_MS);
     retiring.add(generation);
@@ -272,10 +273,10 @@ export function serveTls(options: TlsServerOptions): TlsServer {
     });
     retiring.delete(generation);
   };
-  const replace = (next: ReturnType<typeof start>) => {
+  const replace = (next: ReturnType<typeof start>, holdForWebSockets: boolean) => {
     const previous = current;
     current = next;
-    const done = retire(previous).catch(() => {});
+    const done = retire(previous, holdForWebSockets).catch(() => {});
     draining.add(done);
     done.finally(() => draining.delete(done));
   };
@@ -284,7 +285,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
     // Deno caches the SNI resolver's answer per server name for the listener's lifetime (failures too),
     // so a new certificate reaches new handshakes only through a new listener. The new one is bound
     // first (SO_REUSEPORT), then the old one retires.
-    replace(start(hostname, current.addr.port));
+    replace(start(hostname, current.addr.port), true);
     warm();
   };
   return {
@@ -311,7 +312,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
       if (stopped) return;
       // Bound before the old one closes: a failure (address in use) leaves the old listener serving.
       if (nextHostname !== hostname || port !== current.addr.port) ensureAddressFree(nextHostname, port);
-      replace(start(nextHostname, port));
+      replace(start(nextHostname, port), false);
       hostname = nextHostname;
       warm();
     },
