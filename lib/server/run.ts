@@ -3,7 +3,6 @@
 // It owns the process-lifetime objects; it does not parse config or handle signals (lib/cli.ts does).
 
 import { errorMessage } from "../error_message.ts";
-import { join } from "node:path";
 import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { AcmeSupervisor } from "../acme/supervisor.ts";
@@ -14,16 +13,14 @@ import { buildStatus, certificatesInStore } from "./status.ts";
 import { ResponseBodyCutError } from "../proxy/body.ts";
 import { errorPage } from "../proxy/error_page.ts";
 import { UpstreamPool } from "../proxy/upstream_client.ts";
-import { buildRouteTable, matchRoute } from "../router.ts";
+import { buildRouteTable } from "../router.ts";
 import { loadCertDir } from "../tls/cert_files.ts";
 import { CertStore } from "../tls/cert_store.ts";
-import { LocalCa } from "../tls/local_ca.ts";
 import { createHandler, type ServingSnapshot } from "./handler.ts";
+import { serveFromLocalCa } from "./internal_issuer.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
 import { enableListenerHandover, serveTls } from "./listen.ts";
 
-/** Leaf certificates from the local CA live a week (like Caddy's internal issuer, short-lived by design). */
-const INTERNAL_LEAF_LIFETIME_MS = 7 * 24 * 3600 * 1000;
 /**
  * How often the TLS listener is renewed regardless of certificate events: far inside a local leaf's
  * re-mint window (a third of a week), and rare enough to cost nothing.
@@ -56,32 +53,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const { errors } = await loadCertDir(config.certDir, store);
   for (const message of errors) log.warn("certificate skipped", { reason: message });
 
-  let rootCertPath: string | null = null;
-  if (config.issuer === "internal") {
-    const ca = await LocalCa.loadOrCreate(join(config.baseDir, "ca"));
-    rootCertPath = ca.rootCertPath;
-    log.info("local CA ready", { root_certificate: rootCertPath });
-    store.setMissHandler(async (serverName) => {
-      // Mint only for names a route answers; an unknown SNI name still gets no certificate.
-      if (!matchRoute(snapshot.table, serverName)) return undefined;
-      const leaf = await ca.issue([serverName], { lifetimeMs: INTERNAL_LEAF_LIFETIME_MS });
-      log.info("certificate issued", {
-        names: serverName,
-        issuer: "internal",
-        not_after: leaf.notAfter.toISOString(),
-      });
-      // Stored as expiring when a third of its life remains, so the next handshake after that mints a new
-      // one while the old one is still valid for connections that hold it.
-      const renewAt = new Date(leaf.notAfter.getTime() - INTERNAL_LEAF_LIFETIME_MS / 3);
-      return {
-        certPem: leaf.certPem,
-        keyPem: leaf.keyPem,
-        names: [serverName],
-        notAfter: renewAt,
-        source: "internal",
-      };
-    });
-  }
+  const rootCertPath = config.issuer === "internal"
+    ? await serveFromLocalCa(store, { baseDir: config.baseDir, table: () => snapshot.table, log })
+    : null;
 
   const handover = await enableListenerHandover();
   if (handover === "enabled") {
