@@ -78,8 +78,12 @@ function createResponder(options: HandlerOptions): Handler {
       });
       return errorPage(400, "The request's Host header is not a valid host name.");
     }
-    const hostHeader = req.headers.get("host") ?? url.host;
-    if (hostHeader === "" || namesNoHost(req, url, { table: snapshot.table, port: options.listenPort() })) {
+    const hostField = req.headers.get("host");
+    const hostHeader = hostField ?? url.host;
+    if (
+      hostField === "" ||
+      (hostField === null && namesNoHost(url, { table: snapshot.table, port: options.listenPort() }))
+    ) {
       metrics.finishRequest(NO_ROUTE, 400, 0, performance.now() - started);
       log.info("request", {
         method: req.method,
@@ -126,7 +130,7 @@ function createResponder(options: HandlerOptions): Handler {
       });
     };
 
-    if (req.headers.has("host") && normalizeHost(url.host) !== host) {
+    if (hostField !== null && normalizeHost(url.host) !== host) {
       // Deno builds req.url from an absolute-form target's authority (or HTTP/2's :authority), else from
       // Host. Two different names break RFC 9112 §3.2.2 (Host must equal the target's authority; RFC 9113
       // §8.3.1 likewise): routing by either one lets a proxy in front of nexo and nexo disagree on the site.
@@ -183,15 +187,15 @@ function createResponder(options: HandlerOptions): Handler {
 }
 
 /**
- * Whether a request without a Host header had its URL made up by Deno: for an HTTP/1.x request without Host,
- * Deno 2.9.6 builds req.url from "localhost" and the listener's port (omitted when it is 443). An HTTP/2
+ * Whether a request without a Host header (the caller checks that there is none) had its URL made up by
+ * Deno: for an HTTP/1.x request without Host, Deno 2.9.6 builds req.url from "localhost" and the listener's
+ * port (omitted when it is 443). An HTTP/2
  * request carries no Host header either (its :authority becomes the URL), so one for that same "localhost"
  * authority looks identical. Such a request is refused only when no route answers "localhost" (it would have
  * had no site anyway); a `localhost` route stays reachable over HTTP/2, and an HTTP/1.1 request without Host
  * then reaches it too (Deno shows nexo no difference).
  */
-export function namesNoHost(req: Request, url: URL, context: { table: RouteTable; port: number }): boolean {
-  if (req.headers.has("host")) return false;
+function namesNoHost(url: URL, context: { table: RouteTable; port: number }): boolean {
   if (url.host !== (context.port === 443 ? "localhost" : `localhost:${context.port}`)) return false;
   return matchRoute(context.table, "localhost") === undefined;
 }
