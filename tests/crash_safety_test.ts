@@ -11,6 +11,7 @@ import { parseCertificate } from "../lib/tls/pem.ts";
 import { servedFingerprint, startAcmeWorld } from "./acme_world.ts";
 import { assertStateWhole, type Leftovers, listFiles, recoverCopy } from "./cert_state.ts";
 import { type NexoProcess, startNexo } from "./harness.ts";
+import { Rng } from "./fuzz.ts";
 import { canMountTmpfs, fillLeaving, runOrThrow, withTmpfs } from "./tmpfs.ts";
 
 const HOST = "crash.example.net";
@@ -276,25 +277,15 @@ async function killAfterFsEvents(
   }
 }
 
-/** mulberry32: a small seeded generator, so a failing run's kill triggers can be repeated (NEXO_CRASH_SEED). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 Deno.test("kill -9 at random moments of issuance and storage never leaves a torn or lost certificate, and a restart serves", async () => {
   // 5 s certificates are due for renewal 2.5 s after issuance, so nearly every start has a renewal to do:
   // kills land in swaps over a previous certificate, not only in the first issuance.
   const world = await startAcmeWorld(HOST, 5);
   const baseDir = await Deno.makeTempDir({ prefix: "nexo-crash-kill-" });
   const seed = Number(Deno.env.get("NEXO_CRASH_SEED") ?? Math.floor(Math.random() * 2 ** 32));
-  const random = seededRandom(seed);
+  // Seeded, so a failing run's kill triggers can be repeated (NEXO_CRASH_SEED).
+  const rng = new Rng(seed);
+  const random = () => rng.float();
   const phases = new Map<string, number>();
   const started = Date.now();
   let kills = 0;

@@ -23,6 +23,7 @@
 //   TXT records clears the name and sets the values that remain. Updates to one name are serialized.
 
 import type { ChallTestSrv } from "./challtestsrv.ts";
+import { Rng } from "./fuzz.ts";
 
 export type FakeScope = "zone:read" | "dns:read" | "dns:edit";
 
@@ -151,7 +152,8 @@ export function startFakeCloudflare(options: FakeCloudflareOptions): Promise<Fak
     records: () => state.records.map((record) => ({ ...record })),
     addRecord: (zoneName, record) => state.store(state.zoneByName(zoneName), { type: "TXT", ...record }),
     startFlakiness: (rate, seed, failure, match = () => true) => {
-      state.flaky = { rate, next: mulberry32(seed), failure, match };
+      const rng = new Rng(seed);
+      state.flaky = { rate, next: () => rng.float(), failure, match };
     },
     endFlakiness: () => {
       state.flaky = null;
@@ -549,16 +551,4 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 
 function hexId(): string {
   return crypto.randomUUID().replaceAll("-", "");
-}
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same flaky run. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

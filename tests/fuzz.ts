@@ -73,6 +73,11 @@ export class Rng {
     return t;
   }
 
+  /** A number uniform in [0, 1), like Math.random. */
+  float(): number {
+    return this.uint32() / 0x1_0000_0000;
+  }
+
   /** An integer in [0, n). */
   int(n: number): number {
     return Math.floor((this.uint32() / 0x1_0000_0000) * n);
