@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type Peer, startFaultyUpstream } from "./faulty_upstream.ts";
 import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
 import { closedPort, startRecordingUpstream } from "./upstreams.ts";
+import { maskedTextFrame, upgradeRequest } from "./websocket_frames.ts";
 
 /** Control bytes that are invalid in a field value but not CR, LF or NUL (those make nexo answer 502). */
 const CONTROL_BYTES = [
@@ -332,13 +333,6 @@ proxies:
   }
 });
 
-/** A masked client text frame (RFC 6455 §5.2, payload under 126 bytes). */
-function maskedTextFrame(text: string): Uint8Array {
-  const payload = new TextEncoder().encode(text);
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  return new Uint8Array([0x81, 0x80 | payload.length, ...mask, ...payload.map((b, i) => b ^ mask[i % 4]!)]);
-}
-
 Deno.test("WebSocket relay: the upstream's close code reaches the client, and a client that never answers the close is dropped", async () => {
   // The upstream closes with 1011 when asked; Deno's server-side socket may send it.
   const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
@@ -355,9 +349,7 @@ proxies:
 `);
   const conn = await connectTls(nexo, "app.test");
   try {
-    const handshake = "GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    await conn.write(new TextEncoder().encode(handshake));
+    await conn.write(upgradeRequest("app.test", "/ws"));
     const buf = new Uint8Array(4096);
     let received = new Uint8Array(0);
     const readMore = async () => {

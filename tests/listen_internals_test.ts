@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { LocalCa } from "../lib/tls/local_ca.ts";
 import { denoInternals, enableListenerHandover, serveTls } from "../lib/server/listen.ts";
+import { maskedTextFrame, upgradeRequest } from "./websocket_frames.ts";
 
 /** A TLS connection to 127.0.0.1:`port` asking for `name` by SNI (Deno's internal option for it). */
 function connectWithSni(
@@ -221,10 +222,7 @@ Deno.test({
 /** Opens a WebSocket over TLS by hand (SNI `name`) and returns a function that sends one text and reads its echo. */
 async function rawWebSocket(port: number, root: string, name: string) {
   const conn = await connectWithSni(port, root, name, ["http/1.1"]);
-  await conn.write(new TextEncoder().encode(
-    `GET / HTTP/1.1\r\nHost: ${name}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  ));
+  await conn.write(upgradeRequest(name));
   const buf = new Uint8Array(4096);
   let text = "";
   while (!text.includes("\r\n\r\n")) {
@@ -234,11 +232,7 @@ async function rawWebSocket(port: number, root: string, name: string) {
   }
   assert.match(text, /^HTTP\/1\.1 101/);
   const echo = async (message: string): Promise<string | null> => {
-    const payload = new TextEncoder().encode(message);
-    const mask = new Uint8Array([1, 2, 3, 4]);
-    await conn.write(
-      new Uint8Array([0x81, 0x80 | payload.length, ...mask, ...payload.map((b, i) => b ^ mask[i % 4]!)]),
-    );
+    await conn.write(maskedTextFrame(message));
     const n = await conn.read(buf);
     return n === null || buf[0] !== 0x81 ? null : new TextDecoder().decode(buf.subarray(2, 2 + buf[1]!));
   };

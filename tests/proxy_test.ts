@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { connectTls, curl, rssBytes, startNexo } from "./harness.ts";
 import { BLOCK, closedPort, expectedSha256, startEchoUpstream, startSilentUpstream } from "./upstreams.ts";
+import { maskedTextFrame } from "./websocket_frames.ts";
 
 Deno.test("nexo proxies requests to upstreams with correct headers, bodies and errors", async (t) => {
   const app = startEchoUpstream();
@@ -424,19 +425,6 @@ proxies:
     await app.close();
   }
 });
-
-/** A client text frame (RFC 6455 §5.2), masked as clients must. */
-function maskedTextFrame(text: string): Uint8Array {
-  const payload = new TextEncoder().encode(text);
-  if (payload.length > 125) throw new Error("test frames are short");
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  const frame = new Uint8Array(2 + 4 + payload.length);
-  frame[0] = 0x81;
-  frame[1] = 0x80 | payload.length;
-  frame.set(mask, 2);
-  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i]! ^ mask[i % 4]!;
-  return frame;
-}
 
 class FrameReader {
   #buffer = new Uint8Array(0);

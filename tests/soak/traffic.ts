@@ -5,6 +5,7 @@
 
 import { createHash } from "node:crypto";
 import { expectedSha256 } from "../upstreams.ts";
+import { maskedTextFrame, upgradeRequest } from "../websocket_frames.ts";
 
 /** One request's or stream's outcome. */
 export interface Outcome {
@@ -125,13 +126,6 @@ async function connect(target: Target, host: string): Promise<Deno.TlsConn> {
   } as Deno.ConnectTlsOptions);
 }
 
-/** A masked client text frame (RFC 6455 §5.2, payload under 126 bytes). */
-function maskedTextFrame(text: string): Uint8Array {
-  const payload = new TextEncoder().encode(text);
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  return new Uint8Array([0x81, 0x80 | payload.length, ...mask, ...payload.map((b, i) => b ^ mask[i % 4]!)]);
-}
-
 /**
  * Keeps one WebSocket open through nexo until `signal` aborts: a message every 500 ms, each echoed within
  * 5 s. Resolves with one Outcome per connection (a clean end when the signal stopped it, else what broke it).
@@ -155,10 +149,7 @@ export async function webSocketSession(target: Target, host: string, signal: Abo
   const onAbort = () => conn.close();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
-    await conn.write(new TextEncoder().encode(
-      `GET /ws HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    ));
+    await conn.write(upgradeRequest(host, "/ws"));
     const buf = new Uint8Array(65536);
     let received = "";
     while (!received.includes("\r\n\r\n")) {
