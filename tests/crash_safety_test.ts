@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CertMeta, decodeMeta } from "../lib/storage/cert_meta.ts";
 import { parseCertificate } from "../lib/tls/pem.ts";
-import { servedFingerprint, startAcmeWorld } from "./acme_world.ts";
+import { type AcmeWorld, servedFingerprint, startAcmeWorld } from "./acme_world.ts";
 import { assertStateWhole, type Leftovers, listFiles, recoverCopy } from "./cert_state.ts";
 import { type NexoProcess, startNexo } from "./harness.ts";
 import { Rng } from "./fuzz.ts";
@@ -57,11 +57,45 @@ interface BrokenDiskOutcome {
   metaAfterFailure: CertMeta;
 }
 
+/** What `withCertificateOnTmpfs` hands its body: nexo serving its first certificate from a small tmpfs. */
+interface CertificateOnTmpfs {
+  world: AcmeWorld;
+  nexo: NexoProcess;
+  baseDir: string;
+  certDir: string;
+  /** The certificate directory's files right after the first issuance. */
+  before: Record<"chain" | "key" | "meta", Uint8Array>;
+}
+
 /**
- * The shared shape of the two disk faults: nexo on a 512 KiB tmpfs (base_dir, so account, locks and
- * certificates all live there) gets a certificate from Pebble; `breakDisk` runs before the renewal is due;
- * the renewal must fail with the message `expectedError` matches, leave the chain and key byte-identical and
- * keep them served; `repairDisk` fixes the disk and the next retry must renew.
+ * Runs `body` with nexo on a 512 KiB tmpfs (base_dir, so account, locks and certificates all live there),
+ * once it has its first certificate from Pebble and serves it. 20 s certificates are due for renewal after
+ * 10 s (renew_before is clamped to half their life), which leaves 10 s in which the old one is still valid.
+ */
+async function withCertificateOnTmpfs(body: (context: CertificateOnTmpfs) => Promise<void>): Promise<void> {
+  const world = await startAcmeWorld(HOST, 20);
+  try {
+    await withTmpfs(512, async (baseDir) => {
+      const certDir = join(baseDir, "certs");
+      const nexo = await startNexo(world.config, { dir: baseDir });
+      try {
+        await nexo.waitForLog((l) => l.msg === "certificate installed" && l.names === HOST, 60_000);
+        await waitForLocksReleased(certDir);
+        const before = await readCertFiles(join(certDir, HOST));
+        await body({ world, nexo, baseDir, certDir, before });
+      } finally {
+        await nexo.stop();
+      }
+    });
+  } finally {
+    await world.stop();
+  }
+}
+
+/**
+ * A renewal on a broken disk that fails before ordering (the setup is withCertificateOnTmpfs's): `breakDisk`
+ * runs before the renewal is due; the renewal must fail with the message `expectedError` matches, leave the
+ * chain and key byte-identical and keep them served; `repairDisk` fixes the disk and the next retry must renew.
  */
 async function renewOnBrokenDisk(
   options: {
@@ -70,69 +104,53 @@ async function renewOnBrokenDisk(
     expectedError: (certDir: string) => RegExp;
   },
 ): Promise<BrokenDiskOutcome> {
-  // 20 s certificates are due for renewal after 10 s (half their life: renew_before is clamped to it), which
-  // leaves 10 s in which the old one is still valid to show that it is still served.
-  const world = await startAcmeWorld(HOST, 20);
-  try {
-    let result: BrokenDiskOutcome | undefined;
-    await withTmpfs(512, async (baseDir) => {
-      const certDir = join(baseDir, "certs");
-      const nexo = await startNexo(world.config, { dir: baseDir });
-      try {
-        await nexo.waitForLog((l) => l.msg === "certificate installed" && l.names === HOST, 60_000);
-        await waitForLocksReleased(certDir);
-        const before = await readCertFiles(join(certDir, HOST));
-        const oldFingerprint = fingerprintOf(before.chain);
-        assert.equal(await servedFingerprint(nexo, HOST, world.rootPem), oldFingerprint);
+  let result: BrokenDiskOutcome | undefined;
+  await withCertificateOnTmpfs(async ({ world, nexo, baseDir, certDir, before }) => {
+    const oldFingerprint = fingerprintOf(before.chain);
+    assert.equal(await servedFingerprint(nexo, HOST, world.rootPem), oldFingerprint);
 
-        await options.breakDisk(baseDir);
-        const failed = await nexo.waitForLog(
-          (l) => l.msg === "certificate failed" && l.names === HOST,
-          30_000,
-        );
-        assert.equal(installs(nexo), 1, "the renewal did not happen");
-        assert.match(String(failed.error), options.expectedError(certDir));
-        const after = await readCertFiles(join(certDir, HOST));
-        assert.deepEqual(after.chain, before.chain, "fullchain.pem is byte-identical");
-        assert.deepEqual(after.key, before.key, "privkey.pem is byte-identical");
-        assert.equal(
-          await servedFingerprint(nexo, HOST, world.rootPem),
-          oldFingerprint,
-          "the old certificate is still served",
-        );
+    await options.breakDisk(baseDir);
+    const failed = await nexo.waitForLog(
+      (l) => l.msg === "certificate failed" && l.names === HOST,
+      30_000,
+    );
+    assert.equal(installs(nexo), 1, "the renewal did not happen");
+    assert.match(String(failed.error), options.expectedError(certDir));
+    const after = await readCertFiles(join(certDir, HOST));
+    assert.deepEqual(after.chain, before.chain, "fullchain.pem is byte-identical");
+    assert.deepEqual(after.key, before.key, "privkey.pem is byte-identical");
+    assert.equal(
+      await servedFingerprint(nexo, HOST, world.rootPem),
+      oldFingerprint,
+      "the old certificate is still served",
+    );
 
-        await options.repairDisk(baseDir);
-        const repairedAt = nexo.logs.length;
-        await nexo.waitForLog(
-          (l) => l.msg === "certificate installed" && l.names === HOST && nexo.logs.indexOf(l) >= repairedAt,
-          30_000,
-        );
-        await waitForLocksReleased(certDir);
-        const renewed = await readCertFiles(join(certDir, HOST));
-        assert.notDeepEqual(renewed.chain, before.chain, "a new certificate was stored");
-        assert.equal(await servedFingerprint(nexo, HOST, world.rootPem), fingerprintOf(renewed.chain));
-        const meta = decodeMeta(new TextDecoder().decode(renewed.meta), "meta.json");
-        assert.equal(meta.failures, 0, "the success cleared the failure count");
-        assert.equal(meta.lastError, null);
-        assert.deepEqual(
-          (await listFiles(certDir)).filter((path) => !path.startsWith(".locks/")),
-          [`${HOST}/fullchain.pem`, `${HOST}/meta.json`, `${HOST}/privkey.pem`],
-          "no staging directory, swap leftover or temp file is left",
-        );
-        result = {
-          failed,
-          logs: nexo.logs,
-          metaBefore: decodeMeta(new TextDecoder().decode(before.meta), "meta.json"),
-          metaAfterFailure: decodeMeta(new TextDecoder().decode(after.meta), "meta.json"),
-        };
-      } finally {
-        await nexo.stop();
-      }
-    });
-    return result!;
-  } finally {
-    await world.stop();
-  }
+    await options.repairDisk(baseDir);
+    const repairedAt = nexo.logs.length;
+    await nexo.waitForLog(
+      (l) => l.msg === "certificate installed" && l.names === HOST && nexo.logs.indexOf(l) >= repairedAt,
+      30_000,
+    );
+    await waitForLocksReleased(certDir);
+    const renewed = await readCertFiles(join(certDir, HOST));
+    assert.notDeepEqual(renewed.chain, before.chain, "a new certificate was stored");
+    assert.equal(await servedFingerprint(nexo, HOST, world.rootPem), fingerprintOf(renewed.chain));
+    const meta = decodeMeta(new TextDecoder().decode(renewed.meta), "meta.json");
+    assert.equal(meta.failures, 0, "the success cleared the failure count");
+    assert.equal(meta.lastError, null);
+    assert.deepEqual(
+      (await listFiles(certDir)).filter((path) => !path.startsWith(".locks/")),
+      [`${HOST}/fullchain.pem`, `${HOST}/meta.json`, `${HOST}/privkey.pem`],
+      "no staging directory, swap leftover or temp file is left",
+    );
+    result = {
+      failed,
+      logs: nexo.logs,
+      metaBefore: decodeMeta(new TextDecoder().decode(before.meta), "meta.json"),
+      metaAfterFailure: decodeMeta(new TextDecoder().decode(after.meta), "meta.json"),
+    };
+  });
+  return result!;
 }
 
 /** Escapes `text` for use inside a RegExp. */
@@ -145,67 +163,52 @@ Deno.test({
     "the fix, never orders again while it waits, and writes exactly that certificate once space is freed",
   ignore: IGNORE_DISK_TESTS,
   fn: async () => {
-    // 20 s certificates are due for renewal after 10 s (renew_before is clamped to half their life).
-    const world = await startAcmeWorld(HOST, 20);
-    try {
-      await withTmpfs(512, async (baseDir) => {
-        const certDir = join(baseDir, "certs");
-        const nexo = await startNexo(world.config, { dir: baseDir });
-        try {
-          await nexo.waitForLog((l) => l.msg === "certificate installed" && l.names === HOST, 60_000);
-          await waitForLocksReleased(certDir);
-          const before = await readCertFiles(join(certDir, HOST));
-          // Three pages: the issuance lock and the write lock take one each, the new key fits in the third,
-          // and the new chain does not. So the disk fills up in the middle of writing the renewed certificate.
-          const filler = await fillLeaving(baseDir, 3);
-          const kept = await nexo.waitForLog(
-            (l) => l.msg === "certificate kept in memory" && l.names === HOST,
-            30_000,
-          );
-          assert.match(
-            String(kept.error),
-            new RegExp(
-              `^Cannot write "${literal(certDir)}/\\.${literal(HOST)}\\+new/fullchain\\.pem": the disk is ` +
-                `full \\(free space on the file system that holds it \\(df -h\\); nexo keeps its current ` +
-                `files and retries\\)$`,
-            ),
-          );
-          // The new certificate is served at once; the files on disk are the old ones, byte for byte.
-          assert.equal(installs(nexo), 2);
-          const served = await servedFingerprint(nexo, HOST, world.rootPem);
-          assert.notEqual(served, fingerprintOf(before.chain), "the renewed certificate is served");
-          const onDisk = await readCertFiles(join(certDir, HOST));
-          assert.deepEqual(onDisk.chain, before.chain, "fullchain.pem is byte-identical");
-          assert.deepEqual(onDisk.key, before.key, "privkey.pem is byte-identical");
-          // Writes are retried (retry_interval 1 s, doubling); no order is placed for the same names.
-          await nexo.waitForLog((l) => l.msg === "certificate still not stored" && l.names === HOST, 30_000);
-          const orders = () => nexo.logs.filter((l) => l.msg === "certificate order started").length;
-          const ordersWhileFull = orders();
+    await withCertificateOnTmpfs(async ({ world, nexo, baseDir, certDir, before }) => {
+      // Three pages: the issuance lock and the write lock take one each, the new key fits in the third,
+      // and the new chain does not. So the disk fills up in the middle of writing the renewed certificate.
+      const filler = await fillLeaving(baseDir, 3);
+      const kept = await nexo.waitForLog(
+        (l) => l.msg === "certificate kept in memory" && l.names === HOST,
+        30_000,
+      );
+      assert.match(
+        String(kept.error),
+        new RegExp(
+          `^Cannot write "${literal(certDir)}/\\.${literal(HOST)}\\+new/fullchain\\.pem": the disk is ` +
+            `full \\(free space on the file system that holds it \\(df -h\\); nexo keeps its current ` +
+            `files and retries\\)$`,
+        ),
+      );
+      // The new certificate is served at once; the files on disk are the old ones, byte for byte.
+      assert.equal(installs(nexo), 2);
+      const served = await servedFingerprint(nexo, HOST, world.rootPem);
+      assert.notEqual(served, fingerprintOf(before.chain), "the renewed certificate is served");
+      const onDisk = await readCertFiles(join(certDir, HOST));
+      assert.deepEqual(onDisk.chain, before.chain, "fullchain.pem is byte-identical");
+      assert.deepEqual(onDisk.key, before.key, "privkey.pem is byte-identical");
+      // Writes are retried (retry_interval 1 s, doubling); no order is placed for the same names.
+      await nexo.waitForLog((l) => l.msg === "certificate still not stored" && l.names === HOST, 30_000);
+      const orders = () => nexo.logs.filter((l) => l.msg === "certificate order started").length;
+      const ordersWhileFull = orders();
 
-          await Deno.remove(filler);
-          const stored = await nexo.waitForLog(
-            (l) => l.msg === "certificate stored" && l.names === HOST,
-            30_000,
-          );
-          assert.ok(Number(stored.after_attempts) >= 3);
-          await waitForLocksReleased(certDir);
-          const written = await readCertFiles(join(certDir, HOST));
-          assert.equal(fingerprintOf(written.chain), served, "exactly the served certificate was written");
-          assert.equal(orders(), ordersWhileFull, "no second order for names whose certificate was waiting");
-          assert.equal(orders(), 2, "one first issuance and one renewal");
-          assert.equal(decodeMeta(new TextDecoder().decode(written.meta), "meta.json").failures, 0);
-          assert.deepEqual(
-            (await listFiles(certDir)).filter((path) => !path.startsWith(".locks/")),
-            [`${HOST}/fullchain.pem`, `${HOST}/meta.json`, `${HOST}/privkey.pem`],
-            "no staging directory, swap leftover or temp file is left",
-          );
-        } finally {
-          await nexo.stop();
-        }
-      });
-    } finally {
-      await world.stop();
-    }
+      await Deno.remove(filler);
+      const stored = await nexo.waitForLog(
+        (l) => l.msg === "certificate stored" && l.names === HOST,
+        30_000,
+      );
+      assert.ok(Number(stored.after_attempts) >= 3);
+      await waitForLocksReleased(certDir);
+      const written = await readCertFiles(join(certDir, HOST));
+      assert.equal(fingerprintOf(written.chain), served, "exactly the served certificate was written");
+      assert.equal(orders(), ordersWhileFull, "no second order for names whose certificate was waiting");
+      assert.equal(orders(), 2, "one first issuance and one renewal");
+      assert.equal(decodeMeta(new TextDecoder().decode(written.meta), "meta.json").failures, 0);
+      assert.deepEqual(
+        (await listFiles(certDir)).filter((path) => !path.startsWith(".locks/")),
+        [`${HOST}/fullchain.pem`, `${HOST}/meta.json`, `${HOST}/privkey.pem`],
+        "no staging directory, swap leftover or temp file is left",
+      );
+    });
   },
 });
 
