@@ -126,14 +126,23 @@ async function connect(target: Target, host: string): Promise<Deno.TlsConn> {
   } as Deno.ConnectTlsOptions);
 }
 
+/** How a held connection ended: its status and why it failed (null: it did what it should). */
+type Ending = [status: number, error: string | null];
+
 /**
- * Keeps one WebSocket open through nexo until `signal` aborts: a message every 500 ms, each echoed within
- * 5 s. Resolves with one Outcome per connection (a clean end when the signal stopped it, else what broke it).
+ * One long-lived connection for `host` as an Outcome of `kind`: connects, runs `use`, and closes, also when
+ * `signal` aborts (the run is over). A failure after the abort is the abort, not an error. `openStatus` is
+ * the status reported when `use` throws once the connection is up.
  */
-export async function webSocketSession(target: Target, host: string, signal: AbortSignal): Promise<Outcome> {
+async function heldConnection(
+  target: Target,
+  host: string,
+  options: { kind: Outcome["kind"]; signal: AbortSignal; openStatus: number },
+  use: (conn: Deno.TlsConn) => Promise<Ending>,
+): Promise<Outcome> {
   const started = Date.now();
-  const done = (status: number, error: string | null): Outcome => ({
-    kind: "websocket",
+  const done = ([status, error]: Ending): Outcome => ({
+    kind: options.kind,
     host,
     started,
     ended: Date.now(),
@@ -144,41 +153,16 @@ export async function webSocketSession(target: Target, host: string, signal: Abo
   try {
     conn = await connect(target, host);
   } catch (error) {
-    return done(0, `connect: ${error}`);
+    return done([0, `connect: ${error}`]);
   }
   const onAbort = () => conn.close();
-  signal.addEventListener("abort", onAbort, { once: true });
+  options.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    await conn.write(upgradeRequest(host, "/ws"));
-    const buf = new Uint8Array(65536);
-    let received = "";
-    while (!received.includes("\r\n\r\n")) {
-      const n = await conn.read(buf);
-      if (n === null) return done(0, "closed during the handshake");
-      received += new TextDecoder("latin1").decode(buf.subarray(0, n));
-    }
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 0);
-    if (status !== 101) return done(status, `handshake answered ${status}`);
-    let pending = received.slice(received.indexOf("\r\n\r\n") + 4);
-    for (let i = 0; !signal.aborted; i++) {
-      const text = `ping ${i}`;
-      await conn.write(maskedTextFrame(text));
-      const deadline = Date.now() + 5_000;
-      // Server frames are unmasked and short here: opcode byte, length byte, payload.
-      while (!pending.includes(`echo: ${text}`)) {
-        if (Date.now() > deadline) return done(101, `no echo of "${text}" within 5 s`);
-        const n = await conn.read(buf);
-        if (n === null) return done(101, signal.aborted ? null : `connection closed after ${i} messages`);
-        pending += new TextDecoder("latin1").decode(buf.subarray(0, n));
-      }
-      pending = pending.slice(pending.indexOf(`echo: ${text}`) + text.length + 6);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-    return done(101, null);
+    return done(await use(conn));
   } catch (error) {
-    return done(101, signal.aborted ? null : `${error}`);
+    return done([options.openStatus, options.signal.aborted ? null : `${error}`]);
   } finally {
-    signal.removeEventListener("abort", onAbort);
+    options.signal.removeEventListener("abort", onAbort);
     try {
       conn.close();
     } catch {
@@ -188,32 +172,51 @@ export async function webSocketSession(target: Target, host: string, signal: Abo
 }
 
 /**
+ * Keeps one WebSocket open through nexo until `signal` aborts: a message every 500 ms, each echoed within
+ * 5 s. Resolves with one Outcome per connection (a clean end when the signal stopped it, else what broke it).
+ */
+export function webSocketSession(target: Target, host: string, signal: AbortSignal): Promise<Outcome> {
+  return heldConnection(target, host, { kind: "websocket", signal, openStatus: 101 }, async (conn) => {
+    await conn.write(upgradeRequest(host, "/ws"));
+    const buf = new Uint8Array(65536);
+    let received = "";
+    while (!received.includes("\r\n\r\n")) {
+      const n = await conn.read(buf);
+      if (n === null) return [0, "closed during the handshake"];
+      received += new TextDecoder("latin1").decode(buf.subarray(0, n));
+    }
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 0);
+    if (status !== 101) return [status, `handshake answered ${status}`];
+    let pending = received.slice(received.indexOf("\r\n\r\n") + 4);
+    for (let i = 0; !signal.aborted; i++) {
+      const text = `ping ${i}`;
+      await conn.write(maskedTextFrame(text));
+      const deadline = Date.now() + 5_000;
+      // Server frames are unmasked and short here: opcode byte, length byte, payload.
+      while (!pending.includes(`echo: ${text}`)) {
+        if (Date.now() > deadline) return [101, `no echo of "${text}" within 5 s`];
+        const n = await conn.read(buf);
+        if (n === null) return [101, signal.aborted ? null : `connection closed after ${i} messages`];
+        pending += new TextDecoder("latin1").decode(buf.subarray(0, n));
+      }
+      pending = pending.slice(pending.indexOf(`echo: ${text}`) + text.length + 6);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    return [101, null];
+  });
+}
+
+/**
  * Reads an event stream through nexo until `signal` aborts or the upstream ends it (`count` events, `gapMs`
  * apart); fails when an event is more than 5 s late or numbers are skipped.
  */
-export async function eventStream(
+export function eventStream(
   target: Target,
   host: string,
   options: { count: number; gapMs: number; signal: AbortSignal },
 ): Promise<Outcome> {
-  const started = Date.now();
-  const done = (status: number, error: string | null): Outcome => ({
-    kind: "sse",
-    host,
-    started,
-    ended: Date.now(),
-    status,
-    error,
-  });
-  let conn: Deno.TlsConn;
-  try {
-    conn = await connect(target, host);
-  } catch (error) {
-    return done(0, `connect: ${error}`);
-  }
-  const onAbort = () => conn.close();
-  options.signal.addEventListener("abort", onAbort, { once: true });
-  try {
+  const { signal } = options;
+  return heldConnection(target, host, { kind: "sse", signal, openStatus: 200 }, async (conn) => {
     await conn.write(new TextEncoder().encode(
       `GET /sse?n=${options.count}&gap=${options.gapMs} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
     ));
@@ -225,28 +228,17 @@ export async function eventStream(
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 5_000));
       const read = await Promise.race([conn.read(buf), late]).finally(() => clearTimeout(timer));
-      if (read === "late") return done(200, `event ${next} more than 5 s late`);
-      if (read === null) {
-        return done(200, options.signal.aborted ? null : `stream ended after ${next - 1} events`);
-      }
+      if (read === "late") return [200, `event ${next} more than 5 s late`];
+      if (read === null) return [200, signal.aborted ? null : `stream ended after ${next - 1} events`];
       text += new TextDecoder().decode(buf.subarray(0, read));
       for (let match = /data: event (\d+) /.exec(text); match; match = /data: event (\d+) /.exec(text)) {
-        if (Number(match[1]) !== next) return done(200, `event ${match[1]} arrived where ${next} was due`);
+        if (Number(match[1]) !== next) return [200, `event ${match[1]} arrived where ${next} was due`];
         next++;
         lastEvent = Date.now();
         text = text.slice(match.index + match[0].length);
       }
-      if (Date.now() - lastEvent > 5_000) return done(200, `no event for 5 s after ${next - 1}`);
+      if (Date.now() - lastEvent > 5_000) return [200, `no event for 5 s after ${next - 1}`];
     }
-    return done(200, null);
-  } catch (error) {
-    return done(200, options.signal.aborted ? null : `${error}`);
-  } finally {
-    options.signal.removeEventListener("abort", onAbort);
-    try {
-      conn.close();
-    } catch {
-      // closed by the abort
-    }
-  }
+    return [200, null];
+  });
 }
