@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { workerPermissions } from "../lib/acme/supervisor.ts";
 import type { WorkerSettings } from "../lib/acme/messages.ts";
+import { dns01Config } from "./acme_world.ts";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
 import { startNexo } from "./harness.ts";
@@ -27,16 +28,15 @@ Deno.test("nexo obtains certificates from Pebble at start and serves them; resta
   await Deno.writeTextFile(caFile, pebble.apiCaPem);
   const rootFile = await Deno.makeTempFile({ suffix: ".pem" });
   await Deno.writeTextFile(rootFile, await pebble.issuerRootPem());
-  const config = `
-issuer: acme
-email: admin@example.com
-acme:
-  directory: ${pebble.directoryUrl}
-  ca_cert: ${caFile}
-  dns_resolvers: ["${dns.dnsServer}"]
-cloudflare:
-  api_token: ${TOKEN}
-  api_base: ${cloudflare.apiBase}
+  const config = `${
+    dns01Config({
+      directoryUrl: pebble.directoryUrl,
+      caFile,
+      dnsServer: dns.dnsServer,
+      apiBase: cloudflare.apiBase,
+      token: TOKEN,
+    })
+  }email: admin@example.com
 wildcards:
   - "*.example.com"
 proxies:

@@ -21,6 +21,7 @@ import { CertRepository } from "../lib/storage/cert_repository.ts";
 import { loadCertDir } from "../lib/tls/cert_files.ts";
 import { CertStore } from "../lib/tls/cert_store.ts";
 import { LocalCa } from "../lib/tls/local_ca.ts";
+import { dns01Config } from "./acme_world.ts";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
 import { startNexo } from "./harness.ts";
@@ -50,17 +51,12 @@ Deno.test("with the ACME server unreachable, nexo keeps serving its due certific
     const before = await certificateFiles(dir, "renew.example.com");
     await gate.close();
     const nexo = await startNexo(
-      `
-issuer: acme
-acme:
-  directory: ${directoryUrl}
-  ca_cert: ${caFile}
-  dns_resolvers: ["${dns.dnsServer}"]
-  retry_interval: 1s
-cloudflare:
-  api_token: ${TOKEN}
-  api_base: ${cloudflare.apiBase}
-proxies:
+      `${
+        dns01Config(
+          { directoryUrl, caFile, dnsServer: dns.dnsServer, apiBase: cloudflare.apiBase, token: TOKEN },
+          ["retry_interval: 1s"],
+        )
+      }proxies:
   "renew.example.com":
     upstream: ${app.url}
   "first.example.com":
@@ -148,17 +144,18 @@ Deno.test("during a renewal, a short Cloudflare 429 is waited out within the cal
       r.method === "POST" && r.path.endsWith("/dns_records");
     cloudflare.startOutage({ status: 502, html: true }, isCreate);
     const nexo = await startNexo(
-      `
-issuer: acme
-acme:
-  directory: ${pebble.directoryUrl}
-  ca_cert: ${caFile}
-  dns_resolvers: ["${dns.dnsServer}"]
-  retry_interval: 500ms
-cloudflare:
-  api_token: ${TOKEN}
-  api_base: ${cloudflare.apiBase}
-proxies:
+      `${
+        dns01Config(
+          {
+            directoryUrl: pebble.directoryUrl,
+            caFile,
+            dnsServer: dns.dnsServer,
+            apiBase: cloudflare.apiBase,
+            token: TOKEN,
+          },
+          ["retry_interval: 500ms"],
+        )
+      }proxies:
   "${name}":
     upstream: ${app.url}
 `,
@@ -227,17 +224,15 @@ Deno.test("a CA that forgot nexo's account (a restarted Pebble) gets it register
   try {
     const caFile = `${dir}/pebble-api-ca.pem`;
     await Deno.writeTextFile(caFile, pebble.apiCaPem);
-    const config = (hosts: string[]) => `
-issuer: acme
-acme:
-  directory: ${pebble.directoryUrl}
-  ca_cert: ${caFile}
-  dns_resolvers: ["${dns.dnsServer}"]
-  retry_interval: 500ms
-cloudflare:
-  api_token: ${TOKEN}
-  api_base: ${cloudflare.apiBase}
-proxies:
+    const setup = {
+      directoryUrl: pebble.directoryUrl,
+      caFile,
+      dnsServer: dns.dnsServer,
+      apiBase: cloudflare.apiBase,
+      token: TOKEN,
+    };
+    const config = (hosts: string[]) =>
+      `${dns01Config(setup, ["retry_interval: 500ms"])}proxies:
 ${hosts.map((host) => `  "${host}":\n    upstream: ${app.url}\n`).join("")}`;
     const nexo = await startNexo(config(["first.example.com"]), { dir });
     try {
@@ -307,17 +302,18 @@ Deno.test("TXT records that never propagate fail each attempt after the propagat
     const before = await certificateFiles(dir, name);
     const config = parseConfig(
       `base_dir: ${dir}
-issuer: acme
-acme:
-  directory: ${pebble.directoryUrl}
-  ca_cert: ${caFile}
-  dns_resolvers: ["${dns.dnsServer}"]
-  retry_interval: 500ms
-  propagation_timeout: 1500ms
-cloudflare:
-  api_token: ${TOKEN}
-  api_base: ${cloudflare.apiBase}
-proxies:
+${
+        dns01Config(
+          {
+            directoryUrl: pebble.directoryUrl,
+            caFile,
+            dnsServer: dns.dnsServer,
+            apiBase: cloudflare.apiBase,
+            token: TOKEN,
+          },
+          ["retry_interval: 500ms", "propagation_timeout: 1500ms"],
+        )
+      }proxies:
   "${name}":
     redirect: https://example.org
 `,

@@ -4,6 +4,7 @@
 // and, with the ACME server gone, keeps serving what it has while retrying.
 
 import assert from "node:assert/strict";
+import { dns01Config } from "./acme_world.ts";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
 import { startNexo } from "./harness.ts";
@@ -25,18 +26,15 @@ Deno.test("nexo renews live without a failed request, survives a flaky DNS API a
   await Deno.writeTextFile(caFile, pebble.apiCaPem);
   const root = await pebble.issuerRootPem();
   const dir = await Deno.makeTempDir({ prefix: "nexo-renewal-" });
-  const config = (hosts: string[]) => `
-issuer: acme
-acme:
-  directory: ${pebble.directoryUrl}
-  ca_cert: ${caFile}
-  dns_resolvers: ["${dns.dnsServer}"]
-  retry_interval: 1s
-  renew_before: 720h
-cloudflare:
-  api_token: ${TOKEN}
-  api_base: ${cloudflare.apiBase}
-proxies:
+  const setup = {
+    directoryUrl: pebble.directoryUrl,
+    caFile,
+    dnsServer: dns.dnsServer,
+    apiBase: cloudflare.apiBase,
+    token: TOKEN,
+  };
+  const config = (hosts: string[]) =>
+    `${dns01Config(setup, ["retry_interval: 1s", "renew_before: 720h"])}proxies:
 ${hosts.map((host) => `  "${host}":\n    upstream: ${app.url}\n`).join("")}`;
   let pebbleStopped = false;
   try {

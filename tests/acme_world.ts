@@ -97,3 +97,35 @@ export async function servedFingerprint(nexo: NexoProcess, host: string, rootPem
     conn.close();
   }
 }
+
+/** Where nexo finds the ACME server and the fake Cloudflare for DNS-01. */
+export interface Dns01Setup {
+  /** Pebble's directory URL. */
+  directoryUrl: string;
+  /** A file holding Pebble's API certificate authority. */
+  caFile: string;
+  /** challtestsrv's DNS server, "127.0.0.1:port". */
+  dnsServer: string;
+  /** The fake Cloudflare's API base and its token. */
+  apiBase: string;
+  token: string;
+}
+
+/**
+ * The config lines for `issuer: acme` through DNS-01 with the fake Cloudflare: `issuer`, the `acme:` block
+ * (plus `acmeLines`, "retry_interval: 1s", each indented into it) and the `cloudflare:` block. Ends with a
+ * newline; the caller adds routes and anything else.
+ */
+export function dns01Config(setup: Dns01Setup, acmeLines: string[] = []): string {
+  return [
+    "issuer: acme",
+    "acme:",
+    `  directory: ${setup.directoryUrl}`,
+    `  ca_cert: ${setup.caFile}`,
+    `  dns_resolvers: ["${setup.dnsServer}"]`,
+    ...acmeLines.map((line) => `  ${line}`),
+    "cloudflare:",
+    `  api_token: ${setup.token}`,
+    `  api_base: ${setup.apiBase}`,
+  ].join("\n") + "\n";
+}

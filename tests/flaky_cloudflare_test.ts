@@ -5,6 +5,7 @@
 // duplicated or left behind.
 
 import assert from "node:assert/strict";
+import { dns01Config } from "./acme_world.ts";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
 import { startNexo } from "./harness.ts";
@@ -27,20 +28,18 @@ Deno.test("30% Cloudflare 500s and 30% nonce rejections give a certificate withi
       const host = `s${seed}.example.com`;
       cloudflare.startFlakiness(0.3, seed, (draw) => ({ status: 500, afterWrite: draw < 0.5 }));
       const started = Date.now();
-      const nexo = await startNexo(`
-issuer: acme
-acme:
-  directory: ${pebble.directoryUrl}
-  ca_cert: ${caFile}
-  dns_resolvers: ["${dns.dnsServer}"]
-  retry_interval: 5s
-cloudflare:
-  api_token: ${TOKEN}
-  api_base: ${cloudflare.apiBase}
-proxies:
-  "${host}":
-    upstream: ${app.url}
-`);
+      const nexo = await startNexo(
+        dns01Config(
+          {
+            directoryUrl: pebble.directoryUrl,
+            caFile,
+            dnsServer: dns.dnsServer,
+            apiBase: cloudflare.apiBase,
+            token: TOKEN,
+          },
+          ["retry_interval: 5s"],
+        ) + `proxies:\n  "${host}":\n    upstream: ${app.url}\n`,
+      );
       try {
         await nexo.waitForLog((l) => l.msg === "certificate installed" && l.names === host, 60_000);
         took.push(Date.now() - started);

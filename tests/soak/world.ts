@@ -2,6 +2,7 @@
 // a seeded share of 500s, an echo upstream and one that restarts now and then, and nexo serving a wildcard
 // and an exact host through them. Plus the config edits a year of operation brings, each checked as it lands.
 
+import { dns01Config } from "../acme_world.ts";
 import { startChallTestSrv } from "../challtestsrv.ts";
 import { type FakeCloudflare, startFakeCloudflare } from "../fake_cloudflare.ts";
 import { type NexoProcess, startNexo } from "../harness.ts";
@@ -92,17 +93,18 @@ export async function startWorld(options: { seed: number; cloudflareFailureRate:
     const rootPemFile = `${dir}/pebble-root.pem`;
     const caFile = `${dir}/pebble-api-ca.pem`;
     await Deno.writeTextFile(caFile, pebble.apiCaPem);
-    const head = `base_dir: ${dir}\nlisten: "127.0.0.1:0"\nissuer: acme\n`;
+    const head = `base_dir: ${dir}\nlisten: "127.0.0.1:0"\n` + dns01Config(
+      {
+        directoryUrl: pebble.directoryUrl,
+        caFile,
+        dnsServer: dns.dnsServer,
+        apiBase: cloudflare.apiBase,
+        token: TOKEN,
+      },
+      ["retry_interval: 1s"],
+    );
     const configText = (state: RouteState) =>
-      `${head}acme:
-  directory: ${pebble.directoryUrl}
-  ca_cert: ${caFile}
-  dns_resolvers: ["${dns.dnsServer}"]
-  retry_interval: 1s
-cloudflare:
-  api_token: ${TOKEN}
-  api_base: ${cloudflare.apiBase}
-wildcards: ["*.example.com"]
+      `${head}wildcards: ["*.example.com"]
 proxies:
   "s1.example.com":
     upstream: ${echo.url}
