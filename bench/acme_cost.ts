@@ -9,8 +9,17 @@ import { startPebble } from "../tests/pebble.ts";
 import { findFreePort, readTreeRss, sampleRss, spawnLogged, waitForLogLine } from "./process.ts";
 import type { BenchEnv } from "./servers.ts";
 
-/** The measurement, in bytes and ms; `skipped` instead when Pebble is not installed. */
-export type AcmeCost = { peakRss: number; afterRss: number; issueMs: number } | { skipped: string };
+/**
+ * The measurement, in bytes and ms: the peak while the first certificate is obtained, the RSS after it (worker
+ * gone), and after `ISSUANCES` in a row (each a route added by a config edit); `skipped` instead when Pebble
+ * is not installed.
+ */
+export type AcmeCost =
+  | { peakRss: number; afterRss: number; afterManyRss: number; issueMs: number }
+  | { skipped: string };
+
+/** Issuances in a row for the "after many" figure: enough to show a trend, one step per new route. */
+export const ISSUANCES = 10;
 
 /** Options for `measureAcmeCost`. */
 export interface AcmeCostOptions {
@@ -32,7 +41,10 @@ export interface AcmeCostOptions {
 const ISSUE_TIMEOUT_MS = 60_000;
 const WORKER_EXIT_TIMEOUT_MS = 10_000;
 const SETTLE_MS = 1_000;
-const NAME = "bench.example.net";
+/** The n-th name (from 1) that gets a certificate. */
+function nameOf(n: number): string {
+  return n === 1 ? "bench.example.net" : `bench${n}.example.net`;
+}
 const BINARIES = ["pebble", "pebble-challtestsrv"];
 
 /**
@@ -58,26 +70,39 @@ export async function measureAcmeCost(env: BenchEnv, options: AcmeCostOptions): 
       const caFile = join(dir, "pebble-api-ca.pem");
       await Deno.writeTextFile(caFile, pebble.apiCaPem);
       const adminPort = findFreePort();
-      const config = [
-        `base_dir: ${dir}`,
-        `listen: 127.0.0.1:${findFreePort()}`,
-        `http_listen: 127.0.0.1:${httpPort}`,
-        `issuer: acme`,
-        `acme:`,
-        `  directory: ${pebble.directoryUrl}`,
-        `  ca_cert: ${caFile}`,
-        `admin:`,
-        `  listen: 127.0.0.1:${adminPort}`,
-        `proxies:`,
-        `  "${NAME}":`,
-        `    upstream: ${options.upstreamUrl}`,
-        `    access_log: false`,
-        ``,
-      ].join("\n");
+      const config = (names: string[]) =>
+        [
+          `base_dir: ${dir}`,
+          `listen: 127.0.0.1:${findFreePort()}`,
+          `http_listen: 127.0.0.1:${httpPort}`,
+          `issuer: acme`,
+          `acme:`,
+          `  directory: ${pebble.directoryUrl}`,
+          `  ca_cert: ${caFile}`,
+          `admin:`,
+          `  listen: 127.0.0.1:${adminPort}`,
+          `proxies:`,
+          ...names.flatMap((
+            name,
+          ) => [`  "${name}":`, `    upstream: ${options.upstreamUrl}`, `    access_log: false`]),
+          ``,
+        ].join("\n");
       const configPath = join(dir, "config.yaml");
-      await Deno.writeTextFile(configPath, config);
+      await Deno.writeTextFile(configPath, config([nameOf(1)]));
       const statusUrl = `http://127.0.0.1:${adminPort}/status`;
-      return await runIssuance(configPath, { dir, statusUrl, cleanups: options.cleanups });
+      return await runIssuance(configPath, {
+        dir,
+        statusUrl,
+        cleanups: options.cleanups,
+        // Rewritten whole (write to a temp file, then rename), as editors and deploy tools do.
+        addRoute: async (count) => {
+          await Deno.writeTextFile(
+            configPath + ".tmp",
+            config(Array.from({ length: count }, (_, i) => nameOf(i + 1))),
+          );
+          await Deno.rename(configPath + ".tmp", configPath);
+        },
+      });
     } finally {
       await stopPebble();
     }
@@ -88,7 +113,13 @@ export async function measureAcmeCost(env: BenchEnv, options: AcmeCostOptions): 
 
 async function runIssuance(
   configPath: string,
-  options: { dir: string; statusUrl: string; cleanups: Set<() => Promise<void>> },
+  options: {
+    dir: string;
+    statusUrl: string;
+    cleanups: Set<() => Promise<void>>;
+    /** Makes the config hold the first `count` names. */
+    addRoute: (count: number) => Promise<void>;
+  },
 ): Promise<AcmeCost> {
   const logPath = join(options.dir, "output.log");
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
@@ -99,15 +130,24 @@ async function runIssuance(
   const stopNexo = track(options.cleanups, () => proc.stop());
   const sampler = sampleRss(proc.pid);
   try {
-    await waitForLogLine(logPath, (line) => line.msg === "certificate installed" && line.names === NAME, {
-      proc,
-      timeoutMs: ISSUE_TIMEOUT_MS,
-    });
+    const installed = (name: string) =>
+      waitForLogLine(logPath, (line) => line.msg === "certificate installed" && line.names === name, {
+        proc,
+        timeoutMs: ISSUE_TIMEOUT_MS,
+      });
+    await installed(nameOf(1));
     const issueMs = performance.now() - startedAt;
     await waitForWorkerExit(options.statusUrl, logPath);
     const peakRss = await sampler.stop();
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    return { peakRss, afterRss: await readTreeRss(proc.pid), issueMs };
+    const afterRss = await readTreeRss(proc.pid);
+    for (let n = 2; n <= ISSUANCES; n++) {
+      await options.addRoute(n);
+      await installed(nameOf(n));
+      await waitForWorkerExit(options.statusUrl, logPath);
+    }
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    return { peakRss, afterRss, afterManyRss: await readTreeRss(proc.pid), issueMs };
   } finally {
     await sampler.stop();
     await stopNexo();

@@ -11,6 +11,8 @@ import { runWrk } from "./load.ts";
 import { readOpenFileLimit, readTreeRss } from "./process.ts";
 import { addSample, median, renderPage, renderTable, type Samples } from "./report.ts";
 import {
+  measureAfterLoad,
+  measureIdleConnections,
   measureTransfer,
   METRICS,
   MIB,
@@ -22,6 +24,7 @@ import {
 import {
   type BenchEnv,
   HUGE_BYTES,
+  type NexoVariant,
   PROXY_NAMES,
   type ProxyName,
   type RunningServer,
@@ -84,10 +87,13 @@ async function main(): Promise<void> {
         await runScenarios(proxies[name], { samples, warnings, round, env });
       }
     }
+    await measureAfterLoad(PROXY_NAMES.map((name) => proxies[name]), { samples, warnings, round: 0, env });
+    say("RSS after load measured");
     for (const name of PROXY_NAMES) {
       running.delete(proxies[name]);
       await proxies[name].proc.stop();
     }
+    await measureNexoVariants(env, upstream.url, samples, running);
     await measureAcme(env, { upstreamUrl: upstream.url, cleanups }, { samples, warnings });
     await measureColdStarts(env, upstream.url, { samples, warnings }, running);
     await writePage(samples, { versions, warnings });
@@ -117,6 +123,7 @@ async function measureAcme(
     }
     addSample(samples, "acme_rss_peak", "nexo", cost.peakRss / MIB);
     addSample(samples, "acme_rss_after", "nexo", cost.afterRss / MIB);
+    addSample(samples, "acme_rss_after_many", "nexo", cost.afterManyRss / MIB);
     say(`ACME certificate issued in ${Math.round(cost.issueMs)} ms`);
   } catch (err) {
     warnings.push(`nexo, ACME worker scenario failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -133,11 +140,10 @@ async function writePage(samples: Samples, info: { versions: string[]; warnings:
     command: COMMAND,
     rounds: ROUNDS,
     scenarios: SCENARIOS,
-    coresUsed: {
-      nexo: median(cores?.nexo ?? []),
-      Caddy: median(cores?.Caddy ?? []),
-      nginx: median(cores?.nginx ?? []),
-    },
+    coresUsed: Object.fromEntries(PROXY_NAMES.map((name) => [name, median(cores?.[name] ?? [])])) as Record<
+      ProxyName,
+      number
+    >,
   });
   await Deno.mkdir(dirname(PAGE_PATH), { recursive: true });
   await Deno.writeTextFile(PAGE_PATH, page);
@@ -145,9 +151,36 @@ async function writePage(samples: Samples, info: { versions: string[]; warnings:
 }
 
 /**
+ * nexo's idle RSS with each optional part (NexoVariant), fresh processes, alternating with the default run so
+ * that the rows compare like with like.
+ */
+async function measureNexoVariants(
+  env: BenchEnv,
+  upstreamUrl: string,
+  samples: Samples,
+  running: Set<RunningServer>,
+): Promise<void> {
+  const rows: Record<Exclude<NexoVariant, "internal">, string> = {
+    acme: "rss_idle_acme",
+    admin: "rss_idle_admin",
+  };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const variant of ["acme", "admin"] as const) {
+      const server = await startProxy("nexo", env, upstreamUrl, variant);
+      running.add(server);
+      await sleep(SETTLE_MS);
+      addSample(samples, rows[variant], "nexo", await readTreeRss(server.proc.pid) / MIB);
+      running.delete(server);
+      await server.proc.stop();
+    }
+  }
+  say("nexo's optional parts measured");
+}
+
+/**
  * Starts and stops each proxy `ROUNDS` times, alternating, recording spawn-to-first-200 in ms; each fresh
- * process then carries one 1 GiB transfer (download or upload, a fresh start for each), so that its RSS
- * growth is measured from the idle state.
+ * process then carries one 1 GiB transfer (download or upload, a fresh start for each) or the 1,000 idle
+ * connections, so that what they add is measured from the idle state.
  */
 async function measureColdStarts(
   env: BenchEnv,
@@ -156,19 +189,22 @@ async function measureColdStarts(
   running: Set<RunningServer>,
 ): Promise<void> {
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const direction of ["download", "upload"] as const) {
+    for (const phase of ["download", "upload", "idle connections"] as const) {
       for (const name of PROXY_NAMES) {
         const server = await startProxy(name, env, upstreamUrl);
         running.add(server);
-        if (direction === "download") addSample(samples, "cold_start", name, server.readyMs);
+        if (phase === "download") addSample(samples, "cold_start", name, server.readyMs);
         await sleep(SETTLE_MS);
-        await measureTransfer(server, { samples, warnings, round, env }, direction);
+        addSample(samples, "rss_idle", name, await readTreeRss(server.proc.pid) / MIB);
+        const ctx = { samples, warnings, round, env };
+        if (phase === "idle connections") await measureIdleConnections(server, ctx);
+        else await measureTransfer(server, ctx, phase);
         running.delete(server);
         await server.proc.stop();
       }
     }
   }
-  say("cold starts measured");
+  say("cold starts, transfers and idle connections measured");
 }
 
 /** A throwaway CA and a leaf for "localhost", and the sparse 1 GiB file, written under `dir`. */

@@ -2,6 +2,7 @@
 // h2load (throughput, latency, CPU), memory under load, 1,000 idle keep-alive connections, and 1 GiB streamed
 // each way. run.ts decides which proxy runs when; a proxy failing a scenario becomes a warning, not an error.
 
+import { ISSUANCES } from "./acme_cost.ts";
 import { withIdleConnections } from "./idle_conns.ts";
 import { runCurlTransfer, runH2load, runWrk, type TransferResult } from "./load.ts";
 import { readTreeCpuSeconds, readTreeRss, sampleRss } from "./process.ts";
@@ -28,6 +29,8 @@ export const MIB = 1024 * 1024;
  * SYN flood or an overflowing accept queue; held 1 s so the proxies finish their per-connection setup.
  */
 const IDLE = { count: 1_000, batch: 100, holdMs: 1_000 };
+/** How long after a load burst a server's RSS is read: V8's memory reducer acts within ~30 s of idling. */
+export const AFTER_LOAD_MS = 60_000;
 /** Below this many open files the idle-connection scenario cannot run (the bench holds one per conn). */
 export const MIN_OPEN_FILES = 4_096;
 
@@ -44,8 +47,12 @@ export const METRICS: Metric[] = [
   { key: "download_mibs", label: "1 GiB download throughput", unit: "MiB/s", better: "higher" },
   { key: "upload_mibs", label: "1 GiB upload throughput", unit: "MiB/s", better: "higher" },
   { key: "rss_idle", label: "RSS idle after start", unit: "MiB", better: "lower" },
+  { key: "rss_idle_acme", label: "RSS idle, issuer acme, no order due (nexo)", unit: "MiB", better: "lower" },
+  { key: "rss_idle_admin", label: "RSS idle, + admin listener (nexo)", unit: "MiB", better: "lower" },
   { key: "rss_peak", label: "RSS peak, 256 conns", unit: "MiB", better: "lower" },
+  { key: "rss_after_load", label: "RSS 60 s after the 256-conn load", unit: "MiB", better: "lower" },
   { key: "idle_conns_rss", label: "RSS with 1,000 idle keep-alive conns", unit: "MiB", better: "lower" },
+  { key: "idle_conn_kib", label: "memory per idle keep-alive conn", unit: "KiB", better: "lower" },
   { key: "download_rss", label: "1 GiB download: RSS growth", unit: "MiB", better: "lower" },
   { key: "upload_rss", label: "1 GiB upload: RSS growth", unit: "MiB", better: "lower" },
   {
@@ -55,6 +62,12 @@ export const METRICS: Metric[] = [
     better: "lower",
   },
   { key: "acme_rss_after", label: "RSS after issuance (worker gone)", unit: "MiB", better: "lower" },
+  {
+    key: "acme_rss_after_many",
+    label: `RSS after ${ISSUANCES} issuances in a row`,
+    unit: "MiB",
+    better: "lower",
+  },
   { key: "cold_start", label: "cold start to first proxied 200", unit: "ms", better: "lower" },
 ];
 
@@ -79,16 +92,24 @@ export const SCENARIOS = [
   `\`proxy_request_buffering off\` (else it spools the upload to disk before sending it on); Caddy has no ` +
   `limit and streams by default.`,
   `RSS: VmRSS from /proc summed over the process tree (nginx master + workers; the Caddy and Deno processes), ` +
-  `idle ${SETTLE_MS} ms after the first 200, and the peak sampled every 100 ms during the 256-connection run. ` +
+  `idle ${SETTLE_MS} ms after the first 200 (every fresh start of the run counts), and the peak sampled every 100 ms during the 256-connection run. ` +
   `1 GiB transfers: the peak sampled every 100 ms during the transfer minus the RSS just before it.`,
-  `Idle keep-alive connections: the bench opens ${IDLE.count.toLocaleString("en-US")} TLS connections ` +
+  `RSS idle for nexo's optional parts (nexo only, on fresh processes, alternating): the default run has ` +
+  `\`issuer: internal\` (the local CA loaded); "issuer acme" serves the same certificate from cert_dir, so ` +
+  `the ACME supervisor is loaded but orders nothing and starts no worker; "+ admin" is the default run with ` +
+  `\`admin.listen\` set.`,
+  `RSS after load: once per run, each server gets a \`wrk -c256 -d${DURATION_SEC}s\` burst after the rounds, ` +
+  `then its RSS is read ${AFTER_LOAD_MS / 1000} s after its burst ended (what a server gives back once the ` +
+  `traffic is gone).`,
+  `Idle keep-alive connections, on a freshly started server (after one small request and ${SETTLE_MS} ms): ` +
+  `the bench reads its RSS, opens ${IDLE.count.toLocaleString("en-US")} TLS connections ` +
   `(${IDLE.batch} at a time), sends one \`GET ${SMALL_PATH}\` on each and reads the 200, holds them all ` +
-  `${IDLE.holdMs} ms and reads the tree's RSS. It runs after the load runs of the round, so it includes what ` +
-  `a proxy kept from them (no per-connection figure: nexo's heap shrinking after the load outweighed the ` +
-  `connections, giving negative ones).`,
+  `${IDLE.holdMs} ms and reads the RSS again; per connection = the difference / ${IDLE.count}.`,
   `ACME worker (nexo only, once per run): a separate nexo with \`issuer: acme\` obtains a certificate for one ` +
   `name from a local Pebble over HTTP-01; the peak tree RSS from spawn until its \`/status\` reports the ` +
-  `worker idle, and the RSS ${SETTLE_MS} ms after that. Caddy and nginx have no such worker: n/a.`,
+  `worker idle, and the RSS ${SETTLE_MS} ms after that; then ${ISSUANCES - 1} more names are added to the ` +
+  `config one at a time, each waited for until its certificate is installed and the worker is gone, and the ` +
+  `RSS is read ${SETTLE_MS} ms after the last. Caddy and nginx have no such worker: n/a.`,
   `Cold start: from spawn to the first 200 through the proxy, polled with curl every 10 ms ` +
   `(nexo runs from source with \`deno run\`, module cache warm).`,
 ];
@@ -102,13 +123,35 @@ export interface RoundContext {
 }
 
 /**
- * One round for one proxy: the load scenarios, then the idle connections. The 1 GiB transfers run on fresh
- * processes instead (`measureTransfer`): after the load runs, a proxy's RSS is already at its high-water mark
- * and a transfer would show no growth whatever it held.
+ * One round for one proxy: the load scenarios. The 1 GiB transfers and the idle connections run on fresh
+ * processes instead (`measureTransfer`, `measureIdleConnections`): after the load runs, a proxy's RSS is
+ * already at its high-water mark and would show no growth whatever it held.
  */
 export async function runScenarios(server: RunningServer, ctx: RoundContext): Promise<void> {
   await measureLoad(server, ctx);
-  await measureIdleConnections(server, ctx);
+}
+
+/**
+ * A `wrk -c256` burst on every server in turn, then each one's RSS `AFTER_LOAD_MS` after its own burst
+ * (the bursts run back to back, so the waits overlap).
+ */
+export async function measureAfterLoad(servers: RunningServer[], ctx: RoundContext): Promise<void> {
+  const ended: number[] = [];
+  for (const server of servers) {
+    const burst = await runWrk(server.url + SMALL_PATH, { connections: 256, durationSec: DURATION_SEC });
+    if (burst.errors > 0) warn(server, ctx, "burst before after-load RSS", `${burst.errors} errors`);
+    ended.push(performance.now());
+  }
+  for (const [i, server] of servers.entries()) {
+    const wait = ended[i]! + AFTER_LOAD_MS - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    addSample(
+      ctx.samples,
+      "rss_after_load",
+      server.name as ProxyName,
+      await readTreeRss(server.proc.pid) / MIB,
+    );
+  }
 }
 
 async function measureLoad(server: RunningServer, ctx: RoundContext): Promise<void> {
@@ -153,10 +196,12 @@ async function measureLoad(server: RunningServer, ctx: RoundContext): Promise<vo
   addSample(ctx.samples, "handshake_rps", name, fresh.requestsPerSec);
 }
 
-async function measureIdleConnections(server: RunningServer, ctx: RoundContext): Promise<void> {
+/** 1,000 idle keep-alive connections on a fresh `server`: the RSS they leave it at, and per connection. */
+export async function measureIdleConnections(server: RunningServer, ctx: RoundContext): Promise<void> {
   const name = server.name as ProxyName;
   const pid = server.proc.pid;
   const caPem = await Deno.readTextFile(ctx.env.caFile);
+  const before = await readTreeRss(pid);
   let held: number;
   try {
     held = await withIdleConnections(server.url + SMALL_PATH, { ...IDLE, caPem }, async () => {
@@ -168,6 +213,7 @@ async function measureIdleConnections(server: RunningServer, ctx: RoundContext):
     return;
   }
   addSample(ctx.samples, "idle_conns_rss", name, held / MIB);
+  addSample(ctx.samples, "idle_conn_kib", name, (held - before) / IDLE.count / 1024);
 }
 
 /** One 1 GiB transfer through `server`: its throughput and the RSS it added (peak minus just before). */

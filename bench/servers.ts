@@ -45,8 +45,11 @@ export interface RunningServer {
   readyMs: number;
 }
 
-/** The three proxies under test, in report order. */
-export const PROXY_NAMES = ["nexo", "Caddy", "nginx"] as const;
+/**
+ * The servers under test, in report order: nexo, the floor (a bare Deno TLS proxy, floor_proxy.ts: what Deno
+ * itself costs for the same job), Caddy and nginx.
+ */
+export const PROXY_NAMES = ["nexo", "floor", "Caddy", "nginx"] as const;
 export type ProxyName = typeof PROXY_NAMES[number];
 
 /**
@@ -84,11 +87,25 @@ export async function startUpstream(env: BenchEnv, uploadSinkUrl: string): Promi
   return await startNginx("upstream", prefix, `http://127.0.0.1:${port}`);
 }
 
-/** Starts one proxy by name in front of `upstreamUrl`. */
-export function startProxy(name: ProxyName, env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
+/**
+ * What nexo loads beside proxying, for the rows that price each optional part: `issuer: internal` (the local
+ * CA, the default run), `issuer: acme` with its certificate already on disk (the ACME supervisor, no
+ * worker), and the default run plus the admin listener.
+ */
+export type NexoVariant = "internal" | "acme" | "admin";
+
+/** Starts one proxy by name in front of `upstreamUrl` (nexo as `variant`, "internal" unless given). */
+export function startProxy(
+  name: ProxyName,
+  env: BenchEnv,
+  upstreamUrl: string,
+  variant: NexoVariant = "internal",
+): Promise<RunningServer> {
   switch (name) {
     case "nexo":
-      return startNexo(env, upstreamUrl);
+      return startNexo(env, upstreamUrl, variant);
+    case "floor":
+      return startFloor(env, upstreamUrl);
     case "Caddy":
       return startCaddy(env, upstreamUrl);
     case "nginx":
@@ -96,20 +113,23 @@ export function startProxy(name: ProxyName, env: BenchEnv, upstreamUrl: string):
   }
 }
 
-async function startNexo(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
+async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVariant): Promise<RunningServer> {
   const dir = await makeDir(env.dir, "nexo");
   const certDir = join(dir, "certs/localhost");
   await Deno.mkdir(certDir, { recursive: true });
   await Deno.copyFile(env.certFile, join(certDir, "fullchain.pem"));
   await Deno.copyFile(env.keyFile, join(certDir, "privkey.pem"));
   const port = findFreePort();
-  // issuer: internal, so nothing reaches for ACME; the cert_dir certificate covers "localhost", so the
-  // internal CA mints nothing and every proxy serves the same certificate.
+  // The cert_dir certificate covers "localhost", so the internal CA mints nothing, the ACME variant orders
+  // nothing (its directory is never contacted), and every proxy serves the same certificate.
   const config = [
     `base_dir: ${dir}`,
     `cert_dir: ${join(dir, "certs")}`,
     `listen: 127.0.0.1:${port}`,
-    `issuer: internal`,
+    ...(variant === "acme" ? [`issuer: acme`, `acme:`, `  directory: https://127.0.0.1:9/directory`] : [
+      `issuer: internal`,
+    ]),
+    ...(variant === "admin" ? [`admin:`, `  listen: 127.0.0.1:${findFreePort()}`] : []),
     `proxies:`,
     `  "localhost":`,
     `    upstream: ${upstreamUrl}`,
@@ -123,6 +143,15 @@ async function startNexo(env: BenchEnv, upstreamUrl: string): Promise<RunningSer
   // The V8 flags nexo ships with (lib/v8_flags.ts), as `deno task start` and the compiled binary run it.
   const args = ["run", "-A", V8_FLAGS, mainTs, "server", "--config", configPath, "--log-format", "json"];
   return await startAndWait("nexo", Deno.execPath(), args, { dir, env, url: `https://localhost:${port}` });
+}
+
+async function startFloor(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
+  const dir = await makeDir(env.dir, "floor");
+  const port = findFreePort();
+  const script = new URL("./floor_proxy.ts", import.meta.url).pathname;
+  // Run as nexo runs (same V8 flags), so that the difference is nexo's code, not the runtime's settings.
+  const args = ["run", "-A", V8_FLAGS, script, String(port), env.certFile, env.keyFile, upstreamUrl];
+  return await startAndWait("floor", Deno.execPath(), args, { dir, env, url: `https://localhost:${port}` });
 }
 
 async function startCaddy(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {

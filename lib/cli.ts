@@ -3,17 +3,15 @@
 // the work itself lives in lib/config, lib/server and lib/demo.ts.
 
 import { errorMessage } from "./error_message.ts";
-import { Command, Option } from "commander";
+import { type OptionSpec, parseArgs, type ProgramSpec } from "./cli_args.ts";
 import { join } from "node:path";
-import { certificatesReport } from "./certs_report.ts";
 import { ConfigError } from "./config/errors.ts";
 import type { Config } from "./config/types.ts";
 import { summarizeConfig } from "./config_summary.ts";
 import { findExposedSecretFiles, formatMode } from "./config/file_mode.ts";
 import { loadConfig } from "./config/parse.ts";
 import { allConfigWarnings, configWarnings } from "./config_warnings.ts";
-import { runDemo } from "./demo.ts";
-import { log, type LogFormat, type LogLevel, printErr, printOut } from "./log.ts";
+import { log, printErr, printOut } from "./log.ts";
 import { ConfigWatcher } from "./reload.ts";
 import { startServer } from "./server/run.ts";
 import { VERSION } from "./version.ts";
@@ -21,85 +19,109 @@ import { VERSION } from "./version.ts";
 /** How long in-flight requests may take to finish after SIGTERM/SIGINT before nexo exits anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-interface GlobalOptions {
-  config?: string;
-  logFormat?: LogFormat;
-  logLevel?: LogLevel;
-}
+const CONFIG_OPTION: OptionSpec = {
+  long: "config",
+  short: "c",
+  value: "file",
+  description: "config file (default: $NEXO_CONFIG, else ~/.nexo/config.yaml)",
+};
+const LOG_OPTIONS: OptionSpec[] = [
+  { long: "log-format", value: "format", description: "log line format", choices: ["text", "json"] },
+  {
+    long: "log-level",
+    value: "level",
+    description: "lowest level logged",
+    choices: ["debug", "info", "warn", "error"],
+  },
+];
+
+/** nexo's commands and their options, as `--help` shows them. */
+export const PROGRAM: ProgramSpec = {
+  name: "nexo",
+  description: "HTTPS reverse proxy with automatic certificates, configured by one YAML file",
+  version: VERSION,
+  commands: [
+    {
+      name: "server",
+      aliases: ["serve"],
+      description: "run the proxy in the foreground",
+      options: [CONFIG_OPTION, ...LOG_OPTIONS],
+    },
+    {
+      name: "check",
+      description: "validate a config file and exit (0 when valid)",
+      options: [CONFIG_OPTION],
+    },
+    {
+      name: "demo",
+      description: "run nexo for real on this machine: local CA, high ports, an example app",
+      options: [
+        { long: "port", value: "port", description: "HTTPS port of the demo", default: "8443" },
+        {
+          long: "http-port",
+          value: "port",
+          description: "plain-HTTP port of the demo (redirects to HTTPS)",
+          default: "8080",
+        },
+        {
+          long: "dir",
+          value: "dir",
+          description: "where the demo keeps its CA and config (default: ~/.nexo/demo)",
+        },
+        ...LOG_OPTIONS,
+      ],
+    },
+    {
+      name: "certs",
+      description: "list the certificates under cert_dir: names, expiry, renewal, errors",
+      options: [CONFIG_OPTION],
+    },
+    { name: "version", description: "print the version", options: [] },
+  ],
+};
 
 /** Runs the CLI with `args` (without the program name) and returns the process exit code. */
 export async function runCli(args: string[]): Promise<number> {
-  let exitCode = 0;
-  const program = new Command("nexo")
-    .description("HTTPS reverse proxy with automatic certificates, configured by one YAML file")
-    .version(VERSION, "-V, --version", "print the version")
-    .showHelpAfterError()
-    .exitOverride();
-  const configOption = () =>
-    new Option("-c, --config <file>", "config file (default: $NEXO_CONFIG, else ~/.nexo/config.yaml)");
-  const logOptions = (command: Command) =>
-    command
-      .addOption(new Option("--log-format <format>", "log line format").choices(["text", "json"]))
-      .addOption(
-        new Option("--log-level <level>", "lowest level logged").choices(["debug", "info", "warn", "error"]),
-      );
-
-  logOptions(
-    program.command("server").alias("serve").description("run the proxy in the foreground").addOption(
-      configOption(),
-    ),
-  ).action(async (options: GlobalOptions) => {
-    configureLog(options);
-    exitCode = await serve(resolveConfigPath(options.config));
-  });
-
-  program.command("check").description("validate a config file and exit (0 when valid)").addOption(
-    configOption(),
-  )
-    .action(async (options: GlobalOptions) => {
-      exitCode = await printFromConfig(
+  const parsed = parseArgs(PROGRAM, args);
+  if (parsed.kind === "print") {
+    (parsed.code === 0 ? printOut : printErr)(parsed.text);
+    return parsed.code;
+  }
+  const options = parsed.options;
+  switch (parsed.command) {
+    case "server":
+      configureLog(options);
+      return await serve(resolveConfigPath(options.config));
+    case "check":
+      return await printFromConfig(
         resolveConfigPath(options.config),
         async (config) => summarizeConfig(config, await allConfigWarnings(config)),
       );
-    });
-
-  logOptions(
-    program.command("demo").description(
-      "run nexo for real on this machine: local CA, high ports, an example app",
-    )
-      .option("--port <port>", "HTTPS port of the demo", "8443")
-      .option("--http-port <port>", "plain-HTTP port of the demo (redirects to HTTPS)", "8080")
-      .option("--dir <dir>", "where the demo keeps its CA and config (default: ~/.nexo/demo)"),
-  ).action(async (options: GlobalOptions & { port: string; httpPort: string; dir?: string }) => {
-    configureLog(options);
-    exitCode = await runDemo({
-      httpsPort: Number(options.port),
-      httpPort: Number(options.httpPort),
-      dir: options.dir ?? join(homeDir(), ".nexo", "demo"),
-      log,
-      untilSignal: waitForStopSignal,
-      graceMs: SHUTDOWN_GRACE_MS,
-    });
-  });
-
-  program.command("certs").description("list the certificates under cert_dir: names, expiry, renewal, errors")
-    .addOption(configOption())
-    .action(async (options: GlobalOptions) => {
-      exitCode = await printFromConfig(resolveConfigPath(options.config), certificatesReport);
-    });
-
-  program.command("version").description("print the version").action(() => {
-    printOut(`nexo ${VERSION} (deno ${Deno.version.deno})\n`);
-  });
-
-  try {
-    await program.parseAsync(args, { from: "user" });
-  } catch (error) {
-    const code = (error as { exitCode?: number }).exitCode;
-    if (typeof code === "number") return code; // commander already printed help or the usage error
-    throw error;
+    case "demo": {
+      const bad = [["port", "--port"], ["httpPort", "--http-port"]].find(([key]) => !isPort(options[key!]));
+      if (bad !== undefined) {
+        printErr(`error: ${bad[1]} must be a port number from 1 to 65535, got '${options[bad[0]!]}'\n`);
+        return 1;
+      }
+      configureLog(options);
+      const { runDemo } = await import("./demo.ts");
+      return await runDemo({
+        httpsPort: Number(options.port),
+        httpPort: Number(options.httpPort),
+        dir: options.dir ?? join(homeDir(), ".nexo", "demo"),
+        log,
+        untilSignal: waitForStopSignal,
+        graceMs: SHUTDOWN_GRACE_MS,
+      });
+    }
+    case "certs": {
+      const { certificatesReport } = await import("./certs_report.ts");
+      return await printFromConfig(resolveConfigPath(options.config), certificatesReport);
+    }
+    default:
+      printOut(`nexo ${VERSION} (deno ${Deno.version.deno})\n`);
+      return 0;
   }
-  return exitCode;
 }
 
 /** The config path: --config, else $NEXO_CONFIG, else ~/.nexo/config.yaml. */
@@ -225,15 +247,21 @@ export function waitForStopSignal(): Promise<string> {
   });
 }
 
-function configureLog(options: GlobalOptions): void {
-  const format = options.logFormat ?? envChoice("NEXO_LOG_FORMAT", ["text", "json"]);
-  const level = options.logLevel ?? envChoice("NEXO_LOG_LEVEL", ["debug", "info", "warn", "error"]);
+function configureLog(options: Record<string, string>): void {
+  const formats = ["text", "json"] as const;
+  const levels = ["debug", "info", "warn", "error"] as const;
+  const format = formats.find((f) => f === options.logFormat) ?? envChoice("NEXO_LOG_FORMAT", formats);
+  const level = levels.find((l) => l === options.logLevel) ?? envChoice("NEXO_LOG_LEVEL", levels);
   log.configure({ ...(format ? { format } : {}), ...(level ? { level } : {}) });
 }
 
 function envChoice<T extends string>(name: string, choices: readonly T[]): T | undefined {
   const value = Deno.env.get(name);
   return choices.find((choice) => choice === value);
+}
+
+function isPort(text: string | undefined): boolean {
+  return text !== undefined && /^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535;
 }
 
 function homeDir(): string {

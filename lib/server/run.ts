@@ -5,10 +5,8 @@
 import { errorMessage } from "../error_message.ts";
 import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
-import { AcmeSupervisor } from "../acme/supervisor.ts";
 import { Metrics } from "../metrics.ts";
 import { parseCidr } from "../proxy/trusted_proxies.ts";
-import { serveAdmin } from "./admin.ts";
 import { buildStatus, certificatesInStore } from "./status.ts";
 import { ResponseBodyCutError } from "../proxy/body.ts";
 import { errorPage } from "../proxy/error_page.ts";
@@ -17,7 +15,6 @@ import { buildRouteTable } from "../router.ts";
 import { loadCertDir } from "../tls/cert_files.ts";
 import { CertStore } from "../tls/cert_store.ts";
 import { createHandler, type ServingSnapshot } from "./handler.ts";
-import { serveFromLocalCa } from "./internal_issuer.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
 import { enableListenerHandover, serveTls } from "./listen.ts";
 
@@ -53,8 +50,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const { errors } = await loadCertDir(config.certDir, store);
   for (const message of errors) log.warn("certificate skipped", { reason: message });
 
+  // Optional parts are imported only when the config uses them: each module graph stays in memory for the
+  // life of the process (docs/performance.md, "Features cost nothing until configured").
   const rootCertPath = config.issuer === "internal"
-    ? await serveFromLocalCa(store, { baseDir: config.baseDir, table: () => snapshot.table, log })
+    ? await (await import("./internal_issuer.ts")).serveFromLocalCa(store, {
+      baseDir: config.baseDir,
+      table: () => snapshot.table,
+      log,
+    })
     : null;
 
   const handover = await enableListenerHandover();
@@ -165,7 +168,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Issuance runs in the background after the listener is up: hosts with a stored certificate are served at
   // once, the others as soon as their certificate arrives.
   const acme = config.issuer === "acme"
-    ? new AcmeSupervisor({
+    ? new (await import("../acme/supervisor.ts")).AcmeSupervisor({
       config,
       store,
       log,
@@ -197,7 +200,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       served: servedCertificates(),
       acme: acme?.state() ?? null,
     });
-  const admin = config.admin
+  const serveAdmin = config.admin ? (await import("./admin.ts")).serveAdmin : null;
+  const admin = config.admin && serveAdmin
     ? listenOrExplain("admin.listen", config.admin.listen, () =>
       serveAdmin({
         listen: config.admin!.listen,
