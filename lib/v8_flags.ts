@@ -5,8 +5,16 @@
 //   the same requests/s and CPU per request; 4 cost 8-25% more CPU, 2 cost 30%.
 // - `--expose-gc`: lets lib/stream_gc.ts run a minor GC per 2 MiB streamed, so a 1 GiB download grows RSS by
 //   12 MiB instead of 78, at the same throughput.
+// - `--no-memory-pool-share-memory-on-teardown`: when an isolate is disposed (the ACME worker after each job),
+//   V8 15 hands its heap pages to the process-wide memory pool, to be given back to the OS by a task posted to
+//   another isolate's task runner; under Deno they were still resident 20 s later (and never, as observed), so
+//   a terminated ACME worker left ~20 MiB of heap pages for the life of the process (reused by the next
+//   worker, hence flat after more jobs). With the flag they are unmapped at teardown: RSS after one issuance
+//   went from idle + 30 MiB to idle + 11 MiB (bench/acme_cost.ts setup, alternating runs). What remains is
+//   ~7 MiB of the deno binary's code pages the worker ran (file-backed) and ~3 MiB of malloc'ed memory.
 
-export const V8_FLAGS = "--v8-flags=--max-semi-space-size=8,--expose-gc";
+export const V8_FLAGS =
+  "--v8-flags=--max-semi-space-size=8,--expose-gc,--no-memory-pool-share-memory-on-teardown";
 
 /**
  * The Rust log filter nexo runs with (DENO_LOG, read by Deno before any JavaScript runs). The h2 library
