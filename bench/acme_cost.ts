@@ -70,10 +70,12 @@ export async function measureAcmeCost(env: BenchEnv, options: AcmeCostOptions): 
       const caFile = join(dir, "pebble-api-ca.pem");
       await Deno.writeTextFile(caFile, pebble.apiCaPem);
       const adminPort = findFreePort();
+      // Chosen once: a config rewrite that changed it would move the listener too, which is not an issuance.
+      const httpsPort = findFreePort();
       const config = (names: string[]) =>
         [
           `base_dir: ${dir}`,
-          `listen: 127.0.0.1:${findFreePort()}`,
+          `listen: 127.0.0.1:${httpsPort}`,
           `http_listen: 127.0.0.1:${httpPort}`,
           `issuer: acme`,
           `acme:`,

@@ -13,6 +13,7 @@ import { normalizeCertNames } from "../storage/cert_meta.ts";
 import { CertRepository } from "../storage/cert_repository.ts";
 import type { CertStore } from "../tls/cert_store.ts";
 import { parseCertificate } from "../tls/pem.ts";
+import { shrinkHeap } from "../shrink_heap.ts";
 import type { FromWorker, ToWorker, WorkerSettings } from "./messages.ts";
 import { planCertificates } from "./plan.ts";
 import {
@@ -330,7 +331,9 @@ export class AcmeSupervisor {
   #finish(worker: Worker, delayMs: number): void {
     worker.terminate();
     if (this.#worker === worker) this.#worker = null;
-    collectAfterJob();
+    // The job's garbage on this thread (its messages, the chain parsed and installed, the log lines) goes
+    // now, and the young generation it grew is shrunk back (lib/shrink_heap.ts).
+    shrinkHeap();
     this.#wake(delayMs);
   }
 
@@ -412,18 +415,6 @@ export function workerPermissions(settings: WorkerSettings): Record<string, unkn
     sys: ["ca"],
     import: false,
   };
-}
-
-type GcFunction = (options?: { type?: "minor" | "major"; execution?: "sync" | "async" }) => void;
-const gc = (globalThis as { gc?: GcFunction }).gc;
-
-/**
- * The main thread's garbage from a job (its messages, the chain parsed and installed, the log lines) is
- * collected at once instead of whenever V8 next gets to it: a job is rare, the heap is small, a full GC
- * takes a few ms. Only with `--expose-gc` (lib/v8_flags.ts); otherwise nothing.
- */
-function collectAfterJob(): void {
-  gc?.({ type: "major" });
 }
 
 function hostPort(url: string): string {

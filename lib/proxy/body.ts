@@ -59,17 +59,30 @@ export interface BodyLimits {
  * nexo waits for the client, never while the upstream is slow to take the bytes.
  */
 export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
+  let byob: ReadableStreamBYOBReader | null = null;
+  try {
+    byob = (body as ReadableStream<Uint8Array<ArrayBuffer>>).getReader({ mode: "byob" });
+  } catch {
+    // Not a byte stream: read with a default reader and pass its chunks on.
+  }
+  const reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader = byob ?? body.getReader();
   let seen = 0;
   // The read on `body` that has not settled yet, if any: cancelling must wait for it (see cancelAfterRead).
   let reading: Promise<unknown> | null = null;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
+  // Over a byte stream (Deno's request bodies are), this is one too: a consumer's BYOB read goes through to
+  // `body` with the consumer's buffer, so no chunk is allocated (see upstream_exchange.ts's bodyReader).
+  const source = {
+    async pull(controller: ReadableStreamDefaultController<Uint8Array> | ReadableByteStreamController) {
+      const request = byob === null ? null : (controller as ReadableByteStreamController).byobRequest;
       let deadline: Deadline | undefined;
       const stalled = new Promise<typeof STALLED>((resolve) => {
         deadline = startDeadline(limits.readTimeoutMs, () => resolve(STALLED));
       });
-      const read = reader.read();
+      const read: Promise<ReadableStreamReadResult<Uint8Array>> = byob === null
+        ? (reader as ReadableStreamDefaultReader<Uint8Array>).read()
+        : byob.read(
+          (request?.view as Uint8Array<ArrayBuffer> | null | undefined) ?? new Uint8Array(BYOB_CHUNK_BYTES),
+        );
       reading = read;
       let result;
       try {
@@ -87,7 +100,12 @@ export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits):
         return;
       }
       reading = null;
-      if (result.done) return controller.close();
+      if (result.done) {
+        controller.close();
+        // A pending BYOB read is answered with its (transferred, empty) buffer.
+        if (request && result.value) request.respondWithNewView(result.value);
+        return;
+      }
       seen += result.value.byteLength;
       noteStreamed(result.value.byteLength);
       if (seen > limits.maxBytes) {
@@ -98,14 +116,20 @@ export function limitBody(body: ReadableStream<Uint8Array>, limits: BodyLimits):
         controller.error(error);
         return;
       }
-      controller.enqueue(result.value);
+      if (request) request.respondWithNewView(result.value);
+      else controller.enqueue(result.value);
     },
-    cancel(reason) {
+    cancel(reason: unknown) {
       if (reading === null) return reader.cancel(reason);
       cancelAfterRead(reader, reading, reason);
     },
-  }, { highWaterMark: 0 });
+  };
+  if (byob === null) return new ReadableStream<Uint8Array>(source, { highWaterMark: 0 });
+  return new ReadableStream({ type: "bytes", ...source }) as ReadableStream<Uint8Array>;
 }
+
+/** Chunk size when a byte-stream body is read by a default reader (a BYOB reader brings its own buffer). */
+const BYOB_CHUNK_BYTES = 16 * 1024;
 
 const STALLED = Symbol("stalled");
 
@@ -116,7 +140,7 @@ const STALLED = Symbol("stalled");
  * 300 of them, without bound. The read settles when the client sends more or its connection ends.
  */
 function cancelAfterRead(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  reader: ReadableStreamGenericReader,
   read: Promise<unknown>,
   reason?: unknown,
 ): void {

@@ -37,7 +37,7 @@ export class RequestControl {
   #headReceived = false;
   #reason: unknown = undefined;
   #conn: Closable | null = null;
-  #body: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  #body: ReadableStreamGenericReader | null = null;
   #timer: Deadline | undefined = undefined;
   #bodyTimer: Deadline | undefined = undefined;
   #connect = new AbortController();
@@ -85,7 +85,7 @@ export class RequestControl {
   }
 
   /** The request body reader to cancel on abort; cancelled at once when the request was aborted already. */
-  attachBody(reader: ReadableStreamDefaultReader<Uint8Array>): void {
+  attachBody(reader: ReadableStreamGenericReader): void {
     this.#body = reader;
     if (this.#aborted) this.cancelBody(this.#reason);
   }

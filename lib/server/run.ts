@@ -16,6 +16,7 @@ import { loadCertDir } from "../tls/cert_files.ts";
 import { CertStore } from "../tls/cert_store.ts";
 import { createHandler, type ServingSnapshot } from "./handler.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
+import { shrinkHeapSoon } from "../shrink_heap.ts";
 import { enableListenerHandover, serveTls } from "./listen.ts";
 
 /**
@@ -251,6 +252,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       if (restart.length > 0) {
         log.warn("config change needs a restart", { keys: restart.join(","), note: "the rest was applied" });
       }
+      // The reload's garbage (the file parsed, validated and diffed) goes once reloads settle, and the young
+      // generation it grew is shrunk back: without this, each reload left ~0.5 MiB more RSS (lib/shrink_heap.ts).
+      shrinkHeapSoon();
     },
     get httpAddr() {
       return http?.addr ?? null;
