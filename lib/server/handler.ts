@@ -246,13 +246,23 @@ function serveRoute(
       hold: context.hold,
     });
   }
-  return forwardRequest(req, route, {
+  // Deno 2.9.6: a listener's graceful shutdown (a certificate swap retires it) cuts the request bodies its
+  // connections are still reading ("Cannot read request body as underlying resource unavailable", so the
+  // client got a 400 mid-upload). A request with a body holds its listener until it is done, as a WebSocket
+  // does; the hold is released once (on completion, or if forwarding throws).
+  const release = req.body === null ? () => {} : context.hold();
+  const response = forwardRequest(req, route, {
     pool: context.pool,
     url,
     headerList: context.headerList,
     forwarded: context.forwarded,
     bodyReadTimeoutMs: context.bodyReadTimeoutMs,
-    onDone: context.done,
+    onDone: (outcome) => {
+      release();
+      context.done(outcome);
+    },
     onRepairedHeader: context.repaired,
   });
+  response.catch(release);
+  return response;
 }

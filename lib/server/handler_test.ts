@@ -6,7 +6,7 @@ import { UpstreamPool } from "../proxy/upstream_client.ts";
 import { buildRouteTable } from "../router.ts";
 import { createHandler } from "./handler.ts";
 
-/** A handler over `routesYaml` whose routes all redirect (no upstream is contacted), listening on `port`. */
+/** A handler over `routesYaml` (redirects, or upstreams the test runs), listening on `port`. */
 function handlerFor(routesYaml: string, port: number) {
   const config = parseConfig(`proxies:\n${routesYaml}`, "/test/config.yaml");
   const lines: string[] = [];
@@ -33,12 +33,22 @@ function handlerFor(routesYaml: string, port: number) {
     log,
     metrics: new Metrics(),
   });
+  let holds = 0;
   const info = {
     remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 50000 },
-    hold: () => () => {},
+    hold: () => {
+      holds++;
+      let released = false;
+      return () => {
+        if (!released) holds--;
+        released = true;
+      };
+    },
   };
   return {
     send: async (url: string, init: RequestInit = {}) => await handler(new Request(url, init), info),
+    /** Holds on the listener taken and not yet released. */
+    holds: () => holds,
     close: () => pool.close(),
   };
 }
@@ -86,5 +96,39 @@ Deno.test("createHandler() never gives a HEAD request a body, on its own pages o
     }
   } finally {
     close();
+  }
+});
+
+Deno.test("createHandler() holds the listener while a request body is forwarded, and only then", async () => {
+  // A retiring listener's shutdown cuts request bodies still being read (Deno 2.9.6), so an upload holds it.
+  let holdsWhileReading = -1;
+  let proxy: ReturnType<typeof handlerFor> | undefined;
+  const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    holdsWhileReading = proxy!.holds();
+    return new Response(String((await req.bytes()).byteLength));
+  });
+  proxy = handlerFor(`  "app.test":\n    upstream: http://127.0.0.1:${upstream.addr.port}\n`, 8443);
+  try {
+    const posted = await proxy.send("https://app.test:8443/up", {
+      method: "POST",
+      headers: { host: "app.test:8443" },
+      body: new Uint8Array(100_000),
+    });
+    assert.equal(await posted.text(), "100000");
+    assert.equal(holdsWhileReading, 1, "held while the upstream read the body");
+    assert.equal(proxy.holds(), 0, "released once the response was done");
+    const got = await proxy.send("https://app.test:8443/", { headers: { host: "app.test:8443" } });
+    await got.body?.cancel();
+    assert.equal(holdsWhileReading, 0, "a request without a body holds nothing");
+    const refused = await proxy.send("https://app.test:8443/up", {
+      method: "POST",
+      headers: { host: "app.test:8443", "transfer-encoding": "gzip, chunked" },
+      body: new Uint8Array(10),
+    });
+    await refused.body?.cancel();
+    assert.equal(proxy.holds(), 0, "released when forwarding ends in an error page");
+  } finally {
+    proxy.close();
+    await upstream.shutdown();
   }
 });
