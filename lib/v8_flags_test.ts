@@ -40,17 +40,9 @@ Deno.test("stream_gc runs minor GCs only when V8 exposes gc, and they free strea
     }
     console.log(JSON.stringify({ canCollect, peakMiB: peak / 1048576 }));
   `;
-  const run = async (flags: string[]) => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", ...flags, child],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    return JSON.parse(new TextDecoder().decode(output.stdout)) as { canCollect: boolean; peakMiB: number };
-  };
-  const tuned = await run([V8_FLAGS]);
-  const plain = await run([]);
+  type Result = { canCollect: boolean; peakMiB: number };
+  const tuned = await evalJson<Result>([V8_FLAGS], child);
+  const plain = await evalJson<Result>([], child);
   assert.equal(tuned.canCollect, true);
   assert.equal(plain.canCollect, false);
   assert.ok(tuned.peakMiB < 16, `with minor GCs the external memory peaked at ${tuned.peakMiB} MiB`);
@@ -73,17 +65,19 @@ Deno.test("with nexo's V8 flags a terminated worker's heap goes back to the OS (
     await sleep(1000);
     console.log(JSON.stringify({ leftMiB: anonMiB() - before }));
   `;
-  const run = async (flags: string[]) => {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", ...flags, child],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    return (JSON.parse(new TextDecoder().decode(output.stdout)) as { leftMiB: number }).leftMiB;
-  };
-  const tuned = await run([V8_FLAGS]);
-  const plain = await run([]);
+  const tuned = (await evalJson<{ leftMiB: number }>([V8_FLAGS], child)).leftMiB;
+  const plain = (await evalJson<{ leftMiB: number }>([], child)).leftMiB;
   assert.ok(tuned < 8, `with the flags the worker left ${tuned.toFixed(1)} MiB`);
   assert.ok(plain > tuned + 10, `without: ${plain.toFixed(1)} MiB left, with: ${tuned.toFixed(1)} MiB`);
 });
+
+/** Runs `source` with `deno eval` and `flags` in a child process; returns the JSON it printed. */
+async function evalJson<T>(flags: string[], source: string): Promise<T> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", ...flags, source],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  return JSON.parse(new TextDecoder().decode(output.stdout)) as T;
+}
