@@ -102,12 +102,13 @@ Deno.test("createHandler() never gives a HEAD request a body, on its own pages o
 Deno.test("createHandler() holds the listener while a request body is forwarded, and only then", async () => {
   // A retiring listener's shutdown cuts request bodies still being read (Deno 2.9.6), so an upload holds it.
   let holdsWhileReading = -1;
-  let proxy: ReturnType<typeof handlerFor> | undefined;
+  const probe = { holds: () => -1 };
   const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    holdsWhileReading = proxy!.holds();
+    holdsWhileReading = probe.holds();
     return new Response(String((await req.bytes()).byteLength));
   });
-  proxy = handlerFor(`  "app.test":\n    upstream: http://127.0.0.1:${upstream.addr.port}\n`, 8443);
+  const proxy = handlerFor(`  "app.test":\n    upstream: http://127.0.0.1:${upstream.addr.port}\n`, 8443);
+  probe.holds = proxy.holds;
   try {
     const posted = await proxy.send("https://app.test:8443/up", {
       method: "POST",
