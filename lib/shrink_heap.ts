@@ -7,10 +7,7 @@
 // CollectAllAvailableGarbage: memory-reducing mark-compacts, then the young generation shrunk) undoes that.
 // Only with `--expose-gc` (lib/v8_flags.ts); otherwise nothing.
 
-type GcFunction = (
-  options?: { type?: "minor" | "major"; execution?: "sync" | "async"; flavor?: "regular" | "last-resort" },
-) => void;
-const gc = (globalThis as { gc?: GcFunction }).gc;
+import { gc } from "./stream_gc.ts";
 
 /**
  * A full, memory-reducing GC of the main isolate: 20-60 ms on the development machine (up to 160 under load),

@@ -8,9 +8,12 @@
 /** Bytes of streamed bodies between two minor GCs. */
 export const STREAM_GC_BYTES = 2 * 1024 * 1024;
 
-type GcFunction = (options?: { type?: "minor" | "major"; execution?: "sync" | "async" }) => void;
+type GcFunction = (
+  options?: { type?: "minor" | "major"; execution?: "sync" | "async"; flavor?: "regular" | "last-resort" },
+) => void;
 
-const gc = (globalThis as { gc?: GcFunction }).gc;
+/** V8's `gc()`, present only when the process runs with `--expose-gc` (lib/v8_flags.ts). */
+export const gc: GcFunction | undefined = (globalThis as { gc?: GcFunction }).gc;
 let sinceLastGc = 0;
 
 /** Whether V8 lets nexo collect young garbage (the process runs with `--expose-gc`). */

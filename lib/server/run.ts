@@ -52,7 +52,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   for (const message of errors) log.warn("certificate skipped", { reason: message });
 
   // Optional parts are imported only when the config uses them: each module graph stays in memory for the
-  // life of the process (docs/performance.md, "Features cost nothing until configured").
+  // life of the process (DEVELOPERS.md, "What an import costs").
   const rootCertPath = config.issuer === "internal"
     ? await (await import("./internal_issuer.ts")).serveFromLocalCa(store, {
       baseDir: config.baseDir,
