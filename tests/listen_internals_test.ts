@@ -256,7 +256,7 @@ Deno.test("serveTls().refresh() keeps a replaced listener for its WebSockets and
       handler: (req, info) => {
         if (req.headers.get("upgrade") !== "websocket") return new Response("plain");
         const { socket, response } = Deno.upgradeWebSocket(req);
-        const release = info.hold();
+        const release = info.hold("upgrade");
         socket.onmessage = (event) => socket.send(String(event.data));
         socket.onclose = release;
         return response;
@@ -349,7 +349,7 @@ Deno.test("serveTls().refresh() cuts a request body in flight unless its request
         resolveCertificate: () =>
           Promise.resolve({ cert: leaf.certPem, key: leaf.keyPem, notAfterMs: leaf.notAfter.getTime() }),
         handler: async (req, info) => {
-          const release = hold ? info.hold() : () => {};
+          const release = hold ? info.hold("request") : () => {};
           try {
             return new Response(`received ${(await req.bytes()).byteLength}`);
           } catch (error) {

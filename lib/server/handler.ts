@@ -225,7 +225,7 @@ function serveRoute(
   route: Route,
   context: {
     pool: UpstreamPool;
-    hold: () => () => void;
+    hold: ConnInfo["hold"];
     headerList: HeaderList;
     forwarded: ForwardedFor;
     bodyReadTimeoutMs: number;
@@ -243,14 +243,15 @@ function serveRoute(
       headerList: context.headerList,
       forwarded: context.forwarded,
       onDone: context.done,
-      hold: context.hold,
+      hold: () => context.hold("upgrade"),
     });
   }
   // Deno 2.9.6: a listener's graceful shutdown (a certificate swap retires it) cuts the request bodies its
   // connections are still reading ("Cannot read request body as underlying resource unavailable", so the
   // client got a 400 mid-upload). A request with a body holds its listener until it is done, as a WebSocket
-  // does; the hold is released once (on completion, or if forwarding throws).
-  const release = req.body === null ? () => {} : context.hold();
+  // does (and past a held listener's deadline: see REQUEST_GRACE_MS); the hold is released once (on
+  // completion, or if forwarding throws).
+  const release = req.body === null ? () => {} : context.hold("request");
   const response = forwardRequest(req, route, {
     pool: context.pool,
     url,

@@ -36,7 +36,8 @@ function handlerFor(routesYaml: string, port: number) {
   let holds = 0;
   const info = {
     remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 50000 },
-    hold: () => {
+    hold: (kind: string) => {
+      assert.equal(kind, "request", "a request body holds the listener as a request");
       holds++;
       let released = false;
       return () => {

@@ -9,7 +9,7 @@
 // with 1005; measured, see DEVELOPERS.md). WebSockets are essential to the apps nexo fronts, so nexo serves on
 // the listener and accepts that hyper, as Deno configures it, applies neither timeout.
 
-import { EXPIRY_MARGIN_MS, ListenerGeneration, MAX_HOLD_MS } from "./listener_generation.ts";
+import { EXPIRY_MARGIN_MS, type HoldKind, ListenerGeneration, MAX_HOLD_MS } from "./listener_generation.ts";
 
 /** A certificate and key in PEM, as Deno.listenTls takes them, and when the certificate expires (ms). */
 export interface TlsKeyPair {
@@ -23,10 +23,11 @@ export interface ConnInfo {
   /** The client's IP address as seen on the socket. */
   remoteAddr: Deno.NetAddr;
   /**
-   * Keeps the listener that accepted this request from being shut down (a replaced listener's shutdown
-   * closes every WebSocket it upgraded) until the returned release is called. For upgraded connections.
+   * Keeps the listener that accepted this request from being shut down until the returned release is called:
+   * a replaced listener's shutdown closes every WebSocket it upgraded ("upgrade") and cuts every request body
+   * it is still reading ("request").
    */
-  hold(): () => void;
+  hold(kind: HoldKind): () => void;
 }
 
 export type Handler = (req: Request, info: ConnInfo) => Response | Promise<Response>;
@@ -223,7 +224,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
         },
       } as unknown as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
     );
-    const hold = () => generation.hold();
+    const hold = (kind: HoldKind) => generation.hold(kind);
     const server = internals.serveHttpOnListener(
       listener,
       undefined,
@@ -267,7 +268,7 @@ export function serveTls(options: TlsServerOptions): TlsServer {
       options.onRetired?.({
         addr: previous.addr,
         heldMs: Date.now() - heldSince,
-        webSockets: generation.holds,
+        webSockets: generation.upgrades,
       });
       return previous.server.shutdown();
     });
@@ -318,11 +319,14 @@ export function serveTls(options: TlsServerOptions): TlsServer {
     },
     shutdown(graceMs: number): Promise<void> {
       stopped ??= (async () => {
-        // Listeners kept for their WebSockets go now too: the process is stopping.
-        for (const generation of retiring) generation.finishNow();
+        // The process is stopping: listeners kept for their WebSockets go now too, and every listener first
+        // finishes reading the request bodies in flight (its shutdown would cut them), within the grace.
+        for (const generation of retiring) generation.expire();
+        const last = current;
+        const closing = last.generation.retire(Date.now(), () => last.server.shutdown());
         let timer: ReturnType<typeof setTimeout> | undefined;
         const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
-        await Promise.race([Promise.all([current.server.shutdown().catch(() => {}), ...draining]), grace]);
+        await Promise.race([Promise.all([closing, ...draining]), grace]);
         clearTimeout(timer);
       })();
       return stopped;

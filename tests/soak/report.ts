@@ -73,8 +73,8 @@ const RETIREMENT_WINDOW_MS = 2_000;
 // net.ipv4.tcp_migrate_req=1 (seen once in 14,000 requests over 44 retirements).
 const HANDOVER_SYMPTOM = /curl (7|52|56|35):|connection closed|closed during the handshake|Connection reset/;
 
-export function checkInvariants(run: RunRecord): Row[] {
-  const rows: Row[] = [];
+/** How each failed outcome is accounted for: the restarting upstream was down, or a listener was retiring. */
+function classify(run: RunRecord) {
   const retirements = run.logs.filter((l) => l.msg === "listener retired").map((l) =>
     Date.parse(String(l.time))
   );
@@ -86,7 +86,19 @@ export function checkInvariants(run: RunRecord): Row[] {
     retirements.some((at) => Math.abs(at - o.ended) <= RETIREMENT_WINDOW_MS);
   const explained = (o: Outcome) => upstreamDown(o) || handover(o);
   const failed = run.outcomes.filter((o) => o.error !== null);
-  const unexplained = failed.filter((o) => !explained(o));
+  return {
+    retirements,
+    upstreamDown,
+    handover,
+    explained,
+    failed,
+    unexplained: failed.filter((o) => !explained(o)),
+  };
+}
+
+export function checkInvariants(run: RunRecord): Row[] {
+  const rows: Row[] = [];
+  const { retirements, upstreamDown, handover, explained, failed, unexplained } = classify(run);
   const lostAtHandover = failed.filter((o) => !upstreamDown(o) && handover(o));
   const byKind = (kind: Outcome["kind"]) => run.outcomes.filter((o) => o.kind === kind);
   rows.push({
@@ -242,6 +254,31 @@ export function formatReport(rows: Row[], run: { minutes: number; seed: number }
     ...rows.map((row) => line([row.check, row.value, row.limit, row.ok ? "ok" : "FAILED"])),
     failed === 0 ? "soak: all invariants held" : `soak: ${failed} invariant(s) FAILED`,
   ].join("\n");
+}
+
+/**
+ * What nexo logged while each of the first few unexplained failures was in flight (and a second either side),
+ * so a failure in CI, where only the output survives, can be traced to what happened around it.
+ */
+export function failureTimelines(run: RunRecord): string {
+  const sections = classify(run).unexplained.slice(0, 3).map((o) => {
+    const lines = run.logs.filter((l) => {
+      const at = Date.parse(String(l.time));
+      return at >= o.started - 1_000 && at <= o.ended + 1_000;
+    });
+    const shown = lines.slice(0, 40).map((l) => {
+      const { time, msg, ...rest } = l;
+      return `  ${String(time).slice(11)} ${msg} ${JSON.stringify(rest)}`;
+    });
+    const more = lines.length > shown.length ? [`  ... ${lines.length - shown.length} more`] : [];
+    return [
+      `${o.kind} ${o.host}, ${new Date(o.started).toISOString().slice(11)} to ` +
+      `${new Date(o.ended).toISOString().slice(11)}: ${o.error}`,
+      ...shown,
+      ...more,
+    ].join("\n");
+  });
+  return sections.length ? ["what nexo logged around each unexplained failure:", ...sections].join("\n") : "";
 }
 
 function describe(outcomes: Outcome[]): string {

@@ -25,7 +25,7 @@ import {
   type World,
   writeConfig,
 } from "./world.ts";
-import { checkInvariants, type EditRecord, formatReport, type Sample } from "./report.ts";
+import { checkInvariants, type EditRecord, failureTimelines, formatReport, type Sample } from "./report.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -114,7 +114,7 @@ async function main(): Promise<number> {
   }
   const txtLeft = world.cloudflare.records().filter((r) => r.type === "TXT").length;
   await world.nexo.stop();
-  const results = checkInvariants({
+  const record = {
     outcomes,
     edits,
     samples,
@@ -124,11 +124,15 @@ async function main(): Promise<number> {
     txtLeft,
     maxDuplicates: world.cloudflare.maxDuplicates,
     cloudflareCalls: world.cloudflare.requests.length,
-  });
+  };
+  const results = checkInvariants(record);
   await world.stop();
   const minutes = (performance.now() - started) / 60_000;
   // deno-lint-ignore no-console
   console.log(formatReport(results, { minutes, seed }));
+  const timelines = failureTimelines(record);
+  // deno-lint-ignore no-console
+  if (timelines) console.log(timelines);
   return results.every((row) => row.ok) ? 0 : 1;
 }
 
