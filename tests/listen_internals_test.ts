@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { LocalCa } from "../lib/tls/local_ca.ts";
 import { denoInternals, enableListenerHandover, serveTls } from "../lib/server/listen.ts";
 import { maskedTextFrame, upgradeRequest } from "./websocket_frames.ts";
+import { EXPIRY_MARGIN_MS } from "../lib/server/listener_generation.ts";
 
 /** Runs `body` with a throwaway local CA and its root certificate (PEM); removes the CA's files afterwards. */
 async function withLocalCa(body: (ca: LocalCa, root: string) => Promise<void>): Promise<void> {
@@ -387,5 +388,66 @@ Deno.test("serveTls().refresh() cuts a request body in flight unless its request
     };
     assert.match(await upload(true), /received 9/);
     assert.doesNotMatch(await upload(false), /received 9/);
+  });
+});
+
+Deno.test("serveTls() reads an upload still in flight at a held listener's deadline to the end", async () => {
+  // A listener held for a WebSocket is shut down at a deadline (here its certificate's notAfter - 10 s); an
+  // upload it is still reading then gets the grace instead of being cut (the CI soak lost one to this).
+  await withLocalCa(async (ca, root) => {
+    const leaf = await ca.issue(["up.test"], { lifetimeMs: 12_000 });
+    const retired: number[] = [];
+    const server = serveTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      resolveCertificate: () =>
+        Promise.resolve({ cert: leaf.certPem, key: leaf.keyPem, notAfterMs: leaf.notAfter.getTime() }),
+      handler: async (req, info) => {
+        if (req.headers.get("upgrade") === "websocket") {
+          const { socket, response } = Deno.upgradeWebSocket(req);
+          socket.onclose = info.hold("upgrade");
+          return response;
+        }
+        const release = info.hold("request");
+        try {
+          return new Response(`received ${(await req.bytes()).byteLength}`);
+        } catch (error) {
+          return new Response(`cut: ${error}`, { status: 400 });
+        } finally {
+          release();
+        }
+      },
+      onError: () => new Response("error", { status: 500 }),
+      onRetired: ({ webSockets }) => retired.push(webSockets),
+    });
+    const ws = await rawWebSocket(server.addr.port, root, "up.test");
+    const conn = await connectWithSni(server.addr.port, root, "up.test", ["http/1.1"]);
+    const encoder = new TextEncoder();
+    try {
+      const head = "POST /up HTTP/1.1\r\nHost: up.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+      await conn.write(encoder.encode(head + "5\r\nfirst\r\n"));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      server.refresh();
+      const pastDeadline = leaf.notAfter.getTime() - EXPIRY_MARGIN_MS + 500 - Date.now();
+      assert.ok(pastDeadline > 0 && pastDeadline < 3_000, `the deadline is ${pastDeadline} ms away`);
+      await new Promise((resolve) => setTimeout(resolve, pastDeadline));
+      assert.deepEqual(retired, [], "past its deadline, still up for the upload");
+      await conn.write(encoder.encode("4\r\nlast\r\n0\r\n\r\n")).catch(() => 0);
+      const buf = new Uint8Array(4096);
+      let text = "";
+      for (let n; !/received|cut/.test(text) && (n = await conn.read(buf).catch(() => null)) !== null;) {
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      assert.match(text, /received 9/);
+      const until = Date.now() + 2_000;
+      while (retired.length === 0 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.deepEqual(retired, [1], "retired once the upload was done, its WebSocket no longer waited for");
+    } finally {
+      conn.close();
+      ws.close();
+      await server.shutdown(1_000);
+    }
   });
 });
