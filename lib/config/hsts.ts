@@ -2,7 +2,7 @@
 // header value once, at config load, so serving a request costs one header set. RFC 6797 defines the header;
 // the preload rules are hstspreload.org's. Sending the header is lib/server/handler.ts's job, not this file's.
 
-import { isMap, isScalar } from "yaml";
+import { isMap, isScalar } from "./yaml.ts";
 import { parseDuration } from "./duration.ts";
 import { describe, type Field, type Reader } from "./reader.ts";
 

@@ -3,7 +3,7 @@
 // one ConfigError. The blocks live in sections.ts and routes.ts; this file owns the top level and the I/O.
 
 import { dirname, resolve } from "node:path";
-import { type Document, isMap, LineCounter, parseDocument, type YAMLError } from "yaml";
+import { isMap, LinePositions, parseYaml, type YamlSyntaxError } from "./yaml.ts";
 import type { Config, Issuer, ListenAddress } from "./types.ts";
 import { ConfigError, type ConfigIssue, sortIssues } from "./errors.ts";
 import { DEFAULTS, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY } from "./defaults.ts";
@@ -53,28 +53,18 @@ const ISSUERS: readonly Issuer[] = ["acme", "internal"];
  * order; syntax errors alone are reported when there are any, since the rest would be guesswork.
  */
 export function parseConfig(text: string, file: string): Config {
-  const lines = countLines(text);
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: false });
-  const r = new Reader(file, lines, doc);
+  const lines = new LinePositions(text);
+  const doc = parseYaml(text);
+  const r = new Reader(file, lines);
   const fail = (issues: ConfigIssue[]) =>
     new ConfigError(sortIssues(escapeControls(redactToken(issues, text))));
-  reportSyntax(r, doc, lines, text);
-  if (r.issues.length > 0) throw fail(r.issues);
-  const config = readTop(r, doc.contents, resolve(file));
+  if (doc.error) {
+    reportSyntax(r, doc.error, lines, text);
+    throw fail(r.issues);
+  }
+  const config = readTop(r, doc.root, resolve(file));
   if (config === null || r.issues.length > 0) throw fail(r.issues);
   return config;
-}
-
-/**
- * Line starts of `text`, for turning offsets into line:col. Counted here rather than by the YAML parser's
- * own `lineCounter` option, which misses the line breaks inside a token it rejects (`: "\n "a`), so every
- * position after one came out on too early a line, at a column past the line's end.
- */
-function countLines(text: string): LineCounter {
-  const lines = new LineCounter();
-  lines.addNewLine(0);
-  for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines.addNewLine(at + 1);
-  return lines;
 }
 
 /**
@@ -110,22 +100,13 @@ function unreadableReason(error: unknown): string | null {
   return null;
 }
 
-/**
- * YAML syntax errors and warnings become issues, each once: an unclosed "[" nested a thousand deep makes the
- * YAML library repeat one error a thousand times. An unquoted "*.example.com" gets its own hint.
- */
-function reportSyntax(r: Reader, doc: Document, lines: LineCounter, text: string): void {
-  const seen = new Set<string>();
-  for (const problem of [...doc.errors, ...doc.warnings]) {
-    const { line, col } = lines.linePos(problem.pos[0]);
-    const message = `invalid YAML: ${syntaxMessage(problem)}`;
-    // A stack overflow is reported again at every collection nested past it; the first one says it all.
-    const key = problem.code === "RESOURCE_EXHAUSTION" ? problem.code : `${line}:${col}:${message}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    r.issues.push({ file: r.file, line, col, message });
-  }
-  if (doc.errors.length === 0) return;
+/** A YAML syntax error becomes an issue; an unquoted "*.example.com" anywhere gets its own hint too. */
+function reportSyntax(r: Reader, error: YamlSyntaxError, lines: LinePositions, text: string): void {
+  r.issues.push({
+    file: r.file,
+    ...lines.positionAt(error.offset),
+    message: `invalid YAML: ${error.message}`,
+  });
   text.split("\n").forEach((source, i) => {
     const match = /^(\s*(?:-\s+)?)(\*\.[^\s:"']+)/.exec(source);
     if (match === null) return;
@@ -137,20 +118,6 @@ function reportSyntax(r: Reader, doc: Document, lines: LineCounter, text: string
       message: `${name} must be in quotes, since a leading "*" starts a YAML alias: write "${name}"`,
     });
   });
-}
-
-/** The YAML library's message, except where it would mislead a nexo user: a JavaScript stack overflow, or
- * advice to call a library function. */
-function syntaxMessage(problem: YAMLError): string {
-  switch (problem.code) {
-    case "RESOURCE_EXHAUSTION": // what the library reports when nesting overflows the stack
-      return `collections are nested too deeply to read; a config needs only a few levels (look for an ` +
-        `unclosed "[" or "{")`;
-    case "MULTIPLE_DOCS":
-      return `the file holds more than one YAML document (a "---" line starts the next); keep only one`;
-    default:
-      return problem.message;
-  }
 }
 
 /** Reads the top-level mapping into a Config; null when the document is empty or not a mapping. */

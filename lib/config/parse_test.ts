@@ -265,12 +265,13 @@ Deno.test("parseConfig() turns YAML syntax errors into issues with their positio
   assertIssue("email: a@b.co\nproxies: a: b\n", {
     line: 2,
     col: 10,
-    message: "invalid YAML: Nested mappings are not allowed in compact mappings",
+    message:
+      `invalid YAML: a mapping cannot start on the line of its key ("key: a: b"); put it on the next line, indented`,
   });
   assertIssue("a:\n\tb: 1\n", {
     line: 2,
     col: 1,
-    message: "invalid YAML: Tabs are not allowed as indentation",
+    message: "invalid YAML: Tabs are not allowed as indentation; indent with spaces",
   });
 });
 
@@ -638,11 +639,12 @@ Deno.test("parseConfig() says a file nests too deeply once, not with the library
   assert.ok(issues.every((issue) => !/call stack/i.test(issue.message)), JSON.stringify(issues));
 });
 
-Deno.test("parseConfig() reports a YAML error repeated at one place once", () => {
+Deno.test("parseConfig() reports unclosed brackets once, where the file ends", () => {
   assertIssue(`a: ${"[".repeat(50)}\n`, {
     line: 2,
     col: 1,
-    message: "invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",
+    message: `invalid YAML: the "[" opened on line 1 is not closed; close it with "]" (and indent its ` +
+      `continuation lines more than the key it belongs to)`,
   });
 });
 
@@ -655,9 +657,13 @@ Deno.test("parseConfig() explains a second YAML document without naming a librar
   });
 });
 
-Deno.test("parseConfig() counts the lines inside a rejected token, so later positions stay right", () => {
-  const issues = issuesOf(` :\n: "\n "a`);
-  assert.deepEqual(issues.map((issue) => [issue.line, issue.col]), [[2, 1], [2, 3], [3, 3]]);
+Deno.test("parseConfig() counts the lines inside a multi-line token, so later positions stay right", () => {
+  assertIssue(`a: "one\n  two"\nb: |\n  x\n  y\nc: d: e\n`, {
+    line: 6,
+    col: 4,
+    message:
+      `invalid YAML: a mapping cannot start on the line of its key ("key: a: b"); put it on the next line, indented`,
+  });
 });
 
 Deno.test("parseConfig() resolves an alias to the last anchor of its name before it", () => {
@@ -683,12 +689,14 @@ Deno.test("parseConfig() resolves an alias to the last anchor of its name before
   ]);
 });
 
-Deno.test("parseConfig() masks the API token when a colon right after it breaks the YAML", () => {
-  // Found by parse_fuzz_test.ts: the library quotes the token without the ":" that the redaction included.
+Deno.test("parseConfig() masks the API token when a YAML error quotes it", () => {
+  // Found by parse_fuzz_test.ts: a message quoted the token without the ":" that the redaction included.
   const token = "Xq7-secret-TOKEN_4f9a2b8c1d";
-  const issues = issuesOf(`a\n: api_token: ${token}:\n`);
-  assert.ok(issues.some((issue) => issue.message.includes("<api_token>")), JSON.stringify(issues));
-  for (const issue of issues) assert.ok(!issue.message.includes(token), `token leaked: ${issue.message}`);
+  for (const text of [`cloudflare:\n  api_token: !${token}:\n`, `cloudflare:\n  api_token: !${token}\n`]) {
+    const issues = issuesOf(text);
+    assert.ok(issues.some((issue) => issue.message.includes("<api_token>")), JSON.stringify(issues));
+    for (const issue of issues) assert.ok(!issue.message.includes(token), `token leaked: ${issue.message}`);
+  }
 });
 
 Deno.test("parseConfig() reads public_https_port and rejects what is not a port", () => {

@@ -3,17 +3,14 @@
 // Knows YAML nodes and nexo's value kinds (string, bool, duration, size); not which keys exist where.
 
 import {
-  type Alias,
-  type Document,
   isAlias,
   isMap,
   isScalar,
   isSeq,
-  type LineCounter,
-  type Node,
-  type Scalar,
-  visit,
-} from "yaml";
+  type LinePositions,
+  type YamlNode as Node,
+  type YamlScalar as Scalar,
+} from "./yaml.ts";
 import type { ConfigIssue } from "./errors.ts";
 import type { SourcePosition } from "./types.ts";
 import { parseDuration } from "./duration.ts";
@@ -57,18 +54,15 @@ export interface MappingOptions {
  * undefined (or null for mappings) for a value it could not read. */
 export class Reader {
   readonly issues: ConfigIssue[] = [];
-  /** Each alias's target, from one walk of the document on the first alias (see `#targetOf()`). */
-  #aliasTargets: Map<Alias, Node> | null = null;
 
   constructor(
     readonly file: string,
-    private readonly lines: LineCounter,
-    private readonly doc: Document,
+    private readonly lines: LinePositions,
   ) {}
 
   /** 1-based line and column where `node` starts (line 1, column 1 if the node has no range). */
   positionOf(node: Node): SourcePosition {
-    const { line, col } = this.lines.linePos(node.range?.[0] ?? 0);
+    const { line, col } = this.lines.positionAt(node.range[0]);
     return { file: this.file, line, col };
   }
 
@@ -80,7 +74,9 @@ export class Reader {
   /** Resolves aliases; null for YAML null, empty values and unknown aliases (those reported at `node`). */
   resolve(node: unknown): Node | null {
     if (isAlias(node)) {
-      const target = this.#targetOf(node);
+      // Resolved by the parser to the last node anchored with that name before it; nothing is expanded, so
+      // alias bombs ("billion laughs") cost no more than their text.
+      const target = node.target;
       if (target === undefined) {
         const hint = node.source.startsWith(".") ? ` (to write a wildcard, quote it: "*${node.source}")` : "";
         this.report(node, `unknown YAML alias "*${node.source}"${hint}`);
@@ -90,29 +86,6 @@ export class Reader {
     }
     if (isScalar(node) && node.value === null) return null;
     return isScalar(node) || isMap(node) || isSeq(node) ? node : null;
-  }
-
-  /**
-   * The node `alias` refers to: the last node anchored with its name before it in the document, as yaml's
-   * `Alias.resolve()` finds it. That method walks the whole document on every call, which made a file with
-   * thousands of aliases take minutes to read; here one walk indexes every alias. Nothing is expanded, so
-   * alias bombs ("billion laughs") cost no more than their text.
-   */
-  #targetOf(alias: Alias): Node | undefined {
-    if (this.#aliasTargets === null) {
-      const targets = new Map<Alias, Node>();
-      const anchors = new Map<string, Node>();
-      visit(this.doc, {
-        Node: (_key, node) => {
-          if (isAlias(node)) {
-            const target = anchors.get(node.source);
-            if (target !== undefined) targets.set(node, target);
-          } else if (node.anchor) anchors.set(node.anchor, node);
-        },
-      });
-      this.#aliasTargets = targets;
-    }
-    return this.#aliasTargets.get(alias);
   }
 
   /**
@@ -131,11 +104,11 @@ export class Reader {
       return null;
     }
     for (const pair of f.value.items) {
-      const keyNode = isNode(pair.key) ? pair.key : null;
+      const keyNode = pair.key;
       const key = this.resolve(keyNode);
-      if (!isScalar(key) || keyNode === null) {
+      if (!isScalar(key)) {
         this.report(
-          keyNode ?? f.at,
+          keyNode,
           `${f.path || "the config"} has a key that is not a name (keys are words like "upstream")`,
         );
         continue;
@@ -243,7 +216,7 @@ export class Reader {
     }
     const items: ListItem[] = [];
     f.value.items.forEach((item, i) => {
-      const node = isNode(item) ? item : f.at;
+      const node = item ?? f.at;
       const path = `${f.path}[${i}]`;
       const value = this.resolve(item);
       if (isScalar(value) && typeof value.value === "string") items.push({ value: value.value, node, path });
@@ -254,9 +227,9 @@ export class Reader {
     return items;
   }
 
-  private makeField(parent: string, name: string, keyNode: Node, valueNode: unknown): Field {
+  private makeField(parent: string, name: string, keyNode: Node, valueNode: Node | null): Field {
     const value = this.resolve(valueNode);
-    const at = value !== null && isNode(valueNode) && valueNode.range ? valueNode : keyNode;
+    const at = value !== null && valueNode !== null ? valueNode : keyNode;
     return { name, path: childPath(parent, name), keyNode, at, value };
   }
 
@@ -302,11 +275,7 @@ export function quoteValue(value: string): string {
   return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
 }
 
-/** The text of a scalar as written (`0x1F`, not 31), or its value when there is no source. */
+/** The text of a scalar as written (`0x1F`, not 31). */
 function scalarText(node: Scalar): string {
-  return typeof node.source === "string" ? node.source : String(node.value);
-}
-
-function isNode(value: unknown): value is Node {
-  return isScalar(value) || isMap(value) || isSeq(value) || isAlias(value);
+  return node.source;
 }

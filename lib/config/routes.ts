@@ -3,7 +3,7 @@
 // routes (lib/router.ts) or forward them (lib/proxy/).
 
 import type { RedirectStatus, Route, RouteLimits } from "./types.ts";
-import { isScalar } from "yaml";
+import { isScalar } from "./yaml.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { readHsts } from "./hsts.ts";
 import { isWildcard, normalizeRouteHost } from "./hostname.ts";
