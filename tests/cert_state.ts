@@ -84,7 +84,7 @@ export async function assertStateWhole(baseDir: string, host: string): Promise<L
     }
     if (name === "fullchain.pem" && files.includes(`${dir}/privkey.pem`)) {
       const key = await Deno.readTextFile(join(baseDir, dir, "privkey.pem"));
-      checkKeyMatchesCertificate(text, key, { certSource: path, keySource: `${dir}/privkey.pem` });
+      await checkKeyMatchesCertificate(text, key, { certSource: path, keySource: `${dir}/privkey.pem` });
     }
   }
   try {

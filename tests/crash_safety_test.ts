@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CertMeta, decodeMeta } from "../lib/storage/cert_meta.ts";
-import { parseCertificate } from "../lib/tls/pem.ts";
+import { computeFingerprint } from "../lib/tls/pem.ts";
 import { type AcmeWorld, servedFingerprint, startAcmeWorld } from "./acme_world.ts";
 import { assertStateWhole, type Leftovers, listFiles, recoverCopy } from "./cert_state.ts";
 import { type NexoProcess, startNexo } from "./harness.ts";
@@ -39,8 +39,8 @@ async function readCertFiles(dir: string): Promise<Record<"chain" | "key" | "met
   };
 }
 
-function fingerprintOf(chain: Uint8Array): string {
-  return parseCertificate(new TextDecoder().decode(chain)).fingerprint;
+async function fingerprintOf(chain: Uint8Array): Promise<string> {
+  return await computeFingerprint(new TextDecoder().decode(chain));
 }
 
 function installs(nexo: NexoProcess): number {
@@ -106,7 +106,7 @@ async function renewOnBrokenDisk(
 ): Promise<BrokenDiskOutcome> {
   let result: BrokenDiskOutcome | undefined;
   await withCertificateOnTmpfs(async ({ world, nexo, baseDir, certDir, before }) => {
-    const oldFingerprint = fingerprintOf(before.chain);
+    const oldFingerprint = await fingerprintOf(before.chain);
     assert.equal(await servedFingerprint(nexo, HOST, world.rootPem), oldFingerprint);
 
     await options.breakDisk(baseDir);
@@ -134,7 +134,7 @@ async function renewOnBrokenDisk(
     await waitForLocksReleased(certDir);
     const renewed = await readCertFiles(join(certDir, HOST));
     assert.notDeepEqual(renewed.chain, before.chain, "a new certificate was stored");
-    assert.equal(await servedFingerprint(nexo, HOST, world.rootPem), fingerprintOf(renewed.chain));
+    assert.equal(await servedFingerprint(nexo, HOST, world.rootPem), await fingerprintOf(renewed.chain));
     const meta = decodeMeta(new TextDecoder().decode(renewed.meta), "meta.json");
     assert.equal(meta.failures, 0, "the success cleared the failure count");
     assert.equal(meta.lastError, null);
@@ -182,7 +182,7 @@ Deno.test({
       // The new certificate is served at once; the files on disk are the old ones, byte for byte.
       assert.equal(installs(nexo), 2);
       const served = await servedFingerprint(nexo, HOST, world.rootPem);
-      assert.notEqual(served, fingerprintOf(before.chain), "the renewed certificate is served");
+      assert.notEqual(served, await fingerprintOf(before.chain), "the renewed certificate is served");
       const onDisk = await readCertFiles(join(certDir, HOST));
       assert.deepEqual(onDisk.chain, before.chain, "fullchain.pem is byte-identical");
       assert.deepEqual(onDisk.key, before.key, "privkey.pem is byte-identical");
@@ -199,7 +199,7 @@ Deno.test({
       assert.ok(Number(stored.after_attempts) >= 3);
       await waitForLocksReleased(certDir);
       const written = await readCertFiles(join(certDir, HOST));
-      assert.equal(fingerprintOf(written.chain), served, "exactly the served certificate was written");
+      assert.equal(await fingerprintOf(written.chain), served, "exactly the served certificate was written");
       assert.equal(orders(), ordersWhileFull, "no second order for names whose certificate was waiting");
       assert.equal(orders(), 2, "one first issuance and one renewal");
       assert.equal(decodeMeta(new TextDecoder().decode(written.meta), "meta.json").failures, 0);
@@ -350,7 +350,7 @@ Deno.test("kill -9 at random moments of issuance and storage never leaves a torn
     try {
       await restarted.waitForLog((l) => l.msg === "certificate installed" && l.names === HOST, 30_000);
       const onDisk = async () =>
-        fingerprintOf(await Deno.readFile(join(baseDir, "certs", HOST, "fullchain.pem")));
+        await fingerprintOf(await Deno.readFile(join(baseDir, "certs", HOST, "fullchain.pem")));
       const before = await onDisk();
       const served = await servedFingerprint(restarted, HOST, world.rootPem);
       // A renewal may complete between the reads (one is due every 2.5 s).

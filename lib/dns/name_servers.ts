@@ -3,7 +3,7 @@
 // wrapped with per-query timeouts. It does not poll or decide when a record counts as visible (propagation.ts).
 
 import { errorMessage } from "../error_message.ts";
-import { isIP } from "node:net";
+import { ipVersion, isIpv6Address } from "../ip_address.ts";
 import { normalizeDnsName } from "./provider.ts";
 
 const DNS_PORT = 53;
@@ -29,7 +29,7 @@ export async function findNameServers(
   if (resolvers.length > 0) {
     const servers: NameServer[] = [];
     for (const { host, port } of resolvers) {
-      const address = isIP(host) !== 0 ? host : await lookup.address(host);
+      const address = ipVersion(host) !== 0 ? host : await lookup.address(host);
       if (address === null) throw new Error(`the DNS resolver host ${JSON.stringify(host)} has no address`);
       servers.push({
         ipAddr: address,
@@ -85,7 +85,7 @@ export function parseResolver(resolver: string): Resolver {
   const text = resolver.trim();
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
   const plain = /^([^:\[\]]+)(?::(\d+))?$/.exec(text);
-  const bareV6 = isIP(text) === 6;
+  const bareV6 = isIpv6Address(text);
   const host = bracketed?.[1] ?? (bareV6 ? text : plain?.[1]);
   const portText = bracketed?.[2] ?? (bareV6 ? undefined : plain?.[2]);
   const port = portText === undefined ? DNS_PORT : Number(portText);

@@ -89,7 +89,7 @@ async function readPair(storage: Storage, dir: string): Promise<ReadResult<Pair 
   const sources = { certSource: storage.describe(chainKey), keySource: storage.describe(keyKey) };
   try {
     const info = parseCertificate(certPem, sources.certSource);
-    checkKeyMatchesCertificate(certPem, keyPem, sources);
+    await checkKeyMatchesCertificate(certPem, keyPem, sources);
     return { value: { certPem, keyPem, info }, problems: [] };
   } catch (err) {
     if (!(err instanceof CertificateError)) throw err;

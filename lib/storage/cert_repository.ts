@@ -118,7 +118,7 @@ export class CertRepository {
   async saveCertificate(names: readonly string[], certificate: NewCertificate): Promise<StoredCertificate> {
     const wanted = normalizeCertNames(names);
     const dir = certDirName(wanted);
-    const info = checkNewCertificate(wanted, certificate);
+    const info = await checkNewCertificate(wanted, certificate);
     const meta: CertMeta = {
       names: wanted,
       issuer: certificate.issuer,
@@ -244,15 +244,15 @@ export class CertRepository {
   }
 }
 
-/** Parses the new chain and checks it against its key and the requested names; throws Error if unusable. */
-function checkNewCertificate(
+/** Parses the new chain and checks it against its key and the requested names; rejects if unusable. */
+async function checkNewCertificate(
   names: string[],
   certificate: NewCertificate,
-): { notBefore: Date; notAfter: Date } {
+): Promise<{ notBefore: Date; notAfter: Date }> {
   let info: CertificateInfo;
   try {
     info = parseCertificate(certificate.certPem);
-    checkKeyMatchesCertificate(certificate.certPem, certificate.keyPem);
+    await checkKeyMatchesCertificate(certificate.certPem, certificate.keyPem);
   } catch (err) {
     if (!(err instanceof CertificateError)) throw err;
     throw new CertificateError(

@@ -120,7 +120,10 @@ async function readCandidate(certDir: string, now: Date): Promise<Candidate | st
       return `Cannot load certificate "${chainPath}": it expired on ${info.notAfter.toISOString()} ` +
         `(renew it, e.g. "certbot renew", or remove "${certDir}")`;
     }
-    checkKeyMatchesCertificate(certPem.text, keyPem.text, { certSource: chainPath, keySource: keyPath });
+    await checkKeyMatchesCertificate(certPem.text, keyPem.text, {
+      certSource: chainPath,
+      keySource: keyPath,
+    });
     return {
       dir: certDir,
       names: info.names,

@@ -1,20 +1,28 @@
-// A minimal ASN.1 DER (ITU-T X.690 §10) encoder: exactly the types X.509 certificate generation needs, plus
-// a TLV reader for pulling fields back out of a certificate we wrote. It does not validate schemas, decode
-// values into JS types, or handle BER's indefinite lengths; parsing certificates for use is lib/tls/pem.ts.
+// A minimal ASN.1 DER (ITU-T X.690 §10) encoder, exactly the types X.509 certificate generation needs, and
+// the TLV reader that der_decode.ts, cert_fields.ts and public_key.ts build on to read certificates and keys
+// without node:crypto (see der_decode.ts for why). It does not validate schemas, decode values into JS types
+// (der_decode.ts does), or handle BER's indefinite lengths.
 
 import { concatBytes as concatParts } from "../bytes.ts";
 
-/** Universal tag numbers used below (X.680 §8.6), with the constructed bit set where DER requires it. */
-const TAG = {
+/** Universal tag numbers (X.680 §8.6) as tag bytes, with the constructed bit set where DER requires it. */
+export const TAG = {
   BOOLEAN: 0x01,
   INTEGER: 0x02,
   BIT_STRING: 0x03,
   OCTET_STRING: 0x04,
+  NULL: 0x05,
   OBJECT_IDENTIFIER: 0x06,
   UTF8_STRING: 0x0c,
+  NUMERIC_STRING: 0x12,
   PRINTABLE_STRING: 0x13,
+  TELETEX_STRING: 0x14,
+  IA5_STRING: 0x16,
   UTC_TIME: 0x17,
   GENERALIZED_TIME: 0x18,
+  VISIBLE_STRING: 0x1a,
+  UNIVERSAL_STRING: 0x1c,
+  BMP_STRING: 0x1e,
   SEQUENCE: 0x30,
   SET: 0x31,
 } as const;
@@ -231,7 +239,8 @@ export interface DerElement {
 
 /**
  * Reads the element at `offset` (single-byte tags, definite lengths). Throws RangeError when the bytes are
- * truncated or use forms DER forbids; callers wrap it with the name of the file being read.
+ * truncated, use a multi-byte tag or use forms DER forbids; callers wrap it with the name of the file being
+ * read.
  */
 export function readElement(bytes: Bytes, offset = 0): DerElement {
   const tag = bytes[offset];
@@ -239,6 +248,8 @@ export function readElement(bytes: Bytes, offset = 0): DerElement {
   if (tag === undefined || first === undefined) {
     throw new RangeError("DER element truncated before its length");
   }
+  // X.690 §8.1.2.4: tag number 31 announces more tag bytes; nothing nexo reads uses tag numbers above 30.
+  if ((tag & 0x1f) === 0x1f) throw new RangeError("DER tag uses the multi-byte form");
   let length = first;
   let headerLength = 2;
   if (first & 0x80) {

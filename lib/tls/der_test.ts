@@ -105,3 +105,10 @@ Deno.test("readElement() and readChildren() read back what the encoders wrote", 
   assert.equal(second?.content.length, 300);
   assert.throws(() => readElement(encoded.subarray(0, 10)), RangeError);
 });
+
+Deno.test("readElement() refuses multi-byte tags and lengths it cannot hold", () => {
+  assert.throws(() => readElement(Uint8Array.of(0x1f, 0x81, 0x01, 0x00)), /multi-byte form/);
+  assert.throws(() => readElement(Uint8Array.of(0x30, 0x80, 0x00, 0x00)), /unsupported form/);
+  assert.throws(() => readElement(Uint8Array.of(0x30, 0x82, 0x01)), /truncated inside its length/);
+  assert.throws(() => readElement(Uint8Array.of(0x30)), /truncated before its length/);
+});

@@ -133,7 +133,7 @@ export class LocalCa {
     }
     const key = await importRootKey(pems.keyPem, `restore it from a backup, or ${startOver}`, keyPath);
     try {
-      checkKeyMatchesCertificate(pems.certPem, pems.keyPem);
+      await checkKeyMatchesCertificate(pems.certPem, pems.keyPem);
     } catch (err) {
       throw new Error(
         `Cannot load the local CA from "${certPath}" and "${keyPath}": the key does not belong to the ` +

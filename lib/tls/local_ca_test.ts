@@ -71,7 +71,7 @@ Deno.test("LocalCa.issue() mints a leaf that openssl verifies against root.crt f
     assert.match(text.output, /Authority Key Identifier/);
     assert.match(text.output, /Subject Key Identifier/);
     assert.match(text.output, /Signature Algorithm: ecdsa-with-SHA256/);
-    checkKeyMatchesCertificate(leaf.certPem, leaf.keyPem);
+    await checkKeyMatchesCertificate(leaf.certPem, leaf.keyPem);
     assert.match(leaf.keyPem, /^-----BEGIN PRIVATE KEY-----\n/);
   });
 });

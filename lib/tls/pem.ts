@@ -1,9 +1,12 @@
-// PEM text (RFC 7468) in and out, and the facts nexo needs from a certificate: its DNS names, validity and
-// issuer, plus a check that a private key belongs to it. Parsing relies on node:crypto's X509Certificate;
-// it does not verify chains or signatures (the TLS client does) and never puts key material in messages.
+// PEM text (RFC 7468) in and out, and the facts nexo needs from a certificate: its DNS names, validity,
+// issuer and fingerprint, plus a check that a private key belongs to it. The DER is read by nexo's own code
+// (cert_fields.ts, public_key.ts) and Web Crypto, not node:crypto, which costs +4 MiB idle RSS in the main
+// isolate. It does not verify chains or signatures (the TLS client does) and never puts key material in
+// messages.
 
 import type { Bytes } from "./der.ts";
-import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
+import { type ParsedCertificate, readCertificateFields } from "./cert_fields.ts";
+import { derivePublicKey, type PublicKeyId, readSpkiPublicKey } from "./public_key.ts";
 
 /** A certificate or key file that cannot be used; `cert_files.ts` catches it to report and carry on. */
 export class CertificateError extends Error {
@@ -26,10 +29,11 @@ export interface CertificateInfo {
   names: string[];
   notBefore: Date;
   notAfter: Date;
-  /** The issuer's distinguished name, attributes joined by ", " (e.g. "CN=nexo Local CA 2025-01-01"). */
+  /**
+   * The issuer's distinguished name, attributes in certificate order joined by ", " as node:crypto printed
+   * them (e.g. "CN=nexo Local CA 2025-01-01", "C=US, O=Let's Encrypt, CN=R11").
+   */
   issuer: string;
-  /** SHA-256 of the DER certificate, uppercase hex pairs joined by ":" (as `openssl x509 -fingerprint`). */
-  fingerprint: string;
 }
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
@@ -86,11 +90,20 @@ export function splitCertificateChain(pem: string, source?: string): PemBlock[] 
   throw new CertificateError(`Cannot read ${describe(source, "certificate")}: no certificate found; ${hint}`);
 }
 
-function toX509(pem: string, source: string | undefined): X509Certificate {
+interface FirstCertificate extends ParsedCertificate {
+  der: Bytes;
+  publicKey: PublicKeyId;
+}
+
+/** The first certificate of `pem`, read; throws CertificateError naming `source` when it cannot be. */
+function readFirstCertificate(pem: string, source: string | undefined): FirstCertificate {
   const [first] = splitCertificateChain(pem, source);
+  const der = first?.der ?? new Uint8Array();
   try {
-    return new X509Certificate(first?.text ?? "");
+    const fields = readCertificateFields(der);
+    return { ...fields, der, publicKey: readSpkiPublicKey(fields.spki) };
   } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
     throw new CertificateError(
       `Cannot parse ${
         describe(source, "certificate")
@@ -100,32 +113,23 @@ function toX509(pem: string, source: string | undefined): X509Certificate {
   }
 }
 
-function readDnsNames(cert: X509Certificate): string[] {
-  const san = cert.subjectAltName;
-  if (san !== undefined && san !== "") {
-    // node:crypto formats the extension as "DNS:a.example, IP Address:10.0.0.1"; valid DNS names hold no ", ".
-    return san.split(", ").filter((item) => item.startsWith("DNS:")).map((item) =>
-      item.slice(4).toLowerCase()
-    );
-  }
-  // RFC 6125 §6.4.4: fall back to the CN only when there is no subjectAltName at all.
-  const cn = cert.subject.split("\n").find((line) => line.startsWith("CN="));
-  return cn === undefined ? [] : [cn.slice(3).toLowerCase()];
-}
-
 /**
  * Parses the first certificate of a PEM chain (the leaf in a fullchain.pem). Throws CertificateError naming
  * `source` (a file path, for messages only) when there is no certificate or it is not valid X.509.
  */
 export function parseCertificate(pem: string, source?: string): CertificateInfo {
-  const cert = toX509(pem, source);
-  return {
-    names: readDnsNames(cert),
-    notBefore: cert.validFromDate,
-    notAfter: cert.validToDate,
-    issuer: cert.issuer.split("\n").join(", "),
-    fingerprint: cert.fingerprint256,
-  };
+  const { names, notBefore, notAfter, issuer } = readFirstCertificate(pem, source);
+  return { names, notBefore, notAfter, issuer };
+}
+
+/**
+ * SHA-256 of the first certificate's DER, uppercase hex pairs joined by ":" (as `openssl x509 -fingerprint
+ * -sha256` prints it). Async because Web Crypto digests are; rejects like `parseCertificate`.
+ */
+export async function computeFingerprint(pem: string, source?: string): Promise<string> {
+  const { der } = readFirstCertificate(pem, source);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0").toUpperCase()).join(":");
 }
 
 /** File names for the messages of `checkKeyMatchesCertificate`. */
@@ -134,7 +138,7 @@ export interface KeyMatchOptions {
   keySource?: string;
 }
 
-function readPrivateKey(keyPem: string, source: string | undefined): KeyObject {
+async function readPrivateKey(keyPem: string, source: string | undefined): Promise<PublicKeyId> {
   const blocks = splitPemBlocks(keyPem, source);
   if (blocks.some((block) => block.label === "ENCRYPTED PRIVATE KEY")) {
     throw new CertificateError(
@@ -152,9 +156,10 @@ function readPrivateKey(keyPem: string, source: string | undefined): KeyObject {
     );
   }
   try {
-    return createPrivateKey(key.text);
+    return await derivePublicKey(key.label, key.der);
   } catch (err) {
-    // The cause carries only OpenSSL's decoder reason, never the key bytes.
+    if (!(err instanceof RangeError)) throw err;
+    // The cause names the malformed field or Web Crypto's reason, never the key bytes.
     throw new CertificateError(
       `Cannot parse ${
         describe(source, "private key")
@@ -164,25 +169,21 @@ function readPrivateKey(keyPem: string, source: string | undefined): KeyObject {
   }
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
 /**
- * Throws CertificateError unless the private key in `keyPem` (PKCS#8, SEC1 or PKCS#1 PEM) is the one whose
- * public half is in the first certificate of `certPem`. Called before a pair is served, so a mismatched pair
- * is reported at load time instead of failing every TLS handshake. Messages name the files, never the key.
+ * Rejects with CertificateError unless the private key in `keyPem` (PKCS#8, SEC1 or PKCS#1 PEM; RSA, ECDSA
+ * or Ed25519) is the one whose public half is in the first certificate of `certPem`. Called before a pair is
+ * served, so a mismatched pair is reported at load time instead of failing every TLS handshake. Async
+ * because deriving a public key the key file does not carry takes Web Crypto. Messages name the files,
+ * never the key.
  */
-export function checkKeyMatchesCertificate(
+export async function checkKeyMatchesCertificate(
   certPem: string,
   keyPem: string,
   options: KeyMatchOptions = {},
-): void {
-  const cert = toX509(certPem, options.certSource);
-  const key = readPrivateKey(keyPem, options.keySource);
-  const fromKey = createPublicKey(key).export({ type: "spki", format: "der" });
-  const fromCert = cert.publicKey.export({ type: "spki", format: "der" });
-  if (!sameBytes(fromKey, fromCert)) {
+): Promise<void> {
+  const fromCert = readFirstCertificate(certPem, options.certSource).publicKey;
+  const fromKey = await readPrivateKey(keyPem, options.keySource);
+  if (fromKey.algorithm !== fromCert.algorithm || fromKey.key !== fromCert.key) {
     throw new CertificateError(
       `${describe(options.keySource, "Private key")} does not belong to ${
         describe(options.certSource, "certificate")
