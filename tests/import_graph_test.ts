@@ -1,0 +1,37 @@
+// The main isolate's module graph stays free of what brings up Deno's Node layer: any npm package, and node:
+// modules other than node:path. Measured (DEVELOPERS.md): yaml +10.8, node:net +5, node:crypto +4 MiB of idle
+// RSS for the life of the process. The ACME worker (lib/acme/worker.ts) is not checked: it lives for a job.
+
+import assert from "node:assert/strict";
+
+/** Entry points of the main isolate: main.ts and what lib/ imports with `await import()` when configured. */
+const ENTRIES = [
+  "main.ts",
+  "lib/server/internal_issuer.ts",
+  "lib/acme/supervisor.ts",
+  "lib/server/admin.ts",
+  "lib/demo.ts",
+  "lib/certs_report.ts",
+];
+const ALLOWED_NODE = new Set(["node:path"]);
+
+Deno.test("the main isolate's modules include no npm package and no node: module but node:path", async () => {
+  for (const entry of ENTRIES) {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", entry],
+      cwd: new URL("..", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(output.success, new TextDecoder().decode(output.stderr));
+    const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+      modules: Array<{ specifier: string; kind: string }>;
+    };
+    const heavy = graph.modules
+      .filter((module) =>
+        module.kind === "npm" || (module.kind === "node" && !ALLOWED_NODE.has(module.specifier))
+      )
+      .map((module) => module.specifier);
+    assert.deepEqual(heavy, [], `${entry} brings up the Node layer through ${heavy.join(", ")}`);
+  }
+});
