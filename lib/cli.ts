@@ -4,7 +4,7 @@
 
 import { errorMessage } from "./error_message.ts";
 import { type OptionSpec, parseArgs, type ProgramSpec } from "./cli_args.ts";
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { ConfigError } from "./config/errors.ts";
 import type { Config } from "./config/types.ts";
 import { summarizeConfig } from "./config_summary.ts";

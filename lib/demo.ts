@@ -3,7 +3,7 @@
 // uses to the demo directory (so users can read and edit it) and prints curl commands that verify TLS.
 
 import { errorMessage } from "./error_message.ts";
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { loadConfig } from "./config/parse.ts";
 import { type Logger, printOut } from "./log.ts";
 import { startServer } from "./server/run.ts";

@@ -5,7 +5,7 @@
 // file:line:col and the last good config keeps serving. It never writes the file.
 
 import { errorMessage } from "./error_message.ts";
-import { basename, dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "./path.ts";
 import { ConfigError } from "./config/errors.ts";
 import { loadConfig } from "./config/parse.ts";
 import type { Config } from "./config/types.ts";

@@ -2,7 +2,7 @@
 // in, relative paths resolved against the config file's directory. Every problem is collected and thrown as
 // one ConfigError. The blocks live in sections.ts and routes.ts; this file owns the top level and the I/O.
 
-import { dirname, resolve } from "node:path";
+import { dirname, resolve } from "../path.ts";
 import { isMap, LinePositions, parseYaml, type YamlSyntaxError } from "./yaml.ts";
 import type { Config, Issuer, ListenAddress } from "./types.ts";
 import { ConfigError, type ConfigIssue, sortIssues } from "./errors.ts";

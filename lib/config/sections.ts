@@ -2,7 +2,7 @@
 // the path settings. Each reader validates its block, fills in defaults and reports into the Reader; the top
 // level and the routes are parse.ts's and routes.ts's.
 
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, resolve } from "../path.ts";
 import type { AcmeConfig, CloudflareConfig, ServerLimits } from "./types.ts";
 import { CLOUDFLARE_API_BASE, DEFAULTS } from "./defaults.ts";
 import { parseResolver } from "./address.ts";

@@ -3,7 +3,7 @@
 // decides nothing about routes (the caller's table says which names are served) and stores nothing on disk
 // but the CA itself.
 
-import { join } from "node:path";
+import { join } from "../path.ts";
 import type { Logger } from "../log.ts";
 import { matchRoute, type RouteTable } from "../router.ts";
 import type { CertStore } from "../tls/cert_store.ts";

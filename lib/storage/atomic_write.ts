@@ -2,7 +2,7 @@
 // never leaves a truncated file under the real name: temp file beside it, fsync, rename, fsync the directory.
 // Shared by the file storage (certificates, accounts) and the local CA. It knows nothing of keys or layouts.
 
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../path.ts";
 import { toStorageError } from "./fs_errors.ts";
 
 /** Writes a temp file beside `path`, fsyncs it and renames it over `path`; removes the temp on failure. */

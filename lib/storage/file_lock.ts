@@ -5,7 +5,7 @@
 // signal fires instead.
 
 import { sleep } from "../sleep.ts";
-import { dirname } from "node:path";
+import { dirname } from "../path.ts";
 import type { LockOptions, StorageLock } from "./storage.ts";
 import { toStorageError } from "./fs_errors.ts";
 

@@ -2,7 +2,7 @@
 // to a temp file that is fsynced and renamed over the target, and locks are lock files under `<root>/.locks`.
 // It does not cache, watch for changes, or work on network file systems whose rename or O_EXCL is not atomic.
 
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "../path.ts";
 import {
   checkKey,
   type LockOptions,

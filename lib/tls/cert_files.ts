@@ -2,7 +2,7 @@
 // `privkey.pem`) into a CertStore, indexed by each certificate's own names. It does not watch for changes,
 // verify chains against a trust store, or write anything; one bad directory is reported and skipped.
 
-import { join } from "node:path";
+import { join } from "../path.ts";
 import type { CertStore } from "./cert_store.ts";
 import { CertificateError, checkKeyMatchesCertificate, parseCertificate } from "./pem.ts";
 

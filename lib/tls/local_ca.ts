@@ -3,7 +3,7 @@
 // install the root into any trust store, revoke certificates, or decide when to renew (its callers do).
 
 import { syncDir, writeAndRename } from "../storage/atomic_write.ts";
-import { dirname, join } from "node:path";
+import { dirname, join } from "../path.ts";
 import {
   type Bytes,
   encodeBitString,
