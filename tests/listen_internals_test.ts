@@ -337,6 +337,34 @@ Deno.test("serveTls().refreshIfStale() replaces the listener only when its cache
   });
 });
 
+/** Reads a request's body to the end: "received N", or a 400 "cut: ..." when the listener cut it. */
+async function receiveUpload(req: Request, release: () => void): Promise<Response> {
+  try {
+    return new Response(`received ${(await req.bytes()).byteLength}`);
+  } catch (error) {
+    return new Response(`cut: ${error}`, { status: 400 });
+  } finally {
+    release();
+  }
+}
+
+/** Starts a chunked upload of "first" + "last" on `conn`: the head and the first chunk. */
+async function startUpload(conn: Deno.TlsConn): Promise<void> {
+  const head = "POST /up HTTP/1.1\r\nHost: up.test\r\nTransfer-Encoding: chunked\r\n\r\n";
+  await conn.write(new TextEncoder().encode(head + "5\r\nfirst\r\n"));
+}
+
+/** Sends the rest of `startUpload`'s body and reads the answer ("received 9" when it all arrived). */
+async function finishUpload(conn: Deno.TlsConn): Promise<string> {
+  await conn.write(new TextEncoder().encode("4\r\nlast\r\n0\r\n\r\n")).catch(() => 0);
+  const buf = new Uint8Array(4096);
+  let text = "";
+  for (let n; !/received|cut/.test(text) && (n = await conn.read(buf).catch(() => null)) !== null;) {
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  return text;
+}
+
 Deno.test("serveTls().refresh() cuts a request body in flight unless its request holds the listener", async () => {
   // Deno 2.9.6: the retired listener's graceful shutdown closes the body resource of a request still being
   // read ("Cannot read request body as underlying resource unavailable"); nexo's handler holds the listener
@@ -349,36 +377,16 @@ Deno.test("serveTls().refresh() cuts a request body in flight unless its request
         port: 0,
         resolveCertificate: () =>
           Promise.resolve({ cert: leaf.certPem, key: leaf.keyPem, notAfterMs: leaf.notAfter.getTime() }),
-        handler: async (req, info) => {
-          const release = hold ? info.hold("request") : () => {};
-          try {
-            return new Response(`received ${(await req.bytes()).byteLength}`);
-          } catch (error) {
-            return new Response(`cut: ${error}`, { status: 400 });
-          } finally {
-            release();
-          }
-        },
+        handler: (req, info) => receiveUpload(req, hold ? info.hold("request") : () => {}),
         onError: () => new Response("error", { status: 500 }),
       });
       const conn = await connectWithSni(server.addr.port, root, "up.test", ["http/1.1"]);
-      const encoder = new TextEncoder();
       try {
-        const head = "POST /up HTTP/1.1\r\nHost: up.test\r\nTransfer-Encoding: chunked\r\n\r\n";
-        await conn.write(encoder.encode(head + "5\r\nfirst\r\n"));
+        await startUpload(conn);
         await new Promise((resolve) => setTimeout(resolve, 200));
         server.refresh();
         await new Promise((resolve) => setTimeout(resolve, 300));
-        await conn.write(encoder.encode("4\r\nlast\r\n0\r\n\r\n")).catch(() => 0);
-        const buf = new Uint8Array(4096);
-        let text = "";
-        for (
-          let n;
-          !text.includes("received") && !text.includes("cut") && (n = await conn.read(buf)) !== null;
-        ) {
-          text += new TextDecoder().decode(buf.subarray(0, n));
-        }
-        return text;
+        return await finishUpload(conn);
       } catch (error) {
         return `connection failed: ${error}`;
       } finally {
@@ -402,43 +410,26 @@ Deno.test("serveTls() reads an upload still in flight at a held listener's deadl
       port: 0,
       resolveCertificate: () =>
         Promise.resolve({ cert: leaf.certPem, key: leaf.keyPem, notAfterMs: leaf.notAfter.getTime() }),
-      handler: async (req, info) => {
-        if (req.headers.get("upgrade") === "websocket") {
-          const { socket, response } = Deno.upgradeWebSocket(req);
-          socket.onclose = info.hold("upgrade");
-          return response;
-        }
-        const release = info.hold("request");
-        try {
-          return new Response(`received ${(await req.bytes()).byteLength}`);
-        } catch (error) {
-          return new Response(`cut: ${error}`, { status: 400 });
-        } finally {
-          release();
-        }
+      handler: (req, info) => {
+        if (req.headers.get("upgrade") !== "websocket") return receiveUpload(req, info.hold("request"));
+        const { socket, response } = Deno.upgradeWebSocket(req);
+        socket.onclose = info.hold("upgrade");
+        return response;
       },
       onError: () => new Response("error", { status: 500 }),
       onRetired: ({ webSockets }) => retired.push(webSockets),
     });
     const ws = await rawWebSocket(server.addr.port, root, "up.test");
     const conn = await connectWithSni(server.addr.port, root, "up.test", ["http/1.1"]);
-    const encoder = new TextEncoder();
     try {
-      const head = "POST /up HTTP/1.1\r\nHost: up.test\r\nTransfer-Encoding: chunked\r\n\r\n";
-      await conn.write(encoder.encode(head + "5\r\nfirst\r\n"));
+      await startUpload(conn);
       await new Promise((resolve) => setTimeout(resolve, 200));
       server.refresh();
       const pastDeadline = leaf.notAfter.getTime() - EXPIRY_MARGIN_MS + 500 - Date.now();
       assert.ok(pastDeadline > 0 && pastDeadline < 3_000, `the deadline is ${pastDeadline} ms away`);
       await new Promise((resolve) => setTimeout(resolve, pastDeadline));
       assert.deepEqual(retired, [], "past its deadline, still up for the upload");
-      await conn.write(encoder.encode("4\r\nlast\r\n0\r\n\r\n")).catch(() => 0);
-      const buf = new Uint8Array(4096);
-      let text = "";
-      for (let n; !/received|cut/.test(text) && (n = await conn.read(buf).catch(() => null)) !== null;) {
-        text += new TextDecoder().decode(buf.subarray(0, n));
-      }
-      assert.match(text, /received 9/);
+      assert.match(await finishUpload(conn), /received 9/);
       const until = Date.now() + 2_000;
       while (retired.length === 0 && Date.now() < until) {
         await new Promise((resolve) => setTimeout(resolve, 20));

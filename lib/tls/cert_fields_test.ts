@@ -12,7 +12,7 @@ import {
   parseCertificate,
   splitCertificateChain,
 } from "./pem.ts";
-import { type MadeCertificate, makeCertificate, withTempDir } from "./test_helpers.ts";
+import { damaged, type MadeCertificate, makeCertificate, withTempDir } from "./test_helpers.ts";
 
 /** What nexo read from a certificate before it read X.509 itself: node:crypto's view, as pem.ts used it. */
 function nodeView(pem: string): Record<string, unknown> {
@@ -168,18 +168,6 @@ Deno.test("parseCertificate() refuses trailing bytes and a certificate with a fo
     assert.throws(() => parseCertificate(encodePem("CERTIFICATE", fourParts)), CertificateError);
   });
 });
-
-/** Truncations at every length and one flipped bit at every byte of `der`. */
-function damaged(der: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer>[] {
-  const out: Uint8Array<ArrayBuffer>[] = [];
-  for (let length = 0; length < der.length; length++) out.push(der.slice(0, length));
-  for (let i = 0; i < der.length; i++) {
-    const copy = der.slice();
-    copy[i] = (copy[i] ?? 0) ^ (1 << (i % 8));
-    out.push(copy);
-  }
-  return out;
-}
 
 Deno.test("parseCertificate(), computeFingerprint() and checkKeyMatchesCertificate() turn damaged certificates into CertificateError", async () => {
   await withTempDir(async (dir) => {

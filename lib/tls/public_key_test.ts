@@ -18,7 +18,7 @@ import {
   splitCertificateChain,
   splitPemBlocks,
 } from "./pem.ts";
-import { KEY_TYPES, makeCertificate, openssl, withTempDir } from "./test_helpers.ts";
+import { damaged, KEY_TYPES, makeCertificate, openssl, withTempDir } from "./test_helpers.ts";
 
 /** The first block of `pem` whose label ends in PRIVATE KEY. */
 function keyBlock(pem: string): { label: string; der: Uint8Array<ArrayBuffer> } {
@@ -139,18 +139,6 @@ Deno.test("checkKeyMatchesCertificate() refuses keys nexo cannot serve with the 
     );
   });
 });
-
-/** Truncations at every length and one flipped bit at every byte of `der`. */
-function damaged(der: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer>[] {
-  const out: Uint8Array<ArrayBuffer>[] = [];
-  for (let length = 0; length < der.length; length++) out.push(der.slice(0, length));
-  for (let i = 0; i < der.length; i++) {
-    const copy = der.slice();
-    copy[i] = (copy[i] ?? 0) ^ (1 << (i % 8));
-    out.push(copy);
-  }
-  return out;
-}
 
 Deno.test("checkKeyMatchesCertificate() turns damaged keys into CertificateError without key material", async () => {
   await withTempDir(async (dir) => {

@@ -1,5 +1,6 @@
 // Shared by the certificate and key tests (not used by nexo itself): openssl as a reference implementation
-// that makes certificates and keys nexo did not write, and a temporary directory for its files.
+// that makes certificates and keys nexo did not write, a temporary directory for its files, and damaged
+// copies of DER for the readers' error paths.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -90,4 +91,16 @@ export async function makeCertificate(
     certPath,
     keyPath,
   };
+}
+
+/** Truncations at every length and one flipped bit at every byte of `der`. */
+export function damaged(der: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer>[] {
+  const out: Uint8Array<ArrayBuffer>[] = [];
+  for (let length = 0; length < der.length; length++) out.push(der.slice(0, length));
+  for (let i = 0; i < der.length; i++) {
+    const copy = der.slice();
+    copy[i] = (copy[i] ?? 0) ^ (1 << (i % 8));
+    out.push(copy);
+  }
+  return out;
 }
