@@ -25,14 +25,14 @@ export function errorPage(status: number, detail: string, holdUntil?: Promise<vo
   const title = `${status} ${STATUS_TEXT[status] ?? "Error"}`;
   const body = `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title></head>` +
     `<body><h1>${title}</h1><p>${escapeHtml(detail)}</p><hr><p>nexo</p></body></html>\n`;
+  const bytes = new TextEncoder().encode(body);
   const headers: Record<string, string> = {
     "content-type": "text/html; charset=utf-8",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
+    "content-length": String(bytes.byteLength),
   };
-  if (holdUntil === undefined) return new Response(body, { status, headers });
-  const bytes = new TextEncoder().encode(body);
-  headers["content-length"] = String(bytes.byteLength);
+  if (holdUntil === undefined) return new Response(bytes, { status, headers });
   let sent = false;
   const held = new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -45,6 +45,14 @@ export function errorPage(status: number, detail: string, holdUntil?: Promise<vo
     },
   }, { highWaterMark: 0 });
   return new Response(held, { status, headers });
+}
+
+/**
+ * The body length of a page nexo answers with itself (an error page, a redirect), for the access log and
+ * metrics: both set Content-Length.
+ */
+export function pageBytes(page: Response): number {
+  return Number(page.headers.get("content-length") ?? 0);
 }
 
 /** Escapes the five characters that matter in HTML text and attribute values. */

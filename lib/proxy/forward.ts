@@ -19,7 +19,7 @@ import {
   SMALL_BODY_BYTES,
 } from "./body.ts";
 import { defaultCacheControl } from "./cache_control.ts";
-import { errorPage } from "./error_page.ts";
+import { errorPage, pageBytes } from "./error_page.ts";
 import { buildResponseHeaders, buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
 import { UpstreamError, type UpstreamPool } from "./upstream_client.ts";
 
@@ -229,6 +229,7 @@ function fail(
   reason: string,
   holdUntil?: Promise<void>,
 ): Response {
-  options.onDone({ status, bytes: 0, error: reason });
-  return errorPage(status, page, holdUntil);
+  const response = errorPage(status, page, holdUntil);
+  options.onDone({ status, bytes: pageBytes(response), error: reason });
+  return response;
 }

@@ -23,10 +23,16 @@ export function redirectLocation(route: RedirectRoute, requestUrl: URL): string 
 /** Builds the redirect response for a request on a redirect route. */
 export function redirectResponse(route: RedirectRoute, requestUrl: URL): Response {
   const location = redirectLocation(route, requestUrl);
-  const body = `<!doctype html>\n<html><head><meta charset="utf-8"><title>Redirecting</title></head>` +
-    `<body><a href="${escapeHtml(location)}">${escapeHtml(location)}</a></body></html>\n`;
+  const body = new TextEncoder().encode(
+    `<!doctype html>\n<html><head><meta charset="utf-8"><title>Redirecting</title></head>` +
+      `<body><a href="${escapeHtml(location)}">${escapeHtml(location)}</a></body></html>\n`,
+  );
   return new Response(body, {
     status: route.status,
-    headers: { location, "content-type": "text/html; charset=utf-8" },
+    headers: {
+      location,
+      "content-type": "text/html; charset=utf-8",
+      "content-length": String(body.byteLength),
+    },
   });
 }

@@ -9,7 +9,7 @@
 
 import { errorMessage } from "../error_message.ts";
 import type { ProxyRoute } from "../config/types.ts";
-import { errorPage } from "./error_page.ts";
+import { errorPage, pageBytes } from "./error_page.ts";
 import { buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
 import { upstreamUrl } from "./forward.ts";
 import type { ForwardOutcome } from "./forward.ts";
@@ -59,8 +59,9 @@ export async function proxyWebSocket(
 
   const invalid = handshakeProblem(req);
   if (invalid) {
-    options.onDone({ status: 400, bytes: 0, error: invalid });
-    return errorPage(400, `This is not a valid WebSocket handshake: ${invalid}.`);
+    const page = errorPage(400, `This is not a valid WebSocket handshake: ${invalid}.`);
+    options.onDone({ status: 400, bytes: pageBytes(page), error: invalid });
+    return page;
   }
 
   let upstream: WebSocket;
@@ -76,8 +77,12 @@ export async function proxyWebSocket(
     }
     const timedOut = error instanceof Error && error.name === "TimeoutError";
     const status = timedOut ? 504 : 502;
-    options.onDone({ status, bytes: 0, error: errorMessage(error) });
-    return errorPage(status, "The upstream server for this site did not accept the WebSocket connection.");
+    const page = errorPage(
+      status,
+      "The upstream server for this site did not accept the WebSocket connection.",
+    );
+    options.onDone({ status, bytes: pageBytes(page), error: errorMessage(error) });
+    return page;
   }
 
   try {
@@ -94,8 +99,9 @@ export async function proxyWebSocket(
     return response;
   } catch (error) {
     upstream.close();
-    options.onDone({ status: 400, bytes: 0, error: errorMessage(error) });
-    return errorPage(400, "This WebSocket handshake could not be accepted.");
+    const page = errorPage(400, "This WebSocket handshake could not be accepted.");
+    options.onDone({ status: 400, bytes: pageBytes(page), error: errorMessage(error) });
+    return page;
   }
 }
 

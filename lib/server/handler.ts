@@ -6,7 +6,7 @@
 import type { Route } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { type Metrics, NO_ROUTE } from "../metrics.ts";
-import { errorPage } from "../proxy/error_page.ts";
+import { errorPage, pageBytes } from "../proxy/error_page.ts";
 import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
 import { type ForwardedFor, headerBytes, type HeaderList } from "../proxy/headers.ts";
 import { redirectResponse } from "../proxy/redirect.ts";
@@ -64,19 +64,26 @@ function createResponder(options: HandlerOptions): Handler {
     const started = performance.now();
     const snapshot = options.snapshot();
     metrics.startRequest();
+    /** A 400 for a request with no usable host, logged and counted without one. */
+    const hostless = (detail: string, error: string): Response => {
+      const page = errorPage(400, detail);
+      const bytes = req.method === "HEAD" ? 0 : pageBytes(page);
+      metrics.finishRequest(NO_ROUTE, 400, bytes, performance.now() - started);
+      log.info("request", {
+        method: req.method,
+        status: 400,
+        bytes,
+        error,
+        client: info.remoteAddr.hostname,
+      });
+      return page;
+    };
     let url: URL;
     try {
       url = new URL(req.url);
     } catch {
-      metrics.finishRequest(NO_ROUTE, 400, 0, performance.now() - started);
       // hyper accepts some Host values (spaces, for one) that are not valid in a URL.
-      log.info("request", {
-        method: req.method,
-        status: 400,
-        error: "invalid host",
-        client: info.remoteAddr.hostname,
-      });
-      return errorPage(400, "The request's Host header is not a valid host name.");
+      return hostless("The request's Host header is not a valid host name.", "invalid host");
     }
     const hostField = req.headers.get("host");
     const hostHeader = hostField ?? url.host;
@@ -84,27 +91,17 @@ function createResponder(options: HandlerOptions): Handler {
       hostField === "" ||
       (hostField === null && namesNoHost(url, { table: snapshot.table, port: options.listenPort() }))
     ) {
-      metrics.finishRequest(NO_ROUTE, 400, 0, performance.now() - started);
-      log.info("request", {
-        method: req.method,
-        status: 400,
-        error: "no host",
-        client: info.remoteAddr.hostname,
-      });
       // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (or with an empty one).
-      return errorPage(400, "The request names no host: send a Host header.");
+      return hostless("The request names no host: send a Host header.", "no host");
     }
     const host = normalizeHost(hostHeader);
     const route = matchRoute(snapshot.table, host);
     const clientIp = info.remoteAddr.hostname;
 
     const done = (outcome: ForwardOutcome) => {
-      metrics.finishRequest(
-        route?.host ?? NO_ROUTE,
-        outcome.status,
-        outcome.bytes,
-        performance.now() - started,
-      );
+      // A HEAD answer has no body: nexo's own pages and redirects lose theirs (withoutBody()).
+      const bytes = req.method === "HEAD" ? 0 : outcome.bytes;
+      metrics.finishRequest(route?.host ?? NO_ROUTE, outcome.status, bytes, performance.now() - started);
       // 501 answers the client's transfer coding (forward.ts); every other 5xx here is the upstream's.
       const upstreamFault = outcome.status >= 500 && outcome.status !== 501;
       if (upstreamFault && outcome.error !== null) {
@@ -122,20 +119,27 @@ function createResponder(options: HandlerOptions): Handler {
         method: req.method,
         path: url.pathname,
         status: outcome.status,
-        bytes: outcome.bytes,
+        bytes,
         duration_ms: Math.round((performance.now() - started) * 10) / 10,
         upstream: route?.kind === "proxy" ? route.upstream.host : undefined,
         client: clientIp,
         error: upstreamFault ? undefined : outcome.error ?? undefined,
       });
     };
+    /** Logs and counts one of nexo's own pages as the answer, and returns it. */
+    const answer = (page: Response, error: string): Response => {
+      done({ status: page.status, bytes: pageBytes(page), error });
+      return page;
+    };
 
     if (hostField !== null && normalizeHost(url.host) !== host) {
       // Deno builds req.url from an absolute-form target's authority (or HTTP/2's :authority), else from
       // Host. Two different names break RFC 9112 §3.2.2 (Host must equal the target's authority; RFC 9113
       // §8.3.1 likewise): routing by either one lets a proxy in front of nexo and nexo disagree on the site.
-      done({ status: 400, bytes: 0, error: "request target and Host name different hosts" });
-      return errorPage(400, "The request target and the Host header name different hosts.");
+      return answer(
+        errorPage(400, "The request target and the Host header name different hosts."),
+        "request target and Host name different hosts",
+      );
     }
 
     // HSTS only for a host nexo serves and holds a certificate for: a policy sent on a 404 for an unknown
@@ -144,19 +148,22 @@ function createResponder(options: HandlerOptions): Handler {
     const covered = route !== undefined && options.covers(host);
     const headerList = [...req.headers];
     if (headerBytes(headerList) > snapshot.maxHeaderBytes) {
-      done({ status: 431, bytes: 0, error: "request headers too large" });
-      const page = errorPage(431, "The request headers are larger than this server accepts.");
+      const page = answer(
+        errorPage(431, "The request headers are larger than this server accepts."),
+        "request headers too large",
+      );
       return covered ? withHsts(page, route.hsts) : page;
     }
     if (!route) {
-      done({ status: 404, bytes: 0, error: "no route for host" });
-      return errorPage(404, `No site is configured for this host name.`);
+      return answer(errorPage(404, `No site is configured for this host name.`), "no route for host");
     }
     if (!covered) {
       // The connection's certificate cannot be for this host (none we hold covers it), so the client reused
       // a connection made for another name (RFC 9110 §15.5.20).
-      done({ status: 421, bytes: 0, error: "host not covered by the connection's certificate" });
-      return errorPage(421, "This connection cannot serve this host name; open a new connection to it.");
+      return answer(
+        errorPage(421, "This connection cannot serve this host name; open a new connection to it."),
+        "host not covered by the connection's certificate",
+      );
     }
     return withHsts(
       serveRoute(req, url, route, {
@@ -235,7 +242,7 @@ function serveRoute(
 ): Promise<Response> | Response {
   if (route.kind === "redirect") {
     const response = redirectResponse(route, url);
-    context.done({ status: response.status, bytes: 0, error: null });
+    context.done({ status: response.status, bytes: pageBytes(response), error: null });
     return response;
   }
   if (isWebSocketUpgrade(req)) {

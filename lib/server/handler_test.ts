@@ -50,6 +50,12 @@ function handlerFor(routesYaml: string, port: number) {
     send: async (url: string, init: RequestInit = {}) => await handler(new Request(url, init), info),
     /** Holds on the listener taken and not yet released. */
     holds: () => holds,
+    /** The access log's request lines so far (the logger writes asynchronously: settled first). */
+    requests: async () => {
+      await log.settle();
+      return lines.flatMap((chunk) => chunk.split("\n")).filter((line) => line !== "")
+        .map((line) => JSON.parse(line)).filter((line) => line.msg === "request");
+    },
     close: () => pool.close(),
   };
 }
@@ -132,5 +138,37 @@ Deno.test("createHandler() holds the listener while a request body is forwarded,
   } finally {
     proxy.close();
     await upstream.shutdown();
+  }
+});
+
+Deno.test("createHandler() logs the body bytes of its own pages and redirects, and none for HEAD", async () => {
+  // The access log said "bytes":0 for a 301 with a 191-byte body and a 502 with a 237-byte body.
+  const { send, requests, close } = handlerFor(
+    `  "app.test":\n    redirect: example.org\n  "down.test":\n    upstream: http://127.0.0.1:1\n`,
+    8443,
+  );
+  try {
+    const cases = [
+      ["https://app.test:8443/", 302, true],
+      ["https://unknown.test:8443/", 404, true],
+      ["https://down.test:8443/", 502, true],
+      ["https://localhost:8443/", 400, false], // no Host header: nexo's 400
+    ] as const;
+    for (const [url, status, withHost] of cases) {
+      const headers: Record<string, string> = withHost ? { host: new URL(url).host } : {};
+      const response = await send(url, { headers });
+      const body = await response.bytes();
+      assert.equal(response.status, status, url);
+      assert.ok(body.byteLength > 100, url);
+      assert.equal(
+        (await requests()).at(-1)?.bytes,
+        body.byteLength,
+        `${url}: the logged bytes are the body's`,
+      );
+      await send(url, { method: "HEAD", headers });
+      assert.equal((await requests()).at(-1)?.bytes, 0, `${url}: a HEAD answer has no body`);
+    }
+  } finally {
+    close();
   }
 });
