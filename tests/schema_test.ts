@@ -6,6 +6,7 @@ import Ajv from "ajv";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../lib/config/errors.ts";
 import { parseConfig } from "../lib/config/parse.ts";
+import { configWarnings } from "../lib/config_warnings.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const schema = JSON.parse(await Deno.readTextFile(new URL("schema/nexo.schema.json", ROOT)));
@@ -28,6 +29,14 @@ Deno.test("every example config validates against the JSON Schema and the parser
     const text = await Deno.readTextFile(new URL(file, ROOT));
     assert.ok(validate(parseYaml(text)), `${file}: ${JSON.stringify(validate.errors)}`);
     assert.ok(parserAccepts(text), file);
+  }
+});
+
+Deno.test("every example config passes `nexo check` without a warning", async () => {
+  // examples/local.yaml sent a year of HSTS for *.localhost, against the README's own advice.
+  for (const file of ["examples/config.yaml", "examples/local.yaml"]) {
+    const config = parseConfig(await Deno.readTextFile(new URL(file, ROOT)), "/etc/nexo/config.yaml");
+    assert.deepEqual(configWarnings(config).map((warning) => warning.message), [], file);
   }
 });
 
