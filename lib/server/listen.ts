@@ -102,22 +102,30 @@ interface DenoInternals {
 }
 
 const SNI_RESOLVER = Symbol.for("unstableSniResolver");
-const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
+export const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
 
 /**
  * Turns on Linux's tcp_migrate_req (5.14+) when it is off and nexo may write it (root, or a container's own
  * network namespace): then connections still queued on a listener that refresh() closes move to its
  * SO_REUSEPORT successor instead of being reset. Returns what happened, for one log line; never throws.
+ * "not readable": Deno's --allow-read does not cover the file, so whether it is on is unknown (the
+ * documented flags grant it); "not permitted": it is off and nexo may not turn it on. `path` is for tests.
  */
-export async function enableListenerHandover(): Promise<
-  "enabled" | "already on" | "unavailable" | "not permitted"
+export async function enableListenerHandover(path: string = MIGRATE_REQ): Promise<
+  "enabled" | "already on" | "unavailable" | "not readable" | "not permitted"
 > {
+  let value: string;
   try {
-    if ((await Deno.readTextFile(MIGRATE_REQ)).trim() === "1") return "already on";
-    await Deno.writeTextFile(MIGRATE_REQ, "1\n");
-    return "enabled";
+    value = (await Deno.readTextFile(path)).trim();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return "unavailable";
+    return "not readable";
+  }
+  if (value === "1") return "already on";
+  try {
+    await Deno.writeTextFile(path, "1\n");
+    return "enabled";
+  } catch {
     return "not permitted";
   }
 }

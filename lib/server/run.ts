@@ -17,7 +17,7 @@ import { CertStore } from "../tls/cert_store.ts";
 import { createHandler, type ServingSnapshot } from "./handler.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
 import { shrinkHeapSoon } from "../shrink_heap.ts";
-import { enableListenerHandover, serveTls } from "./listen.ts";
+import { enableListenerHandover, MIGRATE_REQ, serveTls } from "./listen.ts";
 
 /**
  * How often the TLS listener is renewed regardless of certificate events: far inside a local leaf's
@@ -71,6 +71,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     log.info("listener handover unavailable", {
       fix:
         "sysctl -w net.ipv4.tcp_migrate_req=1 (else a certificate swap may reset a connection being accepted)",
+    });
+  } else if (handover === "not readable") {
+    // Narrow --allow-read flags without the file: whether it is on is unknown, so no claim that it is off.
+    log.info("listener handover not checked", {
+      fix: `add ${MIGRATE_REQ} to --allow-read (as the README's flags do), or make sure ` +
+        "`sysctl net.ipv4.tcp_migrate_req` says 1 (else a certificate swap may reset a connection being accepted)",
     });
   }
 
