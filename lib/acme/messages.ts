@@ -81,4 +81,6 @@ export type FromWorker =
     token: string;
     keyAuthorization: string;
   }
-  | { type: "done"; jobId: number };
+  | { type: "done"; jobId: number }
+  /** An error nothing in the worker caught (worker_crash.ts); the worker closes after sending it. */
+  | { type: "crashed"; error: string };

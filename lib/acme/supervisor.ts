@@ -250,12 +250,10 @@ export class AcmeSupervisor {
     });
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(worker, event.data);
+    // What the worker's own handlers (worker_crash.ts) cannot report: it failed to load, for one.
     worker.onerror = (event) => {
       event.preventDefault();
-      this.#crashes++;
-      const delay = Math.min(CRASH_BACKOFF_MS.first * 2 ** (this.#crashes - 1), CRASH_BACKOFF_MS.max);
-      this.#log.error("acme worker crashed", { error: event.message, restart_in_ms: delay });
-      this.#finish(worker, delay);
+      this.#crashed(worker, event.message);
     };
     worker.postMessage(job);
   }
@@ -325,7 +323,18 @@ export class AcmeSupervisor {
         this.#crashes = 0;
         this.#finish(worker, 0);
         return;
+      case "crashed":
+        this.#crashed(worker, message.error);
+        return;
     }
+  }
+
+  /** A worker that died: logged, and the job run again on a new one after a growing backoff. */
+  #crashed(worker: Worker, error: string): void {
+    this.#crashes++;
+    const delay = Math.min(CRASH_BACKOFF_MS.first * 2 ** (this.#crashes - 1), CRASH_BACKOFF_MS.max);
+    this.#log.error("acme worker crashed", { error, restart_in_ms: delay });
+    this.#finish(worker, delay);
   }
 
   #finish(worker: Worker, delayMs: number): void {

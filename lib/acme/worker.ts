@@ -4,7 +4,10 @@
 
 // ES modules evaluate in import order: the environment is emptied before acme-client's graph loads.
 import "./worker_env.ts";
+import { reportCrashes, type WorkerScope } from "./worker_crash.ts";
 import { receiveAck, runJob } from "./worker_jobs.ts";
+
+reportCrashes(self as unknown as WorkerScope);
 
 // Typed by hand: the project's type environment is the main thread's (Window), not a worker's.
 const scope = self as unknown as {

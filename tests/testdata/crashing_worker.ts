@@ -1,6 +1,11 @@
 // A stand-in ACME worker for lib/acme/supervisor_test.ts: its first job crashes the worker (an uncaught
 // error); later jobs report every certificate as failed and finish, as the real worker does on an error.
 
+import { reportCrashes, type WorkerScope } from "../../lib/acme/worker_crash.ts";
+
+// As the real worker does first thing: an uncaught error becomes a "crashed" message.
+reportCrashes(self as unknown as WorkerScope);
+
 const scope = self as unknown as {
   onmessage: ((e: MessageEvent) => void) | null;
   postMessage(m: unknown): void;
