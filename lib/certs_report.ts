@@ -1,15 +1,55 @@
 // `nexo certs`: a table of the certificates under cert_dir (names, issuer, expiry, next renewal, last error),
-// read from what is stored, so it works while a server runs. It changes nothing.
+// read from what is stored, so it works while a server runs; with `issuer: internal`, the local CA and the
+// hosts whose certificates it mints in memory (they are never stored). It changes nothing.
 
 import { renewalDueAt, renewalWindowNote } from "./acme/schedule.ts";
 import type { Config } from "./config/types.ts";
 import { CertRepository } from "./storage/cert_repository.ts";
+import { INTERNAL_LEAF_LIFETIME_MS } from "./server/internal_issuer.ts";
+import { localCaDir, localCaRootPath } from "./tls/local_ca.ts";
+import { CertificateError, parseCertificate } from "./tls/pem.ts";
 
 /** Builds the report for `config`'s cert_dir, one certificate per line, plus storage problems. */
 export async function certificatesReport(config: Config, now: number = Date.now()): Promise<string> {
+  const local = config.issuer === "internal" ? await localCaReport(config) : "";
   const repository = CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
   const { certificates, problems } = await repository.loadCertificates();
-  if (certificates.length === 0 && problems.length === 0) return `No certificates in ${config.certDir}\n`;
+  if (certificates.length === 0 && problems.length === 0) {
+    return local + (local === "" ? `No certificates in ${config.certDir}\n` : "");
+  }
+  return local + storedReport(config, certificates, problems, now);
+}
+
+/**
+ * The local CA's root and the hosts it serves: their leaves are minted in memory at each name's first
+ * handshake (internal_issuer.ts), so cert_dir never holds them and the table below cannot show them.
+ */
+async function localCaReport(config: Config): Promise<string> {
+  const rootPath = localCaRootPath(localCaDir(config.baseDir));
+  let root: string;
+  try {
+    const info = parseCertificate(await Deno.readTextFile(rootPath), rootPath);
+    root = `${rootPath} (expires ${day(info.notAfter)})`;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      root = `${rootPath} (not created yet: \`nexo server\` creates it)`;
+    } else if (error instanceof CertificateError) root = `${rootPath} (unreadable: ${error.message})`;
+    else throw error;
+  }
+  const days = INTERNAL_LEAF_LIFETIME_MS / (24 * 3_600_000);
+  const hosts = config.routes.map((route) => route.host);
+  return `Local CA: ${root}\n` +
+    `Hosts it serves, each with a ${days}-day certificate minted in memory at its first connection and ` +
+    `renewed with a third of its life left (not stored in ${config.certDir}):\n` +
+    hosts.map((host) => `  ${host}\n`).join("");
+}
+
+function storedReport(
+  config: Config,
+  certificates: Awaited<ReturnType<CertRepository["loadCertificates"]>>["certificates"],
+  problems: string[],
+  now: number,
+): string {
   const rows = [["NAMES", "ISSUER", "EXPIRES", "RENEWAL", "LAST ERROR"]];
   const notes: string[] = [];
   for (const cert of certificates) {

@@ -3,6 +3,7 @@ import { certificatesReport } from "./certs_report.ts";
 import { parseConfig } from "./config/parse.ts";
 import { CertRepository } from "./storage/cert_repository.ts";
 import { LocalCa } from "./tls/local_ca.ts";
+import { parseCertificate } from "./tls/pem.ts";
 
 const DAY_MS = 24 * 3_600_000;
 
@@ -41,6 +42,37 @@ Deno.test("certificatesReport() shows the effective renewal time and says when r
       capped,
       /\* a\.example\.com: renew_before 1800h is more than half this certificate's 90-day lifetime; it renews 45 days before expiry/,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("certificatesReport() with issuer internal names the local CA and the hosts it serves", async () => {
+  // `nexo certs` said "No certificates" while the local CA served every host: its leaves live in memory.
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = parseConfig(
+      `base_dir: ${dir}\nissuer: internal\nproxies:\n  "app.localhost":\n    upstream: http://127.0.0.1:1\n` +
+        `  "*.dev.localhost":\n    upstream: http://127.0.0.1:2\n`,
+      `${dir}/config.yaml`,
+    );
+    const before = await certificatesReport(config);
+    assert.match(before, /^Local CA: .*\/ca\/root\.crt \(not created yet: `nexo server` creates it\)\n/);
+    assert.match(before, /7-day certificate minted in memory/);
+    assert.match(before, /\n {2}app\.localhost\n {2}\*\.dev\.localhost\n$/);
+    assert.doesNotMatch(before, /No certificates/);
+    const ca = await LocalCa.loadOrCreate(`${dir}/ca`);
+    const root = parseCertificate(ca.rootCertPem);
+    const after = await certificatesReport(config);
+    assert.ok(
+      after.startsWith(`Local CA: ${dir}/ca/root.crt (expires ${root.notAfter.toISOString().slice(0, 10)}`),
+    );
+    // With issuer acme and nothing stored, the old answer stands.
+    const acme = parseConfig(
+      `base_dir: ${dir}\ncloudflare:\n  api_token: t\nproxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:1\n`,
+      `${dir}/config.yaml`,
+    );
+    assert.match(await certificatesReport(acme), /^No certificates in /);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -7,6 +7,7 @@ import { join } from "./path.ts";
 import { loadConfig } from "./config/parse.ts";
 import { type Logger, printOut } from "./log.ts";
 import { startServer } from "./server/run.ts";
+import { localCaDir, localCaRootPath } from "./tls/local_ca.ts";
 
 export interface DemoOptions {
   httpsPort: number;
@@ -38,7 +39,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     return 1;
   }
   await options.log.settle();
-  printOut(instructions(options, server.rootCertPath ?? join(options.dir, "ca", "root.crt"), configPath));
+  printOut(
+    instructions(options, server.rootCertPath ?? localCaRootPath(localCaDir(options.dir)), configPath),
+  );
   await stop;
   await server.shutdown(options.graceMs);
   await app.shutdown();

@@ -3,11 +3,10 @@
 // decides nothing about routes (the caller's table says which names are served) and stores nothing on disk
 // but the CA itself.
 
-import { join } from "../path.ts";
 import type { Logger } from "../log.ts";
 import { matchRoute, type RouteTable } from "../router.ts";
 import type { CertStore } from "../tls/cert_store.ts";
-import { LocalCa } from "../tls/local_ca.ts";
+import { LocalCa, localCaDir } from "../tls/local_ca.ts";
 
 /** Leaf certificates from the local CA live a week (like Caddy's internal issuer, short-lived by design). */
 export const INTERNAL_LEAF_LIFETIME_MS = 7 * 24 * 3600 * 1000;
@@ -22,7 +21,7 @@ export async function serveFromLocalCa(
   options: { baseDir: string; table: () => RouteTable; log: Logger },
 ): Promise<string> {
   const { log } = options;
-  const ca = await LocalCa.loadOrCreate(join(options.baseDir, "ca"));
+  const ca = await LocalCa.loadOrCreate(localCaDir(options.baseDir));
   log.info("local CA ready", { root_certificate: ca.rootCertPath });
   store.setMissHandler(async (serverName) => {
     if (!matchRoute(options.table(), serverName)) return undefined;

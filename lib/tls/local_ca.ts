@@ -31,6 +31,16 @@ import {
 } from "./pem.ts";
 
 const ROOT_CERT_FILE = "root.crt";
+
+/** Where nexo keeps its local CA under `base_dir` (the directory `LocalCa.loadOrCreate()` is given). */
+export function localCaDir(baseDir: string): string {
+  return join(baseDir, "ca");
+}
+
+/** The root certificate's path in a local CA directory, whether or not it exists yet. */
+export function localCaRootPath(caDir: string): string {
+  return join(caDir, ROOT_CERT_FILE);
+}
 const ROOT_KEY_FILE = "root.key";
 
 // The root lives long so users trust it once; leaves live a week so a leaked leaf key matters little, and
