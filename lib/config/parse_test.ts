@@ -535,11 +535,11 @@ proxies:
   "api.example.com":
     upstrem: http://x
 `);
-  assert.deepEqual(issues.map((i) => [i.line, i.col]), [[1, 8], [2, 9], [3, 10], [5, 13], [7, 3], [8, 5]]);
+  assert.deepEqual(issues.map((i) => [i.line, i.col]), [[1, 8], [2, 9], [3, 10], [5, 13], [8, 5]]);
   assert.match(issues[0]?.message ?? "", /^email must be an email address/);
-  assert.match(issues[5]?.message ?? "", /did you mean "upstream"/);
+  assert.match(issues[4]?.message ?? "", /did you mean "upstream"/);
   const error = new ConfigError(issues);
-  assert.equal(error.message.split("\n").length, 6);
+  assert.equal(error.message.split("\n").length, 5);
   assert.ok(error.message.startsWith(`${FILE}:1:8: email must be`));
 });
 

@@ -3,11 +3,12 @@
 // routes (lib/router.ts) or forward them (lib/proxy/).
 
 import type { RedirectStatus, Route, RouteLimits } from "./types.ts";
-import { isScalar } from "./yaml.ts";
+import { isMap, isScalar } from "./yaml.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { readHsts } from "./hsts.ts";
 import { isWildcard, normalizeRouteHost } from "./hostname.ts";
 import { describe, type Field, quoteValue, type Reader } from "./reader.ts";
+import { suggestKey } from "./suggest.ts";
 
 const PROXY_KEYS = ["upstream", "timeout", "body_timeout", "max_body", "cache"] as const;
 const REDIRECT_KEYS = ["redirect", "status", "keep_path"] as const;
@@ -177,7 +178,12 @@ function readKind(r: Reader, route: Field, fields: Map<string, Field>): "proxy" 
     return null;
   }
   if (!hasUpstream && !hasRedirect) {
-    r.report(route.keyNode, `${route.path} ${needsKind()}`);
+    // A misspelt "upstrem:" was already reported as an unknown key with its fix: once is enough.
+    const misspelt = isMap(route.value) && route.value.items.some(({ key }) => {
+      const suggestion = isScalar(key) ? suggestKey(key.source, ROUTE_KEYS) : null;
+      return suggestion === "upstream" || suggestion === "redirect";
+    });
+    if (!misspelt) r.report(route.keyNode, `${route.path} ${needsKind()}`);
     return null;
   }
   const kind = hasUpstream ? "proxy" : "redirect";

@@ -133,14 +133,14 @@ Deno.test("parseConfig() rejects invalid route hosts and still checks what is in
   const issues = issuesOf(
     `proxies:\n  "a..example.com":\n    upstrem: http://x\n  "10.0.0.1":\n    upstream: http://x\n`,
   );
-  assert.deepEqual(issues.map((i) => [i.line, i.col]), [[2, 3], [2, 3], [3, 5], [4, 3]]);
+  assert.deepEqual(issues.map((i) => [i.line, i.col]), [[2, 3], [3, 5], [4, 3]]);
   assert.match(
     issues[0]?.message ?? "",
     /^proxies: invalid hostname "a\.\.example\.com": it has an empty label/,
   );
-  assert.match(issues[2]?.message ?? "", /did you mean "upstream"/);
+  assert.match(issues[1]?.message ?? "", /did you mean "upstream"/);
   assert.match(
-    issues[3]?.message ?? "",
+    issues[2]?.message ?? "",
     /^proxies: invalid hostname "10\.0\.0\.1": IP addresses cannot be used here/,
   );
   assertIssue(`proxies:\n  "*.com":\n    upstream: http://x\n`, {
@@ -291,4 +291,15 @@ Deno.test("parseConfig() explains that YAML merge keys are not supported", () =>
     merge?.message ?? "",
     /unknown key "<<" in proxies\."b\.example\.com" \(YAML merge keys are not supported/,
   );
+});
+
+Deno.test("parseConfig() reports a misspelt upstream or redirect once, as the unknown key with its fix", () => {
+  for (const typo of ["upstrem", "Upstream_", "redirct"]) {
+    const issues = issuesOf(`proxies:\n  "a.example.com":\n    ${typo}: http://x\n`);
+    assert.equal(issues.length, 1, JSON.stringify(issues));
+    assert.match(issues[0]!.message, /^unknown key .* \(did you mean "(upstream|redirect)"\?\)$/);
+  }
+  // A key that is no typo of either still gets told what a route needs.
+  const issues = issuesOf(`proxies:\n  "a.example.com":\n    timeout: 5s\n`);
+  assert.match(issues.map((i) => i.message).join("\n"), /needs an upstream/);
 });
