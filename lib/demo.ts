@@ -42,17 +42,21 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   printOut(
     instructions(options, server.rootCertPath ?? localCaRootPath(localCaDir(options.dir)), configPath),
   );
-  await stop;
+  const signal = await stop;
+  options.log.info("shutting down", { signal, grace_ms: options.graceMs });
   await server.shutdown(options.graceMs);
   await app.shutdown();
+  options.log.info("stopped");
   await options.log.settle();
   return 0;
 }
 
 function demoConfig(options: DemoOptions, appPort: number): string {
-  return `# Written by \`nexo demo\`; edit it and run \`nexo server --config ${
+  return `# Written by \`nexo demo\`, whose example app listens on port ${appPort} only while the demo runs.
+# To serve your own app with it: point app.localhost's upstream at that app, then run
+# \`nexo server --config ${
     join(options.dir, "config.yaml")
-  }\`.
+  }\` (the demo writes this file again at each start).
 base_dir: ${JSON.stringify(options.dir)}
 issuer: internal
 listen: "127.0.0.1:${options.httpsPort}"

@@ -139,8 +139,9 @@ Deno.test("demo runs nexo for real and answers through its local CA", async () =
       String(httpPort),
     ],
     stdout: "piped",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
+  const logs = new Response(child.stderr).text();
   try {
     let printed = "";
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -159,9 +160,16 @@ Deno.test("demo runs nexo for real and answers through its local CA", async () =
       .output();
     assert.equal(curl.code, 0);
     assert.match(new TextDecoder().decode(curl.stdout), /Hello from the example app behind nexo/);
+    // The config it wrote says its upstream lives only as long as the demo (a server run on it gets 502).
+    assert.match(
+      await Deno.readTextFile(`${dir}/config.yaml`),
+      /listens on port \d+ only while the demo runs/,
+    );
     child.kill("SIGINT");
     await reader.cancel();
     assert.equal((await child.status).code, 0);
+    // Stopping is logged, as the server's is.
+    assert.match(await logs, /shutting down[\s\S]*SIGINT[\s\S]*stopped/);
   } finally {
     try {
       child.kill("SIGKILL");
