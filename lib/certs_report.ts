@@ -9,7 +9,11 @@ import { INTERNAL_LEAF_LIFETIME_MS } from "./server/internal_issuer.ts";
 import { localCaDir, localCaRootPath } from "./tls/local_ca.ts";
 import { CertificateError, parseCertificate } from "./tls/pem.ts";
 
-/** Builds the report for `config`'s cert_dir, one certificate per line, plus storage problems. */
+/**
+ * Builds the report: with `issuer: internal` the local CA and its hosts first, then `config`'s cert_dir, one
+ * certificate per line, plus storage problems ("No certificates in ..." when it holds none and no local CA
+ * serves).
+ */
 export async function certificatesReport(config: Config, now: number = Date.now()): Promise<string> {
   const local = config.issuer === "internal" ? await localCaReport(config) : "";
   const repository = CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
