@@ -108,8 +108,9 @@ export const MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
  * Turns on Linux's tcp_migrate_req (5.14+) when it is off and nexo may write it (root, or a container's own
  * network namespace): then connections still queued on a listener that refresh() closes move to its
  * SO_REUSEPORT successor instead of being reset. Returns what happened, for one log line; never throws.
- * "not readable": Deno's --allow-read does not cover the file, so whether it is on is unknown (the
- * documented flags grant it); "not permitted": it is off and nexo may not turn it on. `path` is for tests.
+ * "not readable": the file could not be read (Deno 2.9.6 lets a process read /proc/sys only with
+ * --allow-all), so whether it is on is unknown; "not permitted": it is off and nexo may not turn it on.
+ * `path` is for tests.
  */
 export async function enableListenerHandover(path: string = MIGRATE_REQ): Promise<
   "enabled" | "already on" | "unavailable" | "not readable" | "not permitted"

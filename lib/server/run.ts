@@ -73,10 +73,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         "sysctl -w net.ipv4.tcp_migrate_req=1 (else a certificate swap may reset a connection being accepted)",
     });
   } else if (handover === "not readable") {
-    // Narrow --allow-read flags without the file: whether it is on is unknown, so no claim that it is off.
+    // Deno 2.9.6 lets a process read /proc/sys only with --allow-all: under nexo's narrow flags whether it
+    // is on is unknown, so no claim that it is off.
     log.info("listener handover not checked", {
-      fix: `add ${MIGRATE_REQ} to --allow-read (as the README's flags do), or make sure ` +
-        "`sysctl net.ipv4.tcp_migrate_req` says 1 (else a certificate swap may reset a connection being accepted)",
+      file: MIGRATE_REQ,
+      fix:
+        "make sure `sysctl net.ipv4.tcp_migrate_req` says 1 (else a certificate swap may reset a connection " +
+        "being accepted); nexo cannot read it without --allow-all",
     });
   }
 
