@@ -34,7 +34,7 @@ else
   command -v npm >/dev/null 2>&1 || die "npm is needed to fetch Deno $DENO_VERSION (apt-get install npm)"
   say "fetching Deno $DENO_VERSION from npm"
   staging="$(mktemp -d)"
-  npm install --silent --no-audit --no-fund --prefix "$staging" "deno@$DENO_VERSION" >/dev/null
+  npm install --silent --prefer-offline --no-audit --no-fund --prefix "$staging" "deno@$DENO_VERSION" >/dev/null
   cp "$staging/node_modules/deno/deno" "$DESTDIR$LIB/bin/deno"
   rm -rf "$staging"
 fi

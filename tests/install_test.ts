@@ -7,6 +7,19 @@ import assert from "node:assert/strict";
 const ROOT = new URL("..", import.meta.url).pathname;
 const LIB = "/usr/local/lib/nexo";
 
+/**
+ * Seeds the staged Deno cache with this machine's npm packages, so the script's `deno cache --frozen` finds
+ * them there instead of downloading them again (the test then needs no network for them).
+ */
+async function seedCache(stage: string): Promise<void> {
+  const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
+  const npm = `${denoDir}/npm`;
+  if (!(await Deno.stat(npm).then(() => true, () => false))) return;
+  await Deno.mkdir(`${stage}${LIB}/cache`, { recursive: true });
+  const copy = await new Deno.Command("cp", { args: ["-R", npm, `${stage}${LIB}/cache/npm`] }).output();
+  assert.equal(copy.code, 0, "seeding the staged Deno cache");
+}
+
 /** Runs the install script into `stage`; `deno` is the binary it copies (unset: fetched from npm). */
 async function install(stage: string, deno: string | undefined): Promise<string> {
   // The test's own environment (proxy and CA settings reach npm and Deno's downloads), minus what the
@@ -53,6 +66,7 @@ const mode = async (path: string) => ((await Deno.stat(path)).mode ?? 0) & 0o777
 Deno.test("scripts/install.sh stages nexo with the compiled binary's permissions and a working launcher", async () => {
   const stage = await Deno.makeTempDir({ prefix: "nexo-install-" });
   try {
+    await seedCache(stage);
     const said = await install(stage, Deno.execPath());
     assert.match(said, /config\.yaml: ok/, "the installed nexo checked the config skeleton");
     assert.equal(await mode(`${stage}/usr/local/bin/nexo`), 0o755);
@@ -108,6 +122,7 @@ Deno.test("scripts/install.sh stages nexo with the compiled binary's permissions
 Deno.test("scripts/install.sh fetches the pinned Deno from npm when none is given", async () => {
   const stage = await Deno.makeTempDir({ prefix: "nexo-install-npm-" });
   try {
+    await seedCache(stage);
     await install(stage, undefined);
     const version = await new Deno.Command(`${stage}${LIB}/bin/deno`, {
       args: ["--version"],
