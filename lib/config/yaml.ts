@@ -6,10 +6,10 @@
 
 import type { ScalarValue } from "./yaml_scalar.ts";
 import { BlockReader } from "./yaml_block.ts";
-import { MAX_DEPTH, SyntaxFailure } from "./yaml_source.ts";
+import { LinePositions, MAX_DEPTH, SyntaxFailure } from "./yaml_source.ts";
 
 export type { ScalarValue } from "./yaml_scalar.ts";
-export { MAX_DEPTH };
+export { LinePositions, MAX_DEPTH };
 
 interface NodeBase {
   /** Offsets in the text: where the node starts (after its anchor) and where it ends. */
@@ -58,26 +58,6 @@ export const isMap = (node: unknown): node is YamlMap => (node as YamlNode | nul
 export const isSeq = (node: unknown): node is YamlSeq => (node as YamlNode | null)?.kind === "seq";
 export const isScalar = (node: unknown): node is YamlScalar => (node as YamlNode | null)?.kind === "scalar";
 export const isAlias = (node: unknown): node is YamlAlias => (node as YamlNode | null)?.kind === "alias";
-
-/** Offsets in a text to 1-based line and column (columns in UTF-16 code units, as editors count them). */
-export class LinePositions {
-  readonly #starts: number[] = [0];
-
-  constructor(text: string) {
-    for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) this.#starts.push(at + 1);
-  }
-
-  positionAt(offset: number): { line: number; col: number } {
-    let low = 0;
-    let high = this.#starts.length - 1;
-    while (low < high) {
-      const mid = (low + high + 1) >> 1;
-      if (this.#starts[mid]! <= offset) low = mid;
-      else high = mid - 1;
-    }
-    return { line: low + 1, col: offset - this.#starts[low]! + 1 };
-  }
-}
 
 /** Parses `text` as one YAML document. Never throws on any input. */
 export function parseYaml(text: string): YamlDocument {

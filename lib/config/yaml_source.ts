@@ -8,6 +8,26 @@
  */
 export const MAX_DEPTH = 500;
 
+/** Offsets in a text to 1-based line and column (columns in UTF-16 code units, as editors count them). */
+export class LinePositions {
+  readonly #starts: number[] = [0];
+
+  constructor(text: string) {
+    for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) this.#starts.push(at + 1);
+  }
+
+  positionAt(offset: number): { line: number; col: number } {
+    let low = 0;
+    let high = this.#starts.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if (this.#starts[mid]! <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return { line: low + 1, col: offset - this.#starts[low]! + 1 };
+  }
+}
+
 /** Thrown by the reader at the first syntax error; parseYaml() turns it into the document's error. */
 export class SyntaxFailure extends Error {
   constructor(readonly offset: number, message: string) {
@@ -121,10 +141,9 @@ export class YamlSource {
     return at - this.lineStartOf(at);
   }
 
+  /** The 1-based line of `at`, for messages. */
   protected lineOf(at: number): number {
-    let line = 1;
-    for (let p = this.src.indexOf("\n"); p !== -1 && p < at; p = this.src.indexOf("\n", p + 1)) line++;
-    return line;
+    return new LinePositions(this.src).positionAt(at).line;
   }
 
   protected fail(at: number, message: string): never {

@@ -55,6 +55,15 @@ export function pageBytes(page: Response): number {
   return Number(page.headers.get("content-length") ?? 0);
 }
 
+/** Reports `page` as a request's answer (its status, its body length and `error`) to `onDone`; returns it. */
+export function reportPage(
+  page: Response,
+  report: { error: string; onDone: (outcome: { status: number; bytes: number; error: string }) => void },
+): Response {
+  report.onDone({ status: page.status, bytes: pageBytes(page), error: report.error });
+  return page;
+}
+
 /** Escapes the five characters that matter in HTML text and attribute values. */
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

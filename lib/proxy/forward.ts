@@ -19,7 +19,7 @@ import {
   SMALL_BODY_BYTES,
 } from "./body.ts";
 import { defaultCacheControl } from "./cache_control.ts";
-import { errorPage, pageBytes } from "./error_page.ts";
+import { errorPage, reportPage } from "./error_page.ts";
 import { buildResponseHeaders, buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
 import { UpstreamError, type UpstreamPool } from "./upstream_client.ts";
 
@@ -229,7 +229,5 @@ function fail(
   reason: string,
   holdUntil?: Promise<void>,
 ): Response {
-  const response = errorPage(status, page, holdUntil);
-  options.onDone({ status, bytes: pageBytes(response), error: reason });
-  return response;
+  return reportPage(errorPage(status, page, holdUntil), { error: reason, onDone: options.onDone });
 }

@@ -9,7 +9,7 @@
 
 import { errorMessage } from "../error_message.ts";
 import type { ProxyRoute } from "../config/types.ts";
-import { errorPage, pageBytes } from "./error_page.ts";
+import { errorPage, reportPage } from "./error_page.ts";
 import { buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
 import { upstreamUrl } from "./forward.ts";
 import type { ForwardOutcome } from "./forward.ts";
@@ -59,9 +59,10 @@ export async function proxyWebSocket(
 
   const invalid = handshakeProblem(req);
   if (invalid) {
-    const page = errorPage(400, `This is not a valid WebSocket handshake: ${invalid}.`);
-    options.onDone({ status: 400, bytes: pageBytes(page), error: invalid });
-    return page;
+    return reportPage(errorPage(400, `This is not a valid WebSocket handshake: ${invalid}.`), {
+      error: invalid,
+      onDone: options.onDone,
+    });
   }
 
   let upstream: WebSocket;
@@ -77,12 +78,10 @@ export async function proxyWebSocket(
     }
     const timedOut = error instanceof Error && error.name === "TimeoutError";
     const status = timedOut ? 504 : 502;
-    const page = errorPage(
-      status,
-      "The upstream server for this site did not accept the WebSocket connection.",
+    return reportPage(
+      errorPage(status, "The upstream server for this site did not accept the WebSocket connection."),
+      { error: errorMessage(error), onDone: options.onDone },
     );
-    options.onDone({ status, bytes: pageBytes(page), error: errorMessage(error) });
-    return page;
   }
 
   try {
@@ -99,9 +98,10 @@ export async function proxyWebSocket(
     return response;
   } catch (error) {
     upstream.close();
-    const page = errorPage(400, "This WebSocket handshake could not be accepted.");
-    options.onDone({ status: 400, bytes: pageBytes(page), error: errorMessage(error) });
-    return page;
+    return reportPage(errorPage(400, "This WebSocket handshake could not be accepted."), {
+      error: errorMessage(error),
+      onDone: options.onDone,
+    });
   }
 }
 

@@ -6,7 +6,7 @@
 import type { Route } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { type Metrics, NO_ROUTE } from "../metrics.ts";
-import { errorPage, pageBytes } from "../proxy/error_page.ts";
+import { errorPage, pageBytes, reportPage } from "../proxy/error_page.ts";
 import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
 import { type ForwardedFor, headerBytes, type HeaderList } from "../proxy/headers.ts";
 import { redirectResponse } from "../proxy/redirect.ts";
@@ -64,26 +64,19 @@ function createResponder(options: HandlerOptions): Handler {
     const started = performance.now();
     const snapshot = options.snapshot();
     metrics.startRequest();
-    /** A 400 for a request with no usable host, logged and counted without one. */
-    const hostless = (detail: string, error: string): Response => {
-      const page = errorPage(400, detail);
-      const bytes = req.method === "HEAD" ? 0 : pageBytes(page);
-      metrics.finishRequest(NO_ROUTE, 400, bytes, performance.now() - started);
-      log.info("request", {
-        method: req.method,
-        status: 400,
-        bytes,
-        error,
-        client: info.remoteAddr.hostname,
-      });
-      return page;
-    };
     let url: URL;
     try {
       url = new URL(req.url);
     } catch {
       // hyper accepts some Host values (spaces, for one) that are not valid in a URL.
-      return hostless("The request's Host header is not a valid host name.", "invalid host");
+      return answerHostless(req, {
+        info,
+        started,
+        metrics,
+        log,
+        detail: "The request's Host header is not a valid host name.",
+        error: "invalid host",
+      });
     }
     const hostField = req.headers.get("host");
     const hostHeader = hostField ?? url.host;
@@ -92,15 +85,21 @@ function createResponder(options: HandlerOptions): Handler {
       (hostField === null && namesNoHost(url, { table: snapshot.table, port: options.listenPort() }))
     ) {
       // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (or with an empty one).
-      return hostless("The request names no host: send a Host header.", "no host");
+      return answerHostless(req, {
+        info,
+        started,
+        metrics,
+        log,
+        detail: "The request names no host: send a Host header.",
+        error: "no host",
+      });
     }
     const host = normalizeHost(hostHeader);
     const route = matchRoute(snapshot.table, host);
     const clientIp = info.remoteAddr.hostname;
 
     const done = (outcome: ForwardOutcome) => {
-      // A HEAD answer has no body: nexo's own pages and redirects lose theirs (withoutBody()).
-      const bytes = req.method === "HEAD" ? 0 : outcome.bytes;
+      const bytes = sentBytes(req, outcome.bytes);
       metrics.finishRequest(route?.host ?? NO_ROUTE, outcome.status, bytes, performance.now() - started);
       // 501 answers the client's transfer coding (forward.ts); every other 5xx here is the upstream's.
       const upstreamFault = outcome.status >= 500 && outcome.status !== 501;
@@ -126,20 +125,15 @@ function createResponder(options: HandlerOptions): Handler {
         error: upstreamFault ? undefined : outcome.error ?? undefined,
       });
     };
-    /** Logs and counts one of nexo's own pages as the answer, and returns it. */
-    const answer = (page: Response, error: string): Response => {
-      done({ status: page.status, bytes: pageBytes(page), error });
-      return page;
-    };
 
     if (hostField !== null && normalizeHost(url.host) !== host) {
       // Deno builds req.url from an absolute-form target's authority (or HTTP/2's :authority), else from
       // Host. Two different names break RFC 9112 §3.2.2 (Host must equal the target's authority; RFC 9113
       // §8.3.1 likewise): routing by either one lets a proxy in front of nexo and nexo disagree on the site.
-      return answer(
-        errorPage(400, "The request target and the Host header name different hosts."),
-        "request target and Host name different hosts",
-      );
+      return reportPage(errorPage(400, "The request target and the Host header name different hosts."), {
+        error: "request target and Host name different hosts",
+        onDone: done,
+      });
     }
 
     // HSTS only for a host nexo serves and holds a certificate for: a policy sent on a 404 for an unknown
@@ -148,21 +142,24 @@ function createResponder(options: HandlerOptions): Handler {
     const covered = route !== undefined && options.covers(host);
     const headerList = [...req.headers];
     if (headerBytes(headerList) > snapshot.maxHeaderBytes) {
-      const page = answer(
-        errorPage(431, "The request headers are larger than this server accepts."),
-        "request headers too large",
-      );
+      const page = reportPage(errorPage(431, "The request headers are larger than this server accepts."), {
+        error: "request headers too large",
+        onDone: done,
+      });
       return covered ? withHsts(page, route.hsts) : page;
     }
     if (!route) {
-      return answer(errorPage(404, `No site is configured for this host name.`), "no route for host");
+      return reportPage(errorPage(404, `No site is configured for this host name.`), {
+        error: "no route for host",
+        onDone: done,
+      });
     }
     if (!covered) {
       // The connection's certificate cannot be for this host (none we hold covers it), so the client reused
       // a connection made for another name (RFC 9110 §15.5.20).
-      return answer(
+      return reportPage(
         errorPage(421, "This connection cannot serve this host name; open a new connection to it."),
-        "host not covered by the connection's certificate",
+        { error: "host not covered by the connection's certificate", onDone: done },
       );
     }
     return withHsts(
@@ -218,6 +215,29 @@ function withHsts(response: Promise<Response> | Response, hsts: string | null): 
   if (hsts === null) return response;
   if (response instanceof Response) return setHsts(response, hsts);
   return response.then((resolved) => setHsts(resolved, hsts));
+}
+
+/** Body bytes the client receives: none for HEAD (nexo's own pages and redirects lose theirs: withoutBody()). */
+function sentBytes(req: Request, bytes: number): number {
+  return req.method === "HEAD" ? 0 : bytes;
+}
+
+/** A 400 for a request with no usable host, logged and counted without one. */
+function answerHostless(
+  req: Request,
+  context: { info: ConnInfo; started: number; metrics: Metrics; log: Logger; detail: string; error: string },
+): Response {
+  const page = errorPage(400, context.detail);
+  const bytes = sentBytes(req, pageBytes(page));
+  context.metrics.finishRequest(NO_ROUTE, 400, bytes, performance.now() - context.started);
+  context.log.info("request", {
+    method: req.method,
+    status: 400,
+    bytes,
+    error: context.error,
+    client: context.info.remoteAddr.hostname,
+  });
+  return page;
 }
 
 function setHsts(response: Response, hsts: string): Response {

@@ -31,6 +31,7 @@ import {
 } from "./pem.ts";
 
 const ROOT_CERT_FILE = "root.crt";
+const ROOT_KEY_FILE = "root.key";
 
 /** Where nexo keeps its local CA under `base_dir` (the directory `LocalCa.loadOrCreate()` is given). */
 export function localCaDir(baseDir: string): string {
@@ -41,7 +42,6 @@ export function localCaDir(baseDir: string): string {
 export function localCaRootPath(caDir: string): string {
   return join(caDir, ROOT_CERT_FILE);
 }
-const ROOT_KEY_FILE = "root.key";
 
 // The root lives long so users trust it once; leaves live a week so a leaked leaf key matters little, and
 // notBefore is backdated 5 minutes so clients with a slightly slow clock do not reject a fresh certificate.
@@ -101,7 +101,7 @@ export class LocalCa {
    * Messages never contain key material. Not safe for two processes creating the same `dir` at once.
    */
   static async loadOrCreate(dir: string): Promise<LocalCa> {
-    const certPath = join(dir, ROOT_CERT_FILE);
+    const certPath = localCaRootPath(dir);
     const keyPath = join(dir, ROOT_KEY_FILE);
     const [certPem, keyPem] = await Promise.all([readIfExists(certPath), readIfExists(keyPath)]);
     if (certPem === undefined && keyPem === undefined) {
