@@ -2,6 +2,7 @@
 // write, a swapped symlink, SIGHUP), with invalid edits rejected while the last good config keeps serving.
 
 import assert from "node:assert/strict";
+import { lostToHandover, retirementTimes } from "./handover.ts";
 import { curl, startNexo } from "./harness.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
 
@@ -168,13 +169,13 @@ Deno.test("edits next to a log appended every 10 ms are each served within 1 s, 
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   })();
-  const failures: string[] = [];
+  const failures: Array<{ error: string; endedMs: number }> = [];
   let ok = 0;
   const load = (async () => {
     while (!stop) {
       const res = await curl(nexo, "a.test", "/steady");
       if (res.status === 200) ok++;
-      else failures.push(`${res.status} ${res.stderr}`);
+      else failures.push({ error: `curl ${res.code}: ${res.status} ${res.stderr}`, endedMs: Date.now() });
     }
   })();
   const latencies: number[] = [];
@@ -211,7 +212,16 @@ Deno.test("edits next to a log appended every 10 ms are each served within 1 s, 
     await nexo.stop();
     await app.close();
   }
-  assert.deepEqual(failures, []);
+  // Each probe of h{i}.test before its edit is applied leaves a failed name in the listener's SNI cache, so
+  // applying the edit retires that listener: the one cost accepted (tests/handover.ts), at most one
+  // connection per retirement. Anything else failing is a reload dropping a request.
+  const retirements = retirementTimes(nexo.logs);
+  const unexplained = failures.filter((f) => !lostToHandover(f.error, f.endedMs, retirements));
+  assert.deepEqual(unexplained.map((f) => f.error), [], nexo.output());
+  assert.ok(
+    failures.length <= retirements.length,
+    `${failures.length} connections lost over ${retirements.length} listener retirements`,
+  );
   assert.ok(ok > 10, `requests flowed during the edits (${ok})`);
   // Each poll is a curl run (~20-40 ms), so the figure includes up to one of those past the swap.
   const slowest = Math.max(...latencies);

@@ -1,6 +1,7 @@
 // The soak's invariants, checked over everything a run recorded, and the table it prints. Pure: outcomes,
 // edits, samples and log lines in, rows out. Limits and why they are what they are sit next to each check.
 
+import { lostToHandover, retirementTimes } from "../handover.ts";
 import type { Outcome } from "./traffic.ts";
 import { RESTARTING_HOST } from "./world.ts";
 
@@ -61,29 +62,15 @@ const MAX_RSS_SLOPE_MIB_PER_MIN = 5;
  */
 const RSS_NOISE_MIB = 20;
 
-/**
- * A connection that ends with nothing received (curl 52, 56, a WebSocket cut) within this long of a listener
- * being retired is the Deno 2.9.6 limit SECURITY.md describes: a retiring listener's graceful shutdown closes
- * connections it accepted whose request had not arrived yet, and the WebSockets it upgraded. With 30-second
- * certificates every renewal must reach new handshakes within seconds, so a listener is retired every ~15 s
- * (with real lifetimes: at most once a day, held while its WebSockets live).
- */
-const RETIREMENT_WINDOW_MS = 2_000;
-// curl 7 (refused) too: a SYN that reaches the retiring listener's socket as it closes is reset, even with
-// net.ipv4.tcp_migrate_req=1 (seen once in 14,000 requests over 44 retirements).
-const HANDOVER_SYMPTOM = /curl (7|52|56|35):|connection closed|closed during the handshake|Connection reset/;
-
 /** How each failed outcome is accounted for: the restarting upstream was down, or a listener was retiring. */
 function classify(run: RunRecord) {
-  const retirements = run.logs.filter((l) => l.msg === "listener retired").map((l) =>
-    Date.parse(String(l.time))
-  );
+  // With 30-second certificates every renewal must reach new handshakes within seconds, so a listener is
+  // retired every ~15 s (with real lifetimes: at most once a day, held while its WebSockets live).
+  const retirements = retirementTimes(run.logs);
   const upstreamDown = (o: Outcome) =>
     o.host === RESTARTING_HOST && o.status === 502 &&
     run.outages.some(([down, up]) => o.started <= up + OUTAGE_GRACE_MS && o.ended >= down - OUTAGE_GRACE_MS);
-  const handover = (o: Outcome) =>
-    o.error !== null && HANDOVER_SYMPTOM.test(o.error) &&
-    retirements.some((at) => Math.abs(at - o.ended) <= RETIREMENT_WINDOW_MS);
+  const handover = (o: Outcome) => o.error !== null && lostToHandover(o.error, o.ended, retirements);
   const explained = (o: Outcome) => upstreamDown(o) || handover(o);
   const failed = run.outcomes.filter((o) => o.error !== null);
   return {
