@@ -23,7 +23,8 @@ const CONFIG_OPTION: OptionSpec = {
   long: "config",
   short: "c",
   value: "file",
-  description: "config file (default: $NEXO_CONFIG, else ~/.nexo/config.yaml)",
+  description:
+    "config file (default: $NEXO_CONFIG, else /etc/nexo/config.yaml as root, else ~/.nexo/config.yaml)",
 };
 const LOG_OPTIONS: OptionSpec[] = [
   { long: "log-format", value: "format", description: "log line format", choices: ["text", "json"] },
@@ -124,12 +125,26 @@ export async function runCli(args: string[]): Promise<number> {
   }
 }
 
-/** The config path: --config, else $NEXO_CONFIG, else ~/.nexo/config.yaml. */
+/**
+ * The config path: --config, else $NEXO_CONFIG, else /etc/nexo/config.yaml for root (`sudo nexo server`; the
+ * compiled binary may read only /etc/nexo), else ~/.nexo/config.yaml.
+ */
 export function resolveConfigPath(flag: string | undefined): string {
-  if (flag) return flag;
-  const fromEnv = Deno.env.get("NEXO_CONFIG");
-  if (fromEnv) return fromEnv;
-  return join(homeDir(), ".nexo", "config.yaml");
+  return defaultConfigPath({ flag, env: Deno.env.get("NEXO_CONFIG"), uid: currentUid(), home: homeDir() });
+}
+
+/** resolveConfigPath's rule, on plain values; `uid` is null where it is unknown (no sys permission). */
+export function defaultConfigPath(
+  from: { flag?: string | undefined; env?: string | undefined; uid: number | null; home: string },
+): string {
+  if (from.flag) return from.flag;
+  if (from.env) return from.env;
+  if (from.uid === 0) return "/etc/nexo/config.yaml";
+  return join(from.home, ".nexo", "config.yaml");
+}
+
+function currentUid(): number | null {
+  return Deno.permissions.querySync({ name: "sys", kind: "uid" }).state === "granted" ? Deno.uid() : null;
 }
 
 /** `check` and `certs`: load the config, print what `report` makes of it; a ConfigError is exit 1. */

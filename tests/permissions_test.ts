@@ -66,7 +66,7 @@ Deno.test("nexo serves with only the documented permissions, scoped to its folde
       stderr: "piped",
     }).output();
     assert.notEqual(outside.code, 0);
-    assert.match(new TextDecoder().decode(outside.stderr), /NotCapable|permission|Requires read access/i);
+    assert.match(new TextDecoder().decode(outside.stderr), /may not read it/);
   } finally {
     child.kill("SIGTERM");
     for (;;) if ((await reader.read()).done) break;
@@ -117,5 +117,37 @@ Deno.test("the shipped permission flags deny writes and reads outside nexo's fol
   } finally {
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(outside, { recursive: true });
+  }
+});
+
+Deno.test("with the shipped flags nexo looks for its default config where those flags let it read", async () => {
+  const home = await Deno.makeTempDir({ prefix: "nexo-perm-home-" });
+  try {
+    const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+    const flags = (denoJson.tasks.compile as string).split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...flags, MAIN, "check"],
+      clearEnv: true,
+      env: { HOME: home, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const said = new TextDecoder().decode(output.stderr) + new TextDecoder().decode(output.stdout);
+    if (Deno.uid() === 0) {
+      // `sudo nexo server` with the compiled binary: /etc/nexo, which its --allow-read covers (the file need not
+      // exist on this machine; what matters is that nexo looked there and was allowed to).
+      assert.ok(!said.includes(`${home}/.nexo`), said);
+      if (output.code !== 0) assert.match(said, /^\/etc\/nexo\/config\.yaml:/, said);
+      assert.doesNotMatch(said, /may not read it/);
+    } else {
+      // Anyone else gets ~/.nexo, which the compiled binary may not read: the message says so and how to fix it.
+      assert.equal(output.code, 1);
+      assert.match(
+        said,
+        new RegExp(`^${home}/\\.nexo/config\\.yaml: cannot read the config file: this nexo may not read it`),
+      );
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true });
   }
 });

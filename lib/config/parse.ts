@@ -96,7 +96,10 @@ function unreadableReason(error: unknown): string | null {
   if (error instanceof Deno.errors.PermissionDenied) {
     return "permission denied (make it readable by the user nexo runs as)";
   }
-  if (error instanceof Deno.errors.NotCapable) return "no read permission (run deno with --allow-read)";
+  if (error instanceof Deno.errors.NotCapable) {
+    return "this nexo may not read it (the compiled binary and the installed launcher read only /etc/nexo: " +
+      "put the config there, or run from source with --allow-read for its folder)";
+  }
   return null;
 }
 
