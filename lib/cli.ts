@@ -1,4 +1,5 @@
-// The command line: `server` (alias `serve`), `check`, `certs`, `demo`, `version`, with `--help` everywhere. Other tools
+// The command line: `server` (alias `serve`), `check`, `certs`, `demo`, `trust`, `untrust`, `version`, with
+// `--help` everywhere. Other tools
 // drive nexo through exactly these commands, flags and exit codes. It turns argv into calls and exit codes;
 // the work itself lives in lib/config, lib/server and lib/demo.ts.
 
@@ -12,6 +13,7 @@ import { findExposedSecretFiles, formatMode } from "./config/file_mode.ts";
 import { loadConfig } from "./config/parse.ts";
 import { allConfigWarnings, configWarnings } from "./config_warnings.ts";
 import { log, printErr, printOut } from "./log.ts";
+import { currentUid, homeDir } from "./process_user.ts";
 import { ConfigWatcher } from "./reload.ts";
 import { startServer } from "./server/run.ts";
 import { VERSION } from "./version.ts";
@@ -35,6 +37,13 @@ const LOG_OPTIONS: OptionSpec[] = [
     choices: ["debug", "info", "warn", "error"],
   },
 ];
+
+const STORES_OPTION: OptionSpec = {
+  long: "stores",
+  value: "list",
+  description: "which trust stores: system (update-ca-certificates, needs root), nss (Chromium, Firefox)",
+  default: "system,nss",
+};
 
 /** nexo's commands and their options, as `--help` shows them. */
 export const PROGRAM: ProgramSpec = {
@@ -76,6 +85,16 @@ export const PROGRAM: ProgramSpec = {
       name: "certs",
       description: "list the certificates under cert_dir: names, expiry, renewal, errors",
       options: [CONFIG_OPTION],
+    },
+    {
+      name: "trust",
+      description: "trust the local CA (issuer: internal, the demo) in the system store and browsers",
+      options: [CONFIG_OPTION, STORES_OPTION],
+    },
+    {
+      name: "untrust",
+      description: "remove the local CA from the stores `trust` added it to",
+      options: [CONFIG_OPTION, STORES_OPTION],
     },
     { name: "version", description: "print the version", options: [] },
   ],
@@ -119,6 +138,16 @@ export async function runCli(args: string[]): Promise<number> {
       const { certificatesReport } = await import("./certs_report.ts");
       return await printFromConfig(resolveConfigPath(options.config), certificatesReport);
     }
+    case "trust":
+    case "untrust": {
+      const { trustCommand } = await import("./trust.ts");
+      const action = parsed.command;
+      return await runFromConfig(resolveConfigPath(options.config), async (config) => {
+        const { code, text } = await trustCommand(action, config, options.stores!, homeDir());
+        (code === 0 ? printOut : printErr)(text);
+        return code;
+      });
+    }
     default:
       printOut(`nexo ${VERSION} (deno ${Deno.version.deno})\n`);
       return 0;
@@ -143,18 +172,21 @@ export function defaultConfigPath(
   return join(from.home, ".nexo", "config.yaml");
 }
 
-function currentUid(): number | null {
-  return Deno.permissions.querySync({ name: "sys", kind: "uid" }).state === "granted" ? Deno.uid() : null;
-}
-
 /** `check` and `certs`: load the config, print what `report` makes of it; a ConfigError is exit 1. */
-async function printFromConfig(
+function printFromConfig(
   path: string,
   report: (config: Config) => string | Promise<string>,
 ): Promise<number> {
-  try {
-    printOut(await report(await loadConfig(path)));
+  return runFromConfig(path, async (config) => {
+    printOut(await report(config));
     return 0;
+  });
+}
+
+/** Loads the config and runs `command` on it; a ConfigError is printed and exit 1. */
+async function runFromConfig(path: string, command: (config: Config) => Promise<number>): Promise<number> {
+  try {
+    return await command(await loadConfig(path));
   } catch (error) {
     if (error instanceof ConfigError) {
       printErr(error.message + "\n");
@@ -247,18 +279,31 @@ async function warnAboutExposedSecrets(config: Config): Promise<void> {
   }
 }
 
-/** Resolves with the signal name on the first SIGTERM or SIGINT. */
+/**
+ * A stop signal again within this long of the first is the same stop: a terminal's Ctrl-C reaches every
+ * process of its group, and `deno task` and npx forward it too, so nexo run as the README shows gets two.
+ * With the default action restored, the second killed it in the middle of its drain.
+ */
+const REPEATED_SIGNAL_MS = 1_000;
+
+/**
+ * Resolves with the signal name on the first SIGTERM or SIGINT. A later one (Ctrl-C pressed again, as for
+ * Caddy) exits at once, for a drain that takes too long.
+ */
 export function waitForStopSignal(): Promise<string> {
   return new Promise((resolve) => {
-    const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
-    const handlers = signals.map((signal) => {
-      const handler = () => {
-        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]!));
-        resolve(signal);
-      };
-      Deno.addSignalListener(signal, handler);
-      return handler;
-    });
+    let firstAt: number | undefined;
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      Deno.addSignalListener(signal, () => {
+        if (firstAt === undefined) {
+          firstAt = Date.now();
+          resolve(signal);
+        } else if (Date.now() - firstAt >= REPEATED_SIGNAL_MS) {
+          log.warn("stopping at once", { signal, note: "a second stop signal ends the drain" });
+          log.settle().finally(() => Deno.exit(1));
+        }
+      });
+    }
   });
 }
 
@@ -277,8 +322,4 @@ function envChoice<T extends string>(name: string, choices: readonly T[]): T | u
 
 function isPort(text: string | undefined): boolean {
   return text !== undefined && /^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535;
-}
-
-function homeDir(): string {
-  return Deno.env.get("HOME") ?? "/root";
 }

@@ -2,16 +2,18 @@ import assert from "node:assert/strict";
 import { canCollect, noteStreamed, STREAM_GC_BYTES } from "./stream_gc.ts";
 import { DENO_LOG_FILTER, V8_FLAGS } from "./v8_flags.ts";
 
-Deno.test("deno.json's start, demo and compile tasks pass the V8 flags nexo is tuned with", async () => {
+Deno.test("deno.json's nexo, demo and compile tasks pass the V8 flags nexo is tuned with", async () => {
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  for (const task of ["start", "demo", "compile"]) {
+  // `deno task start` is `nexo server`, with the same flags.
+  assert.equal(denoJson.tasks.start, "deno task nexo server");
+  for (const task of ["nexo", "demo", "compile"]) {
     assert.ok((denoJson.tasks[task] as string).split(/\s+/).includes(V8_FLAGS), `task ${task}: ${V8_FLAGS}`);
   }
 });
 
-Deno.test("deno.json's start and demo tasks and the Dockerfile set nexo's DENO_LOG filter", async () => {
+Deno.test("deno.json's nexo and demo tasks and the Dockerfile set nexo's DENO_LOG filter", async () => {
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  for (const task of ["start", "demo"]) {
+  for (const task of ["nexo", "demo"]) {
     assert.ok((denoJson.tasks[task] as string).startsWith(`DENO_LOG=${DENO_LOG_FILTER} deno run `), task);
   }
   const dockerfile = await Deno.readTextFile(new URL("../Dockerfile", import.meta.url));

@@ -60,6 +60,8 @@ flags="$("$deno" eval --quiet '
   const task = JSON.parse(Deno.readTextFileSync("deno.json")).tasks.compile;
   console.log(task.split(/\s+/).filter((a) => /^--(allow-|v8-flags=|unstable-)/.test(a)).join(" "));
 ')"
+TRUST_TOOLS="/usr/bin/certutil,/usr/sbin/update-ca-certificates"
+ANCHORS="/usr/local/share/ca-certificates"
 mkdir -p "$DESTDIR$PREFIX/bin"
 cat >"$DESTDIR$PREFIX/bin/nexo" <<EOF
 #!/bin/sh
@@ -68,7 +70,14 @@ cat >"$DESTDIR$PREFIX/bin/nexo" <<EOF
 export DENO_DIR="$LIB/cache"
 export DENO_LOG="\${DENO_LOG:-info,h2=error}"
 export NEXO_CONFIG="\${NEXO_CONFIG:-$ETC/config.yaml}"
-exec "$LIB/bin/deno" run --quiet --cached-only --frozen --config "$LIB/app/deno.json" $flags "$LIB/app/main.ts" "\$@"
+extra=""
+case "\${1:-}" in
+  # nexo trust changes the system store and the browsers' NSS databases through their own tools: only these
+  # two commands may run them, and write where they keep their files.
+  trust | untrust)
+    extra="--allow-run=$TRUST_TOOLS --allow-read=$TRUST_TOOLS,$ANCHORS,\$HOME --allow-write=$ANCHORS,\$HOME/.pki" ;;
+esac
+exec "$LIB/bin/deno" run --quiet --cached-only --frozen --config "$LIB/app/deno.json" $flags \$extra "$LIB/app/main.ts" "\$@"
 EOF
 chmod 0755 "$DESTDIR$PREFIX/bin/nexo"
 

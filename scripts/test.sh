@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 # LD_PRELOAD shim with cc (slowhttptest sends no SNI, which nexo needs).
 NEEDED="curl:curl openssl:openssl nghttp:nghttp2-client pebble:pebble pebble-challtestsrv:pebble sslscan:sslscan"
 NEEDED="$NEEDED slowhttptest:slowhttptest cc:gcc"
+# tests/trust_test.ts drives headless Chromium against nexo trust (NSS's certutil); tests/readme_test.ts runs
+# the README's testssl.sh audit of the demo (scripts/tls_audit.sh reads testssl's JSON with jq).
+NEEDED="$NEEDED chromium:chromium certutil:libnss3-tools testssl:testssl.sh jq:jq"
 missing=""
 for pair in $NEEDED; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"

@@ -179,19 +179,25 @@ export function showString(text: string): string {
 /**
  * Runs `fn` and throws when it used more than `HANG_MS` of CPU, naming `what`; rethrows what `fn` threw.
  * CPU time (this process's, from `process.cpuUsage()`), not wall time: the test machine may be running other
- * suites at once, and time spent waiting for a core is not the code's.
+ * suites at once, and time spent waiting for a core is not the code's. That figure counts every thread of
+ * the process (V8's collector and compiler threads too), and once in a full run it passed the limit for a
+ * case that takes milliseconds: `fn` (pure) runs again, and only a second time over the limit is a hang.
  */
 export function withinHangLimit<T>(what: string, fn: () => T): T {
-  const before = process.cpuUsage();
-  let result: { value: T } | { error: unknown };
-  try {
-    result = { value: fn() };
-  } catch (error) {
-    result = { error };
+  let used = 0;
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const before = process.cpuUsage();
+    let result: { value: T } | { error: unknown };
+    try {
+      result = { value: fn() };
+    } catch (error) {
+      result = { error };
+    }
+    const cpu = process.cpuUsage(before);
+    used = (cpu.user + cpu.system) / 1000;
+    if (used > HANG_MS) continue;
+    if ("error" in result) throw result.error;
+    return result.value;
   }
-  const used = process.cpuUsage(before);
-  const ms = (used.user + used.system) / 1000;
-  if (ms > HANG_MS) throw new Error(`${what} used ${Math.round(ms)} ms of CPU (limit ${HANG_MS} ms): a hang`);
-  if ("error" in result) throw result.error;
-  return result.value;
+  throw new Error(`${what} used ${Math.round(used)} ms of CPU twice (limit ${HANG_MS} ms): a hang`);
 }

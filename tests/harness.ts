@@ -21,6 +21,8 @@ export interface NexoProcess {
   output(): string;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
+  /** Resolves with nexo's exit code once it exits by itself (after a signal the test sent). */
+  exited(): Promise<number>;
   /** Resolves with the first log line matching `predicate` (waits for it). */
   waitForLog(
     predicate: (line: Record<string, unknown>) => boolean,
@@ -149,6 +151,7 @@ export async function startNexo(
     logs,
     output: () => raw,
     stop,
+    exited: async () => (await status).code,
     waitForLog,
   };
 }

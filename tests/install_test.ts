@@ -40,14 +40,23 @@ async function install(stage: string, deno: string | undefined): Promise<string>
   return text;
 }
 
-/** The launcher with its absolute paths moved under `stage`, run with `args`. */
-async function runStaged(stage: string, ...args: string[]): Promise<{ code: number; out: string }> {
+/** The launcher with its absolute paths moved under `stage`, run with `args` (and `env` added). */
+async function runStaged(
+  stage: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; out: string }> {
   const launcher = (await Deno.readTextFile(`${stage}/usr/local/bin/nexo`))
     .replaceAll(`"${LIB}`, `"${stage}${LIB}`)
     .replaceAll("/etc/nexo", `${stage}/etc/nexo`);
   const script = `${stage}/nexo-staged`;
   await Deno.writeTextFile(script, launcher);
-  const output = await new Deno.Command("sh", { args: [script, ...args], stdout: "piped", stderr: "piped" })
+  const output = await new Deno.Command("sh", {
+    args: [script, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   return {
     code: output.code,
@@ -85,13 +94,46 @@ Deno.test("scripts/install.sh stages nexo with the compiled binary's permissions
     assert.ok(!launcher.includes(stage), "the launcher names the final paths, not the staging root");
     assert.match(launcher, /NEXO_CONFIG="\$\{NEXO_CONFIG:-\/etc\/nexo\/config\.yaml\}"/);
 
-    const version = await runStaged(stage, "version");
+    const version = await runStaged(stage, ["version"]);
     assert.equal(version.code, 0, version.out);
     assert.match(version.out, /^nexo \S+ \(deno 2\.9\.6\)/);
     // No --config: the launcher's default finds /etc/nexo/config.yaml, read under the narrow flags.
-    const check = await runStaged(stage, "check");
+    const check = await runStaged(stage, ["check"]);
     assert.equal(check.code, 0, check.out);
     assert.match(check.out, /config\.yaml: ok/);
+
+    // `nexo trust` from the installed launcher: it alone may run NSS's certutil, for a local CA's config.
+    const home = `${stage}/home`;
+    await Deno.mkdir(home);
+    await Deno.writeTextFile(
+      `${stage}/etc/nexo/local.yaml`,
+      `base_dir: /etc/nexo/local\nissuer: internal\nproxies:\n  "app.localhost":\n    upstream: http://127.0.0.1:3000\n`
+        .replaceAll("/etc/nexo", `${stage}/etc/nexo`),
+    );
+    const trusted = await runStaged(stage, [
+      "trust",
+      "--config",
+      `${stage}/etc/nexo/local.yaml`,
+      "--stores",
+      "nss",
+    ], {
+      HOME: home,
+    });
+    assert.equal(trusted.code, 0, trusted.out);
+    assert.match(trusted.out, /added +browsers .*\.pki\/nssdb: nexo local CA [0-9a-f]{16}/);
+    const untrusted = await runStaged(stage, [
+      "untrust",
+      "--config",
+      `${stage}/etc/nexo/local.yaml`,
+      "--stores",
+      "nss",
+    ], {
+      HOME: home,
+    });
+    assert.equal(untrusted.code, 0, untrusted.out);
+    assert.match(untrusted.out, /removed +browsers/);
+    // Any other command still may not run a program: `check` under the same launcher has no --allow-run.
+    assert.doesNotMatch(launcher.split("\n").find((line) => line.startsWith("exec "))!, /--allow-run=/);
 
     // systemd accepts the unit once its ExecStart exists (here: the staged launcher).
     const unit = (await Deno.readTextFile(`${stage}/etc/systemd/system/nexo.service`))

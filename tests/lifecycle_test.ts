@@ -73,6 +73,75 @@ proxies:
   }
 });
 
+/** curl reading `/sse?n=N&gap=MS` through nexo: resolves once the first event arrived. */
+async function startEventStream(nexo: Awaited<ReturnType<typeof startNexo>>, n: number, gapMs: number) {
+  const curl = new Deno.Command("curl", {
+    args: [
+      "-sSN",
+      "--cacert",
+      nexo.rootCert,
+      "--resolve",
+      `app.test:${nexo.port}:127.0.0.1`,
+      `https://app.test:${nexo.port}/sse?n=${n}&gap=${gapMs}`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = curl.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let received = "";
+  while (!received.includes("event 1")) received += (await reader.read()).value ?? "";
+  return {
+    async rest(): Promise<string> {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return received;
+        received += value;
+      }
+    },
+    status: curl.status,
+  };
+}
+
+Deno.test("Ctrl-C through deno task and npx (SIGINT twice at once) still drains, logs stopped, exits 0", async () => {
+  const app = startEchoUpstream();
+  const nexo = await startNexo(`proxies:\n  "app.test":\n    upstream: ${app.url}\n`);
+  try {
+    const stream = await startEventStream(nexo, 3, 500);
+    // A terminal's Ctrl-C reaches every process of the group, and deno task forwards it: nexo gets a second
+    // one just after it began shutting down (sent back to back, the two would merge into one).
+    Deno.kill(nexo.pid, "SIGINT");
+    await nexo.waitForLog((l) => l.msg === "shutting down");
+    Deno.kill(nexo.pid, "SIGINT");
+    assert.match(await stream.rest(), /event 3/, "the stream in flight was delivered whole");
+    assert.equal((await stream.status).code, 0);
+    assert.equal(await nexo.exited(), 0);
+    assert.ok(nexo.logs.some((l) => l.msg === "stopped"), nexo.output());
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});
+
+Deno.test("a second stop signal a second after the first ends the drain at once", async () => {
+  const app = startEchoUpstream();
+  const nexo = await startNexo(`proxies:\n  "app.test":\n    upstream: ${app.url}\n`);
+  try {
+    const stream = await startEventStream(nexo, 60, 500);
+    Deno.kill(nexo.pid, "SIGINT");
+    await nexo.waitForLog((l) => l.msg === "shutting down");
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const pressed = Date.now();
+    Deno.kill(nexo.pid, "SIGINT");
+    assert.equal(await nexo.exited(), 1);
+    assert.ok(Date.now() - pressed < 2_000, "it did not wait for the stream (30 s more)");
+    assert.ok(nexo.logs.some((l) => l.msg === "stopping at once" && l.signal === "SIGINT"), nexo.output());
+    await stream.rest();
+  } finally {
+    await nexo.stop();
+    await app.close();
+  }
+});
+
 Deno.test("SIGTERM lets an upload in flight be read to the end, then nexo exits 0", async () => {
   // Deno 2.9.6's graceful shutdown cuts request bodies still being read (the client got a 400): nexo waits
   // for them first, within the shutdown grace.

@@ -243,10 +243,19 @@ export class AcmeSupervisor {
       job: job.jobId,
       certificates: certificates.map((c) => c.join("+")).join(" "),
     });
+    const permissions = workerPermissions(settings);
+    // Deno refuses a worker more than nexo has ("Can't escalate parent thread permissions"): name the flag.
+    const missing = missingPermissionFlags(permissions);
+    if (missing.length > 0) {
+      throw new Error(
+        `nexo runs without permissions its ACME worker needs: run it with ${missing.join(" ")} ` +
+          "(the compiled binary, deno task start and the README's commands have them)",
+      );
+    }
     const worker = new Worker(this.#workerUrl, {
       type: "module",
       // deno-lint-ignore no-explicit-any
-      deno: { permissions: workerPermissions(settings) } as any,
+      deno: { permissions } as any,
     });
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(worker, event.data);
@@ -402,11 +411,23 @@ export class AcmeSupervisor {
   }
 }
 
+/** A worker's Deno permissions, as `new Worker(..., { deno: { permissions } })` takes them. */
+export interface WorkerPermissions {
+  net: string[];
+  read: string[];
+  write: string[];
+  env: false;
+  run: false;
+  ffi: false;
+  sys: string[];
+  import: false;
+}
+
 /**
  * The worker's permissions: network only to the ACME server, the DNS API and the DNS servers it polls;
  * files only under base_dir and cert_dir; the system's CA store; nothing else (no env, run, ffi).
  */
-export function workerPermissions(settings: WorkerSettings): Record<string, unknown> {
+export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
   const net = new Set<string>([hostPort(settings.directoryUrl)]);
   if (settings.cloudflare) net.add(hostPort(settings.cloudflare.apiBase));
   for (const resolver of settings.dnsResolvers) {
@@ -424,6 +445,23 @@ export function workerPermissions(settings: WorkerSettings): Record<string, unkn
     sys: ["ca"],
     import: false,
   };
+}
+
+/** The `--allow-*` flags this process lacks for `permissions` (as workerPermissions() returns them). */
+export function missingPermissionFlags(permissions: WorkerPermissions): string[] {
+  const missing: string[] = [];
+  const granted = (descriptor: Deno.PermissionDescriptor) =>
+    Deno.permissions.querySync(descriptor).state === "granted";
+  const hosts = permissions.net.filter((host) => !granted({ name: "net", host }));
+  if (hosts.length > 0) missing.push(`--allow-net=${hosts.join(",")}`);
+  for (const name of ["read", "write"] as const) {
+    const paths = permissions[name].filter((path) => !granted({ name, path }));
+    if (paths.length > 0) missing.push(`--allow-${name}=${paths.join(",")}`);
+  }
+  // "ca" (the system's trusted certificates) is a kind Deno 2.9.6 accepts but does not type.
+  const sys = permissions.sys.filter((kind) => !granted({ name: "sys", kind } as Deno.PermissionDescriptor));
+  if (sys.length > 0) missing.push("--allow-sys");
+  return missing;
 }
 
 function hostPort(url: string): string {

@@ -57,3 +57,48 @@ Deno.test("AcmeSupervisor restarts a crashed worker after a backoff and runs the
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("missingPermissionFlags() names the --allow-* flags nexo lacks for its ACME worker", async () => {
+  const probe = new URL("../../tests/testdata/worker_permissions_probe.ts", import.meta.url).pathname;
+  const settings = {
+    directoryUrl: "https://127.0.0.1:14000/dir",
+    caCertsPem: [],
+    email: null,
+    certDir: "/tmp/nexo-probe/certs",
+    baseDir: "/tmp/nexo-probe",
+    keyType: "ecdsa",
+    cloudflare: { apiToken: "t", apiBase: "https://127.0.0.1:15000/client/v4", zoneId: null },
+    http01: false,
+    dnsResolvers: ["127.0.0.1:8053"],
+    retryIntervalMs: 1000,
+    propagationTimeoutMs: 1000,
+  };
+  const run = async (flags: string[]) => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", ...flags, probe, JSON.stringify(settings)],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    return JSON.parse(new TextDecoder().decode(output.stdout));
+  };
+  // deno task start before it had --allow-sys: the worker was refused with "Can't escalate parent thread
+  // permissions", which says nothing of what to change.
+  assert.deepEqual(await run(["--allow-net", "--allow-read", "--allow-write", "--allow-env"]), [
+    "--allow-sys",
+  ]);
+  assert.deepEqual(await run(["--allow-net", "--allow-read", "--allow-write", "--allow-sys"]), []);
+  assert.deepEqual(
+    await run([
+      "--allow-net=127.0.0.1:14000",
+      "--allow-read",
+      "--allow-write=/tmp/nexo-probe",
+      "--allow-sys",
+    ]),
+    ["--allow-net=127.0.0.1:15000,127.0.0.1:8053"],
+  );
+  assert.deepEqual(await run(["--allow-net", "--allow-read=/etc/nexo", "--allow-sys"]), [
+    "--allow-read=/tmp/nexo-probe,/tmp/nexo-probe/certs",
+    "--allow-write=/tmp/nexo-probe,/tmp/nexo-probe/certs",
+  ]);
+});
