@@ -22,7 +22,7 @@ import {
   readWildcards,
 } from "./sections.ts";
 import { didYouMean } from "./suggest.ts";
-import { parseCidr } from "../proxy/trusted_proxies.ts";
+import { parseCidr } from "../cidr.ts";
 
 const TOP_KEYS = [
   "base_dir",

@@ -10,7 +10,7 @@ import { type ExpectedRoute, randomConfig, toYaml } from "../../tests/fuzz_confi
 import { breakConfig, confuseTypes } from "../../tests/fuzz_config_faults.ts";
 import { mutateYaml } from "../../tests/fuzz_yaml.ts";
 import { buildRouteTable, matchRoute, normalizeHost } from "../router.ts";
-import { parseCidr } from "../proxy/trusted_proxies.ts";
+import { parseCidr } from "../cidr.ts";
 import { ConfigError, formatIssue } from "./errors.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { normalizeRouteHost, normalizeWildcard } from "./hostname.ts";

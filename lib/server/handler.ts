@@ -10,7 +10,7 @@ import { errorPage, pageBytes, reportPage } from "../proxy/error_page.ts";
 import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
 import { type ForwardedFor, headerBytes, type HeaderList } from "../proxy/headers.ts";
 import { redirectResponse } from "../proxy/redirect.ts";
-import { type Cidr, isTrusted } from "../proxy/trusted_proxies.ts";
+import { type Cidr, inCidrs } from "../cidr.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../proxy/websocket.ts";
 import { matchRoute, normalizeHost, type RouteTable } from "../router.ts";
@@ -171,7 +171,7 @@ function createResponder(options: HandlerOptions): Handler {
           clientIp,
           host: hostHeader,
           proto: "https",
-          trusted: isTrusted(clientIp, snapshot.trustedProxies),
+          trusted: inCidrs(clientIp, snapshot.trustedProxies),
         },
         bodyReadTimeoutMs: snapshot.readTimeoutMs,
         done,

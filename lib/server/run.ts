@@ -6,7 +6,7 @@ import { errorMessage } from "../error_message.ts";
 import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
-import { parseCidr } from "../proxy/trusted_proxies.ts";
+import { parseCidr } from "../cidr.ts";
 import { buildStatus, certificatesInStore } from "./status.ts";
 import { ResponseBodyCutError } from "../proxy/body.ts";
 import { errorPage } from "../proxy/error_page.ts";

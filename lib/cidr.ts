@@ -1,7 +1,5 @@
-// Which client addresses may speak for others: the `trusted_proxies` CIDR list (a CDN like Cloudflare, a load
-// balancer). Only requests arriving from one of them keep the X-Forwarded-For chain, X-Real-IP and Forwarded
-// headers they carry; from anyone else those are client-supplied and replaced, so an upstream never reads a
-// forged client address. Pure parsing and matching; no I/O.
+// IP networks: CIDR parsing and matching, for `trusted_proxies` (which clients may speak for others: a CDN,
+// a load balancer) and the access rules (`allow`, `deny`). Pure parsing and matching; no I/O.
 
 /** A parsed CIDR: the network's bytes, its prefix length in bits. */
 export interface Cidr {
@@ -28,7 +26,7 @@ export function parseCidr(text: string): Cidr {
 }
 
 /** Whether `ip` (as the socket reports it) falls in any of `cidrs`. IPv4-mapped IPv6 counts as IPv4. */
-export function isTrusted(ip: string, cidrs: readonly Cidr[]): boolean {
+export function inCidrs(ip: string, cidrs: readonly Cidr[]): boolean {
   if (cidrs.length === 0) return false;
   const bytes = parseIp(ip);
   if (!bytes) return false;

@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
-import { isTrusted, parseCidr, parseIp } from "./trusted_proxies.ts";
+import { inCidrs, parseCidr, parseIp } from "./cidr.ts";
 
-Deno.test("isTrusted() matches IPv4 and IPv6 networks and nothing by default", () => {
+Deno.test("inCidrs() matches IPv4 and IPv6 networks and nothing by default", () => {
   const cidrs = ["10.0.0.0/8", "173.245.48.0/20", "2400:cb00::/32", "192.0.2.7"].map(parseCidr);
-  assert.equal(isTrusted("10.1.2.3", cidrs), true);
-  assert.equal(isTrusted("173.245.63.255", cidrs), true);
-  assert.equal(isTrusted("173.245.64.0", cidrs), false);
-  assert.equal(isTrusted("2400:cb00:2048:1::6810:1234", cidrs), true);
-  assert.equal(isTrusted("2400:cb01::1", cidrs), false);
-  assert.equal(isTrusted("192.0.2.7", cidrs), true);
-  assert.equal(isTrusted("::ffff:10.9.9.9", cidrs), true, "IPv4-mapped IPv6 counts as IPv4");
-  assert.equal(isTrusted("10.1.2.3", []), false);
-  assert.equal(isTrusted("not-an-ip", cidrs), false);
+  assert.equal(inCidrs("10.1.2.3", cidrs), true);
+  assert.equal(inCidrs("173.245.63.255", cidrs), true);
+  assert.equal(inCidrs("173.245.64.0", cidrs), false);
+  assert.equal(inCidrs("2400:cb00:2048:1::6810:1234", cidrs), true);
+  assert.equal(inCidrs("2400:cb01::1", cidrs), false);
+  assert.equal(inCidrs("192.0.2.7", cidrs), true);
+  assert.equal(inCidrs("::ffff:10.9.9.9", cidrs), true, "IPv4-mapped IPv6 counts as IPv4");
+  assert.equal(inCidrs("10.1.2.3", []), false);
+  assert.equal(inCidrs("not-an-ip", cidrs), false);
 });
 
 Deno.test("parseCidr() rejects malformed networks with a clear message", () => {
