@@ -232,8 +232,8 @@ async function serve(path: string): Promise<number> {
     path,
     initialText: text,
     log,
-    apply: (next) => {
-      running.applyConfig(next);
+    apply: async (next) => {
+      await running.applyConfig(next);
       warnAboutConfig(next).catch((error) =>
         log.warn("config file mode not checked", { file: next.file, error: errorMessage(error) })
       );

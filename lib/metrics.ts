@@ -27,6 +27,7 @@ export class Metrics {
   #inFlight = 0;
   #reloads = 0;
   #renewals = new Map<string, number>();
+  readonly #refusals = new Map<string, number>();
 
   constructor(options: { droppedLogLines?: () => number } = {}) {
     this.#droppedLogLines = options.droppedLogLines ?? (() => 0);
@@ -57,6 +58,12 @@ export class Metrics {
     }
   }
 
+  /** A request the access rules refused, by route and reason ("denied", "not allowed", "rate limited"). */
+  recordRefusal(route: string, reason: string): void {
+    const key = `${route}\u0000${reason}`;
+    this.#refusals.set(key, (this.#refusals.get(key) ?? 0) + 1);
+  }
+
   recordReload(): void {
     this.#reloads++;
   }
@@ -84,6 +91,11 @@ export class Metrics {
     for (const [key, value] of this.#upstreamErrors) {
       const [route, status] = key.split("\u0000");
       out.push(`nexo_upstream_errors_total{route="${label(route!)}",status="${status}"} ${value}`);
+    }
+    family("nexo_access_refused_total", "counter", "Requests the access rules refused, by route and reason.");
+    for (const [key, value] of this.#refusals) {
+      const [route, reason] = key.split("\u0000");
+      out.push(`nexo_access_refused_total{route="${label(route!)}",reason="${reason}"} ${value}`);
     }
     family("nexo_request_duration_seconds", "histogram", "Time from request to response end.");
     let cumulative = 0;

@@ -33,7 +33,8 @@ export interface ConfigWatcherOptions {
   initialText: string;
   log: Logger;
   /** Swaps `config` in; called only with a valid config whose text differs from the serving one. */
-  apply: (config: Config) => void;
+  /** May return a promise: the next candidate waits for it. */
+  apply: (config: Config) => unknown;
 }
 
 /** Watches and reloads until `stop()`. `reload()` (SIGHUP) re-reads at once. Never throws from the loop. */
@@ -231,6 +232,6 @@ export class ConfigWatcher {
       }
       return;
     }
-    this.#options.apply(config);
+    await this.#options.apply(config);
   }
 }

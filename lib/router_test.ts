@@ -8,6 +8,7 @@ function redirect(host: string): Route {
     host,
     accessLog: true,
     hsts: null,
+    access: null,
     position: { file: "test.yaml", line: 1, col: 1 },
     target: new URL("https://example.org/"),
     status: 302,

@@ -40,7 +40,7 @@ Deno.test("every example config passes `nexo check` without a warning", async ()
   }
 });
 
-Deno.test("the JSON Schema accepts every form of hsts the parser accepts", () => {
+Deno.test("the JSON Schema accepts every form of hsts and access rules the parser accepts", () => {
   const good = [
     `hsts: false\n`,
     `hsts: true\n`,
@@ -51,6 +51,9 @@ Deno.test("the JSON Schema accepts every form of hsts the parser accepts", () =>
     `hsts: {preload: false}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:8080\n    hsts: false\n`,
     `proxies:\n  "a.example.com":\n    redirect: example.org\n    hsts: {max_age: 300}\n`,
+    `deny: ["203.0.113.0/24", "2001:db8::1"]\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    allow: ["192.0.2.0/24"]\n    deny: [192.0.2.9]\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 100, per: 1m, burst: 20}\n`,
   ];
   for (const text of good) {
     assert.ok(parserAccepts(text), `parser should accept:\n${text}`);
@@ -84,6 +87,12 @@ Deno.test("the JSON Schema rejects what the parser rejects", () => {
     `hsts: {include_subdomains: false, preload: true}\n`,
     `hsts: {max_age: 86400, include_subdomains: true, preload: true}\n`,
     `proxies:\n  "a.example.com":\n    redirect: example.org\n    hsts: {preload: true}\n`,
+    `deny: "203.0.113.0/24"\n`,
+    `deny: ["example.com"]\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    allow: []\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 100}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 0, per: 1m}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 5, per: 1m, brust: 9}\n`,
   ];
   for (const text of broken) {
     assert.equal(parserAccepts(text), false, `parser should reject:\n${text}`);

@@ -22,7 +22,7 @@ import {
   readWildcards,
 } from "./sections.ts";
 import { didYouMean } from "./suggest.ts";
-import { parseCidr } from "../cidr.ts";
+import { readCidrList } from "./access.ts";
 
 const TOP_KEYS = [
   "base_dir",
@@ -38,6 +38,7 @@ const TOP_KEYS = [
   "wildcards",
   "limits",
   "trusted_proxies",
+  "deny",
   "admin",
   "hsts",
   "proxies",
@@ -168,7 +169,8 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     cloudflare,
     wildcards,
     limits,
-    trustedProxies: readTrustedProxies(r, get("trusted_proxies")),
+    trustedProxies: readCidrList(r, get("trusted_proxies")),
+    deny: readCidrList(r, get("deny")),
     admin: readAdmin(r, get("admin")),
     routes: optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts })) ?? [],
   };
@@ -181,22 +183,6 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
 function readTopHsts(r: Reader, field: Field | undefined): string | null {
   const value = field === undefined ? undefined : readHsts(r, field);
   return value === undefined ? hstsHeaderValue(DEFAULT_HSTS) : value;
-}
-
-/** Reads `trusted_proxies:`, a list of CIDRs or addresses; each invalid entry is reported. */
-function readTrustedProxies(r: Reader, field: Field | undefined): string[] {
-  if (field === undefined || field.value === null) return [];
-  const out: string[] = [];
-  for (const { value, node, path } of r.readStringList(field, `"173.245.48.0/20"`)) {
-    try {
-      parseCidr(value);
-      out.push(value.trim());
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      r.report(node, `${path}: ${error.message}`);
-    }
-  }
-  return out;
 }
 
 /**

@@ -81,6 +81,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       bodyTimeoutMs: 300_000,
     },
     trustedProxies: [],
+    deny: [],
     admin: null,
     routes: [],
   });
@@ -587,6 +588,73 @@ Deno.test("parseConfig() reads trusted_proxies and reports an invalid network", 
     () => parseConfig(`trusted_proxies: ["10.0.0.0/33"]\n`, FILE),
     /trusted_proxies.*prefix length/,
   );
+});
+
+Deno.test("parseConfig() reads deny, allow and rate_limit into each route's access, null without them", () => {
+  const config = parseConfig(
+    `deny: ["203.0.113.0/24"]\nproxies:\n  "admin.example.com":\n    upstream: http://127.0.0.1:9000\n` +
+      `    allow: ["192.0.2.0/24", "2001:db8::/32"]\n    deny: [192.0.2.9]\n` +
+      `    rate_limit: { requests: 100, per: 1m }\n  "open.example.com":\n    redirect: example.org\n` +
+      `  "api.example.com":\n    upstream: http://127.0.0.1:9001\n    rate_limit:\n      requests: 5\n` +
+      `      per: 1s\n      burst: 20\n`,
+    FILE,
+  );
+  assert.deepEqual(config.deny, ["203.0.113.0/24"]);
+  assert.deepEqual(config.routes.map((route) => route.access), [
+    {
+      allow: ["192.0.2.0/24", "2001:db8::/32"],
+      deny: ["192.0.2.9"],
+      rateLimit: { requests: 100, perMs: 60_000, burst: 100 },
+    },
+    null,
+    { allow: null, deny: [], rateLimit: { requests: 5, perMs: 1000, burst: 20 } },
+  ]);
+  assert.deepEqual(parseConfig("proxies: {}\n", FILE).deny, []);
+});
+
+Deno.test("parseConfig() reports bad access rules at their line and column, with the fix", () => {
+  const route = `proxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:9000\n`;
+  assertIssue(`${route}    allow: ["192.0.2.0/33"]\n`, {
+    line: 4,
+    col: 13,
+    message: /^proxies\."a\.example\.com"\.allow\[0\]: "192\.0\.2\.0\/33" has an invalid prefix length/,
+  });
+  assertIssue(`${route}    deny: ["example.com"]\n`, {
+    line: 4,
+    col: 12,
+    message: /deny\[0\]: "example\.com" is not an IP address or CIDR/,
+  });
+  assertIssue(`${route}    allow: []\n`, {
+    line: 4,
+    col: 12,
+    message: /allow is empty, which would refuse every client; list the networks to let in/,
+  });
+  assertIssue(`${route}    rate_limit: { requests: 100 }\n`, {
+    line: 4,
+    col: 17,
+    message: /rate_limit needs per, like \{ requests: 100, per: 1m \}/,
+  });
+  assertIssue(`${route}    rate_limit: { requests: 0, per: 1m }\n`, {
+    line: 4,
+    col: 29,
+    message: /rate_limit\.requests must be a whole number from 1 to 1000000, got "0"/,
+  });
+  assertIssue(`${route}    rate_limit: { requests: 10, per: 1m, brust: 20 }\n`, {
+    line: 4,
+    col: 42,
+    message: /unknown key "brust" in .*rate_limit \(known keys: requests, per, burst\)/,
+  });
+  assertIssue(`deny: "203.0.113.0/24"\nproxies: {}\n`, {
+    line: 1,
+    col: 7,
+    message: /^deny must be a list/,
+  });
+  // allow at the top level belongs in a route.
+  assertIssue(`allow: ["192.0.2.0/24"]\nproxies: {}\n`, {
+    line: 1,
+    col: 1,
+    message: /allow belongs in a route/,
+  });
 });
 
 // Regressions found by parse_fuzz_test.ts.

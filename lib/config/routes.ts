@@ -2,9 +2,10 @@
 // and merged with the global limits into `Route`s. Reports into the Reader; does not match requests to
 // routes (lib/router.ts) or forward them (lib/proxy/).
 
-import type { RedirectStatus, Route, RouteLimits } from "./types.ts";
+import type { RedirectStatus, Route, RouteAccess, RouteLimits } from "./types.ts";
 import { isMap, isScalar } from "./yaml.ts";
 import { DEFAULTS } from "./defaults.ts";
+import { ACCESS_KEYS, readRouteAccess } from "./access.ts";
 import { readHsts } from "./hsts.ts";
 import { isWildcard, normalizeRouteHost } from "./hostname.ts";
 import { describe, type Field, quoteValue, type Reader } from "./reader.ts";
@@ -13,7 +14,13 @@ import { suggestKey } from "./suggest.ts";
 const PROXY_KEYS = ["upstream", "timeout", "body_timeout", "max_body", "cache"] as const;
 const REDIRECT_KEYS = ["redirect", "status", "keep_path"] as const;
 /** Every key a route may have; which ones fit depends on the route's kind. */
-export const ROUTE_KEYS: readonly string[] = [...PROXY_KEYS, ...REDIRECT_KEYS, "access_log", "hsts"];
+export const ROUTE_KEYS: readonly string[] = [
+  ...PROXY_KEYS,
+  ...REDIRECT_KEYS,
+  "access_log",
+  "hsts",
+  ...ACCESS_KEYS,
+];
 const REDIRECT_STATUSES: readonly RedirectStatus[] = [301, 302, 303, 307, 308];
 const UPSTREAM_EXAMPLE = `"http://127.0.0.1:8080"`;
 const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
@@ -81,6 +88,7 @@ interface RouteValues {
   accessLog?: boolean | undefined;
   /** A string or null (`hsts: false`) when given; undefined for the default. */
   hsts?: string | null | undefined;
+  access: RouteAccess | null;
 }
 
 /** Reads one route; undefined when anything about it was reported (which is what makes it invalid). */
@@ -120,6 +128,7 @@ function readRoute(r: Reader, route: Field, host: string, defaults: RouteDefault
     accessLog: read("access_log", (field) => r.readBool(field)),
     // Not through read(): its `?? undefined` would turn `hsts: false` (null) into "the default".
     hsts: hstsField === undefined ? undefined : readHsts(r, hstsField),
+    access: readRouteAccess(r, fields),
   };
   if (r.issues.length > issuesBefore || kind === null) return undefined;
   return buildRoute(r, route, host, kind, values, defaults);
@@ -138,6 +147,7 @@ function buildRoute(
     host,
     accessLog: values.accessLog ?? DEFAULTS.accessLog,
     hsts: values.hsts === undefined ? defaults.hsts : values.hsts,
+    access: values.access,
     position: r.positionOf(route.keyNode),
   };
   if (kind === "proxy") {

@@ -47,6 +47,7 @@ Deno.test("parseConfig() reads a proxy route with its defaults and the global li
     host: "app.example.com",
     accessLog: true,
     hsts: "max-age=31536000",
+    access: null,
     position: { file: FILE, line: 5, col: 3 },
     upstream: new URL("http://127.0.0.1:8080/"),
     cache: true,

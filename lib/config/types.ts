@@ -28,6 +28,21 @@ export interface RouteLimits {
   bodyTimeoutMs: number;
 }
 
+/** A token bucket per client address: `burst` requests at once, refilled at `requests` per `perMs`. */
+export interface RateLimit {
+  requests: number;
+  perMs: number;
+  burst: number;
+}
+
+/** A route's access rules, checked in this order: `deny`, `allow`, `rateLimit`. */
+export interface RouteAccess {
+  /** CIDRs or addresses; null: every client (that `deny` does not refuse). Never empty. */
+  allow: string[] | null;
+  deny: string[];
+  rateLimit: RateLimit | null;
+}
+
 interface RouteBase {
   /** The route key, lowercased: "api.example.com" or "*.example.com". */
   host: string;
@@ -39,6 +54,8 @@ interface RouteBase {
    * sends none and passes an upstream's own untouched. Never sent over plain HTTP (RFC 6797 §7.2).
    */
   hsts: string | null;
+  /** Who may reach the route (`allow`, `deny`, `rate_limit`); null when it sets none of them. */
+  access: RouteAccess | null;
   /** Position of the route key in the config file. */
   position: SourcePosition;
 }
@@ -129,6 +146,8 @@ export interface Config {
    * for others (a CDN, a load balancer); validated by parse.ts. Empty: every client speaks for itself.
    */
   trustedProxies: string[];
+  /** Networks refused (403) on every route and for unknown hosts too, before anything else; top-level `deny`. */
+  deny: string[];
   /** Where /status and /metrics are served (plain HTTP), or null when `admin.listen` is not set. */
   admin: { listen: ListenAddress } | null;
   /** In file order; keys are unique case-insensitively. */

@@ -8,6 +8,7 @@ function route(target: string, keepPath: boolean, status: RedirectRoute["status"
     host: "example.com",
     accessLog: true,
     hsts: null,
+    access: null,
     position: { file: "t.yaml", line: 1, col: 1 },
     target: new URL(target),
     status,

@@ -10,6 +10,8 @@ import { errorPage, pageBytes, reportPage } from "../proxy/error_page.ts";
 import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
 import { type ForwardedFor, headerBytes, type HeaderList } from "../proxy/headers.ts";
 import { redirectResponse } from "../proxy/redirect.ts";
+import type { AccessRules, Refusal } from "../access/rules.ts";
+import { clientAddress } from "../access/client_address.ts";
 import { type Cidr, inCidrs } from "../cidr.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../proxy/websocket.ts";
@@ -19,6 +21,8 @@ import type { ConnInfo, Handler } from "./listen.ts";
 /** What a request is served with: replaced whole on reload, never mutated. */
 export interface ServingSnapshot {
   table: RouteTable;
+  /** The access rules (`deny`, `allow`, `rate_limit`); null when the config has none. */
+  access: AccessRules | null;
   /** Parsed `trusted_proxies`. */
   trustedProxies: readonly Cidr[];
   maxHeaderBytes: number;
@@ -140,6 +144,17 @@ function createResponder(options: HandlerOptions): Handler {
     // name, or on a connection whose certificate is for another name (421), would pin a host nexo does not
     // answer for (RFC 6797 §8.1: browsers heed it only over an error-free secure connection to that host).
     const covered = route !== undefined && options.covers(host);
+    const access = snapshot.access;
+    const client = access === null
+      ? clientIp
+      : clientAddress(clientIp, req.headers.get("x-forwarded-for"), snapshot.trustedProxies);
+    const refuse = (refusal: Refusal) => {
+      metrics.recordRefusal(route?.host ?? NO_ROUTE, refusal.reason);
+      const page = reportPage(refusalPage(refusal), { error: refusal.reason, onDone: done });
+      return covered ? withHsts(page, route.hsts) : page;
+    };
+    // The top-level deny comes first, for every host, known or not.
+    if (access !== null && access.deniedEverywhere(client)) return refuse({ status: 403, reason: "denied" });
     const headerList = [...req.headers];
     if (headerBytes(headerList) > snapshot.maxHeaderBytes) {
       const page = reportPage(errorPage(431, "The request headers are larger than this server accepts."), {
@@ -162,6 +177,8 @@ function createResponder(options: HandlerOptions): Handler {
         { error: "host not covered by the connection's certificate", onDone: done },
       );
     }
+    const refusal = access === null ? null : access.check(route.host, client, Date.now());
+    if (refusal !== null) return refuse(refusal);
     return withHsts(
       serveRoute(req, url, route, {
         pool,
@@ -215,6 +232,19 @@ function withHsts(response: Promise<Response> | Response, hsts: string | null): 
   if (hsts === null) return response;
   if (response instanceof Response) return setHsts(response, hsts);
   return response.then((resolved) => setHsts(resolved, hsts));
+}
+
+/** nexo's page for a request the access rules refuse: 403, or 429 with Retry-After. */
+function refusalPage(refusal: Refusal): Response {
+  if (refusal.status === 403) return errorPage(403, "You may not reach this site from your network.");
+  const page = errorPage(
+    429,
+    `Too many requests from your address; try again in ${refusal.retryAfterS} second${
+      refusal.retryAfterS === 1 ? "" : "s"
+    }.`,
+  );
+  page.headers.set("retry-after", String(refusal.retryAfterS));
+  return page;
 }
 
 /** Body bytes the client receives: none for HEAD (nexo's own pages and redirects lose theirs: withoutBody()). */

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { AccessRules } from "../access/rules.ts";
+import { parseCidr } from "../cidr.ts";
+import { usesAccessRules } from "../config/access.ts";
 import { parseConfig } from "../config/parse.ts";
 import { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
@@ -6,9 +9,14 @@ import { UpstreamPool } from "../proxy/upstream_client.ts";
 import { buildRouteTable } from "../router.ts";
 import { createHandler } from "./handler.ts";
 
-/** A handler over `routesYaml` (redirects, or upstreams the test runs), listening on `port`. */
-function handlerFor(routesYaml: string, port: number) {
-  const config = parseConfig(`proxies:\n${routesYaml}`, "/test/config.yaml");
+/**
+ * A handler over `routesYaml` (redirects, or upstreams the test runs), listening on `port`; `top` holds
+ * top-level settings (`deny:`, `trusted_proxies:`).
+ */
+function handlerFor(routesYaml: string, port: number, top = "") {
+  const config = parseConfig(`${top}proxies:\n${routesYaml}`, "/test/config.yaml");
+  const metrics = new Metrics();
+  const access = usesAccessRules(config) ? AccessRules.fromConfig(config, null) : null;
   const lines: string[] = [];
   const log = new Logger({
     format: "json",
@@ -23,7 +31,8 @@ function handlerFor(routesYaml: string, port: number) {
   const handler = createHandler({
     snapshot: () => ({
       table: buildRouteTable(config.routes),
-      trustedProxies: [],
+      access,
+      trustedProxies: config.trustedProxies.map(parseCidr),
       maxHeaderBytes: 16 * 1024,
       readTimeoutMs: 1000,
     }),
@@ -31,11 +40,11 @@ function handlerFor(routesYaml: string, port: number) {
     covers: () => true,
     pool,
     log,
-    metrics: new Metrics(),
+    metrics,
   });
   let holds = 0;
-  const info = {
-    remoteAddr: { transport: "tcp" as const, hostname: "127.0.0.1", port: 50000 },
+  const infoFrom = (client: string) => ({
+    remoteAddr: { transport: "tcp" as const, hostname: client, port: 50000 },
     hold: (kind: string) => {
       assert.equal(kind, "request", "a request body holds the listener as a request");
       holds++;
@@ -45,9 +54,12 @@ function handlerFor(routesYaml: string, port: number) {
         released = true;
       };
     },
-  };
+  });
   return {
-    send: async (url: string, init: RequestInit = {}) => await handler(new Request(url, init), info),
+    /** Sends a request as if from `client` (the socket's address). */
+    send: async (url: string, init: RequestInit = {}, client = "127.0.0.1") =>
+      await handler(new Request(url, init), infoFrom(client)),
+    metrics: () => metrics.render([]),
     /** Holds on the listener taken and not yet released. */
     holds: () => holds,
     /** The access log's request lines so far (the logger writes asynchronously: settled first). */
@@ -168,6 +180,93 @@ Deno.test("createHandler() logs the body bytes of its own pages and redirects, a
       await send(url, { method: "HEAD", headers });
       assert.equal((await requests()).at(-1)?.bytes, 0, `${url}: a HEAD answer has no body`);
     }
+  } finally {
+    close();
+  }
+});
+
+Deno.test("createHandler() refuses by the top-level deny for every host, known or not, before routing", async () => {
+  const { send, requests, metrics, close } = handlerFor(
+    `  "app.test":\n    redirect: example.org\n`,
+    8443,
+    `deny: ["203.0.113.0/24", "2001:db8:bad::/48"]\n`,
+  );
+  try {
+    for (const host of ["app.test", "unknown.test"]) {
+      const refused = await send(`https://${host}:8443/`, { headers: { host } }, "203.0.113.9");
+      assert.equal(refused.status, 403, host);
+      assert.match(await refused.text(), /may not reach this site/);
+    }
+    assert.equal((await send("https://app.test:8443/", {}, "2001:db8:bad::1")).status, 403);
+    // IPv4-mapped IPv6, as a dual-stack socket reports an IPv4 client, is the same client.
+    assert.equal((await send("https://app.test:8443/", {}, "::ffff:203.0.113.9")).status, 403);
+    assert.equal((await send("https://app.test:8443/", {}, "198.51.100.1")).status, 302);
+    assert.equal((await send("https://app.test:8443/", {}, "2001:db8:0bad::1")).status, 403);
+    assert.equal((await send("https://app.test:8443/", {}, "2001:db8:beef::1")).status, 302);
+    const logged = (await requests()).filter((l) => l.status === 403);
+    assert.equal(logged.length, 5);
+    assert.ok(logged.every((l) => l.error === "denied"));
+    assert.match(metrics(), /nexo_access_refused_total\{route="app\.test",reason="denied"\} 4/);
+    assert.match(metrics(), /nexo_access_refused_total\{route="-",reason="denied"\} 1/);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("createHandler() applies a route's deny, then allow, to the client behind trusted proxies", async () => {
+  const { send, close } = handlerFor(
+    `  "admin.test":\n    redirect: example.org\n    allow: ["192.0.2.0/24", "2001:db8::/32"]\n` +
+      `    deny: ["192.0.2.66"]\n  "open.test":\n    redirect: example.org\n`,
+    8443,
+    `trusted_proxies: ["10.0.0.0/8"]\n`,
+  );
+  const from = (client: string, xff?: string) =>
+    send(
+      "https://admin.test:8443/",
+      xff === undefined ? {} : { headers: { "x-forwarded-for": xff } },
+      client,
+    );
+  try {
+    assert.equal((await from("192.0.2.10")).status, 302);
+    assert.equal((await from("2001:db8::5")).status, 302);
+    assert.equal((await from("192.0.2.66")).status, 403, "deny wins over allow");
+    assert.equal((await from("198.51.100.7")).status, 403, "outside allow");
+    // Behind a trusted proxy, the address it received from decides; the rightmost untrusted entry counts,
+    // so a client cannot prepend an allowed address of its own.
+    assert.equal((await from("10.1.2.3", "192.0.2.10")).status, 302);
+    assert.equal((await from("10.1.2.3", "192.0.2.10, 198.51.100.7")).status, 403);
+    assert.equal((await from("10.1.2.3", "198.51.100.7, 192.0.2.10, 10.9.9.9")).status, 302);
+    assert.equal((await from("10.1.2.3", "192.0.2.10:5555")).status, 302);
+    // From an untrusted socket the header is the client's own words: ignored.
+    assert.equal((await from("198.51.100.7", "192.0.2.10")).status, 403);
+    // Garbage in the chain stops at the last real hop: the trusted proxy, not in allow.
+    assert.equal((await from("10.1.2.3", "192.0.2.10, not-an-ip")).status, 403);
+    // A route without rules is open to all.
+    assert.equal((await send("https://open.test:8443/", {}, "198.51.100.7")).status, 302);
+  } finally {
+    close();
+  }
+});
+
+Deno.test("createHandler() answers 429 with Retry-After past a route's rate limit, per client", async () => {
+  const { send, metrics, close } = handlerFor(
+    `  "api.test":\n    redirect: example.org\n    rate_limit: { requests: 2, per: 10s }\n`,
+    8443,
+  );
+  try {
+    assert.equal((await send("https://api.test:8443/", {}, "192.0.2.1")).status, 302);
+    assert.equal((await send("https://api.test:8443/", {}, "192.0.2.1")).status, 302);
+    const limited = await send("https://api.test:8443/", {}, "192.0.2.1");
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers.get("retry-after"), "5");
+    assert.match(await limited.text(), /try again in 5 seconds/);
+    // Another client has its own bucket.
+    assert.equal((await send("https://api.test:8443/", {}, "192.0.2.2")).status, 302);
+    // One IPv6 /64 is one client.
+    assert.equal((await send("https://api.test:8443/", {}, "2001:db8:1:2::1")).status, 302);
+    assert.equal((await send("https://api.test:8443/", {}, "2001:db8:1:2::2")).status, 302);
+    assert.equal((await send("https://api.test:8443/", {}, "2001:db8:1:2:ffff::3")).status, 429);
+    assert.match(metrics(), /nexo_access_refused_total\{route="api\.test",reason="rate limited"\} 2/);
   } finally {
     close();
   }

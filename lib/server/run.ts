@@ -3,6 +3,8 @@
 // It owns the process-lifetime objects; it does not parse config or handle signals (lib/cli.ts does).
 
 import { errorMessage } from "../error_message.ts";
+import type { AccessRules } from "../access/rules.ts";
+import { usesAccessRules } from "../config/access.ts";
 import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
@@ -38,7 +40,7 @@ export interface RunningServer {
    * keeps serving and the log says so). Logs a one-line summary. A new issuer, base_dir or cert_dir is not
    * applied: the log says a restart is needed.
    */
-  applyConfig(next: Config): void;
+  applyConfig(next: Config): Promise<void>;
   /** Stops accepting and lets in-flight requests finish for up to `graceMs`. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -46,7 +48,7 @@ export interface RunningServer {
 /** Starts serving `config`. Throws with a clear message when a listen address cannot be bound. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   let current = config;
-  let snapshot = servingSnapshot(config);
+  let snapshot = servingSnapshot(config, await accessRules(config, null));
   const store = new CertStore();
   const { errors } = await loadCertDir(config.certDir, store);
   for (const message of errors) log.warn("certificate skipped", { reason: message });
@@ -226,14 +228,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     get httpsAddr() {
       return https.addr;
     },
-    applyConfig(next: Config) {
+    async applyConfig(next: Config) {
+      const access = await accessRules(next, snapshot.access);
       const summary = diffRoutes(current, next);
       const restart = RESTART_KEYS.filter((key) =>
         JSON.stringify(current[key]) !== JSON.stringify(next[key])
       );
       const unmoved = moveListeners(next);
       // One assignment: a request reads `snapshot` once, so it never sees half of the old and half of the new.
-      snapshot = servingSnapshot(next);
+      snapshot = servingSnapshot(next, access);
       configVersion++;
       configLoadedAt = new Date();
       metrics.recordReload();
@@ -313,9 +316,19 @@ function sameAddress(a: ListenAddress | null, b: ListenAddress | null): boolean 
   return a?.hostname === b?.hostname && a?.port === b?.port;
 }
 
-function servingSnapshot(config: Config): ServingSnapshot {
+/**
+ * The access rules of `config`, from lib/access/ imported on first use (a config without rules loads none
+ * of it); a route whose rate limit did not change keeps its buckets from `previous`.
+ */
+async function accessRules(config: Config, previous: AccessRules | null): Promise<AccessRules | null> {
+  if (!usesAccessRules(config)) return null;
+  return (await import("../access/rules.ts")).AccessRules.fromConfig(config, previous);
+}
+
+function servingSnapshot(config: Config, access: AccessRules | null): ServingSnapshot {
   return {
     table: buildRouteTable(config.routes),
+    access,
     trustedProxies: config.trustedProxies.map(parseCidr),
     maxHeaderBytes: config.limits.maxHeaderBytes,
     readTimeoutMs: config.limits.readTimeoutMs,

@@ -1,0 +1,95 @@
+// Who may reach a route: the top-level `deny` and each route's `allow`, `deny` and `rate_limit` (issue 14),
+// validated into plain data. Reports into the Reader; the checks themselves run in lib/access/.
+
+import { parseCidr } from "../cidr.ts";
+import type { Config, RateLimit, RouteAccess } from "./types.ts";
+import type { Field, Reader } from "./reader.ts";
+
+/** The route keys this module reads. */
+export const ACCESS_KEYS = ["allow", "deny", "rate_limit"] as const;
+
+const RATE_LIMIT_KEYS = ["requests", "per", "burst"] as const;
+const RATE_LIMIT_EXAMPLE = "{ requests: 100, per: 1m }";
+/** Above this a limit no longer limits anything a proxy on a small VPS could serve. */
+const MAX_REQUESTS = 1_000_000;
+
+/** Whether a config has any access rule (and so needs lib/access/ loaded). */
+export function usesAccessRules(config: Config): boolean {
+  return config.deny.length > 0 || config.routes.some((route) => route.access !== null);
+}
+
+/**
+ * Reads a list of CIDRs or addresses (`trusted_proxies`, `allow`, `deny`): each invalid entry is reported and
+ * left out. Entries are kept as written (trimmed); lib/cidr.ts parses them again where they are used.
+ */
+export function readCidrList(r: Reader, field: Field | undefined): string[] {
+  if (field === undefined || field.value === null) return [];
+  const out: string[] = [];
+  for (const { value, node, path } of r.readStringList(field, `"192.0.2.0/24"`)) {
+    try {
+      parseCidr(value);
+      out.push(value.trim());
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      r.report(node, `${path}: ${error.message}`);
+    }
+  }
+  return out;
+}
+
+/** A route's access rules from its fields; null when it has none (nothing is loaded or checked for it). */
+export function readRouteAccess(r: Reader, fields: Map<string, Field>): RouteAccess | null {
+  const allowField = fields.get("allow");
+  const denyField = fields.get("deny");
+  const rateField = fields.get("rate_limit");
+  if (allowField === undefined && denyField === undefined && rateField === undefined) return null;
+  let allow: string[] | null = null;
+  if (allowField !== undefined) {
+    const issuesBefore = r.issues.length;
+    allow = readCidrList(r, allowField);
+    if (allow.length === 0 && r.issues.length === issuesBefore) {
+      r.report(
+        allowField.at,
+        `${allowField.path} is empty, which would refuse every client; list the networks to let in, like ` +
+          `["192.0.2.0/24"], or remove it`,
+      );
+    }
+  }
+  return {
+    allow,
+    deny: readCidrList(r, denyField),
+    rateLimit: rateField === undefined ? null : readRateLimit(r, rateField) ?? null,
+  };
+}
+
+/** Reads `rate_limit: { requests: N, per: DURATION, burst: M }`; undefined when invalid (reported). */
+function readRateLimit(r: Reader, field: Field): RateLimit | undefined {
+  const fields = r.readMapping(field, {
+    known: RATE_LIMIT_KEYS,
+    expected: `a mapping like ${RATE_LIMIT_EXAMPLE}`,
+  });
+  if (fields === null) return undefined;
+  const requestsField = fields.get("requests");
+  const perField = fields.get("per");
+  if (requestsField === undefined || perField === undefined) {
+    const missing = requestsField === undefined ? "requests" : "per";
+    r.report(field.at, `${field.path} needs ${missing}, like ${RATE_LIMIT_EXAMPLE}`);
+    return undefined;
+  }
+  const requests = readCount(r, requestsField);
+  const perMs = r.readDuration(perField);
+  const burstField = fields.get("burst");
+  const burst = burstField === undefined ? requests : readCount(r, burstField);
+  if (requests === undefined || perMs === undefined || burst === undefined) return undefined;
+  return { requests, perMs, burst };
+}
+
+/** A whole number of requests from 1 to MAX_REQUESTS; undefined when not (reported). */
+function readCount(r: Reader, f: Field): number | undefined {
+  const text = r.readScalarText(f, "a whole number of requests, like 100");
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (/^\d+$/.test(text.trim()) && n >= 1 && n <= MAX_REQUESTS) return n;
+  r.report(f.at, `${f.path} must be a whole number from 1 to ${MAX_REQUESTS}, got ${JSON.stringify(text)}`);
+  return undefined;
+}
