@@ -163,9 +163,10 @@ async function measureNexoVariants(
   const rows: Record<Exclude<NexoVariant, "internal">, string> = {
     acme: "rss_idle_acme",
     admin: "rss_idle_admin",
+    access: "rss_idle_access",
   };
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const variant of ["acme", "admin"] as const) {
+    for (const variant of ["acme", "admin", "access"] as const) {
       const server = await startProxy("nexo", env, upstreamUrl, variant);
       running.add(server);
       await sleep(SETTLE_MS);

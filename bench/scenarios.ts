@@ -49,6 +49,12 @@ export const METRICS: Metric[] = [
   { key: "rss_idle", label: "RSS idle after start", unit: "MiB", better: "lower" },
   { key: "rss_idle_acme", label: "RSS idle, issuer acme, no order due (nexo)", unit: "MiB", better: "lower" },
   { key: "rss_idle_admin", label: "RSS idle, + admin listener (nexo)", unit: "MiB", better: "lower" },
+  {
+    key: "rss_idle_access",
+    label: "RSS idle, + allow, deny and rate_limit (nexo)",
+    unit: "MiB",
+    better: "lower",
+  },
   { key: "rss_peak", label: "RSS peak, 256 conns", unit: "MiB", better: "lower" },
   { key: "rss_after_load", label: "RSS 60 s after the 256-conn load", unit: "MiB", better: "lower" },
   { key: "idle_conns_rss", label: "RSS with 1,000 idle keep-alive conns", unit: "MiB", better: "lower" },

@@ -92,7 +92,7 @@ export async function startUpstream(env: BenchEnv, uploadSinkUrl: string): Promi
  * CA, the default run), `issuer: acme` with its certificate already on disk (the ACME supervisor, no
  * worker), and the default run plus the admin listener.
  */
-export type NexoVariant = "internal" | "acme" | "admin";
+export type NexoVariant = "internal" | "acme" | "admin" | "access";
 
 /** Starts one proxy by name in front of `upstreamUrl` (nexo as `variant`, "internal" unless given). */
 export function startProxy(
@@ -135,6 +135,14 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
     `    upstream: ${upstreamUrl}`,
     `    access_log: false`,
     `    max_body: ${NEXO_MAX_BODY}`,
+    // The access rules loaded (lib/access/), letting the bench client in.
+    ...(variant === "access"
+      ? [
+        `    allow: ["127.0.0.0/8", "::1"]`,
+        `    deny: ["203.0.113.0/24"]`,
+        `    rate_limit: { requests: 1000000, per: 1s }`,
+      ]
+      : []),
     ``,
   ].join("\n");
   const configPath = join(dir, "config.yaml");

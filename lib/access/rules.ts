@@ -4,6 +4,7 @@
 
 import { type Cidr, inCidrs, parseCidr } from "../cidr.ts";
 import type { Config, RateLimit } from "../config/types.ts";
+import { clientAddress } from "./client_address.ts";
 import { RateLimiter } from "./rate_limit.ts";
 
 /** Why a request is refused, and how. */
@@ -44,6 +45,11 @@ export class AccessRules {
       });
     }
     return new AccessRules(config.deny.map(parseCidr), routes);
+  }
+
+  /** The address the rules judge: the socket's, or the client a trusted proxy names (client_address.ts). */
+  clientOf(socketIp: string, forwardedFor: string | null, trusted: readonly Cidr[]): string {
+    return clientAddress(socketIp, forwardedFor, trusted);
   }
 
   /** Whether the top-level `deny` refuses `client` everywhere. */

@@ -11,7 +11,6 @@ import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
 import { type ForwardedFor, headerBytes, type HeaderList } from "../proxy/headers.ts";
 import { redirectResponse } from "../proxy/redirect.ts";
 import type { AccessRules, Refusal } from "../access/rules.ts";
-import { clientAddress } from "../access/client_address.ts";
 import { type Cidr, inCidrs } from "../cidr.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../proxy/websocket.ts";
@@ -147,7 +146,7 @@ function createResponder(options: HandlerOptions): Handler {
     const access = snapshot.access;
     const client = access === null
       ? clientIp
-      : clientAddress(clientIp, req.headers.get("x-forwarded-for"), snapshot.trustedProxies);
+      : access.clientOf(clientIp, req.headers.get("x-forwarded-for"), snapshot.trustedProxies);
     const refuse = (refusal: Refusal) => {
       metrics.recordRefusal(route?.host ?? NO_ROUTE, refusal.reason);
       const page = reportPage(refusalPage(refusal), { error: refusal.reason, onDone: done });
