@@ -1,10 +1,11 @@
 // End-to-end: who may reach a route, against a real nexo with real clients: allow and deny (through
 // trusted_proxies, as behind a CDN), the top-level deny, rate_limit's 429 and recovery, rules applied live on
-// reload, and a WebSocket and an event stream through a protected route.
+// reload, forward_auth against a small real auth server, and a WebSocket and an event stream through each
+// kind of protected route.
 
 import assert from "node:assert/strict";
 import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
-import { startEchoUpstream } from "./upstreams.ts";
+import { closedPort, startEchoUpstream } from "./upstreams.ts";
 import { maskedTextFrame, upgradeRequest } from "./websocket_frames.ts";
 
 /** curl through nexo as if a trusted proxy (127.0.0.1) received the request from `client`. */
@@ -15,6 +16,11 @@ const from = (nexo: NexoProcess, host: string, path: string, client: string) =>
 async function openWebSocket(nexo: NexoProcess, host: string, client: string) {
   const conn = await connectTls(nexo, host);
   await conn.write(upgradeRequest(host, "/ws", [`X-Forwarded-For: ${client}`]));
+  return { ...await readHead(conn), conn };
+}
+
+/** Reads a response head from `conn`: the head's text, and the bytes after it. */
+async function readHead(conn: Deno.TlsConn): Promise<{ head: string; rest: Uint8Array }> {
   let received = new Uint8Array(0);
   const buffer = new Uint8Array(4096);
   let end = -1;
@@ -25,7 +31,7 @@ async function openWebSocket(nexo: NexoProcess, host: string, client: string) {
     end = new TextDecoder().decode(received).indexOf("\r\n\r\n");
   }
   const text = new TextDecoder().decode(received);
-  return { head: end === -1 ? text : text.slice(0, end), rest: received.subarray(end + 4), conn };
+  return { head: end === -1 ? text : text.slice(0, end), rest: received.subarray(end + 4) };
 }
 
 /** The payload of the next server text frame (unmasked, under 126 bytes), after `pending` bytes. */
@@ -147,6 +153,121 @@ Deno.test("access rules apply live: a reload that adds allow refuses within a se
     await eventually(200);
   } finally {
     await nexo.stop();
+    await app.close();
+  }
+});
+
+/**
+ * A small forward-auth server as Authelia behaves: a request with the cookie `session=alice` is let through
+ * with Remote-User and Remote-Groups; any other gets a 302 to its login page, naming where to return. It
+ * records what nexo told it.
+ */
+function startAuthServer() {
+  const asked: Array<Record<string, string>> = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const headers = Object.fromEntries(req.headers);
+    asked.push({ method: req.method, path: new URL(req.url).pathname, ...headers });
+    if ((headers.cookie ?? "").includes("session=alice")) {
+      return new Response(null, {
+        status: 200,
+        headers: { "remote-user": "alice", "remote-groups": "admins,dev", "x-not-copied": "1" },
+      });
+    }
+    const back = `https://${headers["x-forwarded-host"]}${headers["x-forwarded-uri"]}`;
+    return new Response("Sign in first.", {
+      status: 302,
+      headers: { location: `https://auth.test/login?rd=${encodeURIComponent(back)}`, "set-cookie": "csrf=1" },
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/api/verify`,
+    asked,
+    close: () => server.shutdown(),
+  };
+}
+
+Deno.test("forward_auth lets the auth server decide, copies its headers, and fails closed", async (t) => {
+  const app = startEchoUpstream();
+  const auth = startAuthServer();
+  const down = `http://127.0.0.1:${closedPort()}/verify`;
+  const nexo = await startNexo(`
+proxies:
+  "app.test":
+    upstream: ${app.url}
+    forward_auth:
+      url: ${auth.url}
+      copy_headers: [Remote-User, Remote-Groups]
+  "broken.test":
+    upstream: ${app.url}
+    forward_auth: { url: "${down}", timeout: 2s }
+`);
+  const asAlice = ["-H", "Cookie: session=alice; theme=dark"];
+  try {
+    await t.step("a signed-in client reaches the app as the user the auth server named", async () => {
+      const res = await curl(nexo, "app.test", "/echo?x=1", [...asAlice, "-H", "Remote-User: mallory"]);
+      assert.equal(res.status, 200, res.body);
+      const seen = JSON.parse(res.body).headers;
+      assert.equal(seen["remote-user"], "alice", "the client's own Remote-User was removed");
+      assert.equal(seen["remote-groups"], "admins,dev");
+      assert.equal(seen["x-not-copied"], undefined);
+      const asked = auth.asked.at(-1)!;
+      assert.equal(asked.method, "GET");
+      assert.equal(asked.path, "/api/verify");
+      assert.equal(asked["x-forwarded-method"], "GET");
+      assert.equal(asked["x-forwarded-uri"], "/echo?x=1");
+      assert.equal(asked["x-forwarded-host"], `app.test:${nexo.port}`);
+      assert.equal(asked["x-forwarded-proto"], "https");
+      assert.equal(asked["x-forwarded-for"], "127.0.0.1");
+      assert.match(asked.cookie ?? "", /session=alice/);
+    });
+
+    await t.step(
+      "anyone else gets the auth server's answer as it is, and never reaches the app",
+      async () => {
+        const before = app.seen.length;
+        const res = await curl(nexo, "app.test", "/private", ["-H", "Remote-User: alice"]);
+        assert.equal(res.status, 302);
+        assert.equal(
+          res.headers.location,
+          `https://auth.test/login?rd=${encodeURIComponent(`https://app.test:${nexo.port}/private`)}`,
+        );
+        assert.equal(res.headers["set-cookie"], "csrf=1");
+        assert.equal(res.body, "Sign in first.");
+        assert.equal(app.seen.length, before);
+        assert.ok(nexo.logs.some((l) => l.msg === "request" && l.error === "refused by forward_auth"));
+      },
+    );
+
+    await t.step("an auth server that cannot answer is a 502, never an open door", async () => {
+      const before = app.seen.length;
+      const res = await curl(nexo, "broken.test", "/", asAlice);
+      assert.equal(res.status, 502);
+      assert.match(res.body, /sign-in service for this site did not answer/);
+      assert.equal(app.seen.length, before);
+      const line = await nexo.waitForLog((l) => l.msg === "forward auth failed");
+      assert.equal(line.host, "broken.test");
+      assert.match(String(line.error), /refused|connect/i);
+    });
+
+    await t.step("an event stream and a WebSocket pass for a signed-in client", async () => {
+      const stream = await curl(nexo, "app.test", "/sse?n=2&gap=100", asAlice);
+      assert.equal(stream.status, 200);
+      assert.equal([...stream.body.matchAll(/data: event/g)].length, 2);
+      const conn = await connectTls(nexo, "app.test");
+      await conn.write(upgradeRequest("app.test", "/ws", ["Cookie: session=alice"]));
+      const ws = await readHead(conn);
+      assert.match(ws.head, /^HTTP\/1\.1 101/);
+      await conn.write(maskedTextFrame("signed in"));
+      assert.equal(await readTextFrame(conn, ws.rest), "echo: signed in");
+      conn.close();
+      const refused = await connectTls(nexo, "app.test");
+      await refused.write(upgradeRequest("app.test", "/ws"));
+      assert.match((await readHead(refused)).head, /^HTTP\/1\.1 302/);
+      refused.close();
+    });
+  } finally {
+    await nexo.stop();
+    await auth.close();
     await app.close();
   }
 });

@@ -54,6 +54,7 @@ Deno.test("the JSON Schema accepts every form of hsts and access rules the parse
     `deny: ["203.0.113.0/24", "2001:db8::1"]\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    allow: ["192.0.2.0/24"]\n    deny: [192.0.2.9]\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 100, per: 1m, burst: 20}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    forward_auth: {url: "http://a:9091/v", copy_headers: [Remote-User], timeout: 2s}\n`,
   ];
   for (const text of good) {
     assert.ok(parserAccepts(text), `parser should accept:\n${text}`);
@@ -93,6 +94,8 @@ Deno.test("the JSON Schema rejects what the parser rejects", () => {
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 100}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 0, per: 1m}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 5, per: 1m, brust: 9}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    forward_auth: {copy_headers: [Remote-User]}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    forward_auth: {url: "ftp://a/v"}\n`,
   ];
   for (const text of broken) {
     assert.equal(parserAccepts(text), false, `parser should reject:\n${text}`);

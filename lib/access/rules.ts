@@ -3,7 +3,10 @@
 // (lib/server/run.ts), so a config without them loads none of this.
 
 import { type Cidr, inCidrs, parseCidr } from "../cidr.ts";
-import type { Config, RateLimit } from "../config/types.ts";
+import type { Config, ForwardAuth, RateLimit } from "../config/types.ts";
+import type { HeaderList } from "../proxy/headers.ts";
+import type { UpstreamPool } from "../proxy/upstream_client.ts";
+import { askAuthServer, type AuthRequest, type AuthVerdict, withAuthHeaders } from "./forward_auth.ts";
 import { clientAddress } from "./client_address.ts";
 import { RateLimiter } from "./rate_limit.ts";
 
@@ -50,6 +53,16 @@ export class AccessRules {
   /** The address the rules judge: the socket's, or the client a trusted proxy names (client_address.ts). */
   clientOf(socketIp: string, forwardedFor: string | null, trusted: readonly Cidr[]): string {
     return clientAddress(socketIp, forwardedFor, trusted);
+  }
+
+  /** The auth server's verdict on a request to a route with `forward_auth` (forward_auth.ts). */
+  authorize(pool: UpstreamPool, auth: ForwardAuth, request: AuthRequest): Promise<AuthVerdict> {
+    return askAuthServer(pool, auth, request);
+  }
+
+  /** The upstream request's headers once the auth server let it through with `copy`. */
+  authorizedHeaders(headerList: HeaderList, auth: ForwardAuth, copy: Array<[string, string]>): HeaderList {
+    return withAuthHeaders(headerList, auth, copy);
   }
 
   /** Whether the top-level `deny` refuses `client` everywhere. */

@@ -2,13 +2,20 @@
 // validated into plain data. Reports into the Reader; the checks themselves run in lib/access/.
 
 import { parseCidr } from "../cidr.ts";
-import type { Config, RateLimit, RouteAccess } from "./types.ts";
+import type { Config, ForwardAuth, RateLimit, RouteAccess } from "./types.ts";
+import { readHttpUrl } from "./url.ts";
 import type { Field, Reader } from "./reader.ts";
 
 /** The route keys this module reads. */
-export const ACCESS_KEYS = ["allow", "deny", "rate_limit"] as const;
+export const ACCESS_KEYS = ["allow", "deny", "rate_limit", "forward_auth"] as const;
 
 const RATE_LIMIT_KEYS = ["requests", "per", "burst"] as const;
+const FORWARD_AUTH_KEYS = ["url", "copy_headers", "timeout"] as const;
+const FORWARD_AUTH_EXAMPLE = `{ url: "http://127.0.0.1:9091/api/verify", copy_headers: [Remote-User] }`;
+/** How long nexo waits for an auth server's answer unless `forward_auth.timeout` says otherwise. */
+const DEFAULT_FORWARD_AUTH_TIMEOUT_MS = 10_000;
+/** A header field name (RFC 9110 §5.1: a token). */
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RATE_LIMIT_EXAMPLE = "{ requests: 100, per: 1m }";
 /** Above this a limit no longer limits anything a proxy on a small VPS could serve. */
 const MAX_REQUESTS = 1_000_000;
@@ -42,7 +49,8 @@ export function readRouteAccess(r: Reader, fields: Map<string, Field>): RouteAcc
   const allowField = fields.get("allow");
   const denyField = fields.get("deny");
   const rateField = fields.get("rate_limit");
-  if (allowField === undefined && denyField === undefined && rateField === undefined) return null;
+  const authField = fields.get("forward_auth");
+  if ([allowField, denyField, rateField, authField].every((field) => field === undefined)) return null;
   let allow: string[] | null = null;
   if (allowField !== undefined) {
     const issuesBefore = r.issues.length;
@@ -59,7 +67,37 @@ export function readRouteAccess(r: Reader, fields: Map<string, Field>): RouteAcc
     allow,
     deny: readCidrList(r, denyField),
     rateLimit: rateField === undefined ? null : readRateLimit(r, rateField) ?? null,
+    forwardAuth: authField === undefined ? null : readForwardAuth(r, authField) ?? null,
   };
+}
+
+/** Reads `forward_auth: { url, copy_headers, timeout }`; undefined when invalid (reported). */
+function readForwardAuth(r: Reader, field: Field): ForwardAuth | undefined {
+  const fields = r.readMapping(field, {
+    known: FORWARD_AUTH_KEYS,
+    expected: `a mapping like ${FORWARD_AUTH_EXAMPLE}`,
+  });
+  if (fields === null) return undefined;
+  const urlField = fields.get("url");
+  if (urlField === undefined) {
+    r.report(field.at, `${field.path} needs the auth server's url, like ${FORWARD_AUTH_EXAMPLE}`);
+    return undefined;
+  }
+  const url = readHttpUrl(r, urlField);
+  const copyHeaders: string[] = [];
+  const copyField = fields.get("copy_headers");
+  if (copyField !== undefined) {
+    for (const { value, node, path } of r.readStringList(copyField, "Remote-User")) {
+      if (FIELD_NAME.test(value)) copyHeaders.push(value.toLowerCase());
+      else r.report(node, `${path} must be a header name like Remote-User, got ${JSON.stringify(value)}`);
+    }
+  }
+  const timeoutField = fields.get("timeout");
+  const timeoutMs = timeoutField === undefined
+    ? DEFAULT_FORWARD_AUTH_TIMEOUT_MS
+    : r.readDuration(timeoutField);
+  if (url === null || timeoutMs === undefined) return undefined;
+  return { url, copyHeaders, timeoutMs };
 }
 
 /** Reads `rate_limit: { requests: N, per: DURATION, burst: M }`; undefined when invalid (reported). */

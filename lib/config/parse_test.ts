@@ -605,11 +605,26 @@ Deno.test("parseConfig() reads deny, allow and rate_limit into each route's acce
       allow: ["192.0.2.0/24", "2001:db8::/32"],
       deny: ["192.0.2.9"],
       rateLimit: { requests: 100, perMs: 60_000, burst: 100 },
+      forwardAuth: null,
     },
     null,
-    { allow: null, deny: [], rateLimit: { requests: 5, perMs: 1000, burst: 20 } },
+    { allow: null, deny: [], rateLimit: { requests: 5, perMs: 1000, burst: 20 }, forwardAuth: null },
   ]);
   assert.deepEqual(parseConfig("proxies: {}\n", FILE).deny, []);
+  const auth = parseConfig(
+    `proxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:9000\n    forward_auth:\n` +
+      `      url: http://127.0.0.1:9091/api/verify\n      copy_headers: [Remote-User, Remote-Groups]\n` +
+      `      timeout: 2s\n`,
+    FILE,
+  ).routes[0]!.access?.forwardAuth;
+  assert.deepEqual(
+    { ...auth, url: auth?.url.href },
+    {
+      url: "http://127.0.0.1:9091/api/verify",
+      copyHeaders: ["remote-user", "remote-groups"],
+      timeoutMs: 2000,
+    },
+  );
 });
 
 Deno.test("parseConfig() reports bad access rules at their line and column, with the fix", () => {
@@ -648,6 +663,22 @@ Deno.test("parseConfig() reports bad access rules at their line and column, with
     line: 1,
     col: 7,
     message: /^deny must be a list/,
+  });
+  assertIssue(`${route}    forward_auth: { copy_headers: [Remote-User] }\n`, {
+    line: 4,
+    col: 19,
+    message:
+      /forward_auth needs the auth server's url, like \{ url: "http:\/\/127\.0\.0\.1:9091\/api\/verify"/,
+  });
+  assertIssue(`${route}    forward_auth: { url: "127.0.0.1:9091/verify" }\n`, {
+    line: 4,
+    col: 26,
+    message: /forward_auth\.url must be an http\(s\) URL, got "127\.0\.0\.1:9091\/verify" \(add "http:\/\/"/,
+  });
+  assertIssue(`${route}    forward_auth: { url: "http://a", copy_headers: ["Remote User"] }\n`, {
+    line: 4,
+    col: 53,
+    message: /copy_headers\[0\] must be a header name like Remote-User, got "Remote User"/,
   });
   // allow at the top level belongs in a route.
   assertIssue(`allow: ["192.0.2.0/24"]\nproxies: {}\n`, {

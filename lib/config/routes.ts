@@ -8,7 +8,16 @@ import { DEFAULTS } from "./defaults.ts";
 import { ACCESS_KEYS, readRouteAccess } from "./access.ts";
 import { readHsts } from "./hsts.ts";
 import { isWildcard, normalizeRouteHost } from "./hostname.ts";
-import { describe, type Field, quoteValue, type Reader } from "./reader.ts";
+import { describe, type Field, type Reader } from "./reader.ts";
+import {
+  HAS_SCHEME,
+  OTHER_SCHEME,
+  parseUrl,
+  quoteUrl,
+  readHttpUrl,
+  readUrlText,
+  UPSTREAM_EXAMPLE,
+} from "./url.ts";
 import { suggestKey } from "./suggest.ts";
 
 const PROXY_KEYS = ["upstream", "timeout", "body_timeout", "max_body", "cache"] as const;
@@ -22,10 +31,6 @@ export const ROUTE_KEYS: readonly string[] = [
   ...ACCESS_KEYS,
 ];
 const REDIRECT_STATUSES: readonly RedirectStatus[] = [301, 302, 303, 307, 308];
-const UPSTREAM_EXAMPLE = `"http://127.0.0.1:8080"`;
-const HAS_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
-/** "mailto:x", "ftp:x": a scheme without "//". Not "localhost:3000", which is a host and port. */
-const OTHER_SCHEME = /^([a-z][a-z0-9+.-]*):(?!\d|\/\/)/i;
 
 /** Options for `readRoutes()`: the server-wide settings a route inherits unless it overrides them. */
 export interface RouteDefaults {
@@ -117,7 +122,7 @@ function readRoute(r: Reader, route: Field, host: string, defaults: RouteDefault
   };
   const hstsField = fields.get("hsts");
   const values: RouteValues = {
-    upstream: read("upstream", (field) => readUpstream(r, field)),
+    upstream: read("upstream", (field) => readHttpUrl(r, field)),
     target: read("redirect", (field) => readTarget(r, field, host)),
     timeout: read("timeout", (field) => r.readDuration(field)),
     bodyTimeout: read("body_timeout", (field) => r.readDuration(field)),
@@ -218,36 +223,6 @@ function reportMisplacedKeys(r: Reader, fields: Map<string, Field>, kind: "proxy
   }
 }
 
-/** The upstream URL, or null when invalid (reported). Never quotes a password in a URL. */
-function readUpstream(r: Reader, f: Field): URL | null {
-  const text = readUrlText(r, f, UPSTREAM_EXAMPLE);
-  if (text === undefined) return null;
-  const fail = (reason: string) => {
-    r.report(f.at, `${f.path} must be an http(s) URL, got ${quoteUrl(text, "upstream")} (${reason})`);
-    return null;
-  };
-  if (text.startsWith("//")) return fail(`add "http:": ${quoteValue(`http:${text}`)}`);
-  const other = OTHER_SCHEME.exec(text)?.[1];
-  if (other !== undefined) return fail(`scheme "${other}" is not supported; use http:// or https://`);
-  if (!HAS_SCHEME.test(text)) return fail(`add "http://": ${quoteValue(`http://${text}`)}`);
-  const url = parseUrl(text);
-  if (url === null) return fail("it does not parse as a URL");
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    return fail(`scheme "${url.protocol.slice(0, -1)}" is not supported; use http:// or https://`);
-  }
-  if (url.username !== "" || url.password !== "") {
-    r.report(
-      f.at,
-      `${f.path} must not contain a user name or password (send credentials from the upstream's side)`,
-    );
-    return null;
-  }
-  if (text.includes("?") || text.includes("#")) {
-    return fail(`remove the query and fragment; requests keep their own query string`);
-  }
-  return url;
-}
-
 /** The redirect target, "https://" added when no scheme is written, or null when invalid (reported). */
 function readTarget(r: Reader, f: Field, host: string): URL | null {
   const text = readUrlText(r, f, `"example.org/blog"`);
@@ -281,12 +256,6 @@ function readTarget(r: Reader, f: Field, host: string): URL | null {
 }
 
 /** Reads a non-empty string for a URL field; undefined when empty or not a string (reported). */
-function readUrlText(r: Reader, f: Field, example: string): string | undefined {
-  const text = f.value === null ? "" : r.readString(f)?.trim();
-  if (text === "") r.report(f.at, `${f.path} is empty (write a URL like ${example})`);
-  return text === "" ? undefined : text;
-}
-
 function readStatus(r: Reader, f: Field): RedirectStatus | undefined {
   const text = r.readScalarText(f, "an HTTP redirect status: 301, 302, 303, 307 or 308");
   if (text === undefined) return undefined;
@@ -295,25 +264,6 @@ function readStatus(r: Reader, f: Field): RedirectStatus | undefined {
     r.report(f.at, `${f.path} must be 301, 302, 303, 307 or 308, got ${describe(f.value)}`);
   }
   return status;
-}
-
-/**
- * Quotes a URL for a message with any password masked: "http://admin:***@host". Upstreams also mask the
- * scheme-less "admin:pw@host"; redirect targets do not, so that "mailto:me@example.com" stays readable.
- */
-function quoteUrl(text: string, kind: "upstream" | "redirect"): string {
-  const userinfo = kind === "upstream"
-    ? /^((?:[a-z][a-z0-9+.-]*:)?\/\/)?([^/@:]*):[^/@]*@/i
-    : /^((?:[a-z][a-z0-9+.-]*:)?\/\/)([^/@:]*):[^/@]*@/i;
-  return quoteValue(text.replace(userinfo, "$1$2:***@"));
-}
-
-function parseUrl(text: string): URL | null {
-  try {
-    return new URL(text);
-  } catch {
-    return null;
-  }
 }
 
 /** Whether a request for `target` would be served by the route for `host` (exact or one-label wildcard). */

@@ -35,12 +35,23 @@ export interface RateLimit {
   burst: number;
 }
 
-/** A route's access rules, checked in this order: `deny`, `allow`, `rateLimit`. */
+/** `forward_auth`: the auth server asked about each request (lib/access/forward_auth.ts). */
+export interface ForwardAuth {
+  /** Where the GET goes (http or https). */
+  url: URL;
+  /** Header names (lowercased) copied from the auth server's 2xx onto the upstream request. */
+  copyHeaders: string[];
+  /** Time allowed for the auth server's whole answer, in ms. */
+  timeoutMs: number;
+}
+
+/** A route's access rules, checked in this order: `deny`, `allow`, `rateLimit`, `forwardAuth`. */
 export interface RouteAccess {
   /** CIDRs or addresses; null: every client (that `deny` does not refuse). Never empty. */
   allow: string[] | null;
   deny: string[];
   rateLimit: RateLimit | null;
+  forwardAuth: ForwardAuth | null;
 }
 
 interface RouteBase {

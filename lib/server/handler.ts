@@ -178,11 +178,11 @@ function createResponder(options: HandlerOptions): Handler {
     }
     const refusal = access === null ? null : access.check(route.host, client, Date.now());
     if (refusal !== null) return refuse(refusal);
-    return withHsts(
+    const serve = (headers: HeaderList) =>
       serveRoute(req, url, route, {
         pool,
         hold: info.hold,
-        headerList,
+        headerList: headers,
         forwarded: {
           clientIp,
           host: hostHeader,
@@ -200,9 +200,29 @@ function createResponder(options: HandlerOptions): Handler {
             fix: "the upstream sent control characters in this header; they were replaced with spaces",
           });
         },
-      }),
-      route.hsts,
-    );
+      });
+    const forwardAuth = route.access?.forwardAuth ?? null;
+    if (access === null || forwardAuth === null) return withHsts(serve(headerList), route.hsts);
+    const authRequest = { method: req.method, url, headerList, client, signal: req.signal };
+    const verdict = access.authorize(pool, forwardAuth, authRequest).then((verdict) => {
+      switch (verdict.kind) {
+        case "allow":
+          return serve(access.authorizedHeaders(headerList, forwardAuth, verdict.copy));
+        case "deny":
+          // The auth server's answer as it is: a 302 to its login page, a 401 with its challenge.
+          metrics.recordRefusal(route.host, "auth refused");
+          done({ status: verdict.response.status, bytes: verdict.bytes, error: "refused by forward_auth" });
+          return verdict.response;
+        case "unavailable":
+          metrics.recordRefusal(route.host, "auth unavailable");
+          log.warn("forward auth failed", { host, auth: forwardAuth.url.host, error: verdict.error });
+          return reportPage(errorPage(502, "The sign-in service for this site did not answer."), {
+            error: "forward_auth unavailable",
+            onDone: done,
+          });
+      }
+    });
+    return withHsts(verdict, route.hsts);
   };
 }
 
