@@ -4,7 +4,7 @@
 // kind of protected route.
 
 import assert from "node:assert/strict";
-import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
+import { connectTls, curl, type NexoProcess, rssBytes, startNexo } from "./harness.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
 import { maskedTextFrame, upgradeRequest } from "./websocket_frames.ts";
 
@@ -269,5 +269,71 @@ proxies:
     await nexo.stop();
     await auth.close();
     await app.close();
+  }
+});
+
+Deno.test("rate_limit's memory stays flat under 100,000 distinct client addresses", async () => {
+  const nexo = await startNexo(`
+trusted_proxies: ["127.0.0.1"]
+proxies:
+  "api.test":
+    redirect: example.org
+    access_log: false
+    rate_limit: { requests: 1, per: 1h }
+`);
+  const conn = await connectTls(nexo, "api.test");
+  const buffer = new Uint8Array(256 * 1024);
+  let pending = "";
+  /** Sends `count` pipelined requests from addresses starting at `first`; resolves with their statuses. */
+  const batch = async (first: number, count: number): Promise<number[]> => {
+    let requests = "";
+    for (let i = first; i < first + count; i++) {
+      requests += `GET / HTTP/1.1\r\nHost: api.test\r\nX-Forwarded-For: 10.${(i >> 16) & 255}.${
+        (i >> 8) & 255
+      }.${i & 255}\r\n\r\n`;
+    }
+    // Written while the answers are read: nexo stops reading once its answers fill the socket.
+    const writing = (async () => {
+      const bytes = new TextEncoder().encode(requests);
+      for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+    })();
+    const statuses: number[] = [];
+    while (statuses.length < count) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error("nexo closed the connection");
+      pending += new TextDecoder().decode(buffer.subarray(0, n));
+      // Each answer is a head with Content-Length and a small body: take whole responses off the front.
+      let at = 0;
+      for (;;) {
+        const headEnd = pending.indexOf("\r\n\r\n", at);
+        if (headEnd === -1) break;
+        const head = pending.slice(at, headEnd);
+        const end = headEnd + 4 + Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (pending.length < end) break;
+        statuses.push(Number(head.slice(9, 12)));
+        at = end;
+      }
+      pending = pending.slice(at);
+    }
+    await writing;
+    return statuses;
+  };
+  try {
+    // First let the table fill (10,000 clients) and churn until the heap reaches its working size under this
+    // traffic (measured: by 60,000 to 80,000 clients); from there, 100,000 more clients, each allowed its one
+    // request, must not grow nexo.
+    for (let first = 0; first < 100_000; first += 500) await batch(first, 500);
+    const before = await rssBytes(nexo.pid);
+    for (let first = 0; first < 100_000; first += 500) {
+      const statuses = await batch(first + 1_000_000, 500);
+      assert.ok(statuses.every((s) => s === 302), `batch at ${first}: ${statuses.find((s) => s !== 302)}`);
+    }
+    const grown = (await rssBytes(nexo.pid) - before) / 1024 / 1024;
+    assert.ok(grown < 8, `RSS grew ${grown.toFixed(1)} MiB over 100,000 clients`);
+    // Still limiting: a client seen just now is refused its second request.
+    assert.deepEqual(await batch(1_099_999, 1), [429]);
+  } finally {
+    conn.close();
+    await nexo.stop();
   }
 });
