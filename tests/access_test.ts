@@ -126,7 +126,7 @@ proxies:
     assert.equal((await from(nexo, "api.test", "/", "192.0.2.2")).status, 200);
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     assert.equal((await from(nexo, "api.test", "/", "192.0.2.1")).status, 200);
-    assert.ok(nexo.logs.some((l) => l.msg === "request" && l.status === 429 && l.error === "rate limited"));
+    await nexo.waitForLog((l) => l.msg === "request" && l.status === 429 && l.error === "rate limited");
   } finally {
     await nexo.stop();
     await app.close();
@@ -234,7 +234,7 @@ proxies:
         assert.equal(res.headers["set-cookie"], "csrf=1");
         assert.equal(res.body, "Sign in first.");
         assert.equal(app.seen.length, before);
-        assert.ok(nexo.logs.some((l) => l.msg === "request" && l.error === "refused by forward_auth"));
+        await nexo.waitForLog((l) => l.msg === "request" && l.error === "refused by forward_auth");
       },
     );
 
