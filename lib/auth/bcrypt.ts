@@ -6,12 +6,13 @@
 // bcrypt.c implements it for $2b$. Versions, as nexo treats them (all three are computed as $2b$):
 // - $2b$ (OpenBSD since 2014): the password's UTF-8 bytes plus a NUL, cut to 72 bytes. nexo matches it.
 // - $2y$ (crypt_blowfish, PHP): the same algorithm as $2b$ under another name; nexo matches it.
-// - $2a$: OpenBSD before 2014 stored the key length in a byte, so a password of 255 bytes or more wrapped
-//   around (a 260-byte one was hashed as its first 5 bytes); nexo does not reproduce that, so such $2a$
-//   hashes fail to verify. crypt_blowfish's $2a$ flips one bit of the key schedule for some passwords that
-//   contain the byte 0xFF (its guard against the old $2x$ sign-extension bug on bytes >= 0x80); 0xFF never
-//   occurs in UTF-8, so for UTF-8 passwords its $2a$ equals $2b$. Raw byte passwords with 0xFF may differ.
-// - Embedded NUL bytes are kept as key bytes (as Go and bcryptjs do); C implementations stop at the first NUL.
+// - $2a$: OpenBSD's bcrypt.c keeps a $2a$ key length in one byte (the bug $2b$ was made for, in 2014), so a
+//   password of 255 bytes or more wraps around (260 bytes are keyed by their first 5); nexo does not reproduce
+//   that, so such $2a$ hashes made by OpenBSD fail to verify. crypt_blowfish's $2a$ flips one key-schedule bit
+//   for some passwords containing the byte 0xFF (its guard against the old $2x$ sign-extension bug on bytes
+//   >= 0x80); 0xFF never occurs in UTF-8, so for UTF-8 passwords its $2a$ equals $2b$. nexo computes $2a$ as
+//   OpenBSD does for passwords under 255 bytes (the test pins the 0xFF case).
+// - Embedded NUL bytes are kept as key bytes, as bcryptjs does; C implementations stop at the first NUL.
 
 import { BLOWFISH_INITIAL_STATE } from "./blowfish_constants.ts";
 import { timingSafeEqual } from "./constant_time.ts";
@@ -33,7 +34,7 @@ export interface BcryptOptions {
   /**
    * How long one slice of the expensive loop may hold the event loop, in ms (default 20: see
    * `DEFAULT_SLICE_MS`). Between slices the event loop runs timers and I/O, so the proxy keeps serving during a
-   * 250 ms cost-12 check. `Infinity` runs the loop in one go (benchmarks, the CLI).
+   * 250 ms cost-12 check. A positive number; `Infinity` runs the loop in one go (benchmarks, the CLI).
    */
   sliceMs?: number;
 }
@@ -48,7 +49,7 @@ const DIGEST_BYTES = 23;
 // run: it parks the event loop, which then polls the sockets. A message through a MessageChannel, a resolved
 // promise or a fast async op (crypto.subtle.digest) resumes at once and starves both (measured over 250 ms of
 // sliced work: 0-1 interval ticks and 1 local HTTP request served, against 45-60 and 240-310 with a timer).
-// But setTimeout(0) takes 2.2-2.5 ms idle (1 ms timers, rounded up), so the slice sets the overhead on an idle
+// But setTimeout(0) takes 2.2-2.5 ms on an idle loop (measured), so the slice sets the overhead on an idle
 // loop: 4 ms slices cost ~50%, 20 ms ~11%; and a 20 ms slice is the longest other requests wait.
 const DEFAULT_SLICE_MS = 20;
 
@@ -128,7 +129,7 @@ async function computeHash(
 ): Promise<string> {
   const key = passwordKey(password);
   const digest = await eksBlowfishDigest(key, salt, info.cost, options.sliceMs ?? DEFAULT_SLICE_MS);
-  key.fill(0);
+  key.fill(0); // best effort: the caller's string and V8's copies are out of reach
   const cost = String(info.cost).padStart(2, "0");
   return `$${info.version}$${cost}$${encodeBase64(salt)}${encodeBase64(digest)}`;
 }
@@ -143,6 +144,7 @@ function passwordKey(password: string | Uint8Array): Uint8Array {
   const length = Math.min(bytes.length + 1, BCRYPT_MAX_PASSWORD_BYTES);
   const key = new Uint8Array(length); // the byte after the password stays 0: the NUL
   key.set(bytes.subarray(0, length));
+  if (typeof password === "string") bytes.fill(0);
   return key;
 }
 
@@ -185,6 +187,7 @@ async function eksBlowfishDigest(
     text[i + 1] = block[1];
   }
   state.fill(0);
+  keyWords.fill(0);
   const digest = new Uint8Array(24);
   const view = new DataView(digest.buffer);
   for (let i = 0; i < 6; i++) view.setInt32(4 * i, text[i]!); // big-endian, as bcrypt.c's output bytes
@@ -271,7 +274,7 @@ function decodeBase64(text: string, length: number): Uint8Array {
   let bitCount = 0;
   let n = 0;
   for (let i = 0; i < text.length && n < length; i++) {
-    bits = (bits << 6) | BASE64_ALPHABET.indexOf(text[i]!);
+    bits = ((bits << 6) | BASE64_ALPHABET.indexOf(text[i]!)) & 0xffff; // at most 14 bits are pending
     bitCount += 6;
     if (bitCount >= 8) {
       bitCount -= 8;
