@@ -32,7 +32,7 @@ export interface BcryptHashInfo {
 /** Tuning for `bcryptHash()` and `bcryptVerify()`. */
 export interface BcryptOptions {
   /**
-   * How long one slice of the expensive loop may hold the event loop, in ms (default 20: see
+   * How long one slice of the expensive loop may hold the event loop, in ms (default 25: see
    * `DEFAULT_SLICE_MS`). Between slices the event loop runs timers and I/O, so the proxy keeps serving during a
    * 250 ms cost-12 check. A positive number; `Infinity` runs the loop in one go (benchmarks, the CLI).
    */
@@ -49,9 +49,10 @@ const DIGEST_BYTES = 23;
 // run: it parks the event loop, which then polls the sockets. A message through a MessageChannel, a resolved
 // promise or a fast async op (crypto.subtle.digest) resumes at once and starves both (measured over 250 ms of
 // sliced work: 0-1 interval ticks and 1 local HTTP request served, against 45-60 and 240-310 with a timer).
-// But setTimeout(0) takes 2.2-2.5 ms on an idle loop (measured), so the slice sets the overhead on an idle
-// loop: 4 ms slices cost ~50%, 20 ms ~11%; and a 20 ms slice is the longest other requests wait.
-const DEFAULT_SLICE_MS = 20;
+// But setTimeout(0) takes 2.1-2.5 ms on an idle loop, so the slice sets the overhead there. Measured against
+// one straight loop (cost 10 and 12, paired runs): 5 ms slices +41%, 10 ms +21%, 20 ms +10%, 25 ms +7-8%.
+// 25 keeps the cost under 10%; it is also the longest that other requests wait for a running check.
+const DEFAULT_SLICE_MS = 25;
 
 // "OrpheanBeholderScryDoubt" as six big-endian words: the 192-bit plaintext that the expensive key schedule
 // encrypts 64 times. Any fixed string would do; this is the one the paper chose, so it is the one every hash uses.
@@ -88,7 +89,7 @@ export function parseBcryptHash(hash: string): BcryptHashInfo | null {
 /**
  * A new `$2b$` hash of `password` with a random 16-byte salt (`crypto.getRandomValues`). `cost` is log2 of
  * the rounds, an integer 4..31 (RangeError otherwise); each step doubles the time (cost 12: ~0.2 s of CPU,
- * letting the event loop run every 20 ms). A string is UTF-8 encoded; only the first 72 bytes count.
+ * letting the event loop run every 25 ms). A string is UTF-8 encoded; only the first 72 bytes count.
  */
 export async function bcryptHash(
   password: string | Uint8Array,
