@@ -1,5 +1,5 @@
-// The command line: `server` (alias `serve`), `check`, `certs`, `demo`, `trust`, `untrust`, `version`, with
-// `--help` everywhere. Other tools
+// The command line: `server` (alias `serve`), `check`, `certs`, `demo`, `trust`, `untrust`, `hash-password`,
+// `version`, with `--help` everywhere. Other tools
 // drive nexo through exactly these commands, flags and exit codes. It turns argv into calls and exit codes;
 // the work itself lives in lib/config, lib/server and lib/demo.ts.
 
@@ -96,6 +96,11 @@ export const PROGRAM: ProgramSpec = {
       description: "remove the local CA from the stores `trust` added it to",
       options: [CONFIG_OPTION, STORES_OPTION],
     },
+    {
+      name: "hash-password",
+      description: "read a password on stdin and print its bcrypt hash, for basic_auth users",
+      options: [{ long: "cost", value: "n", description: "bcrypt cost, 10 to 14", default: "12" }],
+    },
     { name: "version", description: "print the version", options: [] },
   ],
 };
@@ -147,6 +152,12 @@ export async function runCli(args: string[]): Promise<number> {
         (code === 0 ? printOut : printErr)(text);
         return code;
       });
+    }
+    case "hash-password": {
+      const { hashPasswordCommand } = await import("./hash_password.ts");
+      const { code, text } = await hashPasswordCommand(options.cost!);
+      (code === 0 ? printOut : printErr)(text);
+      return code;
     }
     default:
       printOut(`nexo ${VERSION} (deno ${Deno.version.deno})\n`);

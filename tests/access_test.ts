@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { connectTls, curl, type NexoProcess, rssBytes, startNexo } from "./harness.ts";
+import { bcryptHash } from "../lib/auth/bcrypt.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
 import { maskedTextFrame, upgradeRequest } from "./websocket_frames.ts";
 
@@ -335,5 +336,75 @@ proxies:
   } finally {
     conn.close();
     await nexo.stop();
+  }
+});
+
+Deno.test("basic_auth asks for credentials, lets the right ones through and keeps them from the app", async (t) => {
+  const app = startEchoUpstream();
+  const hash = await bcryptHash("correct horse", 4);
+  const nexo = await startNexo(`
+proxies:
+  "admin.test":
+    upstream: ${app.url}
+    basic_auth:
+      users: { alice: "${hash}" }
+      realm: admin area
+  "pass.test":
+    upstream: ${app.url}
+    basic_auth: { users: { alice: "${hash}" }, pass_credentials: true }
+`);
+  const alice = ["-u", "alice:correct horse"];
+  try {
+    await t.step("no, wrong or unknown credentials get 401 with the challenge, never the app", async () => {
+      const before = app.seen.length;
+      for (
+        const args of [[], ["-u", "alice:wrong"], ["-u", "mallory:correct horse"], [
+          "-H",
+          "Authorization: Basic !!",
+        ]]
+      ) {
+        const res = await curl(nexo, "admin.test", "/echo", args);
+        assert.equal(res.status, 401, args.join(" "));
+        assert.equal(res.headers["www-authenticate"], `Basic realm="admin area", charset="UTF-8"`);
+        assert.match(res.body, /Sign in to reach this site/);
+      }
+      assert.equal(app.seen.length, before);
+      await nexo.waitForLog((l) =>
+        l.msg === "request" && l.status === 401 && l.error === "wrong credentials"
+      );
+    });
+
+    await t.step(
+      "the right ones reach the app, without the Authorization header unless passed on",
+      async () => {
+        const res = await curl(nexo, "admin.test", "/echo", alice);
+        assert.equal(res.status, 200, res.body);
+        assert.equal(JSON.parse(res.body).headers.authorization, undefined);
+        const passed = await curl(nexo, "pass.test", "/echo", alice);
+        assert.equal(passed.status, 200);
+        assert.match(JSON.parse(passed.body).headers.authorization, /^Basic /);
+      },
+    );
+
+    await t.step("an event stream and a WebSocket pass with credentials", async () => {
+      const stream = await curl(nexo, "admin.test", "/sse?n=2&gap=100", alice);
+      assert.equal(stream.status, 200);
+      assert.equal([...stream.body.matchAll(/data: event/g)].length, 2);
+      const conn = await connectTls(nexo, "admin.test");
+      const basic = `Authorization: Basic ${btoa("alice:correct horse")}`;
+      await conn.write(upgradeRequest("admin.test", "/ws", [basic]));
+      const ws = await readHead(conn);
+      assert.match(ws.head, /^HTTP\/1\.1 101/);
+      await conn.write(maskedTextFrame("signed in"));
+      assert.equal(await readTextFrame(conn, ws.rest), "echo: signed in");
+      conn.close();
+      const refused = await connectTls(nexo, "admin.test");
+      await refused.write(upgradeRequest("admin.test", "/ws"));
+      assert.match((await readHead(refused)).head, /^HTTP\/1\.1 401/);
+      refused.close();
+    });
+  } finally {
+    await nexo.stop();
+    await app.close();
   }
 });

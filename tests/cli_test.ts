@@ -218,3 +218,40 @@ Deno.test("server logs in text and JSON formats and never prints the Cloudflare 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("hash-password reads a piped password and prints a bcrypt hash that verifies", async () => {
+  const { bcryptVerify, parseBcryptHash } = await import("../lib/auth/bcrypt.ts");
+  const run = async (stdin: string, args: string[] = []) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", MAIN, "hash-password", ...args],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+    const output = await child.output();
+    const decoder = new TextDecoder();
+    return {
+      code: output.code,
+      stdout: decoder.decode(output.stdout),
+      stderr: decoder.decode(output.stderr),
+    };
+  };
+  // As `echo "$PW" | nexo hash-password` sends it: one trailing newline, not part of the password.
+  const made = await run("correct horse\n", ["--cost", "10"]);
+  assert.equal(made.code, 0, made.stderr);
+  const hash = made.stdout.trim();
+  assert.deepEqual(parseBcryptHash(hash), { version: "2b", cost: 10 });
+  assert.ok(await bcryptVerify("correct horse", hash));
+  assert.ok(!await bcryptVerify("correct horse\n", hash));
+  // The default cost is 12; the hash is usable in a config as printed.
+  assert.equal(parseBcryptHash((await run("pw")).stdout.trim())?.cost, 12);
+  const empty = await run("\n");
+  assert.equal(empty.code, 1);
+  assert.match(empty.stderr, /the password is empty/);
+  const cheap = await run("pw", ["--cost", "4"]);
+  assert.equal(cheap.code, 1);
+  assert.match(cheap.stderr, /--cost must be a whole number from 10 to 14, got '4'/);
+});

@@ -40,6 +40,9 @@ Deno.test("every example config passes `nexo check` without a warning", async ()
   }
 });
 
+/** A bcrypt hash of cost 12, for basic_auth users. */
+const HASH = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+
 Deno.test("the JSON Schema accepts every form of hsts and access rules the parser accepts", () => {
   const good = [
     `hsts: false\n`,
@@ -55,6 +58,7 @@ Deno.test("the JSON Schema accepts every form of hsts and access rules the parse
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    allow: ["192.0.2.0/24"]\n    deny: [192.0.2.9]\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 100, per: 1m, burst: 20}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    forward_auth: {url: "http://a:9091/v", copy_headers: [Remote-User], timeout: 2s}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {users: {alice: "${HASH}"}, realm: admin, pass_credentials: true}\n`,
   ];
   for (const text of good) {
     assert.ok(parserAccepts(text), `parser should accept:\n${text}`);
@@ -96,6 +100,12 @@ Deno.test("the JSON Schema rejects what the parser rejects", () => {
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 5, per: 1m, brust: 9}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    forward_auth: {copy_headers: [Remote-User]}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    forward_auth: {url: "ftp://a/v"}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {users: {alice: "plaintext"}}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {users: {alice: "${
+      HASH.replace("$12$", "$15$")
+    }"}}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {users: {}}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {realm: admin}\n`,
   ];
   for (const text of broken) {
     assert.equal(parserAccepts(text), false, `parser should reject:\n${text}`);

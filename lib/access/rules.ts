@@ -3,10 +3,12 @@
 // (lib/server/run.ts), so a config without them loads none of this.
 
 import { type Cidr, inCidrs, parseCidr } from "../cidr.ts";
-import type { Config, ForwardAuth, RateLimit } from "../config/types.ts";
+import type { Config, RateLimit, RouteAccess } from "../config/types.ts";
+import { errorPage, pageBytes } from "../proxy/error_page.ts";
 import type { HeaderList } from "../proxy/headers.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
-import { askAuthServer, type AuthRequest, type AuthVerdict, withAuthHeaders } from "./forward_auth.ts";
+import { BasicAuthGuard, challenge } from "./basic_auth.ts";
+import { askAuthServer, type AuthRequest, withAuthHeaders } from "./forward_auth.ts";
 import { clientAddress } from "./client_address.ts";
 import { RateLimiter } from "./rate_limit.ts";
 
@@ -19,7 +21,17 @@ interface RouteRules {
   allow: Cidr[] | null;
   deny: Cidr[];
   limiter: RateLimiter | null;
+  basic: BasicAuthGuard | null;
 }
+
+/** What sign-in (`basic_auth`, then `forward_auth`) makes of a request that passed the network rules. */
+export type AuthOutcome =
+  /** Let through, with the headers the upstream gets (credentials removed, auth headers copied). */
+  | { kind: "allow"; headerList: HeaderList }
+  /** Answered here: nexo's 401, or the auth server's own answer. */
+  | { kind: "deny"; response: Response; bytes: number; error: string; reason: string }
+  /** The auth server did not answer. */
+  | { kind: "unavailable"; error: string };
 
 export class AccessRules {
   readonly #deny: Cidr[];
@@ -35,7 +47,7 @@ export class AccessRules {
     const routes = new Map<string, RouteRules>();
     for (const route of config.routes) {
       if (route.access === null) continue;
-      const { allow, deny, rateLimit } = route.access;
+      const { allow, deny, rateLimit, basicAuth } = route.access;
       const kept = previous === null ? undefined : previous.#routes.get(route.host)?.limiter;
       routes.set(route.host, {
         allow: allow === null ? null : allow.map(parseCidr),
@@ -45,6 +57,7 @@ export class AccessRules {
           : kept !== undefined && kept !== null && sameLimit(kept.limit, rateLimit)
           ? kept
           : new RateLimiter(rateLimit),
+        basic: basicAuth === null ? null : new BasicAuthGuard(basicAuth),
       });
     }
     return new AccessRules(config.deny.map(parseCidr), routes);
@@ -55,14 +68,46 @@ export class AccessRules {
     return clientAddress(socketIp, forwardedFor, trusted);
   }
 
-  /** The auth server's verdict on a request to a route with `forward_auth` (forward_auth.ts). */
-  authorize(pool: UpstreamPool, auth: ForwardAuth, request: AuthRequest): Promise<AuthVerdict> {
-    return askAuthServer(pool, auth, request);
-  }
-
-  /** The upstream request's headers once the auth server let it through with `copy`. */
-  authorizedHeaders(headerList: HeaderList, auth: ForwardAuth, copy: Array<[string, string]>): HeaderList {
-    return withAuthHeaders(headerList, auth, copy);
+  /**
+   * Sign-in for a route with `basic_auth` or `forward_auth` (in that order), after its network rules passed:
+   * whether the request goes on, and with which headers.
+   */
+  async authenticate(
+    pool: UpstreamPool,
+    routeHost: string,
+    access: RouteAccess,
+    request: AuthRequest,
+  ): Promise<AuthOutcome> {
+    let headerList = request.headerList;
+    const basic = this.#routes.get(routeHost)?.basic ?? null;
+    if (basic !== null) {
+      const authorization = headerList.find(([name]) => name === "authorization")?.[1] ?? null;
+      const failure = await basic.check(authorization, Date.now());
+      if (failure !== null) {
+        const page = errorPage(401, "Sign in to reach this site.");
+        page.headers.set("www-authenticate", challenge(basic.realm));
+        return {
+          kind: "deny",
+          response: page,
+          bytes: pageBytes(page),
+          error: failure,
+          reason: "unauthorized",
+        };
+      }
+      if (!basic.passCredentials) headerList = headerList.filter(([name]) => name !== "authorization");
+    }
+    const forwardAuth = access.forwardAuth;
+    if (forwardAuth === null) return { kind: "allow", headerList };
+    const verdict = await askAuthServer(pool, forwardAuth, { ...request, headerList });
+    switch (verdict.kind) {
+      case "allow":
+        return { kind: "allow", headerList: withAuthHeaders(headerList, forwardAuth, verdict.copy) };
+      case "deny":
+        // The auth server's answer as it is: a 302 to its login page, a 401 with its challenge.
+        return { ...verdict, error: "refused by forward_auth", reason: "auth refused" };
+      case "unavailable":
+        return verdict;
+    }
   }
 
   /** Whether the top-level `deny` refuses `client` everywhere. */

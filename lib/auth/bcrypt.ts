@@ -15,19 +15,13 @@
 // - Embedded NUL bytes are kept as key bytes, as bcryptjs does; C implementations stop at the first NUL.
 
 import { BLOWFISH_INITIAL_STATE } from "./blowfish_constants.ts";
+import { type BcryptHashInfo, type BcryptVersion, parseBcryptHash } from "./bcrypt_format.ts";
 import { timingSafeEqual } from "./constant_time.ts";
+
+export { type BcryptHashInfo, type BcryptVersion, parseBcryptHash } from "./bcrypt_format.ts";
 
 /** Longest password prefix bcrypt uses, in bytes (UTF-8): the rest is ignored, as every bcrypt does. */
 export const BCRYPT_MAX_PASSWORD_BYTES = 72;
-
-/** The versions nexo reads; all are computed as $2b$ (see the module comment for where they differ). */
-export type BcryptVersion = "2a" | "2b" | "2y";
-
-/** What `parseBcryptHash()` tells about a hash: its version ("2b") and its cost (log2 of the rounds). */
-export interface BcryptHashInfo {
-  version: BcryptVersion;
-  cost: number;
-}
 
 /** Tuning for `bcryptHash()` and `bcryptVerify()`. */
 export interface BcryptOptions {
@@ -60,8 +54,6 @@ const MAGIC_TEXT = "OrpheanBeholderScryDoubt";
 
 // bcrypt's base64 is not RFC 4648's: another alphabet ("./" first, then A-Z a-z 0-9), same bit order, no padding.
 const BASE64_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-// `$2b$12$` + 22 salt characters + 31 digest characters; cost 04..31 as OpenBSD accepts.
-const HASH_PATTERN = /^\$2([aby])\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$/;
 
 // Blowfish's state as one Int32Array: P-array at 0..17, then S-boxes S0..S3 of 256 words each.
 const P_WORDS = 18;
@@ -73,18 +65,6 @@ const STATE_WORDS = S3 + 256;
 const INITIAL_STATE = Int32Array.from(BLOWFISH_INITIAL_STATE);
 
 const encoder = new TextEncoder();
-
-/**
- * Tells a bcrypt hash from any other string: `$2a$`, `$2b$` or `$2y$`, a two-digit cost 04..31, `$`, then
- * exactly 53 characters of bcrypt's base64 alphabet and nothing after. Returns null for anything else (config
- * validation calls it on every `basic_auth` user). Does not check that the padding bits of the salt's last
- * character are zero; such a hash parses but never verifies, as with OpenBSD.
- */
-export function parseBcryptHash(hash: string): BcryptHashInfo | null {
-  const match = HASH_PATTERN.exec(hash);
-  if (!match) return null;
-  return { version: `2${match[1]}` as BcryptVersion, cost: Number(match[2]) };
-}
 
 /**
  * A new `$2b$` hash of `password` with a random 16-byte salt (`crypto.getRandomValues`). `cost` is log2 of

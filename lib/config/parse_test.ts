@@ -605,12 +605,29 @@ Deno.test("parseConfig() reads deny, allow and rate_limit into each route's acce
       allow: ["192.0.2.0/24", "2001:db8::/32"],
       deny: ["192.0.2.9"],
       rateLimit: { requests: 100, perMs: 60_000, burst: 100 },
+      basicAuth: null,
       forwardAuth: null,
     },
     null,
-    { allow: null, deny: [], rateLimit: { requests: 5, perMs: 1000, burst: 20 }, forwardAuth: null },
+    {
+      allow: null,
+      deny: [],
+      rateLimit: { requests: 5, perMs: 1000, burst: 20 },
+      basicAuth: null,
+      forwardAuth: null,
+    },
   ]);
   assert.deepEqual(parseConfig("proxies: {}\n", FILE).deny, []);
+  const basic = parseConfig(
+    `proxies:\n  "a.example.com":\n    redirect: example.org\n    basic_auth:\n      users:\n` +
+      `        alice: "$2y$10$abcdefghijklmnopqrstuu5EUFb3rt1l0ZRDZX0pi0p0WrOmUNaPe"\n`,
+    FILE,
+  ).routes[0]!.access?.basicAuth;
+  assert.deepEqual(basic, {
+    users: { alice: "$2y$10$abcdefghijklmnopqrstuu5EUFb3rt1l0ZRDZX0pi0p0WrOmUNaPe" },
+    realm: "restricted",
+    passCredentials: false,
+  });
   const auth = parseConfig(
     `proxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:9000\n    forward_auth:\n` +
       `      url: http://127.0.0.1:9091/api/verify\n      copy_headers: [Remote-User, Remote-Groups]\n` +
@@ -679,6 +696,33 @@ Deno.test("parseConfig() reports bad access rules at their line and column, with
     line: 4,
     col: 53,
     message: /copy_headers\[0\] must be a header name like Remote-User, got "Remote User"/,
+  });
+  const hash = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+  assertIssue(`${route}    basic_auth: { users: { alice: "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=" } }\n`, {
+    line: 4,
+    col: 35,
+    message:
+      /basic_auth\.users\.alice must be a bcrypt hash \(60 characters starting "\$2b\$"\); make one with "nexo hash-password"/,
+  });
+  assertIssue(`${route}    basic_auth: { users: { alice: "${hash.replace("$12$", "$15$")}" } }\n`, {
+    line: 4,
+    col: 35,
+    message: /has bcrypt cost 15, which takes seconds of CPU per check; use a cost from 4 to 14/,
+  });
+  assertIssue(`${route}    basic_auth: { users: {} }\n`, {
+    line: 4,
+    col: 26,
+    message: /basic_auth\.users is empty, which would refuse every client; add a user/,
+  });
+  assertIssue(`${route}    basic_auth: { users: { "a:b": "${hash}" } }\n`, {
+    line: 4,
+    col: 28,
+    message: /a user name must not be empty or contain ":"/,
+  });
+  assertIssue(`${route}    basic_auth: { realm: admin }\n`, {
+    line: 4,
+    col: 17,
+    message: /basic_auth needs users, like \{ users: \{ alice: "\$2b\$12\$\.\.\." \} \}/,
   });
   // allow at the top level belongs in a route.
   assertIssue(`allow: ["192.0.2.0/24"]\nproxies: {}\n`, {

@@ -45,12 +45,23 @@ export interface ForwardAuth {
   timeoutMs: number;
 }
 
-/** A route's access rules, checked in this order: `deny`, `allow`, `rateLimit`, `forwardAuth`. */
+/** `basic_auth`: users and their bcrypt hashes (lib/access/basic_auth.ts). */
+export interface BasicAuth {
+  /** User name -> bcrypt hash ($2a$, $2b$ or $2y$, cost 4-14). */
+  users: Record<string, string>;
+  /** The realm browsers show in their sign-in prompt. */
+  realm: string;
+  /** Whether the Authorization header reaches the upstream (false: removed once checked). */
+  passCredentials: boolean;
+}
+
+/** A route's access rules, checked in this order: `deny`, `allow`, `rateLimit`, `basicAuth`, `forwardAuth`. */
 export interface RouteAccess {
   /** CIDRs or addresses; null: every client (that `deny` does not refuse). Never empty. */
   allow: string[] | null;
   deny: string[];
   rateLimit: RateLimit | null;
+  basicAuth: BasicAuth | null;
   forwardAuth: ForwardAuth | null;
 }
 

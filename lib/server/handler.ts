@@ -201,21 +201,25 @@ function createResponder(options: HandlerOptions): Handler {
           });
         },
       });
-    const forwardAuth = route.access?.forwardAuth ?? null;
-    if (access === null || forwardAuth === null) return withHsts(serve(headerList), route.hsts);
+    const signIn = route.access !== null &&
+      (route.access.basicAuth !== null || route.access.forwardAuth !== null);
+    if (access === null || !signIn) return withHsts(serve(headerList), route.hsts);
     const authRequest = { method: req.method, url, headerList, client, signal: req.signal };
-    const verdict = access.authorize(pool, forwardAuth, authRequest).then((verdict) => {
-      switch (verdict.kind) {
+    const verdict = access.authenticate(pool, route.host, route.access!, authRequest).then((outcome) => {
+      switch (outcome.kind) {
         case "allow":
-          return serve(access.authorizedHeaders(headerList, forwardAuth, verdict.copy));
+          return serve(outcome.headerList);
         case "deny":
-          // The auth server's answer as it is: a 302 to its login page, a 401 with its challenge.
-          metrics.recordRefusal(route.host, "auth refused");
-          done({ status: verdict.response.status, bytes: verdict.bytes, error: "refused by forward_auth" });
-          return verdict.response;
+          metrics.recordRefusal(route.host, outcome.reason);
+          done({ status: outcome.response.status, bytes: outcome.bytes, error: outcome.error });
+          return outcome.response;
         case "unavailable":
           metrics.recordRefusal(route.host, "auth unavailable");
-          log.warn("forward auth failed", { host, auth: forwardAuth.url.host, error: verdict.error });
+          log.warn("forward auth failed", {
+            host,
+            auth: route.access?.forwardAuth?.url.host,
+            error: outcome.error,
+          });
           return reportPage(errorPage(502, "The sign-in service for this site did not answer."), {
             error: "forward_auth unavailable",
             onDone: done,
