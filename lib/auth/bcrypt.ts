@@ -15,7 +15,7 @@
 // - Embedded NUL bytes are kept as key bytes, as bcryptjs does; C implementations stop at the first NUL.
 
 import { BLOWFISH_INITIAL_STATE } from "./blowfish_constants.ts";
-import { type BcryptHashInfo, type BcryptVersion, parseBcryptHash } from "./bcrypt_format.ts";
+import { type BcryptHashInfo, parseBcryptHash } from "./bcrypt_format.ts";
 import { timingSafeEqual } from "./constant_time.ts";
 
 export { type BcryptHashInfo, type BcryptVersion, parseBcryptHash } from "./bcrypt_format.ts";

@@ -104,6 +104,7 @@ function readBasicAuth(r: Reader, field: Field): BasicAuth | undefined {
     expected: `a mapping of user names to bcrypt hashes, like ${BASIC_AUTH_EXAMPLE}`,
   });
   for (const user of entries?.values() ?? []) {
+    // deno-lint-ignore no-control-regex -- control characters are what is refused
     if (user.name === "" || user.name.includes(":") || /[\0-\x1f\x7f]/.test(user.name)) {
       r.report(
         user.keyNode,
