@@ -43,28 +43,10 @@ proxies:
     upstream: ${app.url}
 `);
   try {
-    const curl = new Deno.Command("curl", {
-      args: [
-        "-sSN",
-        "--cacert",
-        nexo.rootCert,
-        "--resolve",
-        `app.test:${nexo.port}:127.0.0.1`,
-        `https://app.test:${nexo.port}/sse?n=3&gap=500`,
-      ],
-      stdout: "piped",
-    }).spawn();
-    const reader = curl.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let received = "";
-    while (!received.includes("event 1")) received += (await reader.read()).value ?? "";
+    const stream = await startEventStream(nexo, 3, 500);
     const exited = nexo.stop("SIGTERM");
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      received += value;
-    }
-    assert.equal((await curl.status).code, 0);
-    assert.match(received, /event 3/, "the stream in flight at SIGTERM was delivered whole");
+    assert.match(await stream.rest(), /event 3/, "the stream in flight at SIGTERM was delivered whole");
+    assert.equal((await stream.status).code, 0);
     assert.equal(await exited, 0);
     assert.ok(nexo.logs.some((l) => l.msg === "shutting down" && l.signal === "SIGTERM"));
   } finally {

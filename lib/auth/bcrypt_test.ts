@@ -305,18 +305,3 @@ Deno.test("bcryptVerify() with sliceMs Infinity holds the event loop: the measur
   }
   assert.equal(ticks, 0);
 });
-
-Deno.test("bcrypt.ts brings no npm package or node: module into the main isolate (bcryptjs is test-only)", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", new URL("./bcrypt.ts", import.meta.url).pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(output.success, new TextDecoder().decode(output.stderr));
-  const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as {
-    modules: Array<{ specifier: string; kind: string }>;
-  };
-  const heavy = graph.modules.filter((module) => module.kind === "npm" || module.kind === "node");
-  assert.deepEqual(heavy.map((module) => module.specifier), []);
-  assert.ok(graph.modules.length >= 3, graph.modules.map((module) => module.specifier).join(", "));
-});
