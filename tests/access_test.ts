@@ -110,8 +110,11 @@ proxies:
 
 Deno.test("rate_limit answers 429 with Retry-After, and lets the client in again once a token is back", async () => {
   const app = startEchoUpstream();
+  const adminPort = closedPort();
   const nexo = await startNexo(`
 trusted_proxies: ["127.0.0.1"]
+admin:
+  listen: "127.0.0.1:${adminPort}"
 proxies:
   "api.test":
     upstream: ${app.url}
@@ -128,6 +131,9 @@ proxies:
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     assert.equal((await from(nexo, "api.test", "/", "192.0.2.1")).status, 200);
     await nexo.waitForLog((l) => l.msg === "request" && l.status === 429 && l.error === "rate limited");
+    // Counted for /metrics by route and reason.
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    assert.match(metrics, /^nexo_access_refused_total\{route="api\.test",reason="rate limited"\} 1$/m);
   } finally {
     await nexo.stop();
     await app.close();
