@@ -20,7 +20,7 @@ import type { ConnInfo, Handler } from "./listen.ts";
 /** What a request is served with: replaced whole on reload, never mutated. */
 export interface ServingSnapshot {
   table: RouteTable;
-  /** The access rules (`deny`, `allow`, `rate_limit`); null when the config has none. */
+  /** The access rules (`deny`, `allow`, `rate_limit`, `basic_auth`, `forward_auth`); null when it has none. */
   access: AccessRules | null;
   /** Parsed `trusted_proxies`. */
   trustedProxies: readonly Cidr[];
@@ -215,11 +215,14 @@ function createResponder(options: HandlerOptions): Handler {
           return outcome.response;
         case "unavailable":
           metrics.recordRefusal(route.host, "auth unavailable");
-          log.warn("forward auth failed", {
-            host,
-            auth: route.access?.forwardAuth?.url.host,
-            error: outcome.error,
-          });
+          // A client that left while the auth server was asked is not the auth server failing.
+          if (!req.signal.aborted) {
+            log.warn("forward auth failed", {
+              host,
+              auth: route.access?.forwardAuth?.url.host,
+              error: outcome.error,
+            });
+          }
           return reportPage(errorPage(502, "The sign-in service for this site did not answer."), {
             error: "forward_auth unavailable",
             onDone: done,
