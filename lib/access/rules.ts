@@ -1,6 +1,7 @@
 // The access rules of a config, ready to check: networks parsed once, a rate limiter per route that keeps its
-// buckets across reloads while the route's limit is unchanged. Imported only when a config has any rule
-// (lib/server/run.ts), so a config without them loads none of this.
+// buckets across reloads while the route's limit is unchanged, and sign-in (basic_auth.ts, then
+// forward_auth.ts; a reload starts basic_auth's remembered logins afresh). Imported only when a config has
+// any rule (lib/server/run.ts), so a config without them loads none of this.
 
 import { type Cidr, inCidrs, parseCidr } from "../cidr.ts";
 import type { Config, RateLimit, RouteAccess } from "../config/types.ts";
