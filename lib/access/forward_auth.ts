@@ -5,6 +5,7 @@
 // the client as it is (a 302 to the login page, a 401); an auth server that cannot answer is a 502, never an
 // open door. The request goes through nexo's own HTTP/1.1 client, as proxied requests do.
 
+import { concatBytes } from "../bytes.ts";
 import type { ForwardAuth } from "../config/types.ts";
 import { errorMessage } from "../error_message.ts";
 import { buildResponseHeaders, type HeaderList } from "../proxy/headers.ts";
@@ -112,11 +113,5 @@ async function readAtMost(
     if (size > max) return null;
     chunks.push(chunk);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
