@@ -24,7 +24,9 @@ export function summarizeConfig(config: Config, warnings: readonly ConfigWarning
   for (const route of config.routes) {
     const target = route.kind === "proxy"
       ? `-> ${route.upstream.href}`
-      : `=> ${route.target.href} (${route.status}${route.keepPath ? ", keeps the path" : ""})`;
+      : route.kind === "redirect"
+      ? `=> ${route.target.href} (${route.status}${route.keepPath ? ", keeps the path" : ""})`
+      : "GitHub sign-in (auth.host)";
     lines.push(`  ${route.host.padEnd(width)}  ${target}`);
   }
   if (config.issuer === "acme") {

@@ -1,17 +1,20 @@
 // The access rules of a config, ready to check: networks parsed once, a rate limiter per route that keeps its
 // buckets across reloads while the route's limit is unchanged, and sign-in (basic_auth.ts, then
-// forward_auth.ts; a reload starts basic_auth's remembered logins afresh). Imported only when a config has
-// any rule (lib/server/run.ts), so a config without them loads none of this.
+// github_auth.ts, then forward_auth.ts; a reload starts basic_auth's remembered logins afresh, GitHub
+// sessions outlive it). Imported only when a config has any rule (lib/server/run.ts), so a config without
+// them loads none of this; github_auth.ts is imported only when the config has `auth:`.
 
 import { type Cidr, inCidrs, parseCidr } from "../cidr.ts";
-import type { Config, RateLimit, RouteAccess } from "../config/types.ts";
+import type { Config, RateLimit, Route, RouteAccess } from "../config/types.ts";
+import type { Logger } from "../log.ts";
 import { errorPage, pageBytes } from "../proxy/error_page.ts";
 import type { HeaderList } from "../proxy/headers.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { BasicAuthGuard, challenge } from "./basic_auth.ts";
-import { askAuthServer, type AuthRequest, withAuthHeaders } from "./forward_auth.ts";
+import { askAuthServer, withAuthHeaders } from "./forward_auth.ts";
 import { clientAddress } from "./client_address.ts";
 import { RateLimiter } from "./rate_limit.ts";
+import type { GitHubSignIn, Sessions, SignInRequest } from "./github_auth.ts";
 
 /** Why a request is refused, and how. */
 export type Refusal =
@@ -29,22 +32,35 @@ interface RouteRules {
 export type AuthOutcome =
   /** Let through, with the headers the upstream gets (credentials removed, auth headers copied). */
   | { kind: "allow"; headerList: HeaderList }
-  /** Answered here: nexo's 401, or the auth server's own answer. */
+  /** Answered here: nexo's 401, a redirect to sign in, or the auth server's own answer. */
   | { kind: "deny"; response: Response; bytes: number; error: string; reason: string }
+  /** Answered here, and not a refusal: one of GitHub sign-in's own pages (the session hand-over, sign-out). */
+  | { kind: "answer"; response: Response; bytes: number }
   /** The auth server did not answer. */
   | { kind: "unavailable"; error: string };
 
 export class AccessRules {
   readonly #deny: Cidr[];
   readonly #routes: Map<string, RouteRules>;
+  readonly #sessions: Sessions | null;
+  readonly #github: GitHubSignIn | null;
 
-  private constructor(deny: Cidr[], routes: Map<string, RouteRules>) {
+  private constructor(
+    deny: Cidr[],
+    routes: Map<string, RouteRules>,
+    github: { sessions: Sessions; signIn: GitHubSignIn } | null,
+  ) {
     this.#deny = deny;
     this.#routes = routes;
+    this.#sessions = github?.sessions ?? null;
+    this.#github = github?.signIn ?? null;
   }
 
-  /** The rules of `config`; a route whose rate limit is unchanged from `previous` keeps its buckets. */
-  static fromConfig(config: Config, previous: AccessRules | null): AccessRules {
+  /**
+   * The rules of `config`; a route whose rate limit is unchanged from `previous` keeps its buckets, and
+   * GitHub sessions keep their signing key.
+   */
+  static async fromConfig(config: Config, previous: AccessRules | null, log: Logger): Promise<AccessRules> {
     const routes = new Map<string, RouteRules>();
     for (const route of config.routes) {
       if (route.access === null) continue;
@@ -61,7 +77,14 @@ export class AccessRules {
         basic: basicAuth === null ? null : new BasicAuthGuard(basicAuth),
       });
     }
-    return new AccessRules(config.deny.map(parseCidr), routes);
+    let github = null;
+    if (config.auth !== null) {
+      const { GitHubSignIn, openSessions } = await import("./github_auth.ts");
+      const sessions = (previous === null ? null : previous.#sessions) ??
+        await openSessions(config.baseDir, log);
+      github = { sessions, signIn: new GitHubSignIn(config.auth, sessions, log) };
+    }
+    return new AccessRules(config.deny.map(parseCidr), routes, github);
   }
 
   /** The address the rules judge: the socket's, or the client a trusted proxy names (client_address.ts). */
@@ -70,14 +93,14 @@ export class AccessRules {
   }
 
   /**
-   * Sign-in for a route with `basic_auth` or `forward_auth` (in that order), after its network rules passed:
-   * whether the request goes on, and with which headers.
+   * Sign-in for a route with `basic_auth`, `github_auth` or `forward_auth` (in that order), after its network
+   * rules passed: whether the request goes on, and with which headers.
    */
   async authenticate(
     pool: UpstreamPool,
     routeHost: string,
     access: RouteAccess,
-    request: AuthRequest,
+    request: SignInRequest,
   ): Promise<AuthOutcome> {
     let headerList = request.headerList;
     const basic = this.#routes.get(routeHost)?.basic ?? null;
@@ -97,6 +120,12 @@ export class AccessRules {
       }
       if (!basic.passCredentials) headerList = headerList.filter(([name]) => name !== "authorization");
     }
+    if (access.githubAuth !== null) {
+      // parse.ts refuses github_auth without `auth:`, so the sign-in is there.
+      const outcome = await this.#github!.guard({ ...request, headerList }, access.githubAuth, Date.now());
+      if (outcome.kind !== "allow") return outcome;
+      headerList = outcome.headerList;
+    }
     const forwardAuth = access.forwardAuth;
     if (forwardAuth === null) return { kind: "allow", headerList };
     const verdict = await askAuthServer(pool, forwardAuth, { ...request, headerList });
@@ -109,6 +138,16 @@ export class AccessRules {
       case "unavailable":
         return verdict;
     }
+  }
+
+  /** The sign-in host's own pages (`auth.host`: GitHub's OAuth start and callback). */
+  async signInHost(
+    pool: UpstreamPool,
+    request: SignInRequest,
+    routeFor: (host: string) => Route | undefined,
+  ): Promise<Exclude<AuthOutcome, { kind: "allow" }>> {
+    // parse.ts adds the sign-in route only with `auth:`, so the sign-in is there.
+    return await this.#github!.serve(request, { pool, routeFor, nowMs: Date.now() });
   }
 
   /** Whether the top-level `deny` refuses `client` everywhere. */

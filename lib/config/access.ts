@@ -1,14 +1,22 @@
-// Who may reach a route: the top-level `deny` and each route's `allow`, `deny` and `rate_limit` (issue 14),
-// validated into plain data. Reports into the Reader; the checks themselves run in lib/access/.
+// Who may reach a route: the top-level `deny` and each route's `allow`, `deny`, `rate_limit`, `basic_auth`,
+// `github_auth` (sign_in.ts) and `forward_auth` (issue 14), validated into plain data. Reports into the Reader; the checks themselves run in lib/access/.
 
 import { parseCidr } from "../cidr.ts";
 import { parseBcryptHash } from "../auth/bcrypt_format.ts";
 import type { BasicAuth, Config, ForwardAuth, RateLimit, RouteAccess } from "./types.ts";
+import { readGitHubAuth } from "./sign_in.ts";
 import { readHttpUrl } from "./url.ts";
 import type { Field, Reader } from "./reader.ts";
 
 /** The route keys this module reads. */
-export const ACCESS_KEYS = ["allow", "deny", "rate_limit", "basic_auth", "forward_auth"] as const;
+export const ACCESS_KEYS = [
+  "allow",
+  "deny",
+  "rate_limit",
+  "basic_auth",
+  "github_auth",
+  "forward_auth",
+] as const;
 
 const RATE_LIMIT_KEYS = ["requests", "per", "burst"] as const;
 const FORWARD_AUTH_KEYS = ["url", "copy_headers", "timeout"] as const;
@@ -30,9 +38,10 @@ const RATE_LIMIT_EXAMPLE = "{ requests: 100, per: 1m }";
 /** Above this a limit no longer limits anything a proxy on a small VPS could serve. */
 const MAX_REQUESTS = 1_000_000;
 
-/** Whether a config has any access rule (and so needs lib/access/ loaded). */
+/** Whether a config has any access rule or a sign-in host (and so needs lib/access/ loaded). */
 export function usesAccessRules(config: Config): boolean {
-  return config.deny.length > 0 || config.routes.some((route) => route.access !== null);
+  return config.deny.length > 0 || config.auth !== null ||
+    config.routes.some((route) => route.access !== null);
 }
 
 /**
@@ -61,7 +70,8 @@ export function readRouteAccess(r: Reader, fields: Map<string, Field>): RouteAcc
   const rateField = fields.get("rate_limit");
   const authField = fields.get("forward_auth");
   const basicField = fields.get("basic_auth");
-  if ([allowField, denyField, rateField, authField, basicField].every((field) => field === undefined)) {
+  const githubField = fields.get("github_auth");
+  if ([allowField, denyField, rateField, authField, basicField, githubField].every((f) => f === undefined)) {
     return null;
   }
   let allow: string[] | null = null;
@@ -81,6 +91,7 @@ export function readRouteAccess(r: Reader, fields: Map<string, Field>): RouteAcc
     deny: readCidrList(r, denyField),
     rateLimit: rateField === undefined ? null : readRateLimit(r, rateField) ?? null,
     basicAuth: basicField === undefined ? null : readBasicAuth(r, basicField) ?? null,
+    githubAuth: githubField === undefined ? null : readGitHubAuth(r, githubField) ?? null,
     forwardAuth: authField === undefined ? null : readForwardAuth(r, authField) ?? null,
   };
 }

@@ -23,6 +23,7 @@ import {
 } from "./sections.ts";
 import { didYouMean } from "./suggest.ts";
 import { readCidrList } from "./access.ts";
+import { AUTH_KEYS, readSignIn, withSignInRoute } from "./sign_in.ts";
 
 const TOP_KEYS = [
   "base_dir",
@@ -41,6 +42,7 @@ const TOP_KEYS = [
   "deny",
   "admin",
   "hsts",
+  "auth",
   "proxies",
 ] as const;
 
@@ -58,7 +60,7 @@ export function parseConfig(text: string, file: string): Config {
   const doc = parseYaml(text);
   const r = new Reader(file, lines);
   const fail = (issues: ConfigIssue[]) =>
-    new ConfigError(sortIssues(escapeControls(redactToken(issues, text))));
+    new ConfigError(sortIssues(escapeControls(redactSecrets(issues, text))));
   if (doc.error) {
     reportSyntax(r, doc.error, lines, text);
     throw fail(r.issues);
@@ -152,6 +154,8 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
   const wildcards = readWildcards(r, get("wildcards"));
   const hsts = readTopHsts(r, get("hsts"));
   checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, get("cloudflare"));
+  const auth = readSignIn(r, get("auth"));
+  const routes = optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts })) ?? [];
   return {
     file,
     baseDir,
@@ -172,7 +176,8 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     trustedProxies: readCidrList(r, get("trusted_proxies")),
     deny: readCidrList(r, get("deny")),
     admin: readAdmin(r, get("admin")),
-    routes: optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts })) ?? [],
+    auth,
+    routes: withSignInRoute(r, routes, { config: auth, field: get("auth"), hsts }),
   };
 }
 
@@ -213,6 +218,7 @@ function hintTopLevel(name: string): string | null {
     ["acme:", ACME_KEYS],
     ["cloudflare:", CLOUDFLARE_KEYS],
     ["hsts:", HSTS_KEYS],
+    ["auth:", AUTH_KEYS],
     [`a route, under a host in proxies:`, ROUTE_KEYS],
   ];
   const home = blocks.find(([, keys]) => keys.includes(name));
@@ -305,21 +311,28 @@ function escapeControls(issues: ConfigIssue[]): ConfigIssue[] {
 }
 
 /**
- * Replaces the Cloudflare API token with "<api_token>" in every message, should any message have picked it
- * up (a YAML error quoting a token, a mistyped key). The token is found in the raw text, so this works even
- * when the YAML does not parse. Tokens under 6 characters are left alone: replacing them would garble text.
+ * Replaces the secrets written in the config (Cloudflare's `api_token`, GitHub's `client_secret`) with
+ * "<api_token>" and "<client_secret>" in every message, should any message have picked one up (a value
+ * quoted back, a mistyped key). They are found in the raw text, so this works even when the YAML does not
+ * parse. Values under 6 characters are left alone: replacing them would garble text.
  */
-function redactToken(issues: ConfigIssue[], text: string): ConfigIssue[] {
-  const tokens = [...text.matchAll(/api_token\s*:\s*["']?([^"'\s#,}\]]+)/g)]
+function redactSecrets(issues: ConfigIssue[], text: string): ConfigIssue[] {
+  const secrets = [...text.matchAll(/\b(api_token|client_secret)\s*:\s*["']?([^"'\s#,}\]]+)/g)]
     // YAML ends a plain value at ": ", so "api_token: t0ken: x" quotes "t0ken" alone: redact that form too.
     .flatMap((match) => {
-      const token = match[1] ?? "";
-      return token.endsWith(":") ? [token, token.slice(0, -1)] : [token];
+      const [, key = "", secret = ""] = match;
+      return (secret.endsWith(":") ? [secret, secret.slice(0, -1)] : [secret]).map((value) => ({
+        key,
+        value,
+      }));
     })
-    .filter((token) => token.length >= 6);
-  if (tokens.length === 0) return issues;
+    .filter(({ value }) => value.length >= 6);
+  if (secrets.length === 0) return issues;
   return issues.map((issue) => ({
     ...issue,
-    message: tokens.reduce((message, token) => message.replaceAll(token, "<api_token>"), issue.message),
+    message: secrets.reduce(
+      (message, { key, value }) => message.replaceAll(value, `<${key}>`),
+      issue.message,
+    ),
   }));
 }

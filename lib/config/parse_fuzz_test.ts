@@ -114,7 +114,7 @@ function assertSaneConfig(config: Config): void {
       assert.ok(Number.isSafeInteger(route.limits.maxBodyBytes) && route.limits.maxBodyBytes >= 0);
       assert.ok(Number.isFinite(route.limits.responseTimeoutMs) && route.limits.responseTimeoutMs >= 1);
       assert.ok(Number.isFinite(route.limits.bodyTimeoutMs) && route.limits.bodyTimeoutMs >= 1);
-    } else {
+    } else if (route.kind === "redirect") {
       assert.match(route.target.protocol, /^https?:$/);
       assert.ok([301, 302, 303, 307, 308].includes(route.status));
     }
@@ -159,7 +159,9 @@ function projectRoute(route: Route): Record<string, unknown> {
   const base = { host: route.host, kind: route.kind, accessLog: route.accessLog };
   return route.kind === "proxy"
     ? { ...base, href: route.upstream.href, cache: route.cache, ...route.limits }
-    : { ...base, href: route.target.href, status: route.status, keepPath: route.keepPath };
+    : route.kind === "redirect"
+    ? { ...base, href: route.target.href, status: route.status, keepPath: route.keepPath }
+    : base;
 }
 
 /** `projectRoute()` for what the generator says a route must be. */

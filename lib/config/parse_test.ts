@@ -83,6 +83,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
     trustedProxies: [],
     deny: [],
     admin: null,
+    auth: null,
     routes: [],
   });
 });
@@ -606,6 +607,7 @@ Deno.test("parseConfig() reads deny, allow and rate_limit into each route's acce
       deny: ["192.0.2.9"],
       rateLimit: { requests: 100, perMs: 60_000, burst: 100 },
       basicAuth: null,
+      githubAuth: null,
       forwardAuth: null,
     },
     null,
@@ -614,6 +616,7 @@ Deno.test("parseConfig() reads deny, allow and rate_limit into each route's acce
       deny: [],
       rateLimit: { requests: 5, perMs: 1000, burst: 20 },
       basicAuth: null,
+      githubAuth: null,
       forwardAuth: null,
     },
   ]);

@@ -55,13 +55,43 @@ export interface BasicAuth {
   passCredentials: boolean;
 }
 
-/** A route's access rules, checked in this order: `deny`, `allow`, `rateLimit`, `basicAuth`, `forwardAuth`. */
+/** `github_auth`: who may sign in with GitHub to reach a route (lib/access/github_auth.ts). */
+export interface GitHubAuth {
+  /** GitHub logins, lowercased (GitHub compares them case-insensitively). Never empty. */
+  allowedUsers: string[];
+}
+
+/** `auth.github`: the GitHub OAuth app nexo signs users in with. */
+export interface GitHubApp {
+  clientId: string;
+  /** A secret: never log it or put it in an error message. */
+  clientSecret: string;
+  /** The REST API (`GET /user`); https://api.github.com unless a test points it elsewhere. */
+  apiBase: URL;
+  /** Where the OAuth pages live (`/login/oauth/authorize`, `/login/oauth/access_token`); https://github.com. */
+  oauthBase: URL;
+}
+
+/** `auth:`: the sign-in host shared by every route with `github_auth`. */
+export interface SignInConfig {
+  /** The exact host serving /oauth2/start and /oauth2/callback (a route of kind "sign-in"). */
+  host: string;
+  github: GitHubApp | null;
+  /** How long a signed-in session lasts, in ms. */
+  sessionTtlMs: number;
+}
+
+/**
+ * A route's access rules, checked in this order: `deny`, `allow`, `rateLimit`, then sign-in: `basicAuth`,
+ * `githubAuth`, `forwardAuth`.
+ */
 export interface RouteAccess {
   /** CIDRs or addresses; null: every client (that `deny` does not refuse). Never empty. */
   allow: string[] | null;
   deny: string[];
   rateLimit: RateLimit | null;
   basicAuth: BasicAuth | null;
+  githubAuth: GitHubAuth | null;
   forwardAuth: ForwardAuth | null;
 }
 
@@ -102,7 +132,15 @@ export interface RedirectRoute extends RouteBase {
   keepPath: boolean;
 }
 
-export type Route = ProxyRoute | RedirectRoute;
+/**
+ * `auth.host`: nexo's own sign-in pages (GitHub's OAuth start and callback), added by parse.ts so that the
+ * host is routed and certified like any other. Never proxied; it has no access rules.
+ */
+export interface SignInRoute extends RouteBase {
+  kind: "sign-in";
+}
+
+export type Route = ProxyRoute | RedirectRoute | SignInRoute;
 
 export type Issuer = "acme" | "internal";
 
@@ -170,6 +208,8 @@ export interface Config {
   trustedProxies: string[];
   /** Networks refused (403) on every route and for unknown hosts too, before anything else; top-level `deny`. */
   deny: string[];
+  /** `auth:`, the sign-in host for `github_auth` routes; null when not set. */
+  auth: SignInConfig | null;
   /** Where /status and /metrics are served (plain HTTP), or null when `admin.listen` is not set. */
   admin: { listen: ListenAddress } | null;
   /** In file order; keys are unique case-insensitively. */

@@ -4,10 +4,14 @@
 
 const STATUS_TEXT: Record<number, string> = {
   400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
+  405: "Method Not Allowed",
   408: "Request Timeout",
   413: "Content Too Large",
   421: "Misdirected Request",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   501: "Not Implemented",
@@ -22,29 +26,56 @@ const STATUS_TEXT: Record<number, string> = {
  * drainBody: Deno cuts the request body, over HTTP/2 with an RST_STREAM, as soon as the response is complete).
  */
 export function errorPage(status: number, detail: string, holdUntil?: Promise<void>): Response {
-  const title = `${status} ${STATUS_TEXT[status] ?? "Error"}`;
-  const body = `<!doctype html>\n<html><head><meta charset="utf-8"><title>${title}</title></head>` +
-    `<body><h1>${title}</h1><p>${escapeHtml(detail)}</p><hr><p>nexo</p></body></html>\n`;
-  const bytes = new TextEncoder().encode(body);
-  const headers: Record<string, string> = {
-    "content-type": "text/html; charset=utf-8",
-    "cache-control": "no-store",
-    "x-content-type-options": "nosniff",
-    "content-length": String(bytes.byteLength),
-  };
-  if (holdUntil === undefined) return new Response(bytes, { status, headers });
-  let sent = false;
+  const { bytes, headers } = pageBody(`${status} ${STATUS_TEXT[status] ?? "Error"}`, detail);
+  const page = new Response(bytes, { status, headers });
+  return holdUntil === undefined ? page : holdOpen(page, holdUntil);
+}
+
+/**
+ * `response` with its body (or none) sent as it comes, then kept open until `until` settles: headers,
+ * Content-Length included, are unchanged. A 101, 204 or 304 is returned as it is (it has no body to hold).
+ */
+export function holdOpen(response: Response, until: Promise<void>): Response {
+  const { status } = response;
+  if (status === 101 || status === 204 || status === 304) return response;
+  const reader = response.body?.getReader();
   const held = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      if (!sent) {
-        sent = true;
-        return controller.enqueue(bytes);
-      }
-      await holdUntil;
+      const chunk = reader === undefined ? undefined : await reader.read();
+      if (chunk !== undefined && !chunk.done) return controller.enqueue(chunk.value);
+      await until;
       controller.close();
     },
+    cancel(reason) {
+      return reader?.cancel(reason);
+    },
   }, { highWaterMark: 0 });
-  return new Response(held, { status, headers });
+  return new Response(held, { status, statusText: response.statusText, headers: response.headers });
+}
+
+/** A 200 page of the same shape, for what nexo tells a person that is not an error ("Signed out"). */
+export function noticePage(title: string, detail: string): Response {
+  const { bytes, headers } = pageBody(title, detail);
+  return new Response(bytes, { status: 200, headers });
+}
+
+function pageBody(
+  title: string,
+  detail: string,
+): { bytes: Uint8Array<ArrayBuffer>; headers: Record<string, string> } {
+  const body =
+    `<!doctype html>\n<html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>` +
+    `<body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p><hr><p>nexo</p></body></html>\n`;
+  const bytes = new TextEncoder().encode(body);
+  return {
+    bytes,
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+      "content-length": String(bytes.byteLength),
+    },
+  };
 }
 
 /**

@@ -3,14 +3,16 @@
 // Strict-Transport-Security on whatever is answered, and one access-log line per request. It reads the
 // current routing snapshot on every request, so a reload swaps routes without touching open connections.
 
-import type { Route } from "../config/types.ts";
+import type { ProxyRoute, RedirectRoute, RouteAccess } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { type Metrics, NO_ROUTE } from "../metrics.ts";
-import { errorPage, pageBytes, reportPage } from "../proxy/error_page.ts";
+import { errorPage, holdOpen, pageBytes, reportPage } from "../proxy/error_page.ts";
+import { drainBody } from "../proxy/body.ts";
 import { type ForwardOutcome, forwardRequest } from "../proxy/forward.ts";
 import { type ForwardedFor, headerBytes, type HeaderList } from "../proxy/headers.ts";
 import { redirectResponse } from "../proxy/redirect.ts";
-import type { AccessRules, Refusal } from "../access/rules.ts";
+import type { AccessRules, AuthOutcome, Refusal } from "../access/rules.ts";
+import type { SignInRequest } from "../access/github_auth.ts";
 import { type Cidr, inCidrs } from "../cidr.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../proxy/websocket.ts";
@@ -44,15 +46,29 @@ export interface HandlerOptions {
 /**
  * Creates the handler for the HTTPS listener. The handler never throws. A HEAD request never gets a body,
  * whoever made the response (RFC 9110 §9.3.2): Deno drops it on HTTP/1.1 but sends it on HTTP/2, where
- * clients fail the stream.
+ * clients fail the stream. A response nexo made without reading the request's body (a refusal, a sign-in
+ * redirect, a 404) ends only once that body is drained: Deno 2.9.6 resets an HTTP/2 stream whose request
+ * body is still arriving when its response completes, and curl then fails the request (error 92) instead
+ * of showing the 403, measured in 10 to 40% of small form posts to a refused route.
  */
 export function createHandler(options: HandlerOptions): Handler {
   const respond = createResponder(options);
   return (req: Request, info: ConnInfo): Promise<Response> | Response => {
     const response = respond(req, info);
-    if (req.method !== "HEAD") return response;
-    return response instanceof Response ? withoutBody(response) : response.then(withoutBody);
+    const finish = (answer: Response) => finishResponse(req, answer);
+    return response instanceof Response ? finish(response) : response.then(finish);
   };
+}
+
+function finishResponse(req: Request, response: Response): Response {
+  if (req.method === "HEAD") return withoutBody(response);
+  // A proxied request's body is locked by the upstream client, which reads it (forward.ts drains on 413).
+  // A client that sent Expect: 100-continue has not sent its body: it must not be asked for it now.
+  // Checked first: reading req.body after Deno.upgradeWebSocket() stalls the 101 (Deno 2.9.6, measured).
+  if (response.status === 101 || req.headers.has("expect")) return response;
+  const body = req.body;
+  if (body === null || body.locked) return response;
+  return holdOpen(response, drainBody(body));
 }
 
 function withoutBody(response: Response): Response {
@@ -178,6 +194,38 @@ function createResponder(options: HandlerOptions): Handler {
     }
     const refusal = access === null ? null : access.check(route.host, client, Date.now());
     if (refusal !== null) return refuse(refusal);
+    // What sign-in answers itself: a refusal (401, 403, a redirect to sign in), one of its pages, or 502.
+    const answered = (outcome: Exclude<AuthOutcome, { kind: "allow" }>): Response => {
+      switch (outcome.kind) {
+        case "deny":
+          metrics.recordRefusal(route.host, outcome.reason);
+          done({ status: outcome.response.status, bytes: outcome.bytes, error: outcome.error });
+          return outcome.response;
+        case "answer":
+          done({ status: outcome.response.status, bytes: outcome.bytes, error: null });
+          return outcome.response;
+        case "unavailable":
+          metrics.recordRefusal(route.host, "auth unavailable");
+          // A client that left while the auth server was asked is not the auth server failing.
+          if (!req.signal.aborted) {
+            log.warn("forward auth failed", {
+              host,
+              auth: route.access?.forwardAuth?.url.host,
+              error: outcome.error,
+            });
+          }
+          return reportPage(errorPage(502, "The sign-in service for this site did not answer."), {
+            error: "forward_auth unavailable",
+            onDone: done,
+          });
+      }
+    };
+    if (route.kind === "sign-in") {
+      // A sign-in route exists only with `auth:`, which loads the access rules (usesAccessRules).
+      const request = signInRequest(req, url, headerList, client);
+      const pages = access!.signInHost(pool, request, (name) => matchRoute(snapshot.table, name));
+      return withHsts(pages.then(answered), route.hsts);
+    }
     const serve = (headers: HeaderList) =>
       serveRoute(req, url, route, {
         pool,
@@ -201,34 +249,12 @@ function createResponder(options: HandlerOptions): Handler {
           });
         },
       });
-    const signIn = route.access !== null &&
-      (route.access.basicAuth !== null || route.access.forwardAuth !== null);
-    if (access === null || !signIn) return withHsts(serve(headerList), route.hsts);
-    const authRequest = { method: req.method, url, headerList, client, signal: req.signal };
-    const verdict = access.authenticate(pool, route.host, route.access!, authRequest).then((outcome) => {
-      switch (outcome.kind) {
-        case "allow":
-          return serve(outcome.headerList);
-        case "deny":
-          metrics.recordRefusal(route.host, outcome.reason);
-          done({ status: outcome.response.status, bytes: outcome.bytes, error: outcome.error });
-          return outcome.response;
-        case "unavailable":
-          metrics.recordRefusal(route.host, "auth unavailable");
-          // A client that left while the auth server was asked is not the auth server failing.
-          if (!req.signal.aborted) {
-            log.warn("forward auth failed", {
-              host,
-              auth: route.access?.forwardAuth?.url.host,
-              error: outcome.error,
-            });
-          }
-          return reportPage(errorPage(502, "The sign-in service for this site did not answer."), {
-            error: "forward_auth unavailable",
-            onDone: done,
-          });
-      }
-    });
+    const rules = route.access;
+    if (access === null || rules === null || !requiresSignIn(rules)) {
+      return withHsts(serve(headerList), route.hsts);
+    }
+    const verdict = access.authenticate(pool, route.host, rules, signInRequest(req, url, headerList, client))
+      .then((outcome) => outcome.kind === "allow" ? serve(outcome.headerList) : answered(outcome));
     return withHsts(verdict, route.hsts);
   };
 }
@@ -258,6 +284,23 @@ function withHsts(response: Promise<Response> | Response, hsts: string | null): 
   if (hsts === null) return response;
   if (response instanceof Response) return setHsts(response, hsts);
   return response.then((resolved) => setHsts(resolved, hsts));
+}
+
+/** Whether a route's rules include a sign-in (`basic_auth`, `github_auth`, `forward_auth`). */
+function requiresSignIn(rules: RouteAccess): boolean {
+  return rules.basicAuth !== null || rules.githubAuth !== null || rules.forwardAuth !== null;
+}
+
+/** What sign-in (basic, GitHub, forward auth) is told about a request. */
+function signInRequest(req: Request, url: URL, headerList: HeaderList, client: string): SignInRequest {
+  return {
+    method: req.method,
+    url,
+    headerList,
+    client,
+    signal: req.signal,
+    upgrade: isWebSocketUpgrade(req),
+  };
 }
 
 /** nexo's page for a request the access rules refuse: 403, or 429 with Retry-After. */
@@ -305,7 +348,7 @@ function setHsts(response: Response, hsts: string): Response {
 function serveRoute(
   req: Request,
   url: URL,
-  route: Route,
+  route: ProxyRoute | RedirectRoute,
   context: {
     pool: UpstreamPool;
     hold: ConnInfo["hold"];

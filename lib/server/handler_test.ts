@@ -13,10 +13,9 @@ import { createHandler } from "./handler.ts";
  * A handler over `routesYaml` (redirects, or upstreams the test runs), listening on `port`; `top` holds
  * top-level settings (`deny:`, `trusted_proxies:`).
  */
-function handlerFor(routesYaml: string, port: number, top = "") {
+async function handlerFor(routesYaml: string, port: number, top = "") {
   const config = parseConfig(`${top}proxies:\n${routesYaml}`, "/test/config.yaml");
   const metrics = new Metrics();
-  const access = usesAccessRules(config) ? AccessRules.fromConfig(config, null) : null;
   const lines: string[] = [];
   const log = new Logger({
     format: "json",
@@ -27,6 +26,7 @@ function handlerFor(routesYaml: string, port: number, top = "") {
       },
     },
   });
+  const access = usesAccessRules(config) ? await AccessRules.fromConfig(config, null, log) : null;
   const pool = new UpstreamPool();
   const handler = createHandler({
     snapshot: () => ({
@@ -76,7 +76,7 @@ function handlerFor(routesYaml: string, port: number, top = "") {
 // header; an HTTP/2 request has no Host header either, its URL made from :authority.
 
 Deno.test("createHandler() answers 400 to a request whose URL Deno made up for a missing Host", async () => {
-  const { send, close } = handlerFor(`  "app.test":\n    redirect: example.org\n`, 8443);
+  const { send, close } = await handlerFor(`  "app.test":\n    redirect: example.org\n`, 8443);
   try {
     assert.equal((await send("https://localhost:8443/")).status, 400);
     assert.equal((await send("https://localhost:8443/", { headers: { host: "" } })).status, 400);
@@ -89,8 +89,8 @@ Deno.test("createHandler() answers 400 to a request whose URL Deno made up for a
 });
 
 Deno.test("createHandler() keeps a `localhost` route reachable over HTTP/2", async () => {
-  const local = handlerFor(`  "localhost":\n    redirect: example.org\n`, 8443);
-  const standard = handlerFor(`  "app.test":\n    redirect: example.org\n`, 443);
+  const local = await handlerFor(`  "localhost":\n    redirect: example.org\n`, 8443);
+  const standard = await handlerFor(`  "app.test":\n    redirect: example.org\n`, 443);
   try {
     // Indistinguishable from a Host-less HTTP/1.1 request, so with a localhost route it is served.
     assert.equal((await local.send("https://localhost:8443/")).status, 302);
@@ -103,7 +103,7 @@ Deno.test("createHandler() keeps a `localhost` route reachable over HTTP/2", asy
 });
 
 Deno.test("createHandler() never gives a HEAD request a body, on its own pages or redirects", async () => {
-  const { send, close } = handlerFor(`  "app.test":\n    redirect: example.org\n`, 8443);
+  const { send, close } = await handlerFor(`  "app.test":\n    redirect: example.org\n`, 8443);
   try {
     for (const url of ["https://unknown.test:8443/", "https://app.test:8443/", "https://localhost:8443/"]) {
       const head = await send(url, { method: "HEAD", headers: { host: new URL(url).host } });
@@ -126,7 +126,10 @@ Deno.test("createHandler() holds the listener while a request body is forwarded,
     holdsWhileReading = probe.holds();
     return new Response(String((await req.bytes()).byteLength));
   });
-  const proxy = handlerFor(`  "app.test":\n    upstream: http://127.0.0.1:${upstream.addr.port}\n`, 8443);
+  const proxy = await handlerFor(
+    `  "app.test":\n    upstream: http://127.0.0.1:${upstream.addr.port}\n`,
+    8443,
+  );
   probe.holds = proxy.holds;
   try {
     const posted = await proxy.send("https://app.test:8443/up", {
@@ -155,7 +158,7 @@ Deno.test("createHandler() holds the listener while a request body is forwarded,
 
 Deno.test("createHandler() logs the body bytes of its own pages and redirects, and none for HEAD", async () => {
   // The access log said "bytes":0 for a 301 with a 191-byte body and a 502 with a 237-byte body.
-  const { send, requests, close } = handlerFor(
+  const { send, requests, close } = await handlerFor(
     `  "app.test":\n    redirect: example.org\n  "down.test":\n    upstream: http://127.0.0.1:1\n`,
     8443,
   );
@@ -186,7 +189,7 @@ Deno.test("createHandler() logs the body bytes of its own pages and redirects, a
 });
 
 Deno.test("createHandler() refuses by the top-level deny for every host, known or not, before routing", async () => {
-  const { send, requests, metrics, close } = handlerFor(
+  const { send, requests, metrics, close } = await handlerFor(
     `  "app.test":\n    redirect: example.org\n`,
     8443,
     `deny: ["203.0.113.0/24", "2001:db8:bad::/48"]\n`,
@@ -214,7 +217,7 @@ Deno.test("createHandler() refuses by the top-level deny for every host, known o
 });
 
 Deno.test("createHandler() applies a route's deny, then allow, to the client behind trusted proxies", async () => {
-  const { send, close } = handlerFor(
+  const { send, close } = await handlerFor(
     `  "admin.test":\n    redirect: example.org\n    allow: ["192.0.2.0/24", "2001:db8::/32"]\n` +
       `    deny: ["192.0.2.66"]\n  "open.test":\n    redirect: example.org\n`,
     8443,
@@ -249,7 +252,7 @@ Deno.test("createHandler() applies a route's deny, then allow, to the client beh
 });
 
 Deno.test("createHandler() answers 429 with Retry-After past a route's rate limit, per client", async () => {
-  const { send, metrics, close } = handlerFor(
+  const { send, metrics, close } = await handlerFor(
     `  "api.test":\n    redirect: example.org\n    rate_limit: { requests: 2, per: 10s }\n`,
     8443,
   );

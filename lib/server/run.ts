@@ -48,7 +48,7 @@ export interface RunningServer {
 /** Starts serving `config`. Throws with a clear message when a listen address cannot be bound. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   let current = config;
-  let snapshot = servingSnapshot(config, await accessRules(config, null));
+  let snapshot = servingSnapshot(config, await accessRules(config, null, log));
   const store = new CertStore();
   const { errors } = await loadCertDir(config.certDir, store);
   for (const message of errors) log.warn("certificate skipped", { reason: message });
@@ -229,7 +229,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       return https.addr;
     },
     async applyConfig(next: Config) {
-      const access = await accessRules(next, snapshot.access);
+      const access = await accessRules(next, snapshot.access, log);
       const summary = diffRoutes(current, next);
       const restart = RESTART_KEYS.filter((key) =>
         JSON.stringify(current[key]) !== JSON.stringify(next[key])
@@ -320,9 +320,13 @@ function sameAddress(a: ListenAddress | null, b: ListenAddress | null): boolean 
  * The access rules of `config`, from lib/access/ imported on first use (a config without rules loads none
  * of it); a route whose rate limit did not change keeps its buckets from `previous`.
  */
-async function accessRules(config: Config, previous: AccessRules | null): Promise<AccessRules | null> {
+async function accessRules(
+  config: Config,
+  previous: AccessRules | null,
+  log: Logger,
+): Promise<AccessRules | null> {
   if (!usesAccessRules(config)) return null;
-  return (await import("../access/rules.ts")).AccessRules.fromConfig(config, previous);
+  return await (await import("../access/rules.ts")).AccessRules.fromConfig(config, previous, log);
 }
 
 function servingSnapshot(config: Config, access: AccessRules | null): ServingSnapshot {

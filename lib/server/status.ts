@@ -52,7 +52,9 @@ export async function buildStatus(context: StatusContext): Promise<unknown> {
     routes: config.routes.map((route) =>
       route.kind === "proxy"
         ? { host: route.host, upstream: route.upstream.href }
-        : { host: route.host, redirect: route.target.href, status: route.status }
+        : route.kind === "redirect"
+        ? { host: route.host, redirect: route.target.href, status: route.status }
+        : { host: route.host, sign_in: "github" }
     ),
     certificates: {
       served: context.served.map((cert) => ({
