@@ -51,7 +51,7 @@ export const METRICS: Metric[] = [
   { key: "rss_idle_admin", label: "RSS idle, + admin listener (nexo)", unit: "MiB", better: "lower" },
   {
     key: "rss_idle_access",
-    label: "RSS idle, + allow, deny and rate_limit (nexo)",
+    label: "RSS idle, + allow, deny, rate_limit and GitHub sign-in (nexo)",
     unit: "MiB",
     better: "lower",
   },

@@ -130,6 +130,10 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
       `issuer: internal`,
     ]),
     ...(variant === "admin" ? [`admin:`, `  listen: 127.0.0.1:${findFreePort()}`] : []),
+    // GitHub sign-in loaded too (lib/access/github_auth.ts and its signing key), for a route the bench never asks.
+    ...(variant === "access"
+      ? [`auth:`, `  host: auth.localhost`, `  github: { client_id: bench, client_secret: bench-secret }`]
+      : []),
     `proxies:`,
     `  "localhost":`,
     `    upstream: ${upstreamUrl}`,
@@ -141,6 +145,9 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
         `    allow: ["127.0.0.0/8", "::1"]`,
         `    deny: ["203.0.113.0/24"]`,
         `    rate_limit: { requests: 1000000, per: 1s }`,
+        `  "private.localhost":`,
+        `    upstream: ${upstreamUrl}`,
+        `    github_auth: { allowed_users: [octocat] }`,
       ]
       : []),
     ``,

@@ -60,7 +60,7 @@ export class FakeGitHub {
     await this.#server.shutdown();
   }
 
-  async #handle(request: Request): Promise<Response> {
+  #handle(request: Request): Promise<Response> | Response {
     const url = new URL(request.url);
     this.requests.push(`${request.method} ${url.pathname}`);
     if (request.method === "GET" && url.pathname === "/login/oauth/authorize") return this.#authorize(url);

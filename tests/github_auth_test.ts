@@ -335,6 +335,25 @@ proxies:
       },
     );
 
+    await t.step("a reload that takes a user off the list shuts their session out at once", async () => {
+      const hubot = new Browser(nexo, dir, "hubot");
+      assert.equal((await hubot.get(`${notes}/`)).status, 200);
+      const file = `${dir}/config.yaml`;
+      await Deno.writeTextFile(
+        file,
+        (await Deno.readTextFile(file)).replace("[octocat, Hubot]", "[octocat]"),
+      );
+      await nexo.waitForLog((line) => line.msg === "config reloaded");
+      const refused = await hubot.get(`${notes}/`);
+      assert.equal(refused.status, 403);
+      assert.match(refused.body, /signed in with GitHub as hubot, who may not reach this site/);
+      assert.equal(
+        (await new Browser(nexo, dir, "octocat").get(`${notes}/`)).status,
+        200,
+        "sessions outlive reloads",
+      );
+    });
+
     await t.step("each refusal is counted by route and reason", async () => {
       const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
       for (

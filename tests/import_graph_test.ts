@@ -14,6 +14,7 @@ const ENTRIES = [
   "lib/certs_report.ts",
   "lib/trust.ts",
   "lib/access/rules.ts",
+  "lib/access/github_auth.ts",
   "lib/hash_password.ts",
 ];
 

@@ -4,7 +4,7 @@
 // other host. The flow itself is lib/access/github_auth.ts's.
 
 import type { GitHubApp, GitHubAuth, Route, SignInConfig, SignInRoute } from "./types.ts";
-import { normalizeHostname } from "./hostname.ts";
+import { isWildcard, normalizeHostname } from "./hostname.ts";
 import type { Field, Reader } from "./reader.ts";
 import { readHttpUrl } from "./url.ts";
 
@@ -34,7 +34,12 @@ export function readSignIn(r: Reader, field: Field | undefined): SignInConfig | 
     r.report(field.at, `${field.path} needs the host that serves sign-in pages, like ${AUTH_EXAMPLE}`);
   } else {
     const text = r.readString(hostField);
-    if (text !== undefined) {
+    if (text !== undefined && isWildcard(text.trim())) {
+      r.report(
+        hostField.at,
+        `${hostField.path} must be one host name, like auth.example.com, not a wildcard`,
+      );
+    } else if (text !== undefined) {
       try {
         host = normalizeHostname(text);
       } catch (error) {
