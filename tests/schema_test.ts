@@ -40,6 +40,9 @@ Deno.test("every example config passes `nexo check` without a warning", async ()
   }
 });
 
+/** The top-level block github_auth needs. */
+const GITHUB = `auth:\n  host: auth.example.com\n  github: {client_id: a, client_secret: b}\n`;
+
 /** A bcrypt hash of cost 12, for basic_auth users. */
 const HASH = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
 
@@ -59,6 +62,9 @@ Deno.test("the JSON Schema accepts every form of hsts and access rules the parse
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    rate_limit: {requests: 100, per: 1m, burst: 20}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    forward_auth: {url: "http://a:9091/v", copy_headers: [Remote-User], timeout: 2s}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {users: {alice: "${HASH}"}, realm: admin, pass_credentials: true}\n`,
+    `${GITHUB}proxies:\n  "a.example.com":\n    upstream: http://x\n    github_auth: {allowed_users: [octocat, "@Hubot"]}\n`,
+    `auth:\n  host: auth.example.com\n  session_ttl: 12h\n  github: {client_id: a, client_secret: b, ` +
+    `api_base: "https://ghe.example.com/api/v3", oauth_base: "https://ghe.example.com"}\n`,
   ];
   for (const text of good) {
     assert.ok(parserAccepts(text), `parser should accept:\n${text}`);
@@ -106,6 +112,13 @@ Deno.test("the JSON Schema rejects what the parser rejects", () => {
     }"}}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {users: {}}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {realm: admin}\n`,
+    `${GITHUB}proxies:\n  "a.example.com":\n    upstream: http://x\n    github_auth: {allowed_users: []}\n`,
+    `${GITHUB}proxies:\n  "a.example.com":\n    upstream: http://x\n    github_auth: {allowed_users: [octo_cat]}\n`,
+    `${GITHUB}proxies:\n  "a.example.com":\n    upstream: http://x\n    github_auth: {users: [octocat]}\n`,
+    `auth:\n  github: {client_id: a, client_secret: b}\n`,
+    `auth:\n  host: auth.example.com\n  github: {client_id: a}\n`,
+    `auth:\n  host: auth.example.com\n  github: {client_id: a, client_secret: b, api_base: "ftp://x"}\n`,
+    `auth:\n  host: auth.example.com\n  sesion_ttl: 1h\n`,
   ];
   for (const text of broken) {
     assert.equal(parserAccepts(text), false, `parser should reject:\n${text}`);
