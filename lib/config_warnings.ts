@@ -51,6 +51,7 @@ export function configWarnings(config: Config): ConfigWarning[] {
       });
     }
   }
+  warnings.push(...signInWarnings(config));
   for (const route of config.routes) {
     const maxAge = Number(/max-age=(\d+)/.exec(route.hsts ?? "")?.[1] ?? 0);
     if (isDevelopmentName(route.host) && maxAge > DEV_HSTS_MAX_AGE_S) {
@@ -62,6 +63,35 @@ export function configWarnings(config: Config): ConfigWarning[] {
     }
   }
   return warnings;
+}
+
+/** GitHub sign-in set up to no end, or sending its secret where anyone on the path could read it. */
+function signInWarnings(config: Config): ConfigWarning[] {
+  const auth = config.auth;
+  if (auth === null) return [];
+  const warnings: ConfigWarning[] = [];
+  if (!config.routes.some((route) => route.access?.githubAuth)) {
+    warnings.push({
+      key: "auth",
+      message: `no route has github_auth, so ${auth.host} signs nobody in (add github_auth to a route, or ` +
+        `remove auth)`,
+    });
+  }
+  for (
+    const [key, url] of [["api_base", auth.github?.apiBase], ["oauth_base", auth.github?.oauthBase]] as const
+  ) {
+    if (url === undefined || url.protocol !== "http:" || isLoopback(url.hostname)) continue;
+    warnings.push({
+      key: `auth.github.${key}`,
+      message: `${url.origin} is plain http: the client secret, sign-in codes and tokens would cross the ` +
+        `network unencrypted (use https)`,
+    });
+  }
+  return warnings;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 /** `configWarnings()` plus the config files holding a secret that others may read (for `check`). */

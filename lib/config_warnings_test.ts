@@ -63,3 +63,24 @@ Deno.test("allConfigWarnings() adds a config file holding the token that others 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("configWarnings() names a sign-in host no route uses, and GitHub endpoints over plain http", () => {
+  const warnings = (yaml: string) =>
+    configWarnings(parseConfig(yaml, "/x.yaml")).map((w) => `${w.key}: ${w.message}`);
+  const auth = (bases: string) =>
+    `auth:\n  host: auth.example.com\n  github: { client_id: a, client_secret: bcdefgh${bases} }\n`;
+  const route = `proxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:1\n`;
+  assert.deepEqual(warnings(`${auth("")}${route}`), [
+    "auth: no route has github_auth, so auth.example.com signs nobody in (add github_auth to a route, or remove auth)",
+  ]);
+  const guarded = `${route}    github_auth: { allowed_users: [octocat] }\n`;
+  assert.deepEqual(warnings(`${auth("")}${guarded}`), []);
+  assert.deepEqual(
+    warnings(`${auth(", api_base: http://127.0.0.1:9, oauth_base: http://localhost:9")}${guarded}`),
+    [],
+  );
+  assert.deepEqual(warnings(`${auth(", oauth_base: http://ghe.example.com")}${guarded}`), [
+    "auth.github.oauth_base: http://ghe.example.com is plain http: the client secret, sign-in codes and tokens " +
+    "would cross the network unencrypted (use https)",
+  ]);
+});

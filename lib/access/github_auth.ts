@@ -335,8 +335,12 @@ function encode(text: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
+/** A 302 that tells no one where it came from: the URLs here carry a return address, a state or a ticket. */
 function redirect(location: string): Response {
-  return new Response(null, { status: 302, headers: { location, "cache-control": "no-store" } });
+  return new Response(null, {
+    status: 302,
+    headers: { location, "cache-control": "no-store", "referrer-policy": "no-referrer" },
+  });
 }
 
 function deny(

@@ -1,5 +1,5 @@
-// Whether a config file that holds a secret (the Cloudflare API token, written inline) can be read by other
-// users of the machine: its mode, and the chmod that fixes it. It reports; it never changes a mode (nexo
+// Whether a config file that holds a secret (the Cloudflare API token or GitHub's client secret, written
+// inline) can be read by other users of the machine: its mode, and the chmod that fixes it. It reports; it never changes a mode (nexo
 // never writes the config) and never reads or returns the secret itself. Logging is the caller's.
 
 import type { Config } from "./types.ts";
@@ -21,12 +21,17 @@ const READABLE_BY_OTHERS = 0o044;
 
 /**
  * Returns the files of `config` that hold a secret and are readable by group or others (mode & 0o044):
- * today the config file itself when it has a `cloudflare:` block, since the token is written inline. Called
+ * today the config file itself when it has a `cloudflare:` block or `auth.github`, whose secrets are written
+ * inline (one entry per secret). Called
  * at start and on every reload (a reload may add the token). A file that vanished since it was loaded (an
  * editor's rename) or a platform without Unix modes gives nothing; other errors are thrown.
  */
 export async function findExposedSecretFiles(config: Config): Promise<ExposedSecretFile[]> {
-  if (config.cloudflare === null) return [];
+  const secrets = [
+    ...(config.cloudflare === null ? [] : ["cloudflare.api_token"]),
+    ...((config.auth?.github ?? null) === null ? [] : ["auth.github.client_secret"]),
+  ];
+  if (secrets.length === 0) return [];
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(config.file); // follows a symlink: the mode that matters is the target's
@@ -37,12 +42,12 @@ export async function findExposedSecretFiles(config: Config): Promise<ExposedSec
   if (info.mode === null) return [];
   const mode = info.mode & 0o7777;
   if ((mode & READABLE_BY_OTHERS) === 0) return [];
-  return [{
+  return secrets.map((secret) => ({
     file: config.file,
     mode,
-    secret: "cloudflare.api_token",
+    secret,
     fix: `chmod 600 ${shellQuote(config.file)}`,
-  }];
+  }));
 }
 
 /** "0644": a mode as `ls -l` users and chmod write it. */

@@ -30,6 +30,20 @@ Deno.test("findExposedSecretFiles() flags a config holding the token that group 
   }
 });
 
+Deno.test("findExposedSecretFiles() names GitHub's client secret too", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const secret = "gh-client-secret-0123456789";
+    const github = `auth:\n  host: auth.test\n  github: { client_id: a, client_secret: ${secret} }\n`;
+    const file = await writeConfig(dir, "config.yaml", WITH_TOKEN + github, 0o644);
+    const found = await findExposedSecretFiles(await loadConfig(file));
+    assert.deepEqual(found.map((f) => f.secret), ["cloudflare.api_token", "auth.github.client_secret"]);
+    assert.ok(!JSON.stringify(found).includes(secret));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("findExposedSecretFiles() accepts owner-only modes and configs without a token", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -62,12 +62,12 @@ export function createHandler(options: HandlerOptions): Handler {
 
 function finishResponse(req: Request, response: Response): Response {
   if (req.method === "HEAD") return withoutBody(response);
+  // Checked first: reading req.body after Deno.upgradeWebSocket() stalls the 101 (Deno 2.9.6, measured).
+  if (response.status === 101) return response;
+  const body = req.body;
   // A proxied request's body is locked by the upstream client, which reads it (forward.ts drains on 413).
   // A client that sent Expect: 100-continue has not sent its body: it must not be asked for it now.
-  // Checked first: reading req.body after Deno.upgradeWebSocket() stalls the 101 (Deno 2.9.6, measured).
-  if (response.status === 101 || req.headers.has("expect")) return response;
-  const body = req.body;
-  if (body === null || body.locked) return response;
+  if (body === null || body.locked || req.headers.has("expect")) return response;
   return holdOpen(response, drainBody(body));
 }
 
