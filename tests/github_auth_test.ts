@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { TokenSigner } from "../lib/access/signed_token.ts";
 import { FakeGitHub } from "./fake_github.ts";
-import { connectTls, type NexoProcess, startNexo } from "./harness.ts";
+import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
 import { upgradeRequest } from "./websocket_frames.ts";
 
@@ -18,7 +18,8 @@ const atCallback = (next: URL) => next.pathname === "/oauth2/callback";
 interface Hop {
   url: string;
   status: number;
-  headers: Record<string, string[]>;
+  /** Lowercased names; repeated fields joined with ", ". */
+  headers: Record<string, string>;
   body: string;
 }
 
@@ -29,41 +30,25 @@ class Browser {
     this.jar = `${dir}/${name}.cookies`;
   }
 
-  /** One request; nexo's hosts resolve to 127.0.0.1 and verify against its root. */
+  /**
+   * One request: to nexo through harness.ts's curl (its hosts resolved to 127.0.0.1, TLS verified against
+   * its root) with this browser's cookie jar; to the fake GitHub (plain http, no cookies) with fetch.
+   */
   async get(url: string, args: string[] = []): Promise<Hop> {
     const target = new URL(url);
-    const viaNexo = target.protocol === "https:";
-    const output = await new Deno.Command("curl", {
-      args: [
-        "-sS",
-        "--max-time",
-        "30",
-        "-b",
-        this.jar,
-        "-c",
-        this.jar,
-        "-D",
-        "-",
-        ...(viaNexo
-          ? ["--cacert", this.nexo.rootCert, "--resolve", `${target.hostname}:${target.port}:127.0.0.1`]
-          : []),
-        ...args,
+    if (target.protocol === "http:") {
+      const response = await fetch(url, { redirect: "manual" });
+      return {
         url,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(output.stdout);
-    assert.equal(output.code, 0, `curl ${url}: ${new TextDecoder().decode(output.stderr)}`);
-    const end = text.indexOf("\r\n\r\n");
-    const [statusLine = "", ...lines] = text.slice(0, end).split("\r\n");
-    const headers: Record<string, string[]> = {};
-    for (const line of lines) {
-      const colon = line.indexOf(":");
-      const name = line.slice(0, colon).toLowerCase();
-      (headers[name] ??= []).push(line.slice(colon + 1).trim());
+        status: response.status,
+        headers: Object.fromEntries(response.headers),
+        body: await response.text(),
+      };
     }
-    return { url, status: Number(statusLine.split(" ")[1]), headers, body: text.slice(end + 4) };
+    const jar = ["-b", this.jar, "-c", this.jar, "--max-time", "30"];
+    const result = await curl(this.nexo, target.hostname, target.pathname + target.search, [...jar, ...args]);
+    assert.equal(result.code, 0, `curl ${url}: ${result.stderr}`);
+    return { url, status: result.status, headers: result.headers, body: result.body };
   }
 
   /** Follows redirects from `url` (at most 8), returning every hop. */
@@ -85,7 +70,7 @@ class Browser {
       if (stop(new URL(next))) return { hops, next };
       const hop = await this.get(next);
       hops.push(hop);
-      const location = hop.headers["location"]?.[0];
+      const location = hop.headers["location"];
       next = hop.status >= 300 && hop.status < 400 && location !== undefined
         ? new URL(location, next).href
         : null;
@@ -156,7 +141,8 @@ proxies:
       assert.equal(authorize.searchParams.get("scope"), null);
       assert.equal(github.exchanges.at(-1)?.get("client_secret"), CLIENT_SECRET);
       // The session cookie is host-only, Secure, HttpOnly, and lives for session_ttl (24h by default).
-      const setCookie = hops[4]!.headers["set-cookie"]?.find((c) => c.startsWith("__Host-nexo_session="));
+      const setCookie = hops[4]!.headers["set-cookie"];
+      assert.match(setCookie ?? "", /^__Host-nexo_session=/);
       assert.match(setCookie ?? "", /; Path=\/; Max-Age=86400; Secure; HttpOnly; SameSite=Lax$/);
       const seen = app.seen.at(-1)!;
       assert.equal(seen.path, "/page");
@@ -266,7 +252,7 @@ proxies:
         const anonymous = new Browser(nexo, dir, "anonymous");
         const post = await anonymous.get(`${notes}/form`, ["-X", "POST", "-d", "a=1"]);
         assert.equal(post.status, 401);
-        assert.match(post.headers["www-authenticate"]?.[0] ?? "", /^GitHub realm="notes\.test"/);
+        assert.match(post.headers["www-authenticate"] ?? "", /^GitHub realm="notes\.test"/);
 
         github.signedInAs = "octocat";
         const browser = new Browser(nexo, dir, "streams");
