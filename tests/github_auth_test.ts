@@ -297,6 +297,13 @@ proxies:
         assert.equal(start.status, 400, rd);
       }
       assert.equal((await browser.get(`https://auth.test:${port}/`)).status, 404);
+      const post = await browser.get(`https://auth.test:${port}/oauth2/callback`, [
+        "-X",
+        "POST",
+        "-d",
+        "a=1",
+      ]);
+      assert.deepEqual([post.status, post.headers["allow"]], [405, "GET, HEAD"]);
     });
 
     await t.step(

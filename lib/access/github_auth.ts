@@ -145,7 +145,9 @@ export class GitHubSignIn {
   ): Promise<SignInAnswer> {
     const { url } = request;
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return answer(errorPage(405, "This host only serves sign-in pages to browsers."));
+      const page = errorPage(405, "This host only serves sign-in pages to browsers.");
+      page.headers.set("allow", "GET, HEAD"); // RFC 9110 §15.5.6
+      return answer(page);
     }
     if (url.pathname === START_PATH) return await this.#start(request, context);
     if (url.pathname === CALLBACK_PATH) return await this.#callback(request, context);
