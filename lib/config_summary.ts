@@ -23,7 +23,9 @@ export function summarizeConfig(config: Config, warnings: readonly ConfigWarning
   lines.push(`routes (${config.routes.length}):`);
   for (const route of config.routes) {
     const target = route.kind === "proxy"
-      ? `-> ${route.upstream.href}`
+      ? `-> ${route.upstreams.map((url) => url.href).join(", ")}${
+        route.balancing !== null && route.upstreams.length > 1 ? ` (${route.balancing.lb})` : ""
+      }`
       : route.kind === "redirect"
       ? `=> ${route.target.href} (${route.status}${route.keepPath ? ", keeps the path" : ""})`
       : "GitHub sign-in (auth.host)";

@@ -15,6 +15,7 @@ const ENTRIES = [
   "lib/trust.ts",
   "lib/access/rules.ts",
   "lib/access/github_auth.ts",
+  "lib/balance/balancers.ts",
   "lib/hash_password.ts",
 ];
 

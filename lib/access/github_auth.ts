@@ -23,7 +23,7 @@ import { errorPage, noticePage, pageBytes } from "../proxy/error_page.ts";
 import type { HeaderList } from "../proxy/headers.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { timingSafeEqual } from "../auth/constant_time.ts";
-import { cookieValue, hostCookie, withoutCookie } from "./cookies.ts";
+import { cookieValue, hostCookie, withoutCookie } from "../cookies.ts";
 import { authorizeUrl, signedInLogin } from "./github_api.ts";
 import { loadSessionKey } from "./session_key.ts";
 import { randomToken, type TokenPayload, TokenSigner } from "./signed_token.ts";

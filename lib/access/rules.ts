@@ -12,7 +12,7 @@ import type { HeaderList } from "../proxy/headers.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { BasicAuthGuard, challenge } from "./basic_auth.ts";
 import { askAuthServer, withAuthHeaders } from "./forward_auth.ts";
-import { clientAddress } from "./client_address.ts";
+import { clientAddress } from "../client_address.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import type { GitHubSignIn, Sessions, SignInRequest } from "./github_auth.ts";
 

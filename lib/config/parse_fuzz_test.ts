@@ -109,8 +109,11 @@ function assertSaneConfig(config: Config): void {
     );
     assert.ok(route.position.line >= 1 && route.position.col >= 1);
     if (route.kind === "proxy") {
-      assert.match(route.upstream.protocol, /^https?:$/);
-      assert.equal(route.upstream.username + route.upstream.password + route.upstream.search, "");
+      assert.match(route.upstreams[0]!.protocol, /^https?:$/);
+      assert.equal(
+        route.upstreams[0]!.username + route.upstreams[0]!.password + route.upstreams[0]!.search,
+        "",
+      );
       assert.ok(Number.isSafeInteger(route.limits.maxBodyBytes) && route.limits.maxBodyBytes >= 0);
       assert.ok(Number.isFinite(route.limits.responseTimeoutMs) && route.limits.responseTimeoutMs >= 1);
       assert.ok(Number.isFinite(route.limits.bodyTimeoutMs) && route.limits.bodyTimeoutMs >= 1);
@@ -158,7 +161,7 @@ function assertNoControlCharacters(value: unknown, path: string): void {
 function projectRoute(route: Route): Record<string, unknown> {
   const base = { host: route.host, kind: route.kind, accessLog: route.accessLog };
   return route.kind === "proxy"
-    ? { ...base, href: route.upstream.href, cache: route.cache, ...route.limits }
+    ? { ...base, href: route.upstreams[0]!.href, cache: route.cache, ...route.limits }
     : route.kind === "redirect"
     ? { ...base, href: route.target.href, status: route.status, keepPath: route.keepPath }
     : base;

@@ -40,9 +40,9 @@ Deno.test("loadConfig() reads the seed config with its values and every default"
   const [api, blog, root] = config.routes;
   assert.equal(config.routes.length, 3);
   assert.equal(api?.kind, "proxy");
-  assert.equal(api?.kind === "proxy" && api.upstream.href, "http://172.17.0.1:8080/");
+  assert.equal(api?.kind === "proxy" && api.upstreams[0]!.href, "http://172.17.0.1:8080/");
   assert.deepEqual(api?.position, { file: SEED, line: 9, col: 3 });
-  assert.equal(blog?.kind === "proxy" && blog.upstream.href, "http://172.17.0.1:3000/");
+  assert.equal(blog?.kind === "proxy" && blog.upstreams[0]!.href, "http://172.17.0.1:3000/");
   assert.equal(root?.kind, "redirect");
   assert.equal(root?.kind === "redirect" && root.target.href, "https://github.com/yourusername");
   assert.equal(root?.kind === "redirect" && root.status, 302);
@@ -829,7 +829,7 @@ Deno.test("parseConfig() resolves an alias to the last anchor of its name before
     `proxies:\n  a.example.com: {upstream: &u "http://127.0.0.1:1"}\n  b.example.com: {upstream: *u}\n`,
     FILE,
   );
-  assert.deepEqual(config.routes.map((route) => route.kind === "proxy" && route.upstream.href), [
+  assert.deepEqual(config.routes.map((route) => route.kind === "proxy" && route.upstreams[0]!.href), [
     "http://127.0.0.1:1/",
     "http://127.0.0.1:1/",
   ]);

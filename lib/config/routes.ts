@@ -2,25 +2,18 @@
 // and merged with the global limits into `Route`s. Reports into the Reader; does not match requests to
 // routes (lib/router.ts) or forward them (lib/proxy/).
 
-import type { RedirectStatus, Route, RouteAccess, RouteLimits } from "./types.ts";
+import type { Balancing, RedirectStatus, Route, RouteAccess, RouteLimits } from "./types.ts";
+import { BALANCING_KEYS, readBalancing, readUpstreams } from "./upstreams.ts";
 import { isMap, isScalar } from "./yaml.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { ACCESS_KEYS, readRouteAccess } from "./access.ts";
 import { readHsts } from "./hsts.ts";
 import { isWildcard, normalizeRouteHost } from "./hostname.ts";
 import { describe, type Field, type Reader } from "./reader.ts";
-import {
-  HAS_SCHEME,
-  OTHER_SCHEME,
-  parseUrl,
-  quoteUrl,
-  readHttpUrl,
-  readUrlText,
-  UPSTREAM_EXAMPLE,
-} from "./url.ts";
+import { HAS_SCHEME, OTHER_SCHEME, parseUrl, quoteUrl, readUrlText, UPSTREAM_EXAMPLE } from "./url.ts";
 import { suggestKey } from "./suggest.ts";
 
-const PROXY_KEYS = ["upstream", "timeout", "body_timeout", "max_body", "cache"] as const;
+const PROXY_KEYS = ["upstream", "timeout", "body_timeout", "max_body", "cache", ...BALANCING_KEYS] as const;
 const REDIRECT_KEYS = ["redirect", "status", "keep_path"] as const;
 /** Every key a route may have; which ones fit depends on the route's kind. */
 export const ROUTE_KEYS: readonly string[] = [
@@ -82,7 +75,9 @@ export function readRoutes(r: Reader, f: Field, options: RouteDefaults): Route[]
 
 /** Values a route's fields hold, each undefined when not given. */
 interface RouteValues {
-  upstream?: URL | undefined;
+  upstreams?: URL[] | undefined;
+  /** Read only for a proxy route whose upstreams are valid. */
+  balancing?: Balancing | null | undefined;
   target?: URL | undefined;
   timeout?: number | undefined;
   bodyTimeout?: number | undefined;
@@ -122,7 +117,7 @@ function readRoute(r: Reader, route: Field, host: string, defaults: RouteDefault
   };
   const hstsField = fields.get("hsts");
   const values: RouteValues = {
-    upstream: read("upstream", (field) => readHttpUrl(r, field)),
+    upstreams: read("upstream", (field) => readUpstreams(r, field)),
     target: read("redirect", (field) => readTarget(r, field, host)),
     timeout: read("timeout", (field) => r.readDuration(field)),
     bodyTimeout: read("body_timeout", (field) => r.readDuration(field)),
@@ -135,6 +130,9 @@ function readRoute(r: Reader, route: Field, host: string, defaults: RouteDefault
     hsts: hstsField === undefined ? undefined : readHsts(r, hstsField),
     access: readRouteAccess(r, fields),
   };
+  if (kind === "proxy" && values.upstreams !== undefined) {
+    values.balancing = readBalancing(r, fields, values.upstreams.length);
+  }
   if (r.issues.length > issuesBefore || kind === null) return undefined;
   return buildRoute(r, route, host, kind, values, defaults);
 }
@@ -156,7 +154,7 @@ function buildRoute(
     position: r.positionOf(route.keyNode),
   };
   if (kind === "proxy") {
-    if (values.upstream === undefined) return undefined;
+    if (values.upstreams === undefined || values.balancing === undefined) return undefined;
     const routeLimits: RouteLimits = {
       maxBodyBytes: values.maxBody ?? limits.maxBodyBytes,
       responseTimeoutMs: values.timeout ?? limits.responseTimeoutMs,
@@ -165,7 +163,8 @@ function buildRoute(
     return {
       ...base,
       kind,
-      upstream: values.upstream,
+      upstreams: values.upstreams,
+      balancing: values.balancing,
       cache: values.cache ?? DEFAULTS.cache,
       limits: routeLimits,
     };

@@ -49,7 +49,8 @@ Deno.test("parseConfig() reads a proxy route with its defaults and the global li
     hsts: "max-age=31536000",
     access: null,
     position: { file: FILE, line: 5, col: 3 },
-    upstream: new URL("http://127.0.0.1:8080/"),
+    upstreams: [new URL("http://127.0.0.1:8080/")],
+    balancing: null,
     cache: true,
     limits: { maxBodyBytes: 1024 * 1024, responseTimeoutMs: 5_000, bodyTimeoutMs: 300_000 },
   });
@@ -60,8 +61,8 @@ Deno.test("parseConfig() lets a proxy route override max_body and the response a
     "    upstream: https://backend.internal:8443/api/v1\n    timeout: 2m\n    body_timeout: 30s\n    max_body: 100MB\n" +
       "    cache: false\n    access_log: false\n",
   ));
-  assert.equal(proxy.upstream.href, "https://backend.internal:8443/api/v1");
-  assert.equal(proxy.upstream.pathname, "/api/v1");
+  assert.equal(proxy.upstreams[0]!.href, "https://backend.internal:8443/api/v1");
+  assert.equal(proxy.upstreams[0]!.pathname, "/api/v1");
   assert.deepEqual(proxy.limits, {
     maxBodyBytes: 100_000_000,
     responseTimeoutMs: 120_000,
@@ -216,7 +217,10 @@ Deno.test("parseConfig() rejects upstreams that are not plain http(s) URLs", () 
   assert.match(upstreamIssue("http://x/#top"), /remove the query and fragment/);
   assert.match(upstreamIssue("http://exa mple.com"), /it does not parse as a URL/);
   assert.match(upstreamIssue(`""`), /upstream is empty \(write a URL like "http:\/\/127\.0\.0\.1:8080"\)/);
-  assert.match(upstreamIssue("[http://x]"), /upstream must be a string, got a list/);
+  assert.match(
+    upstreamIssue("{ url: http://x }"),
+    /upstream must be a URL like "http:\/\/127\.0\.0\.1:8080" or a list of them, got a mapping/,
+  );
 });
 
 Deno.test("parseConfig() rejects credentials in an upstream without repeating them", () => {

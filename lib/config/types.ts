@@ -112,10 +112,62 @@ interface RouteBase {
   position: SourcePosition;
 }
 
+/** How a route with several upstreams picks one for a request (lib/balance/). */
+export type LbPolicy = "round_robin" | "least_conn" | "ip_hash" | "cookie" | "first";
+
+/** An inclusive range of HTTP statuses: `2xx` is 200-299, `204` is 204-204. */
+export interface StatusRange {
+  min: number;
+  max: number;
+}
+
+/** `health_check`: a request nexo sends each upstream on a timer, off the request path. */
+export interface HealthCheck {
+  /** Path (and query) asked with GET, starting with "/". */
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** The statuses that count as healthy. */
+  status: StatusRange;
+  /** Passed checks in a row that bring a down upstream back. */
+  healthyAfter: number;
+  /** Failed checks in a row that take an upstream out. */
+  unhealthyAfter: number;
+}
+
+/** `passive_health`: an upstream whose requests fail `maxFails` times within `failWindowMs` rests that long. */
+export interface PassiveHealth {
+  maxFails: number;
+  failWindowMs: number;
+}
+
+/** What a retry may follow: an upstream that could not be reached, one too slow, or a status it answered. */
+export type RetryCondition = "connect_error" | "timeout" | number;
+
+/** `retry`: how many upstreams one request may try in all, and after which failures. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included (1: no retry). */
+  tries: number;
+  on: RetryCondition[];
+}
+
+/** A route's load balancing, health and retry settings; null on a route with one upstream and none set. */
+export interface Balancing {
+  lb: LbPolicy;
+  healthCheck: HealthCheck | null;
+  passiveHealth: PassiveHealth | null;
+  retry: RetryPolicy;
+}
+
 export interface ProxyRoute extends RouteBase {
   kind: "proxy";
-  /** Absolute http(s) URL; its path is the base path prefixed to every request path. */
-  upstream: URL;
+  /**
+   * Absolute http(s) URLs, at least one, in the order written; each one's path is the base path prefixed to
+   * every request path.
+   */
+  upstreams: URL[];
+  /** How `upstreams` share the requests; null for one upstream without `lb`, health checks or retries. */
+  balancing: Balancing | null;
   /** When false, response headers pass untouched (no Cache-Control is added). */
   cache: boolean;
   limits: RouteLimits;

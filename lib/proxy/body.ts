@@ -173,10 +173,14 @@ export async function nonEmptyBody(
  * while it does, which protects apps with small worker pools (nginx buffers request bodies for the same
  * reason). Errors of `body` (limit, read timeout, a client gone) reject. Larger bodies stay streams.
  */
-export async function bufferBody(body: ReadableStream<Uint8Array>): Promise<ReadableStream<Uint8Array>> {
+export async function bufferBody(body: ReadableStream<Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
-  const bytes = concatBytes(chunks);
+  return concatBytes(chunks);
+}
+
+/** A fresh stream over `bytes`, as many times as asked: a buffered body sent once per upstream tried. */
+export function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
     start(controller) {
       if (bytes.byteLength > 0) controller.enqueue(bytes);

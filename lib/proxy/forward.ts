@@ -10,6 +10,7 @@ import {
   BodyTimeoutError,
   BodyTooLargeError,
   bufferBody,
+  bytesStream,
   countBody,
   drainBody,
   findCause,
@@ -21,7 +22,7 @@ import {
 import { defaultCacheControl } from "./cache_control.ts";
 import { errorPage, reportPage } from "./error_page.ts";
 import { buildResponseHeaders, buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
-import { UpstreamError, type UpstreamPool } from "./upstream_client.ts";
+import { UpstreamError, type UpstreamPool, type UpstreamResponse } from "./upstream_client.ts";
 
 export interface ForwardOptions {
   pool: UpstreamPool;
@@ -42,13 +43,46 @@ export interface ForwardOptions {
    * (a name too long) before it could reach the client; see buildResponseHeaders(). Optional.
    */
   onRepairedHeader?: (name: string) => void;
+  /**
+   * Where the request goes when the route has several upstreams or retries (lib/balance/): the dispatcher
+   * picks an upstream, and another after a failure it may retry. Null: once, to the route's one upstream.
+   */
+  dispatch?: Dispatch | null;
 }
+
+/** One try: the request sent to `upstream`, with `timeoutMs` left for its response head. */
+export type Attempt = (upstream: URL, timeoutMs: number) => Promise<UpstreamResponse>;
+
+/** What a dispatcher knows of a request, to decide what it may send again. */
+export interface DispatchContext {
+  method: string;
+  /** Whether the body can be sent again: there is none, or it was buffered whole. */
+  replayable: boolean;
+  /** Whether no byte of the body was read yet (true without one): a failed connect may go elsewhere. */
+  untouched: () => boolean;
+  /** The route's response timeout: the total for every try. */
+  timeoutMs: number;
+}
+
+/** The response a dispatcher got, from which upstream, and what goes with it. */
+export interface Dispatched {
+  response: UpstreamResponse;
+  upstream: URL;
+  /** A Set-Cookie for the client (`lb: cookie` pins it to this upstream), or null. */
+  setCookie: string | null;
+  /** Called once when the response is complete or failed (least_conn counts requests in flight). */
+  release: () => void;
+}
+
+export type Dispatch = (attempt: Attempt, context: DispatchContext) => Promise<Dispatched>;
 
 export interface ForwardOutcome {
   status: number;
   bytes: number;
   /** Why nexo answered with an error page, or why a streamed body ended early; null when all went well. */
   error: string | null;
+  /** The upstream that answered, when one did. */
+  upstream?: URL;
 }
 
 /**
@@ -82,37 +116,62 @@ export async function forwardRequest(
     drainBody(req.body);
     return fail(options, 413, `The request body is larger than this site accepts.`, "body too large");
   }
-  let upstream;
+  let dispatched: Dispatched;
   try {
     const limited = req.body === null ? null : limitBody(req.body, {
       maxBytes: route.limits.maxBodyBytes,
       readTimeoutMs: options.bodyReadTimeoutMs,
     });
-    let body = limited !== null && declaredLength === null ? await nonEmptyBody(limited) : limited;
-    if (body !== null && declaredLength !== null && declaredLength <= SMALL_BODY_BYTES) {
-      body = await bufferBody(body);
-    }
-    upstream = await options.pool.request({
-      method: req.method,
-      url: upstreamUrl(route.upstream, options.url),
-      headers: buildUpstreamHeaders(options.headerList, options.forwarded),
-      body,
-      bodyLength: body === null ? null : declaredLength,
-      responseTimeoutMs: route.limits.responseTimeoutMs,
-      bodyTimeoutMs: route.limits.bodyTimeoutMs,
-      signal: req.signal,
-      // Deno turns `OPTIONS *` into the path "/*" (a literal "/*" path looks the same and is treated alike);
-      // RFC 9112 §3.2.4 has the proxy forward it to the origin as `*`.
-      asteriskForm: req.method === "OPTIONS" && options.url.pathname === "/*" && options.url.search === "",
-    });
+    const stream = limited !== null && declaredLength === null ? await nonEmptyBody(limited) : limited;
+    const buffered = stream !== null && declaredLength !== null && declaredLength <= SMALL_BODY_BYTES
+      ? await bufferBody(stream)
+      : null;
+    const attempt: Attempt = (upstream, timeoutMs) =>
+      options.pool.request({
+        method: req.method,
+        url: upstreamUrl(upstream, options.url),
+        headers: buildUpstreamHeaders(options.headerList, options.forwarded),
+        body: buffered !== null ? bytesStream(buffered) : stream,
+        bodyLength: stream === null ? null : declaredLength,
+        responseTimeoutMs: timeoutMs,
+        bodyTimeoutMs: route.limits.bodyTimeoutMs,
+        signal: req.signal,
+        // Deno turns `OPTIONS *` into the path "/*" (a literal "/*" path looks the same and is treated
+        // alike); RFC 9112 §3.2.4 has the proxy forward it to the origin as `*`.
+        asteriskForm: req.method === "OPTIONS" && options.url.pathname === "/*" && options.url.search === "",
+      });
+    const timeoutMs = route.limits.responseTimeoutMs;
+    dispatched = options.dispatch
+      ? await options.dispatch(attempt, {
+        method: req.method,
+        replayable: stream === null || buffered !== null,
+        untouched: () => stream === null || buffered !== null || !stream.locked,
+        timeoutMs,
+      })
+      : {
+        response: await attempt(route.upstreams[0]!, timeoutMs),
+        upstream: route.upstreams[0]!,
+        setCookie: null,
+        release: () => {},
+      };
   } catch (error) {
     return failFromError(req, options, error);
   }
+  const { response: upstream, release } = dispatched;
+  const onDone = options.onDone;
+  options = {
+    ...options,
+    onDone: (outcome) => {
+      release();
+      onDone({ ...outcome, upstream: dispatched.upstream });
+    },
+  };
   if (upstream.status < 200 || upstream.status > 599) {
     await upstream.body?.cancel().catch(() => {});
     return fail(options, 502, BAD_GATEWAY, `upstream answered with status ${upstream.status}`);
   }
   const headers = buildResponseHeaders(upstream.headers, options.onRepairedHeader);
+  if (dispatched.setCookie !== null) headers.append("set-cookie", dispatched.setCookie);
   // RFC 9110 §8.6: never a Content-Length on a 204; HTTP/2 clients reject the stream when one is there.
   if (upstream.status === 204) headers.delete("content-length");
   if (route.cache) {

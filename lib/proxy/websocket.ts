@@ -21,6 +21,8 @@ export function isWebSocketUpgrade(req: Request): boolean {
 }
 
 export interface WebSocketOptions {
+  /** The upstream this connection goes to (one of the route's, picked once at connect time). */
+  upstream: URL;
   /** `req.headers` as a list, as the handler iterated them. */
   headerList: HeaderList;
   forwarded: ForwardedFor;
@@ -50,7 +52,7 @@ export async function proxyWebSocket(
   route: ProxyRoute,
   options: WebSocketOptions,
 ): Promise<Response> {
-  const target = upstreamUrl(route.upstream, new URL(req.url));
+  const target = upstreamUrl(options.upstream, new URL(req.url));
   target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
   const protocols = (req.headers.get("sec-websocket-protocol") ?? "")
     .split(",").map((p) => p.trim()).filter((p) => p !== "");

@@ -3,7 +3,8 @@
 // Strict-Transport-Security on whatever is answered, and one access-log line per request. It reads the
 // current routing snapshot on every request, so a reload swaps routes without touching open connections.
 
-import type { ProxyRoute, RedirectRoute, RouteAccess } from "../config/types.ts";
+import type { ProxyRoute, RedirectRoute, Route, RouteAccess } from "../config/types.ts";
+import type { RouteBalancer } from "../balance/route_balancer.ts";
 import type { Logger } from "../log.ts";
 import { type Metrics, NO_ROUTE } from "../metrics.ts";
 import { errorPage, holdOpen, pageBytes, reportPage } from "../proxy/error_page.ts";
@@ -13,6 +14,8 @@ import { type ForwardedFor, headerBytes, type HeaderList } from "../proxy/header
 import { redirectResponse } from "../proxy/redirect.ts";
 import type { AccessRules, AuthOutcome, Refusal } from "../access/rules.ts";
 import type { SignInRequest } from "../access/github_auth.ts";
+import type { Balancers } from "../balance/balancers.ts";
+import { clientAddress } from "../client_address.ts";
 import { type Cidr, inCidrs } from "../cidr.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../proxy/websocket.ts";
@@ -24,6 +27,8 @@ export interface ServingSnapshot {
   table: RouteTable;
   /** The access rules (`deny`, `allow`, `rate_limit`, `basic_auth`, `forward_auth`); null when it has none. */
   access: AccessRules | null;
+  /** The balancers of routes with several upstreams, `lb`, health checks or `retry`; null when none has. */
+  balancers: Balancers | null;
   /** Parsed `trusted_proxies`. */
   trustedProxies: readonly Cidr[];
   maxHeaderBytes: number;
@@ -127,7 +132,7 @@ function createResponder(options: HandlerOptions): Handler {
           host,
           path: url.pathname,
           status: outcome.status,
-          upstream: route?.kind === "proxy" ? route.upstream.host : undefined,
+          upstream: outcome.upstream?.host ?? soleUpstream(route),
           error: outcome.error,
         });
       }
@@ -139,7 +144,7 @@ function createResponder(options: HandlerOptions): Handler {
         status: outcome.status,
         bytes,
         duration_ms: Math.round((performance.now() - started) * 10) / 10,
-        upstream: route?.kind === "proxy" ? route.upstream.host : undefined,
+        upstream: outcome.upstream?.host ?? soleUpstream(route),
         client: clientIp,
         error: upstreamFault ? undefined : outcome.error ?? undefined,
       });
@@ -238,13 +243,21 @@ function createResponder(options: HandlerOptions): Handler {
           trusted: inCidrs(clientIp, snapshot.trustedProxies),
         },
         bodyReadTimeoutMs: snapshot.readTimeoutMs,
+        balancer: route.kind === "proxy" && route.balancing !== null
+          ? snapshot.balancers?.get(route.host) ?? null
+          : null,
+        // For ip_hash: the client behind trusted proxies, as the access rules see it.
+        client: () =>
+          access === null
+            ? clientAddress(clientIp, req.headers.get("x-forwarded-for"), snapshot.trustedProxies)
+            : client,
         done,
         repaired: (header) => {
           log.warn("upstream header repaired", {
             host,
             path: url.pathname,
             header,
-            upstream: route.kind === "proxy" ? route.upstream.host : undefined,
+            upstream: soleUpstream(route),
             fix: "the upstream sent control characters in this header; they were replaced with spaces",
           });
         },
@@ -284,6 +297,11 @@ function withHsts(response: Promise<Response> | Response, hsts: string | null): 
   if (hsts === null) return response;
   if (response instanceof Response) return setHsts(response, hsts);
   return response.then((resolved) => setHsts(resolved, hsts));
+}
+
+/** The host of a proxy route's upstream when it has exactly one, for log lines. */
+function soleUpstream(route: Route | undefined): string | undefined {
+  return route?.kind === "proxy" && route.upstreams.length === 1 ? route.upstreams[0]!.host : undefined;
 }
 
 /** Whether a route's rules include a sign-in (`basic_auth`, `github_auth`, `forward_auth`). */
@@ -355,6 +373,9 @@ function serveRoute(
     headerList: HeaderList;
     forwarded: ForwardedFor;
     bodyReadTimeoutMs: number;
+    /** The route's balancer (several upstreams, lb, health checks, retries), or null for its one upstream. */
+    balancer: RouteBalancer | null;
+    client: () => string;
     done: (outcome: ForwardOutcome) => void;
     repaired: (header: string) => void;
   },
@@ -364,11 +385,18 @@ function serveRoute(
     context.done({ status: response.status, bytes: pageBytes(response), error: null });
     return response;
   }
+  const { balancer } = context;
   if (isWebSocketUpgrade(req)) {
+    // Balanced once, when it opens; a later change in another upstream's health does not touch it.
+    const chosen = balancer?.choose(context.client(), context.headerList);
     return proxyWebSocket(req, route, {
+      upstream: chosen?.upstream ?? route.upstreams[0]!,
       headerList: context.headerList,
       forwarded: context.forwarded,
-      onDone: context.done,
+      onDone: (outcome) => {
+        chosen?.release(outcome.status === 502 || outcome.status === 504 ? outcome.error : null);
+        context.done(outcome);
+      },
       hold: () => context.hold("upgrade"),
     });
   }
@@ -389,6 +417,7 @@ function serveRoute(
       context.done(outcome);
     },
     onRepairedHeader: context.repaired,
+    dispatch: balancer?.dispatcher(context.client(), context.headerList) ?? null,
   });
   response.catch(release);
   return response;

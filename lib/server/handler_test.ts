@@ -32,6 +32,7 @@ async function handlerFor(routesYaml: string, port: number, top = "") {
     snapshot: () => ({
       table: buildRouteTable(config.routes),
       access,
+      balancers: null,
       trustedProxies: config.trustedProxies.map(parseCidr),
       maxHeaderBytes: 16 * 1024,
       readTimeoutMs: 1000,

@@ -4,6 +4,7 @@
 
 import { errorMessage } from "../error_message.ts";
 import type { AccessRules } from "../access/rules.ts";
+import type { Balancers } from "../balance/balancers.ts";
 import { usesAccessRules } from "../config/access.ts";
 import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
@@ -48,7 +49,9 @@ export interface RunningServer {
 /** Starts serving `config`. Throws with a clear message when a listen address cannot be bound. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   let current = config;
-  let snapshot = servingSnapshot(config, await accessRules(config, null, log));
+  const pool = new UpstreamPool();
+  const balancers = await balancersFor(config, null, { pool, log });
+  let snapshot = servingSnapshot(config, await accessRules(config, null, log), balancers);
   const store = new CertStore();
   const { errors } = await loadCertDir(config.certDir, store);
   for (const message of errors) log.warn("certificate skipped", { reason: message });
@@ -85,7 +88,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     });
   }
 
-  const pool = new UpstreamPool();
   const metrics = new Metrics({ droppedLogLines: () => log.droppedLines });
   const startedAt = Date.now();
   let configVersion = 1;
@@ -211,6 +213,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       httpListen: http ? formatAddr(http.addr) : null,
       served: servedCertificates(),
       acme: acme?.state() ?? null,
+      upstreams: snapshot.balancers?.status() ?? {},
     });
   const serveAdmin = config.admin ? (await import("./admin.ts")).serveAdmin : null;
   const admin = config.admin && serveAdmin
@@ -230,13 +233,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     },
     async applyConfig(next: Config) {
       const access = await accessRules(next, snapshot.access, log);
+      const nextBalancers = await balancersFor(next, snapshot.balancers, { pool, log });
       const summary = diffRoutes(current, next);
       const restart = RESTART_KEYS.filter((key) =>
         JSON.stringify(current[key]) !== JSON.stringify(next[key])
       );
       const unmoved = moveListeners(next);
       // One assignment: a request reads `snapshot` once, so it never sees half of the old and half of the new.
-      snapshot = servingSnapshot(next, access);
+      snapshot = servingSnapshot(next, access, nextBalancers);
       configVersion++;
       configLoadedAt = new Date();
       metrics.recordReload();
@@ -275,6 +279,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     async shutdown(graceMs: number) {
       clearInterval(refresher);
       acme?.stop();
+      snapshot.balancers?.stop();
       await Promise.all([https.shutdown(graceMs), http?.shutdown(), admin?.shutdown()]);
       pool.close();
     },
@@ -329,10 +334,32 @@ async function accessRules(
   return await (await import("../access/rules.ts")).AccessRules.fromConfig(config, previous, log);
 }
 
-function servingSnapshot(config: Config, access: AccessRules | null): ServingSnapshot {
+/**
+ * The balancers of `config`'s routes with several upstreams, `lb`, health checks or `retry`: lib/balance/
+ * imported on first use, and `current` updated in place (it keeps upstream health across reloads).
+ */
+async function balancersFor(
+  config: Config,
+  current: Balancers | null,
+  context: { pool: UpstreamPool; log: Logger },
+): Promise<Balancers | null> {
+  const used = config.routes.some((route) => route.kind === "proxy" && route.balancing !== null);
+  if (current === null && !used) return null;
+  const balancers = current ??
+    await (await import("../balance/balancers.ts")).Balancers.create(context.pool, context.log);
+  await balancers.update(config);
+  return balancers;
+}
+
+function servingSnapshot(
+  config: Config,
+  access: AccessRules | null,
+  balancers: Balancers | null,
+): ServingSnapshot {
   return {
     table: buildRouteTable(config.routes),
     access,
+    balancers,
     trustedProxies: config.trustedProxies.map(parseCidr),
     maxHeaderBytes: config.limits.maxHeaderBytes,
     readTimeoutMs: config.limits.readTimeoutMs,

@@ -35,6 +35,8 @@ export interface StatusContext {
   httpListen: string | null;
   served: ServedCertificate[];
   acme: unknown;
+  /** Each balanced route's upstreams and their health (lib/balance/), by route host. */
+  upstreams: Record<string, unknown[]>;
 }
 
 /** Builds the /status JSON value; reads meta.json files under cert_dir (failure state, last errors). */
@@ -51,7 +53,11 @@ export async function buildStatus(context: StatusContext): Promise<unknown> {
     issuer: config.issuer,
     routes: config.routes.map((route) =>
       route.kind === "proxy"
-        ? { host: route.host, upstream: route.upstream.href }
+        ? route.balancing === null ? { host: route.host, upstream: route.upstreams[0]!.href } : {
+          host: route.host,
+          lb: route.balancing.lb,
+          upstreams: context.upstreams[route.host] ?? route.upstreams.map((url) => ({ url: url.href })),
+        }
         : route.kind === "redirect"
         ? { host: route.host, redirect: route.target.href, status: route.status }
         : { host: route.host, sign_in: "github" }

@@ -2,7 +2,7 @@
 // cookies (RFC 6265). nexo's cookies use the "__Host-" prefix (RFC 6265bis §4.1.3.2): a browser keeps them
 // only when Secure, with Path=/ and no Domain, so no other host, not even a subdomain, can set or read them.
 
-import type { HeaderList } from "../proxy/headers.ts";
+import type { HeaderList } from "./proxy/headers.ts";
 
 /** The value of cookie `name` in the request's Cookie header lines, or null. */
 export function cookieValue(headerList: HeaderList, name: string): string | null {

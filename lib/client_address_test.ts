@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseCidr } from "../cidr.ts";
+import { parseCidr } from "./cidr.ts";
 import { clientAddress } from "./client_address.ts";
 
 Deno.test("clientAddress() trusts X-Forwarded-For only from trusted proxies, rightmost untrusted hop first", () => {

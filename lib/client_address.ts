@@ -1,7 +1,7 @@
 // The address a request comes from, for the access rules: the socket's, or, when that is a trusted proxy
 // (`trusted_proxies`: a CDN, a load balancer), the address that proxy says it received the request from.
 
-import { type Cidr, inCidrs, parseIp } from "../cidr.ts";
+import { type Cidr, inCidrs, parseIp } from "./cidr.ts";
 
 /**
  * The client's address: `socketIp`, unless it is a trusted proxy, then the rightmost X-Forwarded-For entry
