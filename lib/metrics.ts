@@ -14,10 +14,21 @@ export interface CertificateGauge {
   notAfter: Date;
 }
 
+/** One upstream of a balanced route, as lib/balance/ reports it (read only when /metrics is scraped). */
+export interface UpstreamGauge {
+  url: string;
+  healthy: boolean;
+  in_flight: number;
+  requests: number;
+  failures: number;
+}
+
 /** Counters for one process. All methods are cheap; `render` does the formatting. */
 export class Metrics {
   /** Lines the logger dropped (Logger.droppedLines); read at render time. */
   readonly #droppedLogLines: () => number;
+  /** Balanced routes' upstreams by route (lib/balance/); read at render time. */
+  readonly #upstreams: () => Record<string, UpstreamGauge[]>;
   readonly #requests = new Map<string, number>();
   readonly #bytes = new Map<string, number>();
   readonly #upstreamErrors = new Map<string, number>();
@@ -29,8 +40,54 @@ export class Metrics {
   #renewals = new Map<string, number>();
   readonly #refusals = new Map<string, number>();
 
-  constructor(options: { droppedLogLines?: () => number } = {}) {
+  constructor(
+    options: { droppedLogLines?: () => number; upstreams?: () => Record<string, UpstreamGauge[]> } = {},
+  ) {
     this.#droppedLogLines = options.droppedLogLines ?? (() => 0);
+    this.#upstreams = options.upstreams ?? (() => ({}));
+  }
+
+  #renderUpstreams(family: (name: string, type: string, help: string) => void, out: string[]): void {
+    const upstreams = Object.entries(this.#upstreams());
+    if (upstreams.length === 0) return;
+    const series: Array<[string, string, string, (u: UpstreamGauge) => number]> = [
+      [
+        "nexo_upstream_healthy",
+        "gauge",
+        "1 when a balanced route's upstream takes requests, else 0.",
+        (u) => u.healthy ? 1 : 0,
+      ],
+      [
+        "nexo_upstream_in_flight",
+        "gauge",
+        "Requests a balanced route's upstream is answering now.",
+        (u) => u.in_flight,
+      ],
+      [
+        "nexo_upstream_requests_total",
+        "counter",
+        "Requests sent to a balanced route's upstream (retries too).",
+        (
+          u,
+        ) => u.requests,
+      ],
+      [
+        "nexo_upstream_failures_total",
+        "counter",
+        "Requests to it that failed: no connection, timeout or 5xx.",
+        (
+          u,
+        ) => u.failures,
+      ],
+    ];
+    for (const [name, type, help, value] of series) {
+      family(name, type, help);
+      for (const [route, list] of upstreams) {
+        for (const upstream of list) {
+          out.push(`${name}{route="${label(route)}",upstream="${label(upstream.url)}"} ${value(upstream)}`);
+        }
+      }
+    }
   }
 
   /** A request started (for the in-flight gauge); `finishRequest` must follow exactly once. */
@@ -97,6 +154,7 @@ export class Metrics {
       const [route, reason] = key.split("\u0000");
       out.push(`nexo_access_refused_total{route="${label(route!)}",reason="${reason}"} ${value}`);
     }
+    this.#renderUpstreams(family, out);
     family("nexo_request_duration_seconds", "histogram", "Time from request to response end.");
     let cumulative = 0;
     LATENCY_BUCKETS_S.forEach((bound, i) => {

@@ -251,6 +251,12 @@ proxies:
         await nexo.waitForLog((line) =>
           line.msg === "upstream down" && line.upstream === `127.0.0.1:${port(b!)}`
         );
+        const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+        const series = (name: string, upstream: NamedUpstream) =>
+          new RegExp(`${name}\\{route="app\\.test",upstream="${upstream.url}/"\\} (\\d+)`).exec(metrics)?.[1];
+        assert.equal(series("nexo_upstream_healthy", b!), "0");
+        assert.ok(Number(series("nexo_upstream_failures_total", b!)) >= 1);
+        assert.equal(series("nexo_upstream_healthy", a!), "1");
       },
     );
 

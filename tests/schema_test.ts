@@ -63,6 +63,11 @@ Deno.test("the JSON Schema accepts every form of hsts and access rules the parse
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    forward_auth: {url: "http://a:9091/v", copy_headers: [Remote-User], timeout: 2s}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://x\n    basic_auth: {users: {alice: "${HASH}"}, realm: admin, pass_credentials: true}\n`,
     `${GITHUB}proxies:\n  "a.example.com":\n    upstream: http://x\n    github_auth: {allowed_users: [octocat, "@Hubot"]}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: [http://10.0.0.5:3000, http://10.0.0.6:3000]\n    lb: ip_hash\n` +
+    `    health_check: {path: /healthz, interval: 5s, timeout: 1s, status: 2xx, healthy_after: 1}\n` +
+    `    passive_health: {max_fails: 5, fail_window: 1m}\n    retry: {tries: 3, on: [connect_error, timeout, 503]}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: [http://a, http://b]\n    passive_health: false\n    retry: false\n` +
+    `    health_check: {path: /, status: 204}\n`,
     `auth:\n  host: auth.example.com\n  session_ttl: 12h\n  github: {client_id: a, client_secret: b, ` +
     `api_base: "https://ghe.example.com/api/v3", oauth_base: "https://ghe.example.com"}\n`,
   ];
@@ -116,6 +121,15 @@ Deno.test("the JSON Schema rejects what the parser rejects", () => {
     `${GITHUB}proxies:\n  "a.example.com":\n    upstream: http://x\n    github_auth: {allowed_users: [octo_cat]}\n`,
     `${GITHUB}proxies:\n  "a.example.com":\n    upstream: http://x\n    github_auth: {users: [octocat]}\n`,
     `auth:\n  github: {client_id: a, client_secret: b}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: []\n`,
+    `proxies:\n  "a.example.com":\n    upstream: [http://a, ftp://b]\n`,
+    `proxies:\n  "a.example.com":\n    upstream: [http://a, http://a]\n`,
+    `proxies:\n  "a.example.com":\n    upstream: [http://a, http://b]\n    lb: random\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://a\n    health_check: {interval: 5s}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://a\n    health_check: {path: healthz}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://a\n    retry: {tries: 0}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://a\n    retry: {on: [404]}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: http://a\n    passive_health: true\n`,
     `auth:\n  host: auth.example.com\n  github: {client_id: a}\n`,
     `auth:\n  host: auth.example.com\n  github: {client_id: a, client_secret: b, api_base: "ftp://x"}\n`,
     `auth:\n  host: auth.example.com\n  sesion_ttl: 1h\n`,

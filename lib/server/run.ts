@@ -88,7 +88,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     });
   }
 
-  const metrics = new Metrics({ droppedLogLines: () => log.droppedLines });
+  const metrics = new Metrics({
+    droppedLogLines: () => log.droppedLines,
+    upstreams: () => snapshot.balancers?.status() ?? {},
+  });
   const startedAt = Date.now();
   let configVersion = 1;
   let configLoadedAt = new Date(startedAt);
