@@ -56,9 +56,9 @@ export class RouteBalancer {
     return (attempt, context) => this.#dispatch(attempt, context, { client, headerList });
   }
 
-  /** One upstream for a WebSocket from `client`; null when the route has none left to try (never here). */
+  /** One upstream for a WebSocket from `client`. */
   choose(client: string, headerList: HeaderList): Chosen {
-    const member = this.#choose(client, headerList, new Set())!;
+    const member = this.#choose(client, headerList, new Set());
     member.inFlight++;
     member.requests++;
     let released = false;
@@ -82,13 +82,12 @@ export class RouteBalancer {
     const { retry } = this.#balancing;
     const deadline = Date.now() + context.timeoutMs;
     const tried = new Set<UpstreamHealth>();
-    for (;;) {
+    for (let attempts = 1;; attempts++) {
       const member = this.#choose(request.client, request.headerList, tried);
-      if (member === null) throw new UpstreamError("connect", `no upstream of ${this.host} is left to try`);
       tried.add(member);
       member.inFlight++;
       member.requests++;
-      const more = tried.size < Math.min(retry.tries, this.members.length);
+      const more = attempts < retry.tries;
       try {
         const response = await attempt(member.upstream, Math.max(1, deadline - Date.now()));
         if (response.status >= 500) this.#failed(member, `answered ${response.status}`);
@@ -128,15 +127,18 @@ export class RouteBalancer {
     }
   }
 
-  /** A healthy member not tried yet, by the route's policy; else the one that failed longest ago. */
-  #choose(client: string, headerList: HeaderList, tried: Set<UpstreamHealth>): UpstreamHealth | null {
+  /**
+   * A healthy member not tried yet, by the route's policy; else the one that failed longest ago. Once every
+   * member was tried, they are all candidates again (a route with one upstream retries that one).
+   */
+  #choose(client: string, headerList: HeaderList, tried: Set<UpstreamHealth>): UpstreamHealth {
     const now = Date.now();
-    const untried = this.members.filter((member) => !tried.has(member));
-    if (untried.length === 0) return null;
+    const fresh = this.members.filter((member) => !tried.has(member));
+    const untried = fresh.length > 0 ? fresh : this.members;
     const healthy = untried.filter((member) => member.healthy(now));
     const turn = this.#turn++;
     if (healthy.length > 0) {
-      return pickUpstream(this.#balancing.lb, healthy, { client, pinned: this.#pinned(headerList), turn });
+      return pickUpstream(this.#balancing.lb, healthy, { client, pinned: this.#pinned(headerList), turn })!;
     }
     const fallback = untried.reduce((a, b) => (b.lastFailureAt < a.lastFailureAt ? b : a));
     if (now - this.#allDownLoggedAt >= ALL_DOWN_LOG_EVERY_MS) {
