@@ -50,10 +50,11 @@ export class Balancers {
       if (route.kind !== "proxy" || route.balancing === null) continue;
       const balanced = route as BalancedRoute;
       const { healthCheck, passiveHealth } = balanced.balancing;
+      const tls = route.upstreamTls?.material ?? null;
       const list = route.upstreams.map((upstream) => {
-        const key = healthKey(upstream, healthCheck, passiveHealth);
+        const key = healthKey(upstream, healthCheck, passiveHealth, tls);
         const member = members.get(key) ?? this.#members.get(key) ??
-          new UpstreamHealth(upstream, healthCheck, passiveHealth);
+          new UpstreamHealth(upstream, healthCheck, passiveHealth, tls);
         members.set(key, member);
         return member;
       });
@@ -103,7 +104,7 @@ export class Balancers {
 
   #scheduleCheck(key: string, member: UpstreamHealth, check: HealthCheck, delayMs: number): void {
     const timer = setTimeout(async () => {
-      const error = await this.#probe(member.upstream, check);
+      const error = await this.#probe(member, check);
       const change = member.checked(error === null, error, Date.now());
       if (change !== null) {
         const routes = [...this.#routes.values()].filter((r) => r.members.includes(member)).map((r) =>
@@ -121,8 +122,8 @@ export class Balancers {
   }
 
   /** One check: null when the upstream answered the path with a healthy status, else why not. */
-  async #probe(upstream: URL, check: HealthCheck): Promise<string | null> {
-    const url = new URL(check.path, upstream);
+  async #probe(member: UpstreamHealth, check: HealthCheck): Promise<string | null> {
+    const url = new URL(check.path, member.upstream);
     try {
       const response = await this.#pool.request({
         method: "GET",
@@ -132,6 +133,7 @@ export class Balancers {
         bodyLength: null,
         responseTimeoutMs: check.timeoutMs,
         bodyTimeoutMs: check.timeoutMs,
+        tls: member.tls,
       });
       // A small body is read so the connection goes back to the pool; a large one is not worth it.
       if (response.hasBody && (response.contentLength ?? Infinity) <= 64 * 1024) await response.bytes();

@@ -2,7 +2,7 @@
 // failed lately (passive health), how many requests it has in flight, and its last error. Kept across
 // reloads for as long as a route still lists the upstream with the same health settings (balancers.ts).
 
-import type { HealthCheck, PassiveHealth } from "../config/types.ts";
+import type { HealthCheck, PassiveHealth, UpstreamTlsMaterial } from "../config/types.ts";
 
 export class UpstreamHealth {
   /** Whether active checks pass (true until they say otherwise, and without checks). */
@@ -26,6 +26,8 @@ export class UpstreamHealth {
     readonly upstream: URL,
     readonly check: HealthCheck | null,
     readonly passive: PassiveHealth | null,
+    /** How an https upstream's connections are made (the route's `upstream_tls`); checks use it too. */
+    readonly tls: UpstreamTlsMaterial | null = null,
   ) {}
 
   /** Whether it takes requests at `nowMs`: checks pass and it is not resting after failures. */
@@ -75,7 +77,15 @@ export class UpstreamHealth {
   }
 }
 
-/** The key under which an upstream's health is kept: its URL and the settings that judge it. */
-export function healthKey(upstream: URL, check: HealthCheck | null, passive: PassiveHealth | null): string {
-  return JSON.stringify([upstream.href, check, passive]);
+/**
+ * The key under which an upstream's health is kept: its URL, the settings that judge it, and how it is
+ * connected to (one upstream reached with another CA or client certificate is judged apart).
+ */
+export function healthKey(
+  upstream: URL,
+  check: HealthCheck | null,
+  passive: PassiveHealth | null,
+  tls: UpstreamTlsMaterial | null = null,
+): string {
+  return JSON.stringify([upstream.href, check, passive, tls?.id ?? null]);
 }

@@ -72,7 +72,7 @@ export function parseConfig(text: string, file: string): Config {
 
 /**
  * Reads the config file at `path` and parses it with `parseConfig()`, relative paths in it resolving against
- * the file's directory. Throws `ConfigError` for an invalid config, and also (as a single whole-file issue
+ * the file's directory, then reads the files the config names for its upstreams' TLS (`upstream_tls`). Throws `ConfigError` for an invalid config, and also (as a single whole-file issue
  * naming the path and what to do) when the file does not exist, is a directory, or cannot be read for lack
  * of permission; other I/O errors are re-thrown as they are.
  */
@@ -88,7 +88,12 @@ export async function loadConfig(path: string): Promise<Config> {
       cause: error,
     });
   }
-  return parseConfig(text, file);
+  const config = parseConfig(text, file);
+  if (config.routes.some((route) => route.kind === "proxy" && route.upstreamTls !== null)) {
+    const issues = await (await import("./upstream_tls_files.ts")).loadUpstreamTlsFiles(config);
+    if (issues.length > 0) throw new ConfigError(sortIssues(escapeControls(issues)));
+  }
+  return config;
 }
 
 function unreadableReason(error: unknown): string | null {
@@ -155,7 +160,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
   const hsts = readTopHsts(r, get("hsts"));
   checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, get("cloudflare"));
   const auth = readSignIn(r, get("auth"));
-  const routes = optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts })) ?? [];
+  const routes = optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts, configDir })) ?? [];
   return {
     file,
     baseDir,

@@ -2,8 +2,9 @@
 // and merged with the global limits into `Route`s. Reports into the Reader; does not match requests to
 // routes (lib/router.ts) or forward them (lib/proxy/).
 
-import type { Balancing, RedirectStatus, Route, RouteAccess, RouteLimits } from "./types.ts";
+import type { Balancing, RedirectStatus, Route, RouteAccess, RouteLimits, UpstreamTls } from "./types.ts";
 import { BALANCING_KEYS, readBalancing, readUpstreams } from "./upstreams.ts";
+import { readUpstreamTls, UPSTREAM_TLS_KEY } from "./upstream_tls.ts";
 import { isMap, isScalar } from "./yaml.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { ACCESS_KEYS, readRouteAccess } from "./access.ts";
@@ -13,7 +14,15 @@ import { describe, type Field, type Reader } from "./reader.ts";
 import { HAS_SCHEME, OTHER_SCHEME, parseUrl, quoteUrl, readUrlText, UPSTREAM_EXAMPLE } from "./url.ts";
 import { suggestKey } from "./suggest.ts";
 
-const PROXY_KEYS = ["upstream", "timeout", "body_timeout", "max_body", "cache", ...BALANCING_KEYS] as const;
+const PROXY_KEYS = [
+  "upstream",
+  "timeout",
+  "body_timeout",
+  "max_body",
+  "cache",
+  ...BALANCING_KEYS,
+  UPSTREAM_TLS_KEY,
+] as const;
 const REDIRECT_KEYS = ["redirect", "status", "keep_path"] as const;
 /** Every key a route may have; which ones fit depends on the route's kind. */
 export const ROUTE_KEYS: readonly string[] = [
@@ -30,6 +39,8 @@ export interface RouteDefaults {
   limits: RouteLimits;
   /** The Strict-Transport-Security value of routes without `hsts:` (the top-level one), or null for none. */
   hsts: string | null;
+  /** The config file's directory, which relative paths (`upstream_tls` files) start from. */
+  configDir: string;
 }
 
 /**
@@ -78,6 +89,8 @@ interface RouteValues {
   upstreams?: URL[] | undefined;
   /** Read only for a proxy route whose upstreams are valid. */
   balancing?: Balancing | null | undefined;
+  /** Read only for a proxy route whose upstreams are valid. */
+  upstreamTls?: UpstreamTls | null | undefined;
   target?: URL | undefined;
   timeout?: number | undefined;
   bodyTimeout?: number | undefined;
@@ -132,6 +145,12 @@ function readRoute(r: Reader, route: Field, host: string, defaults: RouteDefault
   };
   if (kind === "proxy" && values.upstreams !== undefined) {
     values.balancing = readBalancing(r, fields, values.upstreams.length);
+    values.upstreamTls = readUpstreamTls(
+      r,
+      fields.get(UPSTREAM_TLS_KEY),
+      values.upstreams,
+      defaults.configDir,
+    );
   }
   if (r.issues.length > issuesBefore || kind === null) return undefined;
   return buildRoute(r, route, host, kind, values, defaults);
@@ -154,7 +173,11 @@ function buildRoute(
     position: r.positionOf(route.keyNode),
   };
   if (kind === "proxy") {
-    if (values.upstreams === undefined || values.balancing === undefined) return undefined;
+    if (
+      values.upstreams === undefined || values.balancing === undefined || values.upstreamTls === undefined
+    ) {
+      return undefined;
+    }
     const routeLimits: RouteLimits = {
       maxBodyBytes: values.maxBody ?? limits.maxBodyBytes,
       responseTimeoutMs: values.timeout ?? limits.responseTimeoutMs,
@@ -165,6 +188,7 @@ function buildRoute(
       kind,
       upstreams: values.upstreams,
       balancing: values.balancing,
+      upstreamTls: values.upstreamTls,
       cache: values.cache ?? DEFAULTS.cache,
       limits: routeLimits,
     };

@@ -168,14 +168,15 @@ export function readWildcards(r: Reader, field: Field | undefined): string[] {
 export function readPath(
   r: Reader,
   field: Field | undefined,
-  options: { configDir: string },
+  options: { configDir: string; what?: string },
 ): string | undefined {
   const f = present(field);
   if (f === undefined) return undefined;
   const value = r.readString(f)?.trim();
   if (value === undefined) return undefined;
   if (value === "") {
-    r.report(f.at, `${f.path} is empty (write a directory path, or remove the key for the default)`);
+    const what = options.what ?? "a directory path";
+    r.report(f.at, `${f.path} is empty (write ${what}, or remove the key for the default)`);
   } else if (value.startsWith("~")) {
     r.report(f.at, `${f.path} cannot start with "~" (nexo does not expand it): write the full path`);
   } else {

@@ -159,6 +159,48 @@ export interface Balancing {
   retry: RetryPolicy;
 }
 
+/**
+ * `upstream_tls`: how nexo's connections to a route's https upstreams are verified and authenticated. Paths
+ * are absolute; the files are read by `loadConfig()` into `material`.
+ */
+export interface UpstreamTls {
+  /** PEM file of the CA(s) trusted for these upstreams, besides the default roots; null for the roots alone. */
+  caFile: string | null;
+  /** The name sent as SNI and verified in the upstream's certificate; null: the upstream URL's host. */
+  serverName: string | null;
+  /** PEM client certificate (and its chain) presented to an upstream that asks for one (mTLS), or null. */
+  clientCertFile: string | null;
+  /** The client certificate's PEM private key; set exactly when `clientCertFile` is. */
+  clientKeyFile: string | null;
+  /** No verification of the upstream's certificate at all; `nexo check` warns about it. */
+  insecureSkipVerify: boolean;
+  /** Where `upstream_tls` is written: problems with the files, found when they are read, point here. */
+  position: SourcePosition;
+  /** The files' contents: set by `loadConfig()`; null after `parseConfig()` alone, which reads no file. */
+  material: UpstreamTlsMaterial | null;
+}
+
+/**
+ * What a TLS connection to an upstream is made with, from `upstream_tls` and its files. It holds a private
+ * key: it serializes (JSON, structured clone) to `{ id }` alone, so that no log, diff or worker message
+ * carries the key.
+ */
+export interface UpstreamTlsMaterial {
+  /**
+   * Fingerprint of the settings and the files' contents: pooled connections are shared only between requests
+   * with the same one, so a connection authenticated with a client certificate never serves another route.
+   */
+  readonly id: string;
+  /** PEM certificates trusted besides the default roots. */
+  readonly caCerts: readonly string[];
+  readonly serverName: string | null;
+  /** PEM certificate chain and private key for mTLS, or null. A secret. */
+  readonly clientCert: { readonly cert: string; readonly key: string } | null;
+  readonly insecureSkipVerify: boolean;
+  /** When the client certificate expires, or null without one. */
+  readonly clientCertNotAfter: Date | null;
+}
+
 export interface ProxyRoute extends RouteBase {
   kind: "proxy";
   /**
@@ -168,6 +210,8 @@ export interface ProxyRoute extends RouteBase {
   upstreams: URL[];
   /** How `upstreams` share the requests; null for one upstream without `lb`, health checks or retries. */
   balancing: Balancing | null;
+  /** How https upstreams are verified (`upstream_tls`); null: against the default roots, by the URL's host. */
+  upstreamTls: UpstreamTls | null;
   /** When false, response headers pass untouched (no Cache-Control is added). */
   cache: boolean;
   limits: RouteLimits;

@@ -137,7 +137,8 @@ function readHealthCheck(r: Reader, f: Field): HealthCheck | undefined {
     return field === undefined ? fallback : r.readDuration(field);
   };
   const intervalMs = duration("interval", HEALTH_DEFAULTS.intervalMs);
-  const timeoutMs = duration("timeout", HEALTH_DEFAULTS.timeoutMs);
+  // A short interval alone (`interval: 1s`) shortens the default timeout with it, rather than clash with it.
+  const timeoutMs = duration("timeout", Math.min(HEALTH_DEFAULTS.timeoutMs, intervalMs ?? Infinity));
   const intervalField = fields.get("interval");
   if (intervalMs !== undefined && intervalMs < MIN_INTERVAL_MS) {
     r.report(intervalField!.at, `${intervalField!.path} must be at least 1s`);

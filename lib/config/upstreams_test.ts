@@ -51,6 +51,12 @@ Deno.test("lb, health_check, passive_health and retry are read with their defaul
   const status = (value: string) =>
     proxyOf(`    upstream: http://a\n    health_check: { path: /, status: ${value} }\n`).balancing
       ?.healthCheck?.status;
+  assert.equal(
+    proxyOf("    upstream: http://a\n    health_check: { path: /, interval: 1s }\n").balancing?.healthCheck
+      ?.timeoutMs,
+    1_000,
+    "a short interval alone shortens the default timeout with it",
+  );
   assert.deepEqual(status("204"), { min: 204, max: 204 });
   assert.deepEqual(status("200-399"), { min: 200, max: 399 });
   assert.deepEqual(

@@ -4,7 +4,7 @@
 // and the access log are the caller's.
 
 import { errorMessage } from "../error_message.ts";
-import type { ProxyRoute } from "../config/types.ts";
+import type { ProxyRoute, UpstreamTlsMaterial } from "../config/types.ts";
 import {
   BodyReadError,
   BodyTimeoutError,
@@ -136,6 +136,7 @@ export async function forwardRequest(
         responseTimeoutMs: timeoutMs,
         bodyTimeoutMs: route.limits.bodyTimeoutMs,
         signal: req.signal,
+        tls: upstreamTlsOf(route),
         // Deno turns `OPTIONS *` into the path "/*" (a literal "/*" path looks the same and is treated
         // alike); RFC 9112 §3.2.4 has the proxy forward it to the origin as `*`.
         asteriskForm: req.method === "OPTIONS" && options.url.pathname === "/*" && options.url.search === "",
@@ -224,6 +225,22 @@ function countedStream(
       error: error === null ? null : `stream ended early: ${errorMessage(error)}`,
     });
   });
+}
+
+/**
+ * How the route's https upstreams are connected to (`upstream_tls`), or null for the defaults. Throws a
+ * TypeError when the config was parsed without `loadConfig()`, which reads the files: connecting without
+ * them would verify against the wrong CA or leave out the client certificate.
+ */
+export function upstreamTlsOf(route: ProxyRoute): UpstreamTlsMaterial | null {
+  const tls = route.upstreamTls;
+  if (tls === null) return null;
+  if (tls.material === null) {
+    throw new TypeError(
+      `proxies."${route.host}".upstream_tls has no files loaded (load the config with loadConfig())`,
+    );
+  }
+  return tls.material;
 }
 
 /** The upstream URL for a request: the upstream's base path joined with the request's path, query kept. */

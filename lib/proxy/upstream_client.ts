@@ -3,6 +3,7 @@
 // decodes Content-Encoding, adds headers and hides why a connection failed. Wire details live in
 // upstream_exchange.ts and upstream_conn.ts; mapping failures to 502/504 is forward.ts's.
 
+import type { UpstreamTlsMaterial } from "../config/types.ts";
 import { encodeRequestHead } from "./http1_parse.ts";
 import { RequestControl } from "./request_control.ts";
 import { connectUpstream, parseOrigin } from "./upstream_connect.ts";
@@ -45,6 +46,12 @@ export interface UpstreamRequest {
   /** Aborts everything (connect, write, read, body stream) e.g. when the client went away. */
   signal?: AbortSignal;
   /**
+   * How to connect when the URL is https: the route's CA, server name, client certificate (`upstream_tls`).
+   * Connections are pooled per origin and these settings, so one made with a client certificate is never
+   * reused for a request without it. Absent or null: the default roots and the URL's host.
+   */
+  tls?: UpstreamTlsMaterial | null;
+  /**
    * Sends `*` as the request-target instead of the URL's path (asterisk-form, RFC 9112 §3.2.4: `OPTIONS *`
    * asks about the server, not a resource). Only for OPTIONS.
    */
@@ -81,7 +88,10 @@ export interface UpstreamResponse {
 
 /** Pool settings; every field has a default. */
 export interface UpstreamPoolOptions {
-  /** Idle keep-alive connections kept per origin (scheme, host, port). Default 64; 0 disables keep-alive. */
+  /**
+   * Idle keep-alive connections kept per origin (scheme, host, port; and `upstream_tls` settings for https).
+   * Default 64; 0 disables keep-alive.
+   */
   maxIdlePerHost?: number;
   /**
    * Milliseconds an idle connection is kept. Default 60 000 (nginx upstreams keep 75 s); an upstream that closes
@@ -134,6 +144,8 @@ export class UpstreamPool {
    */
   async request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const origin = parseOrigin(req.url);
+    const tls = origin.tls ? req.tls ?? null : null;
+    const key = tls === null ? origin.key : `${origin.key}#${tls.id}`;
     if (this.#closed) {
       throw new UpstreamError(
         "connect",
@@ -153,13 +165,14 @@ export class UpstreamPool {
       authority: origin.authority,
     });
     try {
-      let conn = this.#idle.take(origin.key);
+      let conn = this.#idle.take(key);
       for (;;) {
         const reused = conn !== null;
         if (conn === null) {
           control.watch("connect");
           conn = await connectUpstream(origin, {
             caCerts: this.#caCerts,
+            tls,
             signal: control.connectSignal,
             bufferBytes: READ_BUFFER_BYTES,
           });
@@ -171,7 +184,7 @@ export class UpstreamPool {
             conn,
             control,
             maxHeaderBytes: this.#maxHeaderBytes,
-            release: (done) => this.#release(origin.key, done),
+            release: (done) => this.#release(key, done),
           });
         } catch (error) {
           // A pooled connection the upstream closed just as we reused it (keep-alive race): nothing of a

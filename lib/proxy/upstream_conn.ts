@@ -29,6 +29,12 @@ export const READ_BUFFER_BYTES = 16 * 1024;
 const LARGE_READ_BYTES = 64 * 1024;
 
 /**
+ * What a connection reads and writes through: a Deno.Conn, or node:tls's socket when a client certificate or
+ * skipped verification needs it (upstream_node_tls.ts).
+ */
+export type ByteSocket = Pick<Deno.Conn, "read" | "write" | "close" | "ref" | "unref">;
+
+/**
  * An open connection with one reusable read buffer. Calls must not overlap except one read with one write.
  * Read and write failures reject with UpstreamError "reset"; malformed data with "protocol". Every body
  * piece returned is fresh memory (a copy, or a buffer read into for it alone), never a view of the read buffer.
@@ -37,7 +43,7 @@ export class UpstreamConnection {
   readonly authority: string;
   /** Response bytes read since `resetReceived()`: 0 means the upstream has not answered at all. */
   received = 0;
-  #conn: Deno.Conn;
+  #conn: ByteSocket;
   #buf: Uint8Array<ArrayBuffer>;
   #start = 0;
   #end = 0;
@@ -46,7 +52,7 @@ export class UpstreamConnection {
   /** A read started while idle; the next fill takes its result instead of reading again. */
   #pendingRead: Promise<number | null> | null = null;
 
-  constructor(conn: Deno.Conn, authority: string, bufferBytes: number) {
+  constructor(conn: ByteSocket, authority: string, bufferBytes: number) {
     this.#conn = conn;
     this.authority = authority;
     this.#buf = new Uint8Array(bufferBytes);

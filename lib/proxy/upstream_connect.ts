@@ -1,7 +1,9 @@
 // Opening connections to upstreams: where a URL's origin is, TCP with TCP_NODELAY, TLS verified against the
-// default roots plus configured CAs with SNI, and failures worded as "cannot connect to upstream host:port
-// (reason)". What happens on an open connection is upstream_conn.ts's.
+// default roots plus configured CAs with SNI (a route's `upstream_tls`), and failures worded as "cannot
+// connect to upstream host:port (reason)" with the setting that fixes them. What happens on an open
+// connection is upstream_conn.ts's.
 
+import type { UpstreamTlsMaterial } from "../config/types.ts";
 import { errorMessage } from "../error_message.ts";
 import { UpstreamConnection } from "./upstream_conn.ts";
 import { UpstreamError } from "./upstream_error.ts";
@@ -34,6 +36,8 @@ export function parseOrigin(url: URL): UpstreamOrigin {
 export interface ConnectOptions {
   /** Extra PEM CA certificates trusted for https upstreams, besides the default roots. */
   caCerts: string[] | undefined;
+  /** The route's `upstream_tls` for an https origin (its CA, server name, client certificate), or null. */
+  tls?: UpstreamTlsMaterial | null;
   /** Aborts the connect and the TLS handshake; the promise then rejects with `signal.reason`. */
   signal: AbortSignal;
   /** Initial read buffer size in bytes; it grows up to the head limit only for larger heads. */
@@ -42,29 +46,39 @@ export interface ConnectOptions {
 
 /**
  * Opens a connection to `origin` (TCP_NODELAY on; for https a TLS handshake verified against the default
- * roots plus `caCerts`, SNI = the hostname). Rejects with UpstreamError "connect" naming the upstream and the
- * reason (refused, DNS failure, certificate), or with `signal.reason` once the signal aborted.
+ * roots plus `caCerts` and the route's CA, SNI and verified name = `tls.serverName` or the hostname). A client
+ * certificate or skipped verification goes through node:tls (upstream_node_tls.ts, loaded only then).
+ * Rejects with UpstreamError "connect" naming the upstream and the reason (refused, DNS failure,
+ * certificate, with the `upstream_tls` setting that fixes it), or with `signal.reason` once the signal aborted.
  */
 export async function connectUpstream(
   origin: UpstreamOrigin,
   options: ConnectOptions,
 ): Promise<UpstreamConnection> {
   const { signal } = options;
+  const tlsSettings = origin.tls ? options.tls ?? null : null;
+  if (tlsSettings !== null && (tlsSettings.clientCert !== null || tlsSettings.insecureSkipVerify)) {
+    const { connectNodeTls } = await import("./upstream_node_tls.ts");
+    const socket = await connectNodeTls(origin, tlsSettings, { caCerts: options.caCerts ?? [], signal });
+    return new UpstreamConnection(socket, origin.authority, options.bufferBytes);
+  }
   let tcp: Deno.TcpConn;
   try {
     tcp = await Deno.connect({ hostname: origin.hostname, port: origin.port, signal });
   } catch (error) {
     if (signal.aborted) throw signal.reason;
-    const message = `cannot connect to upstream ${origin.authority} (${connectReason(error)})`;
-    throw new UpstreamError("connect", message, { cause: error });
+    throw connectFailure(origin, error);
   }
   // Request heads and small bodies go out in one write each; Nagle would hold them for the peer's ACK.
   tcp.setNoDelay(true);
   if (!origin.tls) return new UpstreamConnection(tcp, origin.authority, options.bufferBytes);
-  // Deno.startTls on our own TCP connection (rather than Deno.connectTls) keeps TCP_NODELAY and the abort.
+  const serverName = tlsSettings?.serverName ?? origin.hostname;
+  const caCerts = [...options.caCerts ?? [], ...tlsSettings?.caCerts ?? []];
+  // Deno.startTls on our own TCP connection (rather than Deno.connectTls) keeps TCP_NODELAY and the abort;
+  // its `hostname` is only the SNI and verified name, since the connection is already made.
   const tls = await Deno.startTls(tcp, {
-    hostname: origin.hostname,
-    ...(options.caCerts === undefined ? {} : { caCerts: options.caCerts }),
+    hostname: serverName,
+    ...(caCerts.length === 0 ? {} : { caCerts }),
   });
   let closed = false;
   const abort = () => {
@@ -78,16 +92,51 @@ export async function connectUpstream(
   } catch (error) {
     abort();
     if (signal.aborted) throw signal.reason;
-    throw new UpstreamError(
-      "connect",
-      `TLS handshake with upstream ${origin.authority} failed (${errorMessage(error)}); ` +
-        `check its certificate, or add the CA that signed it to the pool's caCerts`,
-      { cause: error },
-    );
+    throw handshakeFailure(origin, serverName, error);
   } finally {
     signal.removeEventListener("abort", abort);
   }
   return new UpstreamConnection(tls, origin.authority, options.bufferBytes);
+}
+
+/** UpstreamError "connect" for a TCP connection that could not be made. */
+export function connectFailure(origin: UpstreamOrigin, error: unknown): UpstreamError {
+  const message = `cannot connect to upstream ${origin.authority} (${connectReason(error)})`;
+  return new UpstreamError("connect", message, { cause: error });
+}
+
+/**
+ * UpstreamError "connect" for a failed TLS handshake, naming the name verified when it is not the URL's host
+ * and the `upstream_tls` setting that fixes the usual causes (rustls and node:tls word them differently).
+ */
+export function handshakeFailure(origin: UpstreamOrigin, serverName: string, error: unknown): UpstreamError {
+  const reason = errorMessage(error);
+  const as = serverName === origin.hostname ? "" : ` as ${serverName}`;
+  return new UpstreamError(
+    "connect",
+    `TLS handshake with upstream ${origin.authority}${as} failed (${reason}); ${tlsFix(reason)}`,
+    { cause: error },
+  );
+}
+
+/** What to change for a TLS failure's reason; also used for an alert that arrives after the handshake. */
+export function tlsFix(reason: string): string {
+  if (/UnknownIssuer|self.signed|local issuer|unable to verify/i.test(reason)) {
+    return "set upstream_tls.ca_file to the CA that signed its certificate";
+  }
+  if (/not valid for name|does not match|altnames|NotValidForName/i.test(reason)) {
+    return "set upstream_tls.server_name to a name its certificate holds";
+  }
+  if (/CertificateRequired|certificate required/i.test(reason)) {
+    return "it asks for a client certificate: set upstream_tls.client_cert_file and client_key_file";
+  }
+  if (/expired|NotValidYet|not yet valid/i.test(reason)) {
+    return "its certificate is outside its validity period: renew it, or check this machine's clock";
+  }
+  if (/BadCertificate|UnknownCA|bad certificate|unknown ca|DecryptError/i.test(reason)) {
+    return "it refused nexo's client certificate: check upstream_tls.client_cert_file against the CA it trusts";
+  }
+  return "check its certificate and upstream_tls";
 }
 
 function connectReason(error: unknown): string {

@@ -1,0 +1,30 @@
+// An https upstream in its own process for tests/upstream_tls_test.ts: node:https with keep-alive, a
+// certificate from a test CA, and optionally a client certificate required (mTLS). Each answer is JSON
+// naming the client certificate's subject CN (null without one) and which TLS connection carried it.
+// Usage: deno run --allow-net --allow-read tests/tls_upstream.ts PORT CERT KEY [CLIENT_CA]
+// Prints "ready" once listening.
+
+import { createServer } from "node:https";
+import type { TLSSocket } from "node:tls";
+
+const [port = "0", certFile = "", keyFile = "", clientCa] = Deno.args;
+const connections = new WeakMap<object, number>();
+let nextConnection = 1;
+
+const server = createServer({
+  cert: Deno.readTextFileSync(certFile),
+  key: Deno.readTextFileSync(keyFile),
+  ...(clientCa === undefined
+    ? {}
+    : { ca: Deno.readTextFileSync(clientCa), requestCert: true, rejectUnauthorized: true }),
+  keepAlive: true,
+}, (req, res) => {
+  const socket = req.socket as TLSSocket;
+  let connection = connections.get(socket);
+  if (connection === undefined) connections.set(socket, connection = nextConnection++);
+  const subject = socket.getPeerCertificate?.()?.subject as { CN?: string } | undefined;
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify({ path: req.url, peer: subject?.CN ?? null, connection }));
+});
+server.keepAliveTimeout = 60_000;
+server.listen(Number(port), "127.0.0.1", () => console.log("ready"));
