@@ -52,6 +52,7 @@ export function configWarnings(config: Config): ConfigWarning[] {
     }
   }
   warnings.push(...signInWarnings(config));
+  warnings.push(...upstreamTlsWarnings(config, Date.now()));
   for (const route of config.routes) {
     const maxAge = Number(/max-age=(\d+)/.exec(route.hsts ?? "")?.[1] ?? 0);
     if (isDevelopmentName(route.host) && maxAge > DEV_HSTS_MAX_AGE_S) {
@@ -85,6 +86,40 @@ function signInWarnings(config: Config): ConfigWarning[] {
       key: `auth.github.${key}`,
       message: `${url.origin} is plain http: the client secret, sign-in codes and tokens would cross the ` +
         `network unencrypted (use https)`,
+    });
+  }
+  return warnings;
+}
+
+/** A client certificate this close to its end is worth a word at every start and reload. */
+const CLIENT_CERT_WARN_MS = 30 * 86_400_000;
+
+/** Upstreams whose certificate nobody checks, and client certificates that expired or soon will. */
+export function upstreamTlsWarnings(config: Config, nowMs: number): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  for (const route of config.routes) {
+    if (route.kind !== "proxy" || route.upstreamTls === null) continue;
+    const key = `proxies."${route.host}".upstream_tls`;
+    if (route.upstreamTls.insecureSkipVerify) {
+      warnings.push({
+        key: `${key}.insecure_skip_verify`,
+        message: `nexo does not verify the certificate of ${
+          route.upstreams.map((url) => url.host).join(", ")
+        }: ` +
+          `anyone on the network path can read and change this route's traffic, passwords and cookies ` +
+          `included (set ca_file to the CA that signed it instead)`,
+      });
+    }
+    const notAfter = route.upstreamTls.material?.clientCertNotAfter ?? null;
+    if (notAfter === null || notAfter.getTime() - nowMs > CLIENT_CERT_WARN_MS) continue;
+    const date = notAfter.toISOString().slice(0, 10);
+    const days = Math.ceil((notAfter.getTime() - nowMs) / 86_400_000);
+    const when = notAfter.getTime() <= nowMs
+      ? `expired on ${date}: upstreams that check it refuse nexo`
+      : `expires on ${date}, in ${days} day${days === 1 ? "" : "s"}`;
+    warnings.push({
+      key: `${key}.client_cert_file`,
+      message: `${route.upstreamTls.clientCertFile} ${when} (renew it, then reload nexo with SIGHUP)`,
     });
   }
   return warnings;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { connectTls, curl, type NexoProcess, rssBytes, startNexo } from "./harness.ts";
 import { bcryptHash } from "../lib/auth/bcrypt.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
-import { maskedTextFrame, upgradeRequest } from "./websocket_frames.ts";
+import { maskedTextFrame, readHead, readTextFrame, upgradeRequest } from "./websocket_frames.ts";
 
 /** curl through nexo as if a trusted proxy (127.0.0.1) received the request from `client`. */
 const from = (nexo: NexoProcess, host: string, path: string, client: string) =>
@@ -18,33 +18,6 @@ async function openWebSocket(nexo: NexoProcess, host: string, client: string) {
   const conn = await connectTls(nexo, host);
   await conn.write(upgradeRequest(host, "/ws", [`X-Forwarded-For: ${client}`]));
   return { ...await readHead(conn), conn };
-}
-
-/** Reads a response head from `conn`: the head's text, and the bytes after it. */
-async function readHead(conn: Deno.TlsConn): Promise<{ head: string; rest: Uint8Array }> {
-  let received = new Uint8Array(0);
-  const buffer = new Uint8Array(4096);
-  let end = -1;
-  while (end === -1) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    received = new Uint8Array([...received, ...buffer.subarray(0, n)]);
-    end = new TextDecoder().decode(received).indexOf("\r\n\r\n");
-  }
-  const text = new TextDecoder().decode(received);
-  return { head: end === -1 ? text : text.slice(0, end), rest: received.subarray(end + 4) };
-}
-
-/** The payload of the next server text frame (unmasked, under 126 bytes), after `pending` bytes. */
-async function readTextFrame(conn: Deno.TlsConn, pending: Uint8Array): Promise<string> {
-  let bytes = pending;
-  const buffer = new Uint8Array(4096);
-  while (bytes.length < 2 || bytes.length < 2 + (bytes[1]! & 0x7f)) {
-    const n = await conn.read(buffer);
-    if (n === null) throw new Error("closed before a frame");
-    bytes = new Uint8Array([...bytes, ...buffer.subarray(0, n)]);
-  }
-  return new TextDecoder().decode(bytes.subarray(2, 2 + (bytes[1]! & 0x7f)));
 }
 
 Deno.test("allow, deny and the top-level deny guard routes for requests, event streams and WebSockets", async (t) => {

@@ -68,6 +68,9 @@ Deno.test("the JSON Schema accepts every form of hsts and access rules the parse
     `    passive_health: {max_fails: 5, fail_window: 1m}\n    retry: {tries: 3, on: [connect_error, timeout, 503]}\n`,
     `proxies:\n  "a.example.com":\n    upstream: [http://a, http://b]\n    passive_health: false\n    retry: false\n` +
     `    health_check: {path: /, status: 204}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: https://10.0.0.5:8443\n    upstream_tls: {ca_file: ca.pem, ` +
+    `server_name: app.internal, client_cert_file: c.pem, client_key_file: c.key}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: https://x\n    upstream_tls: {insecure_skip_verify: true}\n`,
     `auth:\n  host: auth.example.com\n  session_ttl: 12h\n  github: {client_id: a, client_secret: b, ` +
     `api_base: "https://ghe.example.com/api/v3", oauth_base: "https://ghe.example.com"}\n`,
   ];
@@ -130,6 +133,8 @@ Deno.test("the JSON Schema rejects what the parser rejects", () => {
     `proxies:\n  "a.example.com":\n    upstream: http://a\n    retry: {tries: 0}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://a\n    retry: {on: [404]}\n`,
     `proxies:\n  "a.example.com":\n    upstream: http://a\n    passive_health: true\n`,
+    `proxies:\n  "a.example.com":\n    upstream: https://x\n    upstream_tls: {client_cert_file: c.pem}\n`,
+    `proxies:\n  "a.example.com":\n    upstream: https://x\n    upstream_tls: {verify: false}\n`,
     `auth:\n  host: auth.example.com\n  github: {client_id: a}\n`,
     `auth:\n  host: auth.example.com\n  github: {client_id: a, client_secret: b, api_base: "ftp://x"}\n`,
     `auth:\n  host: auth.example.com\n  sesion_ttl: 1h\n`,

@@ -1,5 +1,5 @@
-// A private PKI made with openssl for tests of TLS to upstreams: a CA, a server certificate it signed for
-// app.internal, a client certificate it signed (for mTLS), and a second, untrusted CA with a client
+// A private PKI made with openssl for tests of TLS to upstreams: a CA, server certificates it signed for
+// app.internal and localhost, a client certificate it signed (for mTLS), and a second, untrusted CA with a client
 // certificate of its own. Every key is ECDSA P-256; everything lives one day.
 
 export interface TestPki {
@@ -7,6 +7,9 @@ export interface TestPki {
   caCert: string;
   serverCert: string;
   serverKey: string;
+  /** A server certificate for localhost (the name a URL can reach), signed by the CA. */
+  localhostCert: string;
+  localhostKey: string;
   /** Subject CN "nexo-client", extendedKeyUsage clientAuth. */
   clientCert: string;
   clientKey: string;
@@ -65,6 +68,7 @@ export async function makeTestPki(dir: string): Promise<TestPki> {
   await ca("test-ca");
   await ca("rogue-ca");
   await leaf("app-server", "test-ca", "subjectAltName=DNS:app.internal\nextendedKeyUsage=serverAuth");
+  await leaf("localhost", "test-ca", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth");
   await leaf("nexo-client", "test-ca", "extendedKeyUsage=clientAuth");
   await leaf("rogue-client", "rogue-ca", "extendedKeyUsage=clientAuth");
   const path = (name: string) => `${dir}/${name}`;
@@ -73,6 +77,8 @@ export async function makeTestPki(dir: string): Promise<TestPki> {
     caCert: path("test-ca.pem"),
     serverCert: path("app-server.pem"),
     serverKey: path("app-server.key"),
+    localhostCert: path("localhost.pem"),
+    localhostKey: path("localhost.key"),
     clientCert: path("nexo-client.pem"),
     clientKey: path("nexo-client.key"),
     rogueCaCert: path("rogue-ca.pem"),

@@ -23,8 +23,27 @@ const server = createServer({
   let connection = connections.get(socket);
   if (connection === undefined) connections.set(socket, connection = nextConnection++);
   const subject = socket.getPeerCertificate?.()?.subject as { CN?: string } | undefined;
-  res.setHeader("content-type", "application/json");
-  res.end(JSON.stringify({ path: req.url, peer: subject?.CN ?? null, connection }));
+  const big = /^\/big\?mib=(\d+)$/.exec(req.url ?? "");
+  if (big) {
+    // MiBs of a repeating pattern, written as fast as the reader takes them.
+    const block = new Uint8Array(1024 * 1024).map((_, i) => i % 251);
+    let left = Number(big[1]);
+    res.setHeader("content-length", String(left * block.length));
+    const more = () => {
+      while (left > 0) {
+        left--;
+        if (!res.write(block)) return void res.once("drain", more);
+      }
+      res.end();
+    };
+    return more();
+  }
+  let received = 0;
+  req.on("data", (chunk: Uint8Array) => received += chunk.length);
+  req.on("end", () => {
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify({ path: req.url, peer: subject?.CN ?? null, connection, received }));
+  });
 });
 server.keepAliveTimeout = 60_000;
-server.listen(Number(port), "127.0.0.1", () => console.log("ready"));
+server.listen(Number(port), "127.0.0.1", () => Deno.stdout.writeSync(new TextEncoder().encode("ready\n")));

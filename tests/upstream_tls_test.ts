@@ -6,9 +6,10 @@
 // route's TLS, skipped verification, and a reload naming a missing file refused.
 
 import assert from "node:assert/strict";
-import { curl, type NexoProcess, startNexo } from "./harness.ts";
+import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
 import { makeTestPki, type TestPki } from "./test_pki.ts";
 import { closedPort } from "./upstreams.ts";
+import { maskedTextFrame, readHead, readTextFrame, upgradeRequest } from "./websocket_frames.ts";
 
 const SCRIPT = new URL("./tls_upstream.ts", import.meta.url).pathname;
 
@@ -110,6 +111,19 @@ Deno.test("upstream_tls: private CA, server name, mTLS, per-settings pooling, ch
   const plain = await startTlsUpstream(pki);
   const mtls = await startTlsUpstream(pki, { clientCa: pki.caCert });
   const openssl = await startOpensslUpstream(pki);
+  // WebSockets go through Deno's WebSocket client, which connects to the URL's host: a localhost certificate.
+  const webSockets = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await Deno.readTextFile(pki.localhostCert),
+    key: await Deno.readTextFile(pki.localhostKey),
+    onListen() {},
+  }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (event) => socket.send(`echo: ${event.data}`);
+    return response;
+  });
+  const wss = `https://localhost:${webSockets.addr.port}`;
   const ca = `ca_file: ${pki.caCert}`;
   const client = `client_cert_file: ${pki.clientCert}, client_key_file: ${pki.clientKey}`;
   const config = `
@@ -138,6 +152,10 @@ proxies:
   "openssl.test":
     upstream: ${openssl.url}
     upstream_tls: { ${ca}, server_name: app.internal, ${client} }
+  "ws-ca.test": { upstream: ${wss}, upstream_tls: { ${ca} } }
+  "ws-no-ca.test": { upstream: ${wss} }
+  "ws-skip-verify.test": { upstream: ${wss}, upstream_tls: { insecure_skip_verify: true } }
+  "ws-mtls.test": { upstream: ${wss}, upstream_tls: { ${ca}, ${client} } }
   "checked.test":
     upstream: [${mtls.url}, ${plain.url}]
     health_check: { path: /health, interval: 1s, unhealthy_after: 1, healthy_after: 1 }
@@ -179,11 +197,37 @@ proxies:
     });
 
     await t.step(
+      "mTLS carries large bodies both ways (node:tls, paused while nexo's client reads)",
+      async () => {
+        const down = await curl(nexo, "mtls.test", "/big?mib=24", [
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{size_download}",
+        ]);
+        assert.equal(down.status, 200);
+        assert.ok(down.body.endsWith(String(24 * 1024 * 1024)), down.body);
+        const file = `${dir}/upload.bin`;
+        await Deno.writeFile(file, new Uint8Array(8 * 1024 * 1024).fill(7));
+        const up = await curl(nexo, "mtls.test", "/upload", ["-T", file]);
+        assert.equal(up.status, 200, up.body);
+        assert.equal(JSON.parse(up.body).received, 8 * 1024 * 1024);
+        assert.equal(JSON.parse(up.body).peer, "nexo-client");
+      },
+    );
+
+    await t.step(
       "a route without the client certificate never gets the other route's connection",
       async () => {
-        // The mTLS route's connection to this same upstream sits idle in the pool now.
+        // The mTLS route's connection to this same upstream sits idle in the pool now: were it shared, this
+        // would be a 200 carrying nexo-client's identity. The upstream refuses after the TLS 1.3 handshake:
+        // its alert, or (when the close wins the race) a bare close.
         const error = await refused(nexo, "mtls-anonymous.test");
-        assert.match(error, /client certificate|CertificateRequired|closed the connection/i, error);
+        assert.match(
+          error,
+          /CertificateRequired\); it asks for a client certificate: set upstream_tls\.client_cert_file|without sending TLS close_notify|closed the connection/,
+          error,
+        );
         assert.equal((await answer(nexo, "mtls.test")).peer, "nexo-client");
       },
     );
@@ -198,6 +242,40 @@ proxies:
       assert.equal(result.status, 200, result.body);
       assert.match(result.body, /Ciphers supported in s_server binary/);
     });
+
+    await t.step(
+      "WebSockets: the route's CA and skipped verification apply; a client certificate cannot",
+      async () => {
+        for (const host of ["ws-ca.test", "ws-skip-verify.test"]) {
+          const conn = await connectTls(nexo, host);
+          try {
+            await conn.write(upgradeRequest(host, "/ws"));
+            const { head, rest } = await readHead(conn);
+            assert.match(head, /^HTTP\/1\.1 101/, `${host}: ${head}`);
+            await conn.write(maskedTextFrame("over TLS"));
+            assert.equal(await readTextFrame(conn, rest), "echo: over TLS");
+          } finally {
+            conn.close();
+          }
+        }
+        const refusedUpgrade = async (host: string) => {
+          const before = nexo.logs.length;
+          const conn = await connectTls(nexo, host);
+          try {
+            await conn.write(upgradeRequest(host, "/ws"));
+            assert.match((await readHead(conn)).head, /^HTTP\/1\.1 502/, host);
+          } finally {
+            conn.close();
+          }
+          return String(
+            (await nexo.waitForLog((l) => nexo.logs.indexOf(l) >= before && l.host === host && "error" in l))
+              .error,
+          );
+        };
+        assert.match(await refusedUpgrade("ws-no-ca.test"), /UnknownIssuer/);
+        assert.match(await refusedUpgrade("ws-mtls.test"), /cannot present a client certificate/);
+      },
+    );
 
     await t.step("health checks use the route's TLS: with the certificate up, without it down", async () => {
       const down = await nexo.waitForLog((l) =>
@@ -238,7 +316,7 @@ proxies:
     );
   } finally {
     await nexo.stop();
-    await Promise.all([plain.stop(), mtls.stop(), openssl.stop()]);
+    await Promise.all([plain.stop(), mtls.stop(), openssl.stop(), webSockets.shutdown()]);
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,6 +1,7 @@
-// Whether a config file that holds a secret (the Cloudflare API token or GitHub's client secret, written
-// inline) can be read by other users of the machine: its mode, and the chmod that fixes it. It reports; it never changes a mode (nexo
-// never writes the config) and never reads or returns the secret itself. Logging is the caller's.
+// Whether a file that holds a secret (the config with the Cloudflare API token or GitHub's client secret
+// written inline, an upstream client certificate's key) can be read by other users of the machine: its mode,
+// and the chmod that fixes it. It reports; it never changes a mode (nexo never writes these files) and never
+// reads or returns the secret itself. Logging is the caller's.
 
 import type { Config } from "./types.ts";
 
@@ -20,34 +21,42 @@ export interface ExposedSecretFile {
 const READABLE_BY_OTHERS = 0o044;
 
 /**
- * Returns the files of `config` that hold a secret and are readable by group or others (mode & 0o044):
- * today the config file itself when it has a `cloudflare:` block or `auth.github`, whose secrets are written
- * inline (one entry per secret). Called
- * at start and on every reload (a reload may add the token). A file that vanished since it was loaded (an
- * editor's rename) or a platform without Unix modes gives nothing; other errors are thrown.
+ * Returns the files of `config` that hold a secret and are readable by group or others (mode & 0o044): the
+ * config file itself when it has a `cloudflare:` block or `auth.github`, whose secrets are written inline
+ * (one entry per secret), and each `upstream_tls.client_key_file`. Called at start and on every reload (a
+ * reload may add a secret). A file that vanished since it was loaded (an editor's rename) or a platform
+ * without Unix modes gives nothing; other errors are thrown.
  */
 export async function findExposedSecretFiles(config: Config): Promise<ExposedSecretFile[]> {
-  const secrets = [
+  const held: Array<{ file: string; secret: string }> = [
     ...(config.cloudflare === null ? [] : ["cloudflare.api_token"]),
     ...((config.auth?.github ?? null) === null ? [] : ["auth.github.client_secret"]),
-  ];
-  if (secrets.length === 0) return [];
+  ].map((secret) => ({ file: config.file, secret }));
+  for (const route of config.routes) {
+    const key = route.kind === "proxy" ? route.upstreamTls?.clientKeyFile ?? null : null;
+    if (key !== null) {
+      held.push({ file: key, secret: `proxies."${route.host}".upstream_tls.client_key_file` });
+    }
+  }
+  const exposed: ExposedSecretFile[] = [];
+  for (const { file, secret } of held) {
+    const mode = await modeOf(file);
+    if (mode === null || (mode & READABLE_BY_OTHERS) === 0) continue;
+    exposed.push({ file, mode, secret, fix: `chmod 600 ${shellQuote(file)}` });
+  }
+  return exposed;
+}
+
+/** The permission bits of `file` (a symlink's target: the mode that matters), or null when unknown. */
+async function modeOf(file: string): Promise<number | null> {
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(config.file); // follows a symlink: the mode that matters is the target's
+    info = await Deno.stat(file);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable) return [];
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotCapable) return null;
     throw error;
   }
-  if (info.mode === null) return [];
-  const mode = info.mode & 0o7777;
-  if ((mode & READABLE_BY_OTHERS) === 0) return [];
-  return secrets.map((secret) => ({
-    file: config.file,
-    mode,
-    secret,
-    fix: `chmod 600 ${shellQuote(config.file)}`,
-  }));
+  return info.mode === null ? null : info.mode & 0o7777;
 }
 
 /** "0644": a mode as `ls -l` users and chmod write it. */

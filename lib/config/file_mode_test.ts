@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { findExposedSecretFiles, formatMode } from "./file_mode.ts";
 import { loadConfig } from "./parse.ts";
+import { makeTestPki } from "../../tests/test_pki.ts";
 
 const TOKEN = "cf-test-token-0123456789abcdef";
 const WITH_TOKEN = `issuer: internal\ncloudflare:\n  api_token: ${TOKEN}\n`;
@@ -73,6 +74,32 @@ Deno.test("findExposedSecretFiles() judges a symlinked config by its target and 
     await Deno.chmod(target, 0o644);
     const spaced = await findExposedSecretFiles(await loadConfig(target));
     assert.equal(spaced[0]?.fix, `chmod 600 '${target}'`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("findExposedSecretFiles() names an upstream client key that others can read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const pki = await makeTestPki(dir);
+    const tls = `{ client_cert_file: ${pki.clientCert}, client_key_file: ${pki.clientKey} }`;
+    const file = await writeConfig(
+      dir,
+      "config.yaml",
+      `proxies:\n  "a.test":\n    upstream: https://10.0.0.5\n    upstream_tls: ${tls}\n`,
+      0o644,
+    );
+    await Deno.chmod(pki.clientKey, 0o640);
+    const found = await findExposedSecretFiles(await loadConfig(file));
+    assert.deepEqual(found, [{
+      file: pki.clientKey,
+      mode: 0o640,
+      secret: `proxies."a.test".upstream_tls.client_key_file`,
+      fix: `chmod 600 ${pki.clientKey}`,
+    }], "the config itself holds no secret");
+    await Deno.chmod(pki.clientKey, 0o600);
+    assert.deepEqual(await findExposedSecretFiles(await loadConfig(file)), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -12,7 +12,7 @@ import {
   parseResponseHead,
   type ResponseHead,
 } from "./http1_parse.ts";
-import { UpstreamError } from "./upstream_error.ts";
+import { tlsFix, UpstreamError } from "./upstream_error.ts";
 
 /**
  * Size of each connection's read buffer, in bytes: it holds response heads (it grows for a larger one) and
@@ -211,9 +211,12 @@ export class UpstreamConnection {
     try {
       return await this.#conn.read(into);
     } catch (error) {
+      const reason = errorMessage(error);
+      // A TLS alert (a refused client certificate arrives after a TLS 1.3 handshake) says what to change.
+      const hint = /\balert\b/i.test(reason) ? `; ${tlsFix(reason)}` : "";
       throw new UpstreamError(
         "reset",
-        `connection to upstream ${this.authority} failed while reading (${errorMessage(error)})`,
+        `connection to upstream ${this.authority} failed while reading (${reason})${hint}`,
         { cause: error },
       );
     }

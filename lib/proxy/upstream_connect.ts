@@ -6,7 +6,7 @@
 import type { UpstreamTlsMaterial } from "../config/types.ts";
 import { errorMessage } from "../error_message.ts";
 import { UpstreamConnection } from "./upstream_conn.ts";
-import { UpstreamError } from "./upstream_error.ts";
+import { tlsFix, UpstreamError } from "./upstream_error.ts";
 
 /** Where to connect for an upstream URL: scheme, host and port. */
 export interface UpstreamOrigin {
@@ -117,26 +117,6 @@ export function handshakeFailure(origin: UpstreamOrigin, serverName: string, err
     `TLS handshake with upstream ${origin.authority}${as} failed (${reason}); ${tlsFix(reason)}`,
     { cause: error },
   );
-}
-
-/** What to change for a TLS failure's reason; also used for an alert that arrives after the handshake. */
-export function tlsFix(reason: string): string {
-  if (/UnknownIssuer|self.signed|local issuer|unable to verify/i.test(reason)) {
-    return "set upstream_tls.ca_file to the CA that signed its certificate";
-  }
-  if (/not valid for name|does not match|altnames|NotValidForName/i.test(reason)) {
-    return "set upstream_tls.server_name to a name its certificate holds";
-  }
-  if (/CertificateRequired|certificate required/i.test(reason)) {
-    return "it asks for a client certificate: set upstream_tls.client_cert_file and client_key_file";
-  }
-  if (/expired|NotValidYet|not yet valid/i.test(reason)) {
-    return "its certificate is outside its validity period: renew it, or check this machine's clock";
-  }
-  if (/BadCertificate|UnknownCA|bad certificate|unknown ca|DecryptError/i.test(reason)) {
-    return "it refused nexo's client certificate: check upstream_tls.client_cert_file against the CA it trusts";
-  }
-  return "check its certificate and upstream_tls";
 }
 
 function connectReason(error: unknown): string {

@@ -25,3 +25,26 @@ export class UpstreamError extends Error {
     this.kind = kind;
   }
 }
+
+/**
+ * What to change for a TLS failure's reason (rustls's or node:tls's words): in the handshake, or in an alert
+ * that arrives after it (TLS 1.3 servers refuse a client certificate only then).
+ */
+export function tlsFix(reason: string): string {
+  if (/UnknownIssuer|self.signed|local issuer|unable to verify/i.test(reason)) {
+    return "set upstream_tls.ca_file to the CA that signed its certificate";
+  }
+  if (/not valid for name|does not match|altnames|NotValidForName/i.test(reason)) {
+    return "set upstream_tls.server_name to a name its certificate holds";
+  }
+  if (/CertificateRequired|certificate required/i.test(reason)) {
+    return "it asks for a client certificate: set upstream_tls.client_cert_file and client_key_file";
+  }
+  if (/expired|NotValidYet|not yet valid/i.test(reason)) {
+    return "its certificate is outside its validity period: renew it, or check this machine's clock";
+  }
+  if (/BadCertificate|UnknownCA|bad certificate|unknown ca|DecryptError/i.test(reason)) {
+    return "it refused nexo's client certificate: check upstream_tls.client_cert_file against the CA it trusts";
+  }
+  return "check its certificate and upstream_tls";
+}

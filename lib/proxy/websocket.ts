@@ -8,10 +8,10 @@
 // frame before nexo hears of it, so replies still on their way from the upstream are lost.
 
 import { errorMessage } from "../error_message.ts";
-import type { ProxyRoute } from "../config/types.ts";
+import type { ProxyRoute, UpstreamTlsMaterial } from "../config/types.ts";
 import { errorPage, reportPage } from "./error_page.ts";
 import { buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
-import { upstreamUrl } from "./forward.ts";
+import { upstreamTlsOf, upstreamUrl } from "./forward.ts";
 import type { ForwardOutcome } from "./forward.ts";
 
 /** Whether a request asks for a WebSocket upgrade (RFC 6455 §4.1). */
@@ -69,9 +69,11 @@ export async function proxyWebSocket(
 
   let upstream: WebSocket;
   try {
+    const tls = target.protocol === "wss:" ? webSocketTls(upstreamTlsOf(route), target) : null;
     upstream = await openUpstream(target, protocols, headers, {
       timeoutMs: route.limits.responseTimeoutMs,
       signal: req.signal,
+      tls,
     });
   } catch (error) {
     if (req.signal.aborted) {
@@ -124,15 +126,54 @@ function handshakeProblem(req: Request): string | null {
   return null;
 }
 
+/**
+ * The TLS options of Deno 2.9.6's WebSocket client, which it reads from an undici-style `dispatcher` (its
+ * node:undici Agent's options, under this registered symbol): CAs added to the roots, and no verification.
+ * Its `client` option (a Deno.HttpClient, which could carry a client certificate) speaks only HTTP/2 there
+ * and fails against an HTTP/1.1 upstream (measured), so a client certificate cannot be sent.
+ */
+const DISPATCHER_OPTIONS = Symbol.for("Deno.internal.node.undici.dispatcherOptions");
+
+interface WebSocketTls {
+  caCerts: string[];
+  unsafelyIgnoreCertificateErrors: boolean;
+}
+
+/**
+ * What of `upstream_tls` Deno's WebSocket client can honour for `target`, or null for the defaults. Throws
+ * when the route needs what it cannot do (a client certificate, a server name other than the URL's host):
+ * the upgrade then fails with a 502 whose log line says why, rather than connect without them.
+ */
+function webSocketTls(tls: UpstreamTlsMaterial | null, target: URL): WebSocketTls | null {
+  if (tls === null) return null;
+  const cannot = tls.clientCert !== null
+    ? "present a client certificate (upstream_tls.client_cert_file)"
+    : tls.serverName !== null && tls.serverName !== target.hostname
+    ? `verify the name ${tls.serverName} (upstream_tls.server_name) on a connection to ${target.hostname}`
+    : null;
+  if (cannot !== null) {
+    throw new Error(
+      `cannot open a WebSocket to upstream ${target.host}: Deno 2.9.6's WebSocket client cannot ${cannot}; ` +
+        `serve WebSockets from an upstream reached by the name in its certificate, without a client certificate`,
+    );
+  }
+  return { caCerts: [...tls.caCerts], unsafelyIgnoreCertificateErrors: tls.insecureSkipVerify };
+}
+
 function openUpstream(
   url: URL,
   protocols: string[],
   headers: Array<[string, string]>,
-  options: { timeoutMs: number; signal: AbortSignal },
+  options: { timeoutMs: number; signal: AbortSignal; tls: WebSocketTls | null },
 ): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     // Deno's WebSocket accepts headers for the handshake request (a Deno extension to the constructor).
-    const ws = new WebSocket(url, { protocols, headers } as unknown as string[]);
+    const init = {
+      protocols,
+      headers,
+      ...(options.tls === null ? {} : { dispatcher: { [DISPATCHER_OPTIONS]: options.tls } }),
+    };
+    const ws = new WebSocket(url, init as unknown as string[]);
     ws.binaryType = "arraybuffer";
     const settle = (error: Error | null) => {
       clearTimeout(timer);
