@@ -1,5 +1,5 @@
 // The JSON Schema in schema/nexo.schema.json (for editors) agrees with nexo's own parser: every example
-// config passes both, and a set of broken configs fails both.
+// config (and every config block of the README) passes both, and a set of broken configs fails both.
 
 import assert from "node:assert/strict";
 import Ajv from "ajv";
@@ -29,6 +29,16 @@ Deno.test("every example config validates against the JSON Schema and the parser
     const text = await Deno.readTextFile(new URL(file, ROOT));
     assert.ok(validate(parseYaml(text)), `${file}: ${JSON.stringify(validate.errors)}`);
     assert.ok(parserAccepts(text), file);
+  }
+});
+
+Deno.test("every YAML block of the README validates against the JSON Schema and the parser", async () => {
+  const readme = await Deno.readTextFile(new URL("README.md", ROOT));
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => match[1]!);
+  assert.ok(blocks.length >= 5, "the README shows its config in yaml blocks");
+  for (const text of blocks) {
+    assert.ok(validate(parseYaml(text)), `${text}\n${JSON.stringify(validate.errors)}`);
+    assert.ok(parserAccepts(text), text);
   }
 });
 
