@@ -51,6 +51,7 @@ Deno.test("parseConfig() reads a proxy route with its defaults and the global li
     position: { file: FILE, line: 5, col: 3 },
     upstreams: [new URL("http://127.0.0.1:8080/")],
     balancing: null,
+    upstreamTls: null,
     cache: true,
     limits: { maxBodyBytes: 1024 * 1024, responseTimeoutMs: 5_000, bodyTimeoutMs: 300_000 },
   });
