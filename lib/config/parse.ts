@@ -22,6 +22,7 @@ import {
   readWildcards,
 } from "./sections.ts";
 import { didYouMean } from "./suggest.ts";
+import { unreadableReason } from "./unreadable.ts";
 import { readCidrList } from "./access.ts";
 import { AUTH_KEYS, readSignIn, withSignInRoute } from "./sign_in.ts";
 
@@ -82,7 +83,11 @@ export async function loadConfig(path: string): Promise<Config> {
   try {
     text = await Deno.readTextFile(file);
   } catch (error) {
-    const reason = unreadableReason(error);
+    const reason = unreadableReason(error, {
+      missing: "create it, or give the path of an existing config file",
+      kind: "a YAML file",
+      noun: "the config",
+    });
     if (reason === null) throw error;
     throw new ConfigError([{ file, line: 0, col: 0, message: `cannot read the config file: ${reason}` }], {
       cause: error,
@@ -94,21 +99,6 @@ export async function loadConfig(path: string): Promise<Config> {
     if (issues.length > 0) throw new ConfigError(sortIssues(escapeControls(issues)));
   }
   return config;
-}
-
-function unreadableReason(error: unknown): string | null {
-  if (error instanceof Deno.errors.NotFound) {
-    return "it does not exist (create it, or give the path of an existing config file)";
-  }
-  if (error instanceof Deno.errors.IsADirectory) return "it is a directory (give the path of a YAML file)";
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return "permission denied (make it readable by the user nexo runs as)";
-  }
-  if (error instanceof Deno.errors.NotCapable) {
-    return "this nexo may not read it (the compiled binary and the installed launcher read only /etc/nexo: " +
-      "put the config there, or run from source with --allow-read for its folder)";
-  }
-  return null;
 }
 
 /** A YAML syntax error becomes an issue; an unquoted "*.example.com" anywhere gets its own hint too. */

@@ -12,6 +12,9 @@ import {
   splitCertificateChain,
 } from "../tls/pem.ts";
 import { errorMessage } from "../error_message.ts";
+import { unreadableReason } from "./unreadable.ts";
+
+const PEM_WORDING = { missing: "check the path", kind: "a PEM file", noun: "the file" };
 
 /**
  * Reads the files of every route's `upstream_tls` into its `material`. Returns the problems found, each at
@@ -54,7 +57,8 @@ async function loadMaterial(
     try {
       return await read(path);
     } catch (error) {
-      throw new UnusableFile(key, `cannot read ${path}: ${unreadableReason(error)}`);
+      const reason = unreadableReason(error, PEM_WORDING) ?? errorMessage(error);
+      throw new UnusableFile(key, `cannot read ${path}: ${reason}`);
     }
   };
   const check = async (key: string, work: () => unknown) => {
@@ -148,17 +152,4 @@ async function fingerprint(parts: string[]): Promise<string> {
   const bytes = new TextEncoder().encode(parts.join("\0"));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest.subarray(0, 16), (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-function unreadableReason(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "it does not exist (check the path)";
-  if (error instanceof Deno.errors.IsADirectory) return "it is a directory (give the path of a PEM file)";
-  if (error instanceof Deno.errors.PermissionDenied) {
-    return "permission denied (make it readable by the user nexo runs as)";
-  }
-  if (error instanceof Deno.errors.NotCapable) {
-    return "this nexo may not read it (the compiled binary and the installed launcher read only /etc/nexo: " +
-      "put the file there, or run from source with --allow-read for its folder)";
-  }
-  return errorMessage(error);
 }
