@@ -4,11 +4,12 @@
 // It does not know about certificates or upstreams; lib/server/handler.ts acts on the route it returns.
 
 import type { Route } from "./config/types.ts";
+import { coveringWildcard, isWildcard } from "./config/hostname.ts";
 
 /** An immutable host -> route index. */
 export interface RouteTable {
   readonly exact: ReadonlyMap<string, Route>;
-  /** Wildcard routes keyed by the parent domain: "*.example.com" is stored under "example.com". */
+  /** Wildcard routes keyed by their host ("*.example.com"). */
   readonly wildcard: ReadonlyMap<string, Route>;
   readonly routes: readonly Route[];
 }
@@ -18,7 +19,7 @@ export function buildRouteTable(routes: readonly Route[]): RouteTable {
   const exact = new Map<string, Route>();
   const wildcard = new Map<string, Route>();
   for (const route of routes) {
-    if (route.host.startsWith("*.")) wildcard.set(route.host.slice(2), route);
+    if (isWildcard(route.host)) wildcard.set(route.host, route);
     else exact.set(route.host, route);
   }
   return { exact, wildcard, routes };
@@ -33,10 +34,8 @@ export function matchRoute(table: RouteTable, hostHeader: string): Route | undef
   if (host === "") return undefined;
   const route = table.exact.get(host);
   if (route) return route;
-  const dot = host.indexOf(".");
-  // A literal "*" label is not a host name; it must not select the wildcard route it spells.
-  if (dot <= 0 || host.charCodeAt(0) === 0x2a /* * */) return undefined;
-  return table.wildcard.get(host.slice(dot + 1));
+  const wildcard = coveringWildcard(host);
+  return wildcard === null ? undefined : table.wildcard.get(wildcard);
 }
 
 /**

@@ -12,6 +12,19 @@ export function isWildcard(name: string): boolean {
 }
 
 /**
+ * The one wildcard that can cover `name`, a lowercased host name: "a.example.com" -> "*.example.com" (RFC
+ * 6125 §6.4.3: "*" stands for exactly one whole left-most label, so there is one candidate). null for a name
+ * without a dot after its first label, and for one whose first label starts with "*" (a literal "*" is not a
+ * host name and must not select the wildcard it spells). Routing, certificate lookup and the config's loop
+ * check all ask this one rule.
+ */
+export function coveringWildcard(name: string): string | null {
+  const dot = name.indexOf(".");
+  if (dot <= 0 || dot === name.length - 1 || name.charCodeAt(0) === 0x2a /* * */) return null;
+  return "*" + name.slice(dot);
+}
+
+/**
  * Validates an exact host name and returns it lowercased. Single-label names ("localhost") are allowed.
  * Throws `RangeError` with a message that quotes the input and says how to fix it for: empty names, IP
  * addresses, a scheme, path or port around the name, non-ASCII names (suggesting the punycode form), a

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  coveringWildcard,
   isIpAddress,
   isWildcard,
   normalizeHostname,
@@ -114,4 +115,13 @@ Deno.test("isIpAddress() recognizes IPv4 and IPv6, bracketed or not", () => {
   assert.equal(isIpAddress("[::1]"), true);
   assert.equal(isIpAddress("example.com"), false);
   assert.equal(isIpAddress("a:b:c"), false);
+});
+
+Deno.test("coveringWildcard() names the one wildcard a host name can match, one whole label up", () => {
+  assert.equal(coveringWildcard("a.example.com"), "*.example.com");
+  assert.equal(coveringWildcard("a-b.c.example.com"), "*.c.example.com", "one label, not two");
+  assert.equal(coveringWildcard("example.com"), "*.com");
+  for (const name of ["localhost", "", ".example.com", "a.", "*.example.com", "*x.example.com"]) {
+    assert.equal(coveringWildcard(name), null, JSON.stringify(name));
+  }
 });

@@ -9,7 +9,7 @@ import { isMap, isScalar } from "./yaml.ts";
 import { DEFAULTS } from "./defaults.ts";
 import { ACCESS_KEYS, readRouteAccess } from "./access.ts";
 import { readHsts } from "./hsts.ts";
-import { isWildcard, normalizeRouteHost } from "./hostname.ts";
+import { coveringWildcard, isWildcard, normalizeRouteHost } from "./hostname.ts";
 import { describe, type Field, type Reader } from "./reader.ts";
 import { HAS_SCHEME, OTHER_SCHEME, parseUrl, quoteUrl, readUrlText, UPSTREAM_EXAMPLE } from "./url.ts";
 import { suggestKey } from "./suggest.ts";
@@ -291,7 +291,5 @@ function readStatus(r: Reader, f: Field): RedirectStatus | undefined {
 
 /** Whether a request for `target` would be served by the route for `host` (exact or one-label wildcard). */
 function coversHost(host: string, target: string): boolean {
-  if (!isWildcard(host)) return host === target;
-  const suffix = host.slice(1); // ".example.com"
-  return target.endsWith(suffix) && !target.slice(0, -suffix.length).includes(".");
+  return host === target || (isWildcard(host) && coveringWildcard(target) === host);
 }

@@ -2,6 +2,8 @@
 // name first, then the one-label wildcard, never an expired entry. It does not load, issue, renew or persist
 // certificates; loaders (cert_files.ts, the internal issuer, ACME) put entries in and decide what replaces what.
 
+import { coveringWildcard } from "../config/hostname.ts";
+
 /** Where an entry came from, for status output and for callers deciding whether to replace it. */
 export type CertSource = "file" | "internal" | "acme";
 
@@ -134,10 +136,9 @@ export class CertStore {
     const now = this.#now();
     const exact = this.#slots.get(name);
     if (exact !== undefined && exact.notAfterMs > now) return exact;
-    const dot = name.indexOf(".");
-    // RFC 6125 §6.4.3: "*" stands for exactly one whole left-most label, so only one candidate exists.
-    if (dot <= 0 || dot === name.length - 1) return undefined;
-    const wildcard = this.#slots.get("*" + name.slice(dot));
+    const candidate = coveringWildcard(name);
+    if (candidate === null) return undefined;
+    const wildcard = this.#slots.get(candidate);
     return wildcard !== undefined && wildcard.notAfterMs > now ? wildcard : undefined;
   }
 }
