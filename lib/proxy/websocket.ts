@@ -5,7 +5,9 @@
 // WebSocket on both sides instead of passing bytes; Deno's client always sends the upstream's own Host (the
 // client's reaches the upstream as X-Forwarded-Host); neither side negotiates permessage-deflate; and on a
 // client's protocol error (reserved bits or opcodes, invalid UTF-8) Deno drops the client without a close
-// frame before nexo hears of it, so replies still on their way from the upstream are lost.
+// frame before nexo hears of it, so replies still on their way from the upstream are lost; to a wss://
+// upstream, Deno's client takes the route's CA and skipped verification, but no client certificate and no
+// server name other than the URL's host (webSocketTls refuses those upgrades with a reason).
 
 import { errorMessage } from "../error_message.ts";
 import type { ProxyRoute, UpstreamTlsMaterial } from "../config/types.ts";
