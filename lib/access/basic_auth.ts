@@ -119,5 +119,5 @@ async function rememberKey(user: string, password: Uint8Array, hash: string): Pr
   input.set(prefix);
   input.set(password, prefix.length);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return digest.toHex();
 }

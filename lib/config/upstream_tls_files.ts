@@ -151,5 +151,5 @@ class LoadedUpstreamTls implements UpstreamTlsMaterial {
 async function fingerprint(parts: string[]): Promise<string> {
   const bytes = new TextEncoder().encode(parts.join("\0"));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest.subarray(0, 16), (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return digest.subarray(0, 16).toHex();
 }

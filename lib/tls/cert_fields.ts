@@ -138,7 +138,7 @@ function formatName(name: Bytes): string {
       const label = ATTRIBUTE_NAMES[type] ?? `OID(${type})`;
       const text = isStringTag(value.tag)
         ? decodeString(value, "a name attribute's value")
-        : "#" + Array.from(value.encoded, (byte) => byte.toString(16).padStart(2, "0")).join("");
+        : "#" + value.encoded.toHex();
       return `${label}=${text}`;
     }).join(" + ")
   ).join(", ");

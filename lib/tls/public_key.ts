@@ -55,7 +55,7 @@ export function readSpkiPublicKey(spki: Bytes): PublicKeyId {
   if (type === OID.ecPublicKey) {
     return { algorithm: `ec ${decodeOid(parameters, "the EC curve")}`, key: compressPoint(bits) };
   }
-  return { algorithm: type === OID.ed25519 ? "ed25519" : type, key: hex(bits) };
+  return { algorithm: type === OID.ed25519 ? "ed25519" : type, key: bits.toHex() };
 }
 
 /**
@@ -98,7 +98,7 @@ async function readPkcs8(der: Bytes): Promise<PublicKeyId> {
   const key = publicKey === undefined
     ? decodeBase64Url((await exportJwk(der, { name: "Ed25519" })).x)
     : decodeBitString(publicKey, "the public key", PKCS8_PUBLIC_KEY_TAG);
-  return { algorithm: "ed25519", key: hex(key) };
+  return { algorithm: "ed25519", key: key.toHex() };
 }
 
 /** RSAPrivateKey (RFC 8017 Appendix A.1.2): version, n, e, d, p, q, dP, dQ, qInv, all INTEGERs. */
@@ -111,7 +111,7 @@ function readRsaPrivateKey(der: Bytes): PublicKeyId {
 function rsaKeyId(modulus: DerElement | undefined, exponent: DerElement | undefined): PublicKeyId {
   const n = decodeUnsignedInteger(modulus, "the RSA modulus");
   const e = decodeUnsignedInteger(exponent, "the RSA exponent");
-  return { algorithm: "rsa", key: `${hex(n)}:${hex(e)}` };
+  return { algorithm: "rsa", key: `${n.toHex()}:${e.toHex()}` };
 }
 
 /** ECPrivateKey (RFC 5915 §3): the curve from [0] and the public point from [1], when present. */
@@ -170,18 +170,14 @@ async function exportJwk(pkcs8: Bytes, algorithm: EcKeyImportParams | Algorithm)
  * key may store the same point uncompressed and compressed; other forms are compared as they are.
  */
 function compressPoint(point: Bytes): string {
-  if (point[0] !== 0x04 || point.length % 2 === 0) return hex(point);
+  if (point[0] !== 0x04 || point.length % 2 === 0) return point.toHex();
   const size = (point.length - 1) / 2;
   const parity = (point[point.length - 1] ?? 0) & 1;
-  return hex(concatBytes([Uint8Array.of(0x02 + parity), point.subarray(1, 1 + size)]));
+  return concatBytes([Uint8Array.of(0x02 + parity), point.subarray(1, 1 + size)]).toHex();
 }
 
 function decodeBase64Url(text: string | undefined): Bytes {
   if (text === undefined) throw new RangeError("Web Crypto exported no public key");
   const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
   return Uint8Array.from(atob(base64 + "=".repeat((4 - base64.length % 4) % 4)), (c) => c.charCodeAt(0));
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
