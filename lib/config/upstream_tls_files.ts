@@ -109,37 +109,25 @@ async function loadMaterial(
 }
 
 /**
- * UpstreamTlsMaterial that keeps the client certificate in private fields: JSON.stringify and structured
+ * UpstreamTlsMaterial that keeps the client certificate in a private field: JSON.stringify and structured
  * clone (a message to the ACME worker) see only `id` and the public settings, never the key.
  */
 class LoadedUpstreamTls implements UpstreamTlsMaterial {
-  readonly #caCerts: readonly string[];
   readonly #clientCert: { cert: string; key: string } | null;
-  readonly #clientCertNotAfter: Date | null;
 
   constructor(
     readonly id: string,
-    caCerts: readonly string[],
+    readonly caCerts: readonly string[],
     readonly serverName: string | null,
     clientCert: { cert: string; key: string } | null,
     readonly insecureSkipVerify: boolean,
-    clientCertNotAfter: Date | null,
+    readonly clientCertNotAfter: Date | null,
   ) {
-    this.#caCerts = caCerts;
     this.#clientCert = clientCert;
-    this.#clientCertNotAfter = clientCertNotAfter;
-  }
-
-  get caCerts(): readonly string[] {
-    return this.#caCerts;
   }
 
   get clientCert(): { cert: string; key: string } | null {
     return this.#clientCert;
-  }
-
-  get clientCertNotAfter(): Date | null {
-    return this.#clientCertNotAfter;
   }
 
   toJSON(): { id: string } {
