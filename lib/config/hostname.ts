@@ -2,6 +2,8 @@
 // and one-label wildcards ("*.example.com"). LDH rules from RFC 1035 §2.3.1 / RFC 1123 §2.1; wildcard
 // shape from RFC 6125 §6.4.3 as ACME CAs accept it. Does not resolve names or pick the route a host hits.
 
+import { trimEndOf } from "./trim.ts";
+
 const MAX_NAME_LENGTH = 253; // RFC 1035 §2.3.4: 255 octets on the wire, 253 characters as text
 const MAX_LABEL_LENGTH = 63; // RFC 1035 §2.3.4
 const EXAMPLE = `like "api.example.com"`;
@@ -76,7 +78,7 @@ function checkHostname(host: string, fail: (reason: string) => RangeError): void
   if (host.includes("*")) {
     throw fail(`"*" is only allowed as the whole first label of a wildcard, like "*.example.com"`);
   }
-  if (host.endsWith(".")) throw fail(`remove the trailing dot: "${host.replace(/\.+$/, "")}"`);
+  if (host.endsWith(".")) throw fail(`remove the trailing dot: "${trimEndOf(host, ".")}"`);
   if (host.length > MAX_NAME_LENGTH) throw fail(`it is longer than ${MAX_NAME_LENGTH} characters`);
   const labels = host.split(".");
   for (const label of labels) checkLabel(label, fail);

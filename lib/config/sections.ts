@@ -8,6 +8,7 @@ import { CLOUDFLARE_API_BASE, DEFAULTS } from "./defaults.ts";
 import { parseResolver } from "./address.ts";
 import { normalizeWildcard } from "./hostname.ts";
 import { type Field, quoteValue, type Reader } from "./reader.ts";
+import { trimEndOf } from "./trim.ts";
 
 export const ACME_KEYS: readonly string[] = [
   "directory",
@@ -107,7 +108,7 @@ export function readCloudflare(r: Reader, field: Field | undefined): CloudflareC
   }
   return {
     apiToken: apiToken ?? "",
-    apiBase: readHttpUrl(r, present(fields.get("api_base")))?.replace(/\/+$/, "") ?? CLOUDFLARE_API_BASE,
+    apiBase: trimEndOf(readHttpUrl(r, present(fields.get("api_base"))) ?? "", "/") || CLOUDFLARE_API_BASE,
     zoneId: zoneId || null,
   };
 }

@@ -29,8 +29,11 @@ export function suggestKey(input: string, known: readonly string[]): string | nu
   let best: string | null = null;
   let bestDistance = Infinity;
   for (const candidate of known) {
-    const distance = editDistance(wanted, candidate.toLowerCase());
     const limit = Math.max(1, Math.floor(Math.max(wanted.length, candidate.length) / 3));
+    // The distance is at least the difference in length: skipping those keeps a 30,000-character key
+    // (a pasted blob, a fuzz case) from costing 30,000 x 20 x 15 steps per known key set.
+    if (Math.abs(wanted.length - candidate.length) > limit) continue;
+    const distance = editDistance(wanted, candidate.toLowerCase());
     if (distance <= limit && distance < bestDistance) {
       best = candidate;
       bestDistance = distance;

@@ -6,6 +6,7 @@ import type { YamlMap, YamlNode, YamlPair, YamlScalar, YamlSeq } from "./yaml.ts
 import { blockScalarValue, type Chomping, resolvePlain } from "./yaml_scalar.ts";
 import { FlowReader } from "./yaml_flow.ts";
 import { ANCHOR_NAME, INDICATORS } from "./yaml_source.ts";
+import { trimEndOf } from "./trim.ts";
 
 const COMPLEX_KEY =
   `complex mapping keys ("? ") are not supported; write the key as a plain or quoted string`;
@@ -23,7 +24,9 @@ export class BlockReader extends FlowReader {
     let line = this.nextLine(this.pos);
     // A "%YAML 1.2" line says what nexo reads anyway; 1.1 would change what yes/no mean, and %TAG is unused.
     while (line && this.src[line.at] === "%" && line.indent === 0) {
-      const directive = this.src.slice(line.at, this.lineEnd(line.at)).replace(/\s+#.*$/, "").trim();
+      const text = this.src.slice(line.at, this.lineEnd(line.at));
+      const comment = text.search(/\s#/); // not /\s+#.*$/, quadratic on a long run of spaces
+      const directive = (comment < 0 ? text : text.slice(0, comment)).trim();
       if (!/^%YAML[ \t]+1\.2$/.test(directive)) {
         this.fail(
           line.at,
@@ -197,7 +200,7 @@ export class BlockReader extends FlowReader {
     else if (char === '"' || char === "'") key = this.quoted();
     else if (char === "*") key = this.alias();
     else {
-      const source = this.src.slice(at, colon).replace(/[ \t]+$/, "");
+      const source = trimEndOf(this.src.slice(at, colon), " \t");
       key = { kind: "scalar", value: resolvePlain(source), source, range: [at, at + source.length] };
     }
     this.pos = colon + 1;

@@ -4,6 +4,7 @@
 import type { YamlAlias, YamlMap, YamlNode, YamlPair, YamlScalar, YamlSeq } from "./yaml.ts";
 import { decodeEscape, foldQuotedLines, resolvePlain } from "./yaml_scalar.ts";
 import { ANCHOR_NAME, FLOW_INDICATORS, INDICATORS, MAX_DEPTH, YamlSource } from "./yaml_source.ts";
+import { trimEndOf } from "./trim.ts";
 
 export class FlowReader extends YamlSource {
   protected depth = 0;
@@ -138,7 +139,7 @@ export class FlowReader extends YamlSource {
         if (c === "#" && this.afterSpace(q)) break;
         if (context === "flow" && FLOW_INDICATORS.includes(c)) break;
       }
-      const text = src.slice(p, q).replace(/[ \t]+$/, "");
+      const text = trimEndOf(src.slice(p, q), " \t");
       if (lines.length > 0 && context === "block" && src[q] === ":") {
         this.fail(
           p,

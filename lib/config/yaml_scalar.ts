@@ -3,6 +3,8 @@
 // the content of literal and folded block scalars (§8.1). Pure functions on strings; positions and errors
 // stay in yaml.ts.
 
+import { trimEndOf } from "./trim.ts";
+
 /** A scalar's value once resolved: what the config reader checks types against. */
 export type ScalarValue = string | number | boolean | null;
 
@@ -85,7 +87,7 @@ export function foldQuotedLines(lines: string[], joined: boolean[]): string {
     const last = i === lines.length - 1;
     let line = lines[i]!;
     if (!first) line = line.replace(/^[ \t]+/, "");
-    if (!last && !joined[i]) line = line.replace(/[ \t]+$/, "");
+    if (!last && !joined[i]) line = trimEndOf(line, " \t");
     if (!first && !last && line === "") {
       empties++;
       continue;
