@@ -1,4 +1,4 @@
-// The command line: `server` (alias `serve`), `check`, `certs`, `demo`, `trust`, `untrust`, `hash-password`,
+// The command line: `server` (alias `serve`), `check`, `doctor`, `certs`, `demo`, `trust`, `untrust`, `hash-password`,
 // `version`, with `--help` everywhere. Other tools
 // drive nexo through exactly these commands, flags and exit codes. It turns argv into calls and exit codes;
 // the work itself lives in lib/config, lib/server and lib/demo.ts.
@@ -82,6 +82,18 @@ export const PROGRAM: ProgramSpec = {
       ],
     },
     {
+      name: "doctor",
+      description: "find what would make the first certificate fail (DNS, CAA, CA, ports, folders), and the fix",
+      options: [
+        CONFIG_OPTION,
+        { long: "json", description: "print the findings as JSON" },
+        {
+          long: "write-test",
+          description: "create and delete a test TXT record at the DNS provider",
+        },
+      ],
+    },
+    {
       name: "certs",
       description: "list the certificates under cert_dir: names, expiry, renewal, errors",
       options: [CONFIG_OPTION],
@@ -138,6 +150,15 @@ export async function runCli(args: string[]): Promise<number> {
         untilSignal: waitForStopSignal,
         graceMs: SHUTDOWN_GRACE_MS,
       });
+    }
+    case "doctor": {
+      const { runDoctor } = await import("./doctor/doctor.ts");
+      const { exitCode, formatJson, formatReport } = await import("./doctor/report.ts");
+      const findings = await runDoctor(resolveConfigPath(options.config), {
+        writeTest: options.writeTest === "true",
+      });
+      printOut(options.json === "true" ? formatJson(findings) : formatReport(findings));
+      return exitCode(findings);
     }
     case "certs": {
       const { certificatesReport } = await import("./certs_report.ts");

@@ -1,0 +1,141 @@
+// `nexo doctor`: what will make the first certificate fail, found before it fails. It loads the config as
+// `nexo check` does, then checks this machine, the CA, the DNS provider, and each host's DNS and CAA records,
+// and returns the findings (report.ts prints them). It orders no certificate and registers no account; it
+// writes only a test file it removes and, with --write-test, a TXT record it deletes.
+
+import { planCertificates } from "../acme/plan.ts";
+import { ConfigError } from "../config/errors.ts";
+import { loadConfig } from "../config/parse.ts";
+import type { Config } from "../config/types.ts";
+import { allConfigWarnings } from "../config_warnings.ts";
+import { ipVersion } from "../ip_address.ts";
+import { checkHostAddresses, machineAddresses } from "./addresses.ts";
+import { checkCa } from "./ca.ts";
+import { checkCaa } from "./caa.ts";
+import { checkMachine } from "./machine.ts";
+import { DnsAsker, type DnsServer } from "./resolvers.ts";
+import { type Finding, finding } from "./report.ts";
+
+/** The order areas print in: what the user edits first, then the world outside. */
+const AREA_ORDER = ["config", "machine", "dns", "caa", "cloudflare", "ca"];
+
+export interface DoctorOptions {
+  /** Create and delete a test TXT record at the DNS provider. */
+  writeTest?: boolean;
+  /** Seams for tests. */
+  resolveDns?: typeof Deno.resolveDns;
+  proc?: string;
+  machineAddresses?: string[];
+}
+
+/** Every finding for the config at `path`, areas in report order. Never throws for what it checks. */
+export async function runDoctor(path: string, options: DoctorOptions = {}): Promise<Finding[]> {
+  let config: Config;
+  try {
+    config = await loadConfig(path);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return error.issues.map((issue) => ({
+      area: "config",
+      subject: `${issue.file}:${issue.line}:${issue.col}`,
+      status: "problem",
+      message: issue.message,
+      fix: "fix the config (`nexo check` shows the same); doctor checks the rest once it loads",
+    }));
+  }
+  const findings = [...await configFindings(config), ...await checkMachine(config, options)];
+  if (config.issuer === "internal") {
+    findings.push(finding(
+      "config",
+      "issuer",
+      "ok",
+      "internal: certificates come from nexo's local CA, so DNS, CAA and the CA's checks do not apply",
+    ));
+    return sortByArea(findings);
+  }
+  findings.push(...await checkOutside(config, options));
+  return sortByArea(findings);
+}
+
+async function configFindings(config: Config): Promise<Finding[]> {
+  const certificates = planCertificates(config).length;
+  const findings: Finding[] = [
+    finding("config", config.file, "ok", `valid: ${config.routes.length} route(s), ${certificates} certificate(s)`),
+  ];
+  for (const warning of await allConfigWarnings(config)) {
+    findings.push({ area: "config", subject: warning.key, status: "warning", message: warning.message });
+  }
+  return findings;
+}
+
+/** The CA, the DNS provider, and every host's records. */
+async function checkOutside(config: Config, options: DoctorOptions): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const names = planCertificates(config).flatMap((plan) => plan.names);
+  const hosts = config.routes.map((route) => route.host).filter(isPublicName);
+  const challenge = config.cloudflare !== null ? "dns-01" : config.httpListen !== null ? "http-01" : null;
+  if (challenge === null && names.length > 0) {
+    findings.push({
+      area: "config",
+      subject: "challenge",
+      status: "problem",
+      message: "no way to prove the names to the CA: no cloudflare: block (DNS-01) and no http_listen (HTTP-01)",
+      fix: `add http_listen: "0.0.0.0:80", or a cloudflare: block with an API token`,
+    });
+  }
+  const ca = await checkCa(config);
+  findings.push(...ca.findings);
+  let proxied = new Set<string>();
+  if (config.cloudflare !== null) {
+    const { checkCloudflare } = await import("./cloudflare.ts");
+    const cloudflare = await checkCloudflare(config, { names, hosts, writeTest: options.writeTest ?? false });
+    findings.push(...cloudflare.findings);
+    proxied = cloudflare.proxied;
+  }
+  const asker = new DnsAsker(options.resolveDns);
+  const recursive = await asker.recursiveServers(config.acme.dnsResolvers);
+  const [first] = recursive;
+  if (first === undefined) {
+    findings.push(finding("dns", "resolvers", "skipped", "no acme.dns_resolvers entry has an address"));
+    return findings;
+  }
+  const unreached: string[] = [];
+  for (const host of hosts) {
+    const authoritative = await asker.authoritativeServers(host, first).catch((error) => {
+      unreached.push(`${host} (${error instanceof Error ? error.message : String(error)})`);
+      return [] as DnsServer[];
+    });
+    findings.push(...await checkHostAddresses([host], {
+      asker,
+      servers: [...recursive, ...authoritative],
+      machine: options.machineAddresses ?? machineAddresses(),
+      challenge: challenge ?? "http-01",
+      proxied,
+    }));
+  }
+  if (unreached.length > 0) {
+    findings.push(finding(
+      "dns",
+      "authoritative servers",
+      "skipped",
+      `not found, so only the resolvers were compared: ${unreached.join("; ")}`,
+    ));
+  }
+  findings.push(...await checkCaa(names, { asker, server: first, identities: ca.caaIdentities }));
+  return findings;
+}
+
+/** A name DNS can answer for: not an IP address, not localhost, at least two labels, not a wildcard. */
+function isPublicName(host: string): boolean {
+  return ipVersion(host.replace(/^\[|\]$/g, "")) === 0 && host.includes(".") && !host.startsWith("*.") &&
+    host !== "localhost" && !host.endsWith(".localhost");
+}
+
+function sortByArea(findings: Finding[]): Finding[] {
+  const rank = (area: string) => {
+    const index = AREA_ORDER.indexOf(area);
+    return index === -1 ? AREA_ORDER.length : index;
+  };
+  return findings.map((f, i) => ({ f, i })).sort((a, b) => rank(a.f.area) - rank(b.f.area) || a.i - b.i)
+    .map(({ f }) => f);
+}
