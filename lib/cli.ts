@@ -83,7 +83,8 @@ export const PROGRAM: ProgramSpec = {
     },
     {
       name: "doctor",
-      description: "find what would make the first certificate fail (DNS, CAA, CA, ports, folders), and the fix",
+      description:
+        "find what would make the first certificate fail (DNS, CAA, CA, ports, folders), and the fix",
       options: [
         CONFIG_OPTION,
         { long: "json", description: "print the findings as JSON" },

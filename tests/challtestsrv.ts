@@ -27,6 +27,15 @@ export interface ChallTestSrv {
   clearTxt(fqdn: string): Promise<void>;
   /** The TXT values now served for `fqdn` (each record's strings joined); [] when none. */
   txtValues(fqdn: string): Promise<string[]>;
+  /** Serves these A (IPv4) or AAAA (IPv6) addresses at `fqdn`, replacing the default answer. */
+  addAddresses(fqdn: string, type: "A" | "AAAA", addresses: string[]): Promise<void>;
+  /** Serves CAA records at `fqdn` (RFC 8659): each `{ tag, value }`, flags 0. */
+  addCaa(fqdn: string, policies: Array<{ tag: string; value: string }>): Promise<void>;
+  /**
+   * The A answer for names without records of their own: challtestsrv answers 127.0.0.1 by default; ""
+   * turns that off, so such names have no A record.
+   */
+  setDefaultIpv4(address: string): Promise<void>;
   /** Kills the process and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -110,7 +119,7 @@ function spawn(
     return status;
   });
   const managementUrl = `http://127.0.0.1:${managementPort}`;
-  const post = async (path: string, body: Record<string, string>) => {
+  const post = async (path: string, body: Record<string, unknown>) => {
     const response = await fetch(`${managementUrl}${path}`, { method: "POST", body: JSON.stringify(body) });
     const text = await response.text();
     if (!response.ok) {
@@ -125,6 +134,10 @@ function spawn(
     setTxt: (fqdn, value) => post("/set-txt", { host: challTestSrvHost(fqdn), value }),
     clearTxt: (fqdn) => post("/clear-txt", { host: challTestSrvHost(fqdn) }),
     txtValues: (fqdn) => queryTxt(dnsPort, fqdn),
+    addAddresses: (fqdn, type, addresses) =>
+      post(type === "A" ? "/add-a" : "/add-aaaa", { host: challTestSrvHost(fqdn), addresses }),
+    addCaa: (fqdn, policies) => post("/add-caa", { host: challTestSrvHost(fqdn), policies }),
+    setDefaultIpv4: (address) => post("/set-default-ipv4", { ip: address }),
     stop() {
       stopped ??= (async () => {
         if (!exited) {

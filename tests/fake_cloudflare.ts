@@ -102,7 +102,10 @@ export interface FakeCloudflare {
   /** A copy of the stored records. */
   records(): FakeRecord[];
   /** Stores a record as if created earlier (a crash's leftover), published to challtestsrv too. */
-  addRecord(zoneName: string, record: { type?: string; name: string; content: string }): Promise<FakeRecord>;
+  addRecord(
+    zoneName: string,
+    record: { type?: string; name: string; content: string; proxied?: boolean },
+  ): Promise<FakeRecord>;
   /** Answers the next `count` requests with `failure` instead of handling them. */
   failNext(count: number, failure: FakeFailure): void;
   /**
@@ -135,6 +138,7 @@ export interface FakeCloudflare {
 }
 
 const API_PATH = "/client/v4";
+const PROXIABLE = new Set(["A", "AAAA", "CNAME"]);
 
 /** Starts the fake on 127.0.0.1 with a free port. */
 export function startFakeCloudflare(options: FakeCloudflareOptions): Promise<FakeCloudflare> {
@@ -407,7 +411,7 @@ class FakeState {
 
   async store(
     zone: FakeZone,
-    input: { type: string; name: string; content: string; ttl?: number },
+    input: { type: string; name: string; content: string; ttl?: number; proxied?: boolean },
   ): Promise<FakeRecord> {
     const now = new Date().toISOString();
     const record: FakeRecord = {
@@ -418,8 +422,9 @@ class FakeState {
       name: qualify(input.name, zone.name),
       content: input.content,
       ttl: input.ttl ?? 1,
-      proxied: false,
-      proxiable: false,
+      // Cloudflare proxies only A, AAAA and CNAME records (the orange cloud); others are never proxiable.
+      proxied: PROXIABLE.has(input.type) && input.proxied === true,
+      proxiable: PROXIABLE.has(input.type),
       created_on: now,
       modified_on: now,
     };

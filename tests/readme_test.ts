@@ -23,6 +23,8 @@ const RUN_ELSEWHERE: Record<string, string> = {
   "npx -y deno@2.9.6 task bench": "by hand (10-17 minutes); docs/benchmarks.md holds its last output",
   "sudo sh scripts/install.sh": "tests/install_test.ts, staged into a temporary DESTDIR",
   "scripts/tls_audit.sh app.example.com": "needs a public name; the demo's line below is the same script",
+  "sudo nexo doctor": "tests/doctor_test.ts, against challtestsrv, the fake Cloudflare and Pebble",
+  "sudo nexo doctor --write-test": "tests/doctor_test.ts (its Cloudflare step)",
 };
 
 /** The shipped-permissions line is run by tests/permissions_test.ts with /etc/nexo moved to a temp folder. */

@@ -55,6 +55,9 @@ const NOT_PUBLIC: readonly Cidr[] = [
   "fe80::/10",
 ].map(parseCidr);
 
+/** Loopback and link-local: never an address to tell a user about. */
+const LOCAL_ONLY: readonly Cidr[] = ["127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10"].map(parseCidr);
+
 /** Whether the Internet could reach `address` (not loopback, private, CGNAT or link-local). */
 export function isPublicAddress(address: string): boolean {
   return !inCidrs(address, NOT_PUBLIC);
@@ -115,7 +118,9 @@ async function checkHost(host: string, options: AddressCheckOptions): Promise<Fi
   const all = [...new Set(answered.flatMap((answer) => answer.addresses))].sort();
   const verdict = judgeAddresses(host, all, options);
   if (shapes.size > 1 && verdict.status !== "problem") {
-    const seen = answered.map((answer) => `${answer.server.label} says ${answer.addresses.join(", ") || "nothing"}`);
+    const seen = answered.map((answer) =>
+      `${answer.server.label} says ${answer.addresses.join(", ") || "nothing"}`
+    );
     return {
       area: AREA,
       subject: host,
@@ -139,7 +144,10 @@ export function judgeAddresses(
 ): Finding {
   const http01 = options.challenge === "http-01";
   const mine = options.machine.filter(isPublicAddress);
-  const target = mine.length > 0 ? mine.join(" or ") : "this machine's public address";
+  const mineV4 = mine.filter((address) => ipVersion(address) === 4);
+  const target = mineV4.length > 0 ? mineV4.join(" or ") : "this machine's public IPv4 address";
+  // How this machine is named in messages: its public addresses, else its private ones (not loopback).
+  const shown = mine.length > 0 ? mine : options.machine.filter((a) => !inCidrs(a, LOCAL_ONLY));
   if (addresses.length === 0) {
     return {
       area: AREA,
@@ -189,7 +197,7 @@ export function judgeAddresses(
     message: here.length > 0
       ? `points here (${here.join(", ")}) but also elsewhere (${stale.join(", ")}): ` +
         (http01 ? "the CA may validate against the other address" : "some visitors reach another machine")
-      : `points to ${elsewhere.join(", ")}, not to this machine (${options.machine.join(", ") || "no address"})` +
+      : `points to ${elsewhere.join(", ")}, not to this machine (${shown.join(", ") || "no address"})` +
         (http01 ? ": HTTP-01 validation reaches another machine" : ": visitors reach another machine"),
     fix: here.length > 0
       ? `remove the record${stale.length > 1 ? "s" : ""} ${stale.join(", ")} of ${host}, or point ` +

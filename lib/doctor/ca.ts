@@ -20,7 +20,10 @@ const CLOCK_WARNING_MS = 60_000;
 const CLOCK_PROBLEM_MS = 3_600_000;
 
 /** CAs whose CAA name is known by the directory's host, for when the directory cannot be read. */
-const KNOWN_CAA_NAMES: ReadonlyArray<[RegExp, string]> = [[/(^|\.)api\.letsencrypt\.org$/, "letsencrypt.org"]];
+const KNOWN_CAA_NAMES: ReadonlyArray<[RegExp, string]> = [[
+  /(^|\.)api\.letsencrypt\.org$/,
+  "letsencrypt.org",
+]];
 
 /** What the CA check learned that the CAA check needs. */
 export interface CaFacts {
@@ -169,7 +172,9 @@ function directoryFindings(subject: string, directory: Directory): Finding[] {
 export function clockFinding(dateHeader: string | null, localMs: number): Finding {
   const subject = "this machine's clock";
   const caMs = dateHeader === null ? NaN : Date.parse(dateHeader);
-  if (Number.isNaN(caMs)) return finding(AREA, subject, "skipped", "the CA sent no Date header to compare with");
+  if (Number.isNaN(caMs)) {
+    return finding(AREA, subject, "skipped", "the CA sent no Date header to compare with");
+  }
   const offset = localMs - caMs;
   const seconds = Math.round(Math.abs(offset) / 1000);
   const side = offset > 0 ? "ahead of" : "behind";
@@ -197,11 +202,16 @@ async function accountFinding(config: Config, caCertsPem: string[]): Promise<Fin
   } catch (error) {
     return { area: AREA, subject, status: "problem", message: `cannot read it: ${errorMessage(error)}` };
   }
-  const contact = config.email ? ` for ${config.email}` : " without an email (set email: to hear about expiry)";
+  const contact = config.email
+    ? ` for ${config.email}`
+    : " without an email (set email: to hear about expiry)";
   if (account === null) {
     return finding(AREA, subject, "ok", `none saved yet: nexo registers one${contact} at first start`);
   }
-  const { createAcmeClient } = await import("../acme/acme_client.ts");
+  // acme-client's `debug` enumerates process.env when it loads, which the shipped flags (a short list of
+  // variables) refuse; the worker empties Node's view of it first for the same reason, and so does doctor.
+  await import("../acme/worker_env.ts");
+  const { AcmeError, createAcmeClient, runAcme } = await import("../acme/acme_client.ts");
   const client = createAcmeClient({
     directoryUrl: config.acme.directory,
     accountKeyPem: account.keyPem,
@@ -209,10 +219,16 @@ async function accountFinding(config: Config, caCertsPem: string[]): Promise<Fin
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
   });
   try {
-    await client.createAccount({ onlyReturnExisting: true });
+    await runAcme(
+      "look the account up",
+      config.acme.directory,
+      () => client.createAccount({ onlyReturnExisting: true }),
+    );
     return finding(AREA, subject, "ok", `known to the CA (${client.getAccountUrl()})`);
   } catch (error) {
-    if (/accountDoesNotExist|does not exist/i.test(errorMessage(error))) {
+    if (
+      error instanceof AcmeError && error.problem?.type === "urn:ietf:params:acme:error:accountDoesNotExist"
+    ) {
       return finding(
         AREA,
         subject,

@@ -9,7 +9,15 @@ import { type Finding, finding } from "./report.ts";
 const AREA = "caa";
 
 /** Property tags a CA understands (RFC 8659 §4, RFC 8657 §3); a critical unknown tag forbids issuance. */
-const KNOWN_TAGS = new Set(["issue", "issuewild", "iodef", "contactemail", "contactphone", "issuemail", "issuevmc"]);
+const KNOWN_TAGS = new Set([
+  "issue",
+  "issuewild",
+  "iodef",
+  "contactemail",
+  "contactphone",
+  "issuemail",
+  "issuevmc",
+]);
 
 export interface CaaRecord {
   critical: boolean;
@@ -48,7 +56,11 @@ export async function findRelevantSet(
  * `identities` null (the directory names none) a set that restricts issuance is a warning: doctor cannot
  * tell whether the CA is on its list.
  */
-export function judgeCaa(name: string, set: RelevantSet | null, identities: readonly string[] | null): Finding {
+export function judgeCaa(
+  name: string,
+  set: RelevantSet | null,
+  identities: readonly string[] | null,
+): Finding {
   if (set === null) return finding(AREA, name, "ok", "no CAA records: any CA may issue");
   const where = `CAA at ${set.owner}`;
   const unknownCritical = set.records.find((r) => r.critical && !KNOWN_TAGS.has(r.tag.toLowerCase()));
@@ -57,7 +69,8 @@ export function judgeCaa(name: string, set: RelevantSet | null, identities: read
       area: AREA,
       subject: name,
       status: "problem",
-      message: `${where} has a critical property "${unknownCritical.tag}" no CA knows, which forbids every CA`,
+      message:
+        `${where} has a critical property "${unknownCritical.tag}" no CA knows, which forbids every CA`,
       fix: `remove that record, or clear its critical flag (128 -> 0)`,
     };
   }
@@ -77,9 +90,12 @@ export function judgeCaa(name: string, set: RelevantSet | null, identities: read
       area: AREA,
       subject: name,
       status: "warning",
-      message: `${where} lets only ${allowed.join(", ") || "no CA"} issue (${tag}); the CA's directory does not ` +
+      message:
+        `${where} lets only ${allowed.join(", ") || "no CA"} issue (${tag}); the CA's directory does not ` +
         `say which CAA name it checks, so doctor cannot tell whether it is allowed`,
-      fix: `make sure the CA's CAA name is listed (its documentation says which), e.g. ${record("ca.example")}`,
+      fix: `make sure the CA's CAA name is listed (its documentation says which), e.g. ${
+        record("ca.example")
+      }`,
     };
   }
   if (allowed.some((domain) => named.includes(domain))) {

@@ -30,7 +30,10 @@ export interface CloudflareFacts {
 }
 
 /** Runs the checks with `config.cloudflare` (which must be set). */
-export async function checkCloudflare(config: Config, options: CloudflareCheckOptions): Promise<CloudflareFacts> {
+export async function checkCloudflare(
+  config: Config,
+  options: CloudflareCheckOptions,
+): Promise<CloudflareFacts> {
   const settings = config.cloudflare!;
   const api = new CloudflareApi({ apiToken: settings.apiToken, apiBase: settings.apiBase });
   const findings: Finding[] = [];
@@ -76,7 +79,7 @@ export async function checkCloudflare(config: Config, options: CloudflareCheckOp
     findings.push(
       options.writeTest ? await writeTest(config, zone, names[0]!) : finding(
         AREA,
-        `zone ${zone.name}`,
+        `DNS edit in ${zone.name}`,
         "skipped",
         "DNS edit permission not tried (Cloudflare shows a token its permissions only with an extra " +
           "permission); run `nexo doctor --write-test` to create and delete a test TXT record",
@@ -94,10 +97,18 @@ async function readRecords(api: CloudflareApi, zone: CloudflareZone, names: stri
   try {
     await api.expect(`read the DNS records of Cloudflare zone ${zone.name}`, {
       method: "GET",
-      path: `/zones/${encodeURIComponent(zone.id)}/dns_records?${new URLSearchParams({ type: "TXT", per_page: "5" })}`,
+      path: `/zones/${encodeURIComponent(zone.id)}/dns_records?${new URLSearchParams({
+        type: "TXT",
+        per_page: "5",
+      })}`,
       deniedHint: `the API token lacks Zone:DNS:Edit on ${zone.name}: add it at ${TOKEN_PAGE}`,
     });
-    return finding(AREA, `zone ${zone.name}`, "ok", `found, its DNS records readable (for ${names.join(", ")})`);
+    return finding(
+      AREA,
+      `zone ${zone.name}`,
+      "ok",
+      `found, its DNS records readable (for ${names.join(", ")})`,
+    );
   } catch (error) {
     return { area: AREA, subject: `zone ${zone.name}`, status: "problem", message: errorMessage(error) };
   }
@@ -132,12 +143,17 @@ async function writeTest(config: Config, zone: CloudflareZone, name: string): Pr
   });
   const fqdn = normalizeDnsName(challengeRecordName(name));
   const value = `nexo-doctor-${crypto.randomUUID()}`;
-  const subject = `zone ${zone.name}`;
+  const subject = `DNS edit in ${zone.name}`;
   let handle;
   try {
     handle = await provider.createTxtRecord(fqdn, value);
   } catch (error) {
-    return { area: AREA, subject, status: "problem", message: `cannot create a TXT record: ${errorMessage(error)}` };
+    return {
+      area: AREA,
+      subject,
+      status: "problem",
+      message: `cannot create a TXT record: ${errorMessage(error)}`,
+    };
   }
   const started = Date.now();
   let seen: Finding;
@@ -149,7 +165,12 @@ async function writeTest(config: Config, zone: CloudflareZone, name: string): Pr
       intervalMs: 1_000,
     });
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    seen = finding(AREA, subject, "ok", `test TXT record ${fqdn} created, seen by the name servers in ${seconds} s`);
+    seen = finding(
+      AREA,
+      subject,
+      "ok",
+      `test TXT record ${fqdn} created, seen by the name servers in ${seconds} s`,
+    );
   } catch (error) {
     seen = {
       area: AREA,

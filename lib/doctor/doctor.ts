@@ -8,6 +8,7 @@ import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/parse.ts";
 import type { Config } from "../config/types.ts";
 import { allConfigWarnings } from "../config_warnings.ts";
+import { errorMessage } from "../error_message.ts";
 import { ipVersion } from "../ip_address.ts";
 import { checkHostAddresses, machineAddresses } from "./addresses.ts";
 import { checkCa } from "./ca.ts";
@@ -60,7 +61,12 @@ export async function runDoctor(path: string, options: DoctorOptions = {}): Prom
 async function configFindings(config: Config): Promise<Finding[]> {
   const certificates = planCertificates(config).length;
   const findings: Finding[] = [
-    finding("config", config.file, "ok", `valid: ${config.routes.length} route(s), ${certificates} certificate(s)`),
+    finding(
+      "config",
+      config.file,
+      "ok",
+      `valid: ${config.routes.length} route(s), ${certificates} certificate(s)`,
+    ),
   ];
   for (const warning of await allConfigWarnings(config)) {
     findings.push({ area: "config", subject: warning.key, status: "warning", message: warning.message });
@@ -79,7 +85,8 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
       area: "config",
       subject: "challenge",
       status: "problem",
-      message: "no way to prove the names to the CA: no cloudflare: block (DNS-01) and no http_listen (HTTP-01)",
+      message:
+        "no way to prove the names to the CA: no cloudflare: block (DNS-01) and no http_listen (HTTP-01)",
       fix: `add http_listen: "0.0.0.0:80", or a cloudflare: block with an API token`,
     });
   }
@@ -100,25 +107,30 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
     return findings;
   }
   const unreached: string[] = [];
+  let why = "";
   for (const host of hosts) {
     const authoritative = await asker.authoritativeServers(host, first).catch((error) => {
-      unreached.push(`${host} (${error instanceof Error ? error.message : String(error)})`);
+      unreached.push(host);
+      why ||= errorMessage(error);
       return [] as DnsServer[];
     });
-    findings.push(...await checkHostAddresses([host], {
-      asker,
-      servers: [...recursive, ...authoritative],
-      machine: options.machineAddresses ?? machineAddresses(),
-      challenge: challenge ?? "http-01",
-      proxied,
-    }));
+    findings.push(
+      ...await checkHostAddresses([host], {
+        asker,
+        servers: [...recursive, ...authoritative],
+        machine: options.machineAddresses ?? machineAddresses(),
+        challenge: challenge ?? "http-01",
+        proxied,
+      }),
+    );
   }
   if (unreached.length > 0) {
     findings.push(finding(
       "dns",
       "authoritative servers",
       "skipped",
-      `not found, so only the resolvers were compared: ${unreached.join("; ")}`,
+      `not found for ${unreached.join(", ")} (${why}${unreached.length > 1 ? ", ..." : ""}), so only the ` +
+        `resolvers were compared`,
     ));
   }
   findings.push(...await checkCaa(names, { asker, server: first, identities: ca.caaIdentities }));

@@ -78,7 +78,8 @@ export async function checkListen(key: string, address: ListenAddress, proc: str
         area: AREA,
         subject,
         status: "problem",
-        message: `ports below 1024 need root or the CAP_NET_BIND_SERVICE capability, and this process has neither`,
+        message:
+          `ports below 1024 need root or the CAP_NET_BIND_SERVICE capability, and this process has neither`,
         fix: `run nexo as root (the systemd unit does), or grant the binary the capability: ` +
           `sudo setcap cap_net_bind_service=+ep "$(command -v nexo)"`,
       };
@@ -89,7 +90,8 @@ export async function checkListen(key: string, address: ListenAddress, proc: str
         subject,
         status: "problem",
         message: `this machine has no address ${address.hostname}`,
-        fix: `set ${key} to "0.0.0.0:${address.port}" (every address), or to an address \`ip -brief address\` lists`,
+        fix:
+          `set ${key} to "0.0.0.0:${address.port}" (every address), or to an address \`ip -brief address\` lists`,
       };
     }
     if (error instanceof Deno.errors.NotCapable) {
@@ -110,7 +112,8 @@ async function portInUse(subject: string, port: number, proc: string): Promise<F
       subject,
       status: "problem",
       message: `another program holds port ${port}: ${holder.name} (pid ${holder.pid})`,
-      fix: `stop it (for a service: sudo systemctl disable --now ${holder.name}), or move nexo to another port`,
+      fix:
+        `stop it (for a service: sudo systemctl disable --now ${holder.name}), or move nexo to another port`,
     };
   }
   return {
@@ -224,7 +227,8 @@ export async function checkWritable(key: string, dir: string): Promise<Finding> 
         subject,
         status: "problem",
         message: `nexo's permissions do not let it write ${target}, so the server could not either`,
-        fix: `keep base_dir and cert_dir under the folder nexo may write (/etc/nexo for the compiled binary), ` +
+        fix:
+          `keep base_dir and cert_dir under the folder nexo may write (/etc/nexo for the compiled binary), ` +
           `or widen --allow-write`,
       };
     }
@@ -240,7 +244,9 @@ export async function checkWritable(key: string, dir: string): Promise<Finding> 
     AREA,
     subject,
     "ok",
-    target === dir ? "writable" : `does not exist yet; nexo will create it under ${target}, which is writable`,
+    target === dir
+      ? "writable"
+      : `does not exist yet; nexo will create it under ${target}, which is writable`,
   );
 }
 
@@ -290,7 +296,9 @@ export async function checkKeyModes(certDir: string): Promise<Finding[]> {
       area: AREA,
       subject: `private keys in ${certDir}`,
       status: "warning",
-      message: `${exposed.length} private key file(s) other users can read: ${exposed.slice(0, 3).join(", ")}`,
+      message: `${exposed.length} private key file(s) other users can read: ${
+        exposed.slice(0, 3).join(", ")
+      }`,
       fix: `chmod 600 ${exposed.length === 1 ? exposed[0] : `${certDir}/*/privkey.pem`}`,
     });
   }
@@ -304,9 +312,7 @@ export async function checkDiskSpace(dir: string): Promise<Finding> {
   const subject = `disk space at ${target}`;
   let free: number;
   try {
-    const { statfsSync } = await import("node:fs");
-    const stats = statfsSync(target);
-    free = Number(stats.bavail) * Number(stats.bsize);
+    free = await (await import("./disk_space.ts")).freeBytes(target);
   } catch (error) {
     return finding(AREA, subject, "skipped", `cannot read the file system's size: ${errorMessage(error)}`);
   }
@@ -344,11 +350,12 @@ export async function checkFileLimit(proc: string): Promise<Finding> {
       subject,
       status: "skipped",
       message: procClosed(error),
-      fix: `check it on the running server: grep 'open files' /proc/$(pidof nexo)/limits (want ${FD_WARNING}+)`,
+      fix:
+        `check it on the running server: grep 'open files' /proc/$(pidof nexo)/limits (want ${FD_WARNING}+)`,
     };
   }
   const soft = /^Max open files\s+(\S+)/m.exec(text)?.[1];
-  if (soft === undefined) return finding(AREA, subject, "skipped", "no \"Max open files\" line in limits");
+  if (soft === undefined) return finding(AREA, subject, "skipped", 'no "Max open files" line in limits');
   if (soft === "unlimited" || Number(soft) >= FD_WARNING) {
     return finding(AREA, subject, "ok", `${soft}: about ${connections(soft)} connections at once`);
   }
@@ -382,7 +389,8 @@ export async function checkMigrateReq(proc: string): Promise<Finding | null> {
       subject,
       status: "skipped",
       message: procClosed(error),
-      fix: "check that `sysctl net.ipv4.tcp_migrate_req` says 1 (nexo turns it on itself when it runs as root)",
+      fix:
+        "check that `sysctl net.ipv4.tcp_migrate_req` says 1 (nexo turns it on itself when it runs as root)",
     };
   }
   if (value === "1") return finding(AREA, subject, "ok", "on: certificate swaps reset no connection");

@@ -59,7 +59,11 @@ export function formatReport(findings: readonly Finding[]): string {
 export function summaryLine(findings: readonly Finding[]): string {
   const count = (status: FindingStatus) => findings.filter((f) => f.status === status).length;
   const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
-  const parts = [plural(count("problem"), "problem"), plural(count("warning"), "warning"), `${count("ok")} ok`];
+  const parts = [
+    plural(count("problem"), "problem"),
+    plural(count("warning"), "warning"),
+    `${count("ok")} ok`,
+  ];
   if (count("skipped") > 0) parts.push(`${count("skipped")} not checked`);
   const verdict = count("problem") > 0
     ? "Fix the problems above before the first certificate is ordered."

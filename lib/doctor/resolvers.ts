@@ -73,7 +73,9 @@ export class DnsAsker {
         : "records" in found && found.records[0] !== undefined
         ? found.records[0]
         : null;
-      if (ipAddr !== null) servers.push({ label: `${text} (acme.dns_resolvers)`, nameServer: { ipAddr, port } });
+      if (ipAddr !== null) {
+        servers.push({ label: `${text} (acme.dns_resolvers)`, nameServer: { ipAddr, port } });
+      }
     }
     return servers;
   }
@@ -83,11 +85,12 @@ export class DnsAsker {
    * recursive server); throws an Error saying why none was found.
    */
   async authoritativeServers(name: string, via: DnsServer): Promise<DnsServer[]> {
-    const resolveDns = ((query: string, type: "NS" | "A" | "AAAA", options?: Deno.ResolveDnsOptions) =>
-      this.#resolve(query, type, {
-        ...options,
-        ...(via.nameServer && !options?.nameServer ? { nameServer: via.nameServer } : {}),
-      })) as typeof Deno.resolveDns;
+    const resolveDns =
+      ((query: string, type: "NS" | "A" | "AAAA", options?: Deno.ResolveDnsOptions) =>
+        this.#resolve(query, type, {
+          ...options,
+          ...(via.nameServer && !options?.nameServer ? { nameServer: via.nameServer } : {}),
+        })) as typeof Deno.resolveDns;
     const lookup = new DnsLookup({
       resolveDns,
       queryTimeoutMs: QUERY_TIMEOUT_MS,
