@@ -7,11 +7,11 @@
 import assert from "node:assert/strict";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
-import { startNexo } from "./harness.ts";
+import { shippedPermissionFlags, startNexo } from "./harness.ts";
 import { startPebble } from "./pebble.ts";
 import { tryMountTmpfs } from "./tmpfs.ts";
 import { closedPort } from "./upstreams.ts";
-import { createAcmeClient, ensureAccount } from "../lib/acme/acme_client.ts";
+import { createAcmeClient, createPrivateKey, ensureAccount } from "../lib/acme/acme_client.ts";
 import { AcmeAccountStore } from "../lib/storage/acme_accounts.ts";
 import { FileStorage } from "../lib/storage/file_storage.ts";
 import type { Finding } from "../lib/doctor/report.ts";
@@ -110,8 +110,14 @@ Deno.test("nexo doctor names what would fail the first certificate, with the fix
     await t.step("a healthy HTTP-01 setup: everything ok, exit 0, nothing registered", async () => {
       await dns.addAddresses("ok.example.test", "A", ["127.0.0.1"]);
       const run = await doctor(dir, base({ routes: route("ok.example.test") }));
+      // Tests cannot listen on port 80 of a public address: the two warnings about that are the only ones.
       const notOk = run.findings.filter((f) => f.status !== "ok" && f.status !== "skipped");
-      assert.deepEqual(notOk, [], run.stdout);
+      assert.deepEqual(notOk.map((f) => [f.status, f.subject]), [
+        ["warning", `http_listen 127.0.0.1:${httpPort}`],
+        ["warning", `http_listen 127.0.0.1:${httpPort}`],
+      ], run.stdout);
+      assert.match(notOk[0]!.message, /loopback/);
+      assert.match(notOk[1]!.fix ?? "", new RegExp(`forward port 80 to ${httpPort}`));
       assert.equal(run.code, 0);
       assert.match(findingOf(run, "dns", "ok.example.test").message, /^points here \(127\.0\.0\.1\)/);
       assert.equal(findingOf(run, "caa", "ok.example.test").status, "ok");
@@ -129,8 +135,24 @@ Deno.test("nexo doctor names what would fail the first certificate, with the fix
         stdout: "piped",
       }).output();
       assert.equal(text.code, 0);
-      assert.match(new TextDecoder().decode(text.stdout), /0 problems, 0 warnings, \d+ ok.*Nothing found/);
+      assert.match(new TextDecoder().decode(text.stdout), /0 problems, 2 warnings, \d+ ok.*Nothing found/);
     });
+
+    await t.step(
+      "a config that does not load: its issues are the problems, at their lines, exit 1",
+      async () => {
+        const run = await doctor(
+          dir,
+          base({ routes: `  "bad.example.test":\n    upstream: localhost:3000\n` }),
+        );
+        assert.equal(run.code, 1);
+        assert.equal(run.findings.length, 1, run.stdout);
+        const [issue] = run.findings;
+        assert.equal(issue!.area, "config");
+        assert.match(issue!.subject, /config\.yaml:\d+:\d+$/);
+        assert.match(issue!.message, /upstream must be an http\(s\) URL/);
+      },
+    );
 
     await t.step(
       "hosts pointing elsewhere, nowhere, partly elsewhere or at Cloudflare: problems for HTTP-01",
@@ -290,21 +312,24 @@ Deno.test("nexo doctor names what would fail the first certificate, with the fix
           client.close();
         }
 
-        // An account registered at Pebble and saved where nexo keeps it; then Pebble forgets every account.
-        const keyPem = await (await import("../lib/acme/acme_client.ts")).createPrivateKey("ecdsa");
-        const acme = createAcmeClient({
-          directoryUrl: pebble.directoryUrl,
-          accountKeyPem: keyPem,
-          caCertsPem: [pebble.apiCaPem],
-        });
-        const url = await ensureAccount(acme, "ops@example.test", pebble.directoryUrl);
-        await new AcmeAccountStore(new FileStorage(`${dir}/base`)).saveAccount(pebble.directoryUrl, {
-          keyPem,
-          url,
-          email: "ops@example.test",
-        });
-        const known = await doctor(dir, base({ routes: route("ok.example.test") }));
-        assert.match(findingOf(known, "ca", "ACME account").message, /known to the CA/);
+        // Accounts registered at Pebble (ECDSA as nexo makes them, and RSA) and saved where nexo keeps them;
+        // doctor finds each by its key. Then Pebble forgets every account.
+        for (const type of ["rsa", "ecdsa"] as const) {
+          const keyPem = await createPrivateKey(type);
+          const acme = createAcmeClient({
+            directoryUrl: pebble.directoryUrl,
+            accountKeyPem: keyPem,
+            caCertsPem: [pebble.apiCaPem],
+          });
+          const url = await ensureAccount(acme, "ops@example.test", pebble.directoryUrl);
+          await new AcmeAccountStore(new FileStorage(`${dir}/base`)).saveAccount(pebble.directoryUrl, {
+            keyPem,
+            url,
+            email: "ops@example.test",
+          });
+          const known = await doctor(dir, base({ routes: route("ok.example.test") }));
+          assert.equal(findingOf(known, "ca", "ACME account").message, `known to the CA (${url})`, type);
+        }
         await pebble.restart();
         const forgotten = await doctor(dir, base({ routes: route("ok.example.test") }));
         assert.match(
@@ -337,7 +362,7 @@ Deno.test("nexo doctor names what would fail the first certificate, with the fix
             /systemctl disable --now deno|another port/,
           );
           // Under the shipped flags /proc is closed: the holder cannot be named, and doctor says so.
-          const narrow = await doctor(dir, config, { flags: await shippedFlags(dir) });
+          const narrow = await doctor(dir, config, { flags: await shippedPermissionFlags(dir) });
           const listen = findingOf(narrow, "machine", "listen ");
           assert.equal(listen.status, "warning");
           assert.match(listen.fix ?? "", new RegExp(`ss -ltnp 'sport = :${httpsPort}'`));
@@ -403,7 +428,7 @@ Deno.test("nexo doctor names what would fail the first certificate, with the fix
               `base_dir: ${dir}/base`,
               `base_dir: ${dir}/base\ncert_dir: ${outside}/certs`,
             ),
-            { flags: await shippedFlags(dir) },
+            { flags: await shippedPermissionFlags(dir) },
           );
           assertProblem(
             findingOf(run, "machine", "cert_dir"),
@@ -420,10 +445,3 @@ Deno.test("nexo doctor names what would fail the first certificate, with the fix
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** The permission flags `deno task compile` bakes in, with /etc/nexo moved to `dir`. */
-async function shippedFlags(dir: string): Promise<string[]> {
-  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const flags = (denoJson.tasks.compile as string).split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
-  return flags.map((flag) => flag.replaceAll("/etc/nexo", dir));
-}

@@ -248,3 +248,10 @@ export async function rssBytes(pid: number): Promise<number> {
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
   return match ? Number(match[1]) * 1024 : 0;
 }
+
+/** The `--allow-*` flags `deno task compile` bakes into the binary, with /etc/nexo moved to `dir`. */
+export async function shippedPermissionFlags(dir: string): Promise<string[]> {
+  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const flags = (denoJson.tasks.compile as string).split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
+  return flags.map((flag) => flag.replaceAll("/etc/nexo", dir));
+}

@@ -33,8 +33,6 @@ const NODE_ON_PURPOSE: Record<string, string> = {
   "lib/proxy/upstream_node_tls.ts": "node:tls: a client certificate or skipped verification to an upstream",
   // `nexo doctor` runs once and exits; these never load in the server.
   "lib/doctor/disk_space.ts": "nexo doctor: node:fs statfs for free disk space (Deno has none)",
-  "lib/acme/worker_env.ts": "nexo doctor: node:process emptied before acme-client loads",
-  "lib/acme/acme_client.ts": "nexo doctor: acme-client looks the saved account up (onlyReturnExisting)",
 };
 
 const ROOT = new URL("..", import.meta.url);

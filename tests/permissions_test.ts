@@ -4,6 +4,7 @@
 // serves, and shows those flags deny writes and reads elsewhere, subprocesses, FFI and unlisted variables.
 
 import assert from "node:assert/strict";
+import { shippedPermissionFlags } from "./harness.ts";
 import { startEchoUpstream } from "./upstreams.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -75,13 +76,6 @@ Deno.test("nexo serves with only the documented permissions, scoped to its folde
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** The `--allow-*` flags `deno task compile` bakes into the binary, with /etc/nexo moved to `dir`. */
-async function shippedPermissionFlags(dir: string): Promise<string[]> {
-  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
-  const flags = (denoJson.tasks.compile as string).split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
-  return flags.map((flag) => flag.replaceAll("/etc/nexo", dir));
-}
 
 Deno.test("the shipped permission flags deny writes and reads outside nexo's folder, subprocesses and FFI", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nexo-perm-" });

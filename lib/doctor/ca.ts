@@ -7,6 +7,7 @@ import { errorMessage } from "../error_message.ts";
 import type { Config } from "../config/types.ts";
 import { AcmeAccountStore } from "../storage/acme_accounts.ts";
 import { FileStorage } from "../storage/file_storage.ts";
+import { lookUpAccount } from "./acme_account.ts";
 import { type Finding, finding } from "./report.ts";
 
 const AREA = "ca";
@@ -98,7 +99,7 @@ export async function checkCa(config: Config, now: () => number = Date.now): Pro
     client?.close();
   }
   findings.push(...directoryFindings(subject, directory));
-  findings.push(await accountFinding(config, caCerts));
+  findings.push(await accountFinding(config, directory, caCerts));
   const identities = directory.meta?.caaIdentities;
   const caaIdentities = Array.isArray(identities) && identities.every((i) => typeof i === "string")
     ? identities as string[]
@@ -194,7 +195,7 @@ export function clockFinding(dateHeader: string | null, localMs: number): Findin
  * The account nexo saved for this directory: looked up at the CA by its key (onlyReturnExisting, which
  * registers nothing), or, when none is saved, that one will be created at first start.
  */
-async function accountFinding(config: Config, caCertsPem: string[]): Promise<Finding> {
+async function accountFinding(config: Config, directory: Directory, caCertsPem: string[]): Promise<Finding> {
   const subject = "ACME account";
   let account;
   try {
@@ -208,27 +209,27 @@ async function accountFinding(config: Config, caCertsPem: string[]): Promise<Fin
   if (account === null) {
     return finding(AREA, subject, "ok", `none saved yet: nexo registers one${contact} at first start`);
   }
-  // acme-client's `debug` enumerates process.env when it loads, which the shipped flags (a short list of
-  // variables) refuse; the worker empties Node's view of it first for the same reason, and so does doctor.
-  await import("../acme/worker_env.ts");
-  const { AcmeError, createAcmeClient, runAcme } = await import("../acme/acme_client.ts");
-  const client = createAcmeClient({
-    directoryUrl: config.acme.directory,
-    accountKeyPem: account.keyPem,
-    caCertsPem,
-    requestTimeoutMs: REQUEST_TIMEOUT_MS,
-  });
+  const client = caCertsPem.length > 0 ? Deno.createHttpClient({ caCerts: caCertsPem }) : undefined;
   try {
-    await runAcme(
-      "look the account up",
-      config.acme.directory,
-      () => client.createAccount({ onlyReturnExisting: true }),
-    );
-    return finding(AREA, subject, "ok", `known to the CA (${client.getAccountUrl()})`);
-  } catch (error) {
-    if (
-      error instanceof AcmeError && error.problem?.type === "urn:ietf:params:acme:error:accountDoesNotExist"
-    ) {
+    const found = await lookUpAccount(account.keyPem, {
+      newNonce: String(directory.newNonce),
+      newAccount: String(directory.newAccount),
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      ...(client ? { client } : {}),
+    });
+    if (found.kind === "found" && found.status === "valid") {
+      return finding(AREA, subject, "ok", `known to the CA (${found.url})`);
+    }
+    if (found.kind === "found") {
+      return {
+        area: AREA,
+        subject,
+        status: "problem",
+        message: `the CA has the saved account as "${found.status}" (${found.url}): it cannot order`,
+        fix: `move ${config.baseDir}/acme away so nexo registers a new account at its next start`,
+      };
+    }
+    if (found.kind === "gone") {
       return finding(
         AREA,
         subject,
@@ -240,7 +241,9 @@ async function accountFinding(config: Config, caCertsPem: string[]): Promise<Fin
       area: AREA,
       subject,
       status: "warning",
-      message: `could not look the saved account up: ${errorMessage(error)}`,
+      message: `could not look the saved account up: ${found.reason}`,
     };
+  } finally {
+    client?.close();
   }
 }

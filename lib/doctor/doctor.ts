@@ -6,14 +6,14 @@
 import { planCertificates } from "../acme/plan.ts";
 import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/parse.ts";
-import type { Config } from "../config/types.ts";
+import type { Config, ListenAddress } from "../config/types.ts";
 import { allConfigWarnings } from "../config_warnings.ts";
 import { errorMessage } from "../error_message.ts";
 import { ipVersion } from "../ip_address.ts";
 import { checkHostAddresses, machineAddresses } from "./addresses.ts";
 import { checkCa } from "./ca.ts";
 import { checkCaa } from "./caa.ts";
-import { checkMachine } from "./machine.ts";
+import { checkMachine, formatAddress } from "./machine.ts";
 import { DnsAsker, type DnsServer } from "./resolvers.ts";
 import { type Finding, finding } from "./report.ts";
 
@@ -90,6 +90,7 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
       fix: `add http_listen: "0.0.0.0:80", or a cloudflare: block with an API token`,
     });
   }
+  if (challenge === "http-01") findings.push(...httpListenFindings(config.httpListen!));
   const ca = await checkCa(config);
   findings.push(...ca.findings);
   let proxied = new Set<string>();
@@ -108,22 +109,22 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
   }
   const unreached: string[] = [];
   let why = "";
-  for (const host of hosts) {
+  // Hosts at once: a resolver that never answers costs its timeout once, not once per host.
+  const perHost = await Promise.all(hosts.map(async (host) => {
     const authoritative = await asker.authoritativeServers(host, first).catch((error) => {
       unreached.push(host);
       why ||= errorMessage(error);
       return [] as DnsServer[];
     });
-    findings.push(
-      ...await checkHostAddresses([host], {
-        asker,
-        servers: [...recursive, ...authoritative],
-        machine: options.machineAddresses ?? machineAddresses(),
-        challenge: challenge ?? "http-01",
-        proxied,
-      }),
-    );
-  }
+    return await checkHostAddresses([host], {
+      asker,
+      servers: [...recursive, ...authoritative],
+      machine: options.machineAddresses ?? machineAddresses(),
+      challenge: challenge ?? "http-01",
+      proxied,
+    });
+  }));
+  findings.push(...perHost.flat());
   if (unreached.length > 0) {
     findings.push(finding(
       "dns",
@@ -134,6 +135,34 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
     ));
   }
   findings.push(...await checkCaa(names, { asker, server: first, identities: ca.caaIdentities }));
+  return findings;
+}
+
+/**
+ * HTTP-01 validation connects to port 80 of the host's public address (RFC 8555 §8.3): an http_listen on
+ * loopback, or on another port, works only behind a forward that nexo cannot see.
+ */
+function httpListenFindings(address: ListenAddress): Finding[] {
+  const findings: Finding[] = [];
+  const subject = `http_listen ${formatAddress(address)}`;
+  if (/^127\.|^::1$|^localhost$/.test(address.hostname)) {
+    findings.push({
+      area: "config",
+      subject,
+      status: "warning",
+      message: "only this machine can reach a loopback address, and HTTP-01 needs the CA to reach it",
+      fix: `set http_listen to "0.0.0.0:80", unless a proxy on this machine forwards port 80 to it`,
+    });
+  }
+  if (address.port !== 80) {
+    findings.push({
+      area: "config",
+      subject,
+      status: "warning",
+      message: `the CA connects to port 80 for HTTP-01, not ${address.port}`,
+      fix: `forward port 80 to ${address.port} (Docker: -p 80:${address.port}), or listen on port 80`,
+    });
+  }
   return findings;
 }
 

@@ -345,14 +345,11 @@ export async function checkFileLimit(proc: string): Promise<Finding> {
   try {
     text = await Deno.readTextFile(join(proc, "self/limits"));
   } catch (error) {
-    return {
-      area: AREA,
+    return procSkipped(
       subject,
-      status: "skipped",
-      message: procClosed(error),
-      fix:
-        `check it on the running server: grep 'open files' /proc/$(pidof nexo)/limits (want ${FD_WARNING}+)`,
-    };
+      error,
+      `check it on the running server: grep 'open files' /proc/$(pidof nexo)/limits (want ${FD_WARNING}+)`,
+    );
   }
   const soft = /^Max open files\s+(\S+)/m.exec(text)?.[1];
   if (soft === undefined) return finding(AREA, subject, "skipped", 'no "Max open files" line in limits');
@@ -384,14 +381,11 @@ export async function checkMigrateReq(proc: string): Promise<Finding | null> {
     value = (await Deno.readTextFile(path)).trim();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
-    return {
-      area: AREA,
+    return procSkipped(
       subject,
-      status: "skipped",
-      message: procClosed(error),
-      fix:
-        "check that `sysctl net.ipv4.tcp_migrate_req` says 1 (nexo turns it on itself when it runs as root)",
-    };
+      error,
+      "check that `sysctl net.ipv4.tcp_migrate_req` says 1 (nexo turns it on itself when it runs as root)",
+    );
   }
   if (value === "1") return finding(AREA, subject, "ok", "on: certificate swaps reset no connection");
   if (currentUid() === 0) {
@@ -406,8 +400,10 @@ export async function checkMigrateReq(proc: string): Promise<Finding | null> {
   };
 }
 
-function procClosed(error: unknown): string {
-  return error instanceof Deno.errors.NotCapable
+/** A check that needed /proc and could not read it: why, and the shell command that tells instead. */
+function procSkipped(subject: string, error: unknown, fix: string): Finding {
+  const message = error instanceof Deno.errors.NotCapable
     ? "Deno lets a program read /proc only with --allow-all, which nexo does not run with"
     : `cannot read /proc: ${errorMessage(error)}`;
+  return { area: AREA, subject, status: "skipped", message, fix };
 }
