@@ -36,6 +36,8 @@ export interface ChallTestSrv {
    * turns that off, so such names have no A record.
    */
   setDefaultIpv4(address: string): Promise<void>;
+  /** Answers every query for `fqdn` with SERVFAIL (a broken zone, a DNSSEC failure). */
+  setServfail(fqdn: string): Promise<void>;
   /** Kills the process and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -138,6 +140,7 @@ function spawn(
       post(type === "A" ? "/add-a" : "/add-aaaa", { host: challTestSrvHost(fqdn), addresses }),
     addCaa: (fqdn, policies) => post("/add-caa", { host: challTestSrvHost(fqdn), policies }),
     setDefaultIpv4: (address) => post("/set-default-ipv4", { ip: address }),
+    setServfail: (fqdn) => post("/set-servfail", { host: challTestSrvHost(fqdn) }),
     stop() {
       stopped ??= (async () => {
         if (!exited) {

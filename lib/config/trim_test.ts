@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { withinHangLimit } from "../../tests/fuzz.ts";
-import { trimEndOf } from "./trim.ts";
+import { trimEndOf, withoutComment } from "./trim.ts";
 import { parseConfig } from "./parse.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -11,6 +11,13 @@ Deno.test("trimEndOf() removes only the given characters, only at the end", () =
   assert.equal(trimEndOf("x\n ", " \t"), "x\n");
   assert.equal(trimEndOf("https://h/a///", "/"), "https://h/a");
   assert.equal(trimEndOf("  a", " "), "  a");
+});
+
+Deno.test("withoutComment() cuts from the first blank-led '#', keeps a '#' inside a word, and ignores a CR", () => {
+  assert.equal(withoutComment("[a, b] # c ]: x"), "[a, b]");
+  assert.equal(withoutComment("[a#b]: x"), "[a#b]: x");
+  assert.equal(withoutComment("[a]\t# c\r"), "[a]");
+  assert.equal(withoutComment("%YAML 1.2 # c"), "%YAML 1.2");
 });
 
 // A CI run failed on a fuzz case that took a second to read: a 30,000-space run before a key's last
@@ -27,16 +34,16 @@ Deno.test("parseConfig() reads long runs of blanks, dots and slashes in linear t
     "a host name": `proxies:\n  "a${run(".")}b.":\n    upstream: http://127.0.0.1:1\n`,
     "an API base": `cloudflare:\n  api_token: t\n  api_base: https://h/${run("/")}a/\n`,
     "a directive": `%YAML 1.2${run(" ")}x\n---\nemail: a@b.c\n`,
+    "a flow key's comment": `[a]${" #".repeat(100_000)}\r\n`,
   };
+  // The check is the CPU limit; what each case parses to is other tests' business.
   for (const [where, yaml] of Object.entries(cases)) {
-    const outcome = withinHangLimit(`parseConfig() of ${where}`, () => {
+    withinHangLimit(`parseConfig() of ${where}`, () => {
       try {
-        return parseConfig(yaml, "/srv/nexo/config.yaml");
+        parseConfig(yaml, "/srv/nexo/config.yaml");
       } catch (error) {
-        if (error instanceof ConfigError) return error;
-        throw error;
+        if (!(error instanceof ConfigError)) throw error;
       }
     });
-    assert.ok(outcome !== undefined, where);
   }
 });

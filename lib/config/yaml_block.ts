@@ -6,7 +6,7 @@ import type { YamlMap, YamlNode, YamlPair, YamlScalar, YamlSeq } from "./yaml.ts
 import { blockScalarValue, type Chomping, resolvePlain } from "./yaml_scalar.ts";
 import { FlowReader } from "./yaml_flow.ts";
 import { ANCHOR_NAME, INDICATORS } from "./yaml_source.ts";
-import { trimEndOf } from "./trim.ts";
+import { trimEndOf, withoutComment } from "./trim.ts";
 
 const COMPLEX_KEY =
   `complex mapping keys ("? ") are not supported; write the key as a plain or quoted string`;
@@ -24,9 +24,7 @@ export class BlockReader extends FlowReader {
     let line = this.nextLine(this.pos);
     // A "%YAML 1.2" line says what nexo reads anyway; 1.1 would change what yes/no mean, and %TAG is unused.
     while (line && this.src[line.at] === "%" && line.indent === 0) {
-      const text = this.src.slice(line.at, this.lineEnd(line.at));
-      const comment = text.search(/\s#/); // not /\s+#.*$/, quadratic on a long run of spaces
-      const directive = (comment < 0 ? text : text.slice(0, comment)).trim();
+      const directive = withoutComment(this.src.slice(line.at, this.lineEnd(line.at))).trim();
       if (!/^%YAML[ \t]+1\.2$/.test(directive)) {
         this.fail(
           line.at,
@@ -222,7 +220,7 @@ export class BlockReader extends FlowReader {
       return src[p] === ":" && this.spaceOrEnd(p + 1) ? p : null;
     }
     if (char === "[" || char === "{") {
-      const line = src.slice(at, this.lineEnd(at)).replace(/\s#.*$/, "");
+      const line = withoutComment(src.slice(at, this.lineEnd(at)));
       if (/[\]}][ \t]*:(?:[ \t]|$)/.test(line)) {
         this.fail(
           at,

@@ -55,9 +55,6 @@ const NOT_PUBLIC: readonly Cidr[] = [
   "fe80::/10",
 ].map(parseCidr);
 
-/** Loopback and link-local: never an address to tell a user about. */
-const LOCAL_ONLY: readonly Cidr[] = ["127.0.0.0/8", "169.254.0.0/16", "::1/128", "fe80::/10"].map(parseCidr);
-
 /** Whether the Internet could reach `address` (not loopback, private, CGNAT or link-local). */
 export function isPublicAddress(address: string): boolean {
   return !inCidrs(address, NOT_PUBLIC);
@@ -85,6 +82,11 @@ export interface AddressCheckOptions {
   machine: readonly string[];
   /** How certificates are validated: HTTP-01 must reach this machine; DNS-01 does not. */
   challenge: "http-01" | "dns-01";
+  /**
+   * The CA is private (`acme.ca_cert` set: a step-ca or Pebble on the same network), so a private address
+   * of this machine is as good as a public one; with a public CA it is unreachable.
+   */
+  privateCa?: boolean;
   /** Hosts Cloudflare's API reports as proxied (orange cloud). */
   proxied?: ReadonlySet<string>;
 }
@@ -97,6 +99,8 @@ export async function checkHostAddresses(
   return await Promise.all(hosts.map((host) => checkHost(host, options)));
 }
 
+type Answered = { server: DnsServer; addresses: string[] };
+
 async function checkHost(host: string, options: AddressCheckOptions): Promise<Finding> {
   const answers = await Promise.all(options.servers.map(async (server) => {
     const [a, aaaa] = await Promise.all([
@@ -107,52 +111,70 @@ async function checkHost(host: string, options: AddressCheckOptions): Promise<Fi
     const records = [...("records" in a ? a.records : []), ...("records" in aaaa ? aaaa.records : [])];
     return { server, addresses: [...new Set(records)].sort() };
   }));
-  const answered = answers.filter((answer) => "addresses" in answer) as Array<
-    { server: DnsServer; addresses: string[] }
-  >;
+  const answered = answers.filter((answer) => "addresses" in answer) as Answered[];
   if (answered.length === 0) {
     const why = answers.map((answer) => `${answer.server.label}: ${"error" in answer ? answer.error : ""}`);
     return finding(AREA, host, "skipped", `no DNS server answered (${why.join("; ")})`);
   }
-  const shapes = new Set(answered.map((answer) => answer.addresses.join(",")));
-  const all = [...new Set(answered.flatMap((answer) => answer.addresses))].sort();
-  const verdict = judgeAddresses(host, all, options);
-  if (shapes.size > 1 && verdict.status !== "problem") {
-    const seen = answered.map((answer) =>
-      `${answer.server.label} says ${answer.addresses.join(", ") || "nothing"}`
-    );
-    return {
-      area: AREA,
-      subject: host,
-      status: "warning",
-      message: `DNS servers disagree: ${seen.join("; ")}`,
-      fix: "a recent change may still be spreading (wait out the old TTL), or a record differs between " +
-        "providers: make them agree before the first certificate",
-    };
-  }
+  // The zone's own servers say what the records are now; resolvers may still hold an older answer.
+  const authoritative = answered.filter((answer) => answer.server.authoritative === true);
+  const decisive = authoritative.length > 0 ? authoritative : answered;
+  const verdict = judgeAddresses(host, [...new Set(decisive.flatMap((a) => a.addresses))].sort(), options);
   const silent = answers.filter((answer) => "error" in answer).map((answer) => answer.server.label);
-  return silent.length === 0
+  const noted = silent.length === 0
     ? verdict
     : { ...verdict, message: `${verdict.message} (no answer from ${silent.join(", ")})` };
+  if (new Set(answered.map((answer) => answer.addresses.join(","))).size === 1) return noted;
+  const seen = answered.map((a) => `${a.server.label} says ${a.addresses.join(", ") || "nothing"}`).join(
+    "; ",
+  );
+  if (noted.status === "problem") {
+    return { ...noted, message: `${noted.message}; DNS servers disagree: ${seen}` };
+  }
+  return {
+    area: AREA,
+    subject: host,
+    status: "warning",
+    message: `DNS servers disagree: ${seen}`,
+    fix: "a recent change may still be spreading (wait out the old TTL), or a record differs between " +
+      "providers: make them agree before the first certificate",
+  };
 }
 
-/** The verdict for `host` resolving to `addresses` (the union of every answer). */
+/** How one address of a host stands against this machine. */
+type Placement = "here" | "private" | "elsewhere" | "unknown";
+
+/**
+ * Where `address` leads: "here" (one of this machine's, reachable by the CA), "private" (no one on the
+ * Internet reaches it), "elsewhere" (a public address of another machine, while this one has a public address
+ * of that family), "unknown" (this machine has no public address of that family: NAT, doctor cannot tell).
+ */
+function place(address: string, options: Pick<AddressCheckOptions, "machine" | "privateCa">): Placement {
+  const mine = options.machine.includes(address);
+  if (!isPublicAddress(address)) return mine && options.privateCa ? "here" : "private";
+  if (mine) return "here";
+  const family = ipVersion(address);
+  const publicOfFamily = options.machine.some((a) => ipVersion(a) === family && isPublicAddress(a));
+  return publicOfFamily ? "elsewhere" : "unknown";
+}
+
+/** The verdict for `host` resolving to `addresses` (the decisive servers' answers, merged). */
 export function judgeAddresses(
   host: string,
   addresses: readonly string[],
-  options: Pick<AddressCheckOptions, "machine" | "challenge" | "proxied">,
+  options: Pick<AddressCheckOptions, "machine" | "challenge" | "proxied" | "privateCa">,
 ): Finding {
   const http01 = options.challenge === "http-01";
+  const failing = http01 ? "problem" : "warning";
   const mine = options.machine.filter(isPublicAddress);
   const mineV4 = mine.filter((address) => ipVersion(address) === 4);
   const target = mineV4.length > 0 ? mineV4.join(" or ") : "this machine's public IPv4 address";
-  // How this machine is named in messages: its public addresses, else its private ones (not loopback).
-  const shown = mine.length > 0 ? mine : options.machine.filter((a) => !inCidrs(a, LOCAL_ONLY));
+  const typed = (address: string) => `${ipVersion(address) === 6 ? "AAAA" : "A"} ${address}`;
   if (addresses.length === 0) {
     return {
       area: AREA,
       subject: host,
-      status: http01 ? "problem" : "warning",
+      status: failing,
       message: http01
         ? "no A or AAAA record: the CA cannot reach it for HTTP-01"
         : "no A or AAAA record: the certificate can be issued (DNS-01), but no visitor reaches the site",
@@ -164,9 +186,12 @@ export function judgeAddresses(
       ? {
         area: AREA,
         subject: host,
-        status: "problem",
-        message: `proxied by Cloudflare (orange cloud, ${addresses.join(", ")}): HTTP-01 never reaches nexo`,
-        fix: "set the record to DNS only (grey cloud), or add a cloudflare: block so nexo uses DNS-01",
+        status: "warning",
+        message: `proxied by Cloudflare (orange cloud, ${addresses.join(", ")}): HTTP-01 reaches nexo only ` +
+          `if Cloudflare passes plain HTTP through (no "Always Use HTTPS", no redirect rule on port 80)`,
+        fix:
+          "set the record to DNS only (grey cloud) until the certificate is issued, or add a cloudflare: " +
+          "block so nexo uses DNS-01",
       }
       : finding(
         AREA,
@@ -176,32 +201,42 @@ export function judgeAddresses(
           `DNS-01 does not need the record`,
       );
   }
-  const here = addresses.filter((address) => options.machine.includes(address));
-  const elsewhere = addresses.filter((address) => !options.machine.includes(address));
-  if (elsewhere.length === 0) return finding(AREA, host, "ok", `points here (${here.join(", ")})`);
-  if (mine.length === 0 && here.length === 0) {
+  const by = (kind: Placement) => addresses.filter((address) => place(address, options) === kind);
+  const [here, privateOnes, elsewhere, unknown] = [by("here"), by("private"), by("elsewhere"), by("unknown")];
+  if (elsewhere.length > 0 || privateOnes.length > 0) {
+    const wrong = [...elsewhere, ...privateOnes];
+    const why = privateOnes.length > 0 && elsewhere.length === 0
+      ? `${privateOnes.join(", ")} ${
+        privateOnes.length > 1 ? "are private addresses" : "is a private address"
+      } ` +
+        `no one on the Internet can reach`
+      : `not this machine (${mine.join(", ")})`;
+    return {
+      area: AREA,
+      subject: host,
+      status: failing,
+      message: here.length > 0
+        ? `points here (${here.join(", ")}) but also to ${wrong.map(typed).join(", ")}: ` +
+          (http01
+            ? "the CA may validate against the other address"
+            : "some visitors do not reach this machine")
+        : `points to ${wrong.join(", ")}: ${why}` +
+          (http01 ? ", so HTTP-01 validation cannot reach nexo" : ", so visitors do not reach this machine"),
+      fix: here.length > 0
+        ? `remove the record${wrong.length > 1 ? "s" : ""} ${wrong.map(typed).join(", ")} of ${host}`
+        : `point the A record of ${host} to ${target}`,
+    };
+  }
+  if (unknown.length > 0) {
     return {
       area: AREA,
       subject: host,
       status: "warning",
-      message: `points to ${elsewhere.join(", ")}; this machine has only private addresses (behind NAT or ` +
-        `a cloud network), so doctor cannot tell whether that reaches it`,
-      fix: `make sure ${elsewhere.join(", ")} forwards TCP 443${http01 ? " and 80" : ""} to this machine`,
+      message:
+        `points to ${unknown.join(", ")}; this machine has no public address of that kind (behind NAT ` +
+        `or a cloud network's 1:1 NAT), so doctor cannot tell whether that reaches it`,
+      fix: `make sure ${unknown.join(", ")} forwards TCP 443${http01 ? " and 80" : ""} to this machine`,
     };
   }
-  const stale = elsewhere.map((address) => `${ipVersion(address) === 6 ? "AAAA" : "A"} ${address}`);
-  return {
-    area: AREA,
-    subject: host,
-    status: http01 ? "problem" : "warning",
-    message: here.length > 0
-      ? `points here (${here.join(", ")}) but also elsewhere (${stale.join(", ")}): ` +
-        (http01 ? "the CA may validate against the other address" : "some visitors reach another machine")
-      : `points to ${elsewhere.join(", ")}, not to this machine (${shown.join(", ") || "no address"})` +
-        (http01 ? ": HTTP-01 validation reaches another machine" : ": visitors reach another machine"),
-    fix: here.length > 0
-      ? `remove the record${stale.length > 1 ? "s" : ""} ${stale.join(", ")} of ${host}, or point ` +
-        `${stale.length > 1 ? "them" : "it"} here`
-      : `point the A record of ${host} to ${target}`,
-  };
+  return finding(AREA, host, "ok", `points here (${here.join(", ")})`);
 }

@@ -5,7 +5,8 @@
 
 import { errorMessage } from "../error_message.ts";
 import type { Config } from "../config/types.ts";
-import { AcmeAccountStore } from "../storage/acme_accounts.ts";
+import { accountDir, AcmeAccountStore } from "../storage/acme_accounts.ts";
+import { join } from "../path.ts";
 import { FileStorage } from "../storage/file_storage.ts";
 import { lookUpAccount } from "./acme_account.ts";
 import { type Finding, finding } from "./report.ts";
@@ -31,6 +32,14 @@ export interface CaFacts {
   findings: Finding[];
   /** The CA's CAA names (meta.caaIdentities, else known by host); null when unknown. */
   caaIdentities: string[] | null;
+  /** nexo's account URL; null when it will register a new one; undefined when doctor could not tell. */
+  accountUrl: string | null | undefined;
+}
+
+/** The saved account's finding, and its URL as `CaFacts.accountUrl` has it. */
+interface Account {
+  finding: Finding;
+  url: string | null | undefined;
 }
 
 interface Directory {
@@ -58,12 +67,13 @@ export async function checkCa(config: Config, now: () => number = Date.now): Pro
         message: `cannot read it: ${errorMessage(error)}`,
         fix: "fix the path, or remove acme.ca_cert for a public CA",
       });
-      return { findings, caaIdentities: byHost };
+      return { findings, caaIdentities: byHost, accountUrl: undefined };
     }
   }
-  const client = caCerts.length > 0 ? Deno.createHttpClient({ caCerts }) : undefined;
+  let client: Deno.HttpClient | undefined;
   let directory: Directory;
   try {
+    client = caCerts.length > 0 ? Deno.createHttpClient({ caCerts }) : undefined;
     const sent = now();
     const response = await fetch(url, {
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
@@ -79,7 +89,7 @@ export async function checkCa(config: Config, now: () => number = Date.now): Pro
         message: `the directory answered HTTP ${response.status}`,
         fix: "check acme.directory (Let's Encrypt's is https://acme-v02.api.letsencrypt.org/directory)",
       });
-      return { findings, caaIdentities: byHost };
+      return { findings, caaIdentities: byHost, accountUrl: undefined };
     }
     directory = parseDirectory(text);
     findings.push(finding(AREA, subject, "ok", "the directory answers"));
@@ -94,17 +104,18 @@ export async function checkCa(config: Config, now: () => number = Date.now): Pro
         ? "the CA's certificate is not trusted here: set acme.ca_cert for a private CA"
         : "check that this machine reaches it over HTTPS (firewall, proxy, DNS) and that acme.directory is right",
     });
-    return { findings, caaIdentities: byHost };
+    return { findings, caaIdentities: byHost, accountUrl: undefined };
   } finally {
     client?.close();
   }
   findings.push(...directoryFindings(subject, directory));
-  findings.push(await accountFinding(config, directory, caCerts));
+  const account = await accountFinding(config, directory, caCerts);
+  findings.push(account.finding);
   const identities = directory.meta?.caaIdentities;
   const caaIdentities = Array.isArray(identities) && identities.every((i) => typeof i === "string")
     ? identities as string[]
     : byHost;
-  return { findings, caaIdentities };
+  return { findings, caaIdentities, accountUrl: account.url };
 }
 
 function reason(error: unknown): string {
@@ -195,22 +206,26 @@ export function clockFinding(dateHeader: string | null, localMs: number): Findin
  * The account nexo saved for this directory: looked up at the CA by its key (onlyReturnExisting, which
  * registers nothing), or, when none is saved, that one will be created at first start.
  */
-async function accountFinding(config: Config, directory: Directory, caCertsPem: string[]): Promise<Finding> {
+async function accountFinding(config: Config, directory: Directory, caCertsPem: string[]): Promise<Account> {
   const subject = "ACME account";
   let account;
   try {
     account = await new AcmeAccountStore(new FileStorage(config.baseDir)).loadAccount(config.acme.directory);
   } catch (error) {
-    return { area: AREA, subject, status: "problem", message: `cannot read it: ${errorMessage(error)}` };
+    return {
+      finding: { area: AREA, subject, status: "problem", message: `cannot read it: ${errorMessage(error)}` },
+      url: undefined,
+    };
   }
   const contact = config.email
     ? ` for ${config.email}`
     : " without an email (set email: to hear about expiry)";
-  if (account === null) {
-    return finding(AREA, subject, "ok", `none saved yet: nexo registers one${contact} at first start`);
-  }
-  const client = caCertsPem.length > 0 ? Deno.createHttpClient({ caCerts: caCertsPem }) : undefined;
+  const fresh = (message: string) => ({ finding: finding(AREA, subject, "ok", message), url: null });
+  if (account === null) return fresh(`none saved yet: nexo registers one${contact} at first start`);
+  let client: Deno.HttpClient | undefined;
   try {
+    // Cannot fail here: the directory was read through the same certificates.
+    client = caCertsPem.length > 0 ? Deno.createHttpClient({ caCerts: caCertsPem }) : undefined;
     const found = await lookUpAccount(account.keyPem, {
       newNonce: String(directory.newNonce),
       newAccount: String(directory.newAccount),
@@ -218,30 +233,32 @@ async function accountFinding(config: Config, directory: Directory, caCertsPem: 
       ...(client ? { client } : {}),
     });
     if (found.kind === "found" && found.status === "valid") {
-      return finding(AREA, subject, "ok", `known to the CA (${found.url})`);
+      return { finding: finding(AREA, subject, "ok", `known to the CA (${found.url})`), url: found.url };
     }
     if (found.kind === "found") {
       return {
-        area: AREA,
-        subject,
-        status: "problem",
-        message: `the CA has the saved account as "${found.status}" (${found.url}): it cannot order`,
-        fix: `move ${config.baseDir}/acme away so nexo registers a new account at its next start`,
+        finding: {
+          area: AREA,
+          subject,
+          status: "problem",
+          message: `the CA has the saved account as "${found.status}" (${found.url}): it cannot order`,
+          fix:
+            `move ${
+              join(config.baseDir, accountDir(config.acme.directory))
+            } away, so that nexo registers a ` +
+            `new account at its next start`,
+        },
+        url: found.url,
       };
     }
     if (found.kind === "gone") {
-      return finding(
-        AREA,
-        subject,
-        "ok",
-        "the saved account is unknown to the CA (a reset test CA?): nexo registers a new one at first start",
+      return fresh(
+        "the saved account is unknown to the CA (a reset test CA?): nexo registers a new one at start",
       );
     }
     return {
-      area: AREA,
-      subject,
-      status: "warning",
-      message: `could not look the saved account up: ${found.reason}`,
+      finding: { area: AREA, subject, status: "warning", message: `could not look it up: ${found.reason}` },
+      url: undefined,
     };
   } finally {
     client?.close();

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { judgeCaa, type RelevantSet } from "./caa.ts";
+import { type CaaContext, judgeCaa, type RelevantSet } from "./caa.ts";
 
-const LE = ["letsencrypt.org"];
+const ACCOUNT = "https://acme-v02.api.letsencrypt.org/acme/acct/123";
+const LE: CaaContext = { identities: ["letsencrypt.org"], challenge: "http-01", accountUrl: ACCOUNT };
 const set = (owner: string, ...records: Array<[string, string, boolean?]>): RelevantSet => ({
   owner,
   records: records.map(([tag, value, critical]) => ({ tag, value, critical: critical ?? false })),
@@ -18,7 +19,7 @@ Deno.test("judgeCaa() allows any CA without records, or with only iodef", () => 
 Deno.test("judgeCaa() reads the issuer domain before ';' and ignores case (RFC 8659 §4.2)", () => {
   const allowed = judgeCaa(
     "a.example.com",
-    set("example.com", ["issue", "LetsEncrypt.org; validationmethods=dns-01"]),
+    set("example.com", ["issue", "LetsEncrypt.org; validationmethods=http-01,dns-01"]),
     LE,
   );
   assert.equal(allowed.status, "ok");
@@ -30,6 +31,35 @@ Deno.test("judgeCaa() reads the issuer domain before ';' and ignores case (RFC 8
   assert.equal(other.status, "problem");
   assert.match(other.message, /lets only sectigo\.com, pki\.goog issue/);
   assert.equal(other.fix, `add example.com. CAA 0 issue "letsencrypt.org"`);
+});
+
+Deno.test("judgeCaa() applies RFC 8657: validationmethods must list nexo's challenge", () => {
+  const dnsOnly = set("example.com", ["issue", "letsencrypt.org; validationmethods=dns-01"]);
+  const refused = judgeCaa("a.example.com", dnsOnly, LE);
+  assert.equal(refused.status, "problem");
+  assert.match(refused.message, /allows only dns-01, and nexo validates with http-01/);
+  assert.equal(judgeCaa("a.example.com", dnsOnly, { ...LE, challenge: "dns-01" }).status, "ok");
+  // Any one record that lets nexo through is enough.
+  const either = set("example.com", ["issue", "letsencrypt.org; validationmethods=dns-01"], [
+    "issue",
+    "letsencrypt.org",
+  ]);
+  assert.equal(judgeCaa("a.example.com", either, LE).status, "ok");
+});
+
+Deno.test("judgeCaa() applies RFC 8657: accounturi must be nexo's account, known or to be registered", () => {
+  const pinned = (uri: string) => set("example.com", ["issue", `letsencrypt.org; accounturi=${uri}`]);
+  assert.equal(judgeCaa("a.example.com", pinned(ACCOUNT), LE).status, "ok");
+  const other = judgeCaa("a.example.com", pinned("https://acme-v02.api.letsencrypt.org/acme/acct/9"), LE);
+  assert.equal(other.status, "problem");
+  assert.match(other.message, /only the account .*acct\/9 may order, not nexo's/);
+  const fresh = judgeCaa("a.example.com", pinned(ACCOUNT), { ...LE, accountUrl: null });
+  assert.equal(fresh.status, "problem");
+  assert.match(fresh.message, /nexo will register a new one/);
+  assert.equal(
+    judgeCaa("a.example.com", pinned(ACCOUNT), { ...LE, accountUrl: undefined }).status,
+    "warning",
+  );
 });
 
 Deno.test("judgeCaa() lets issuewild govern wildcards, and issue where there is no issuewild (§4.3)", () => {
@@ -59,8 +89,9 @@ Deno.test("judgeCaa() refuses on a critical tag no CA knows, and not on a known 
 });
 
 Deno.test("judgeCaa() warns, not fails, when the CA's CAA name is unknown", () => {
-  const unsure = judgeCaa("a.example.com", set("example.com", ["issue", "letsencrypt.org"]), null);
+  const unknown = { ...LE, identities: null };
+  const unsure = judgeCaa("a.example.com", set("example.com", ["issue", "letsencrypt.org"]), unknown);
   assert.equal(unsure.status, "warning");
   assert.match(unsure.message, /does not say which CAA name it checks/);
-  assert.equal(judgeCaa("a.example.com", null, null).status, "ok");
+  assert.equal(judgeCaa("a.example.com", null, unknown).status, "ok");
 });

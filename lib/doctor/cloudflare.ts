@@ -183,12 +183,13 @@ async function writeTest(config: Config, zone: CloudflareZone, name: string): Pr
   try {
     await provider.deleteTxtRecord(handle);
   } catch (error) {
+    const cleanup = `delete the TXT record ${fqdn} with the value ${value} in the Cloudflare dashboard`;
     return {
       area: AREA,
       subject,
-      status: "warning",
+      status: seen.status === "problem" ? "problem" : "warning",
       message: `${seen.message}; deleting it failed: ${errorMessage(error)}`,
-      fix: `delete the TXT record ${fqdn} with the value ${value} in the Cloudflare dashboard`,
+      fix: seen.fix === undefined ? cleanup : `${seen.fix}; and ${cleanup}`,
     };
   }
   return { ...seen, message: `${seen.message}; deleted again` };

@@ -94,6 +94,14 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
   const ca = await checkCa(config);
   findings.push(...ca.findings);
   let proxied = new Set<string>();
+  if (config.cloudflare === null && options.writeTest) {
+    findings.push(finding(
+      "config",
+      "--write-test",
+      "skipped",
+      "no DNS provider is configured (no cloudflare: block), so there is no record to write",
+    ));
+  }
   if (config.cloudflare !== null) {
     const { checkCloudflare } = await import("./cloudflare.ts");
     const cloudflare = await checkCloudflare(config, { names, hosts, writeTest: options.writeTest ?? false });
@@ -121,6 +129,7 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
       servers: [...recursive, ...authoritative],
       machine: options.machineAddresses ?? machineAddresses(),
       challenge: challenge ?? "http-01",
+      privateCa: config.acme.caCert !== null,
       proxied,
     });
   }));
@@ -134,7 +143,13 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
         `resolvers were compared`,
     ));
   }
-  findings.push(...await checkCaa(names, { asker, server: first, identities: ca.caaIdentities }));
+  findings.push(
+    ...await checkCaa(names, {
+      asker,
+      server: first,
+      context: { identities: ca.caaIdentities, challenge: challenge ?? "http-01", accountUrl: ca.accountUrl },
+    }),
+  );
   return findings;
 }
 

@@ -113,7 +113,8 @@ async function portInUse(subject: string, port: number, proc: string): Promise<F
       status: "problem",
       message: `another program holds port ${port}: ${holder.name} (pid ${holder.pid})`,
       fix:
-        `stop it (for a service: sudo systemctl disable --now ${holder.name}), or move nexo to another port`,
+        `stop it (\`systemctl status ${holder.pid}\` names its service, then: sudo systemctl disable --now ` +
+        `<service>), or move nexo to another port`,
     };
   }
   return {
@@ -211,10 +212,21 @@ async function readOr(path: string, fallback: string): Promise<string> {
 export async function checkWritable(key: string, dir: string): Promise<Finding> {
   const subject = `${key} ${dir}`;
   let target = dir;
-  while (!(await isDirectory(target))) {
-    const parent = dirname(target);
-    if (parent === target) break;
-    target = parent;
+  for (;;) {
+    const kind = await kindOf(target);
+    if (kind === "directory") break;
+    if (kind === "other") {
+      return {
+        area: AREA,
+        subject,
+        status: "problem",
+        message: `${target} is a file, not a folder`,
+        fix: `move the file away, or set ${key} to a folder`,
+      };
+    }
+    // "missing": nexo creates it; "hidden": the stat was refused, so the write below tells why.
+    if (kind === "hidden" || dirname(target) === target) break;
+    target = dirname(target);
   }
   const probe = join(target, `.nexo-doctor-${crypto.randomUUID()}`);
   try {
@@ -250,11 +262,14 @@ export async function checkWritable(key: string, dir: string): Promise<Finding> 
   );
 }
 
-async function isDirectory(path: string): Promise<boolean> {
+/** What is at `path`: a folder, something else, nothing, or what this process may not look at. */
+async function kindOf(path: string): Promise<"directory" | "other" | "missing" | "hidden"> {
   try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
+    return (await Deno.stat(path)).isDirectory ? "directory" : "other";
+  } catch (error) {
+    // Under a file, a path is "not a directory": missing too, and the climb finds the file.
+    const missing = error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory;
+    return missing ? "missing" : "hidden";
   }
 }
 
@@ -308,7 +323,7 @@ export async function checkKeyModes(certDir: string): Promise<Finding[]> {
 /** Free space on the file system that holds `dir` (or the folder it will be created in). */
 export async function checkDiskSpace(dir: string): Promise<Finding> {
   let target = dir;
-  while (!(await isDirectory(target)) && dirname(target) !== target) target = dirname(target);
+  while (await kindOf(target) === "missing" && dirname(target) !== target) target = dirname(target);
   const subject = `disk space at ${target}`;
   let free: number;
   try {

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { checkFileLimit, checkListen, checkMigrateReq, findListener, isNexoCommand } from "./machine.ts";
+import {
+  checkFileLimit,
+  checkListen,
+  checkMigrateReq,
+  checkWritable,
+  findListener,
+  isNexoCommand,
+} from "./machine.ts";
 import { clockFinding } from "./ca.ts";
 
 /** A /proc of our own: one process (pid 4242, `argv`) listening on `port` through socket inode 777. */
@@ -52,7 +59,7 @@ Deno.test("checkListen() binds a free port and names the holder of a taken one",
     const held = await checkListen("listen", { hostname: "127.0.0.1", port }, proc);
     assert.equal(held.status, "problem");
     assert.match(held.message, /another program holds port \d+: nginx \(pid 4242\)/);
-    assert.match(held.fix ?? "", /systemctl disable --now nginx/);
+    assert.match(held.fix ?? "", /systemctl status 4242/);
     const unnamed = await checkListen("listen", { hostname: "127.0.0.1", port }, "/nonexistent");
     assert.equal(unnamed.status, "warning");
     taken.close();
@@ -103,4 +110,22 @@ Deno.test("clockFinding() is ok within a minute, a warning past it and a problem
   assert.match(ahead.message, /^90 s ahead of the CA's/);
   assert.equal(clockFinding(date, ca - 2 * 3_600_000).status, "problem");
   assert.equal(clockFinding(null, ca).status, "skipped");
+});
+
+Deno.test("checkWritable() writes where nexo will, names a file in the way, and leaves nothing behind", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nexo-writable-" });
+  try {
+    const existing = await checkWritable("cert_dir", dir);
+    assert.deepEqual([existing.status, existing.message], ["ok", "writable"]);
+    const later = await checkWritable("cert_dir", `${dir}/a/b`);
+    assert.equal(later.status, "ok");
+    assert.match(later.message, /does not exist yet; nexo will create it under .*nexo-writable-/);
+    await Deno.writeTextFile(`${dir}/file`, "");
+    const file = await checkWritable("cert_dir", `${dir}/file/certs`);
+    assert.equal(file.status, "problem");
+    assert.match(file.message, /\/file is a file, not a folder/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["file"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -4,6 +4,7 @@
 
 import { errorMessage } from "../error_message.ts";
 import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
+import { queryRcode, RCODE_NAMES } from "./dns_rcode.ts";
 
 /** Longest one query may take: a server that has not answered in 3 s is as good as down for this report. */
 const QUERY_TIMEOUT_MS = 3_000;
@@ -15,6 +16,8 @@ const PUBLIC_RESOLVERS = ["1.1.1.1", "8.8.8.8"];
 export interface DnsServer {
   label: string;
   nameServer?: { ipAddr: string; port: number };
+  /** One of the zone's own servers (its answers are the records as they are now). */
+  authoritative?: boolean;
 }
 
 /** An answer: the records, [] for none (NXDOMAIN, NODATA), or why the query failed. */
@@ -44,7 +47,16 @@ export class DnsAsker {
       });
       return { records: records as unknown as RecordOf<T>[] };
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return { records: [] };
+      if (error instanceof Deno.errors.NotFound) {
+        // Deno says NotFound for SERVFAIL and REFUSED too; ask the server itself where doctor knows it.
+        const rcode = server.nameServer
+          ? await queryRcode(name, type, server.nameServer, QUERY_TIMEOUT_MS)
+          : null;
+        if (rcode !== null && rcode !== 0 && rcode !== 3) {
+          return { error: `the server answered ${RCODE_NAMES[rcode] ?? `RCODE ${rcode}`}` };
+        }
+        return { records: [] };
+      }
       const reason = error instanceof DOMException && error.name === "TimeoutError"
         ? `no answer within ${QUERY_TIMEOUT_MS / 1000} s`
         : errorMessage(error);
@@ -102,6 +114,7 @@ export class DnsAsker {
     return servers.map((server) => ({
       label: `${server.label}, authoritative`,
       nameServer: { ipAddr: server.ipAddr, port: server.port },
+      authoritative: true,
     }));
   }
 }
