@@ -28,6 +28,11 @@ export interface PebbleOptions {
   httpPort?: number;
   /** Lifetime of the certificates Pebble issues, in seconds (Pebble's default is 5 years). */
   validitySeconds?: number;
+  /**
+   * Require External Account Binding, with these key ids and their base64url HMAC keys (Pebble's
+   * `externalAccountMACKeys`), as ZeroSSL and Google Trust Services do.
+   */
+  eabKeys?: Record<string, string>;
 }
 
 /** Starts Pebble and resolves once its directory answers. */
@@ -49,7 +54,8 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
         httpPort: options.httpPort ?? closedPort(),
         tlsPort: closedPort(),
         ocspResponderURL: "",
-        externalAccountBindingRequired: false,
+        externalAccountBindingRequired: options.eabKeys !== undefined,
+        ...(options.eabKeys ? { externalAccountMACKeys: options.eabKeys } : {}),
         ...(options.validitySeconds ? { certificateValidityPeriod: options.validitySeconds } : {}),
       },
     }),

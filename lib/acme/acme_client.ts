@@ -39,6 +39,8 @@ export interface AcmeClientOptions {
   caCertsPem?: string[];
   /** Longest one request may wait for the server, in ms (see DEFAULT_REQUEST_TIMEOUT_MS); tests shorten it. */
   requestTimeoutMs?: number;
+  /** External Account Binding (RFC 8555 §7.3.4), used when the account is registered. */
+  eab?: { kid: string; hmacKey: string } | null;
 }
 
 /**
@@ -107,6 +109,9 @@ export function createAcmeClient(options: AcmeClientOptions): AcmeClient {
     directoryUrl: options.directoryUrl,
     accountKey: options.accountKeyPem,
     ...(options.accountUrl ? { accountUrl: options.accountUrl } : {}),
+    ...(options.eab
+      ? { externalAccountBinding: { kid: options.eab.kid, hmacKey: options.eab.hmacKey } }
+      : {}),
     backoffAttempts: 10,
     backoffMin: 1_000,
     backoffMax: 20_000,
@@ -121,13 +126,34 @@ export async function ensureAccount(
   client: AcmeClient,
   email: string | null,
   directoryUrl: string,
+  withEab = false,
 ): Promise<string> {
-  await runAcme(`register an ACME account at ${directoryUrl}`, directoryUrl, () =>
-    client.createAccount({
-      termsOfServiceAgreed: true,
-      ...(email ? { contact: [`mailto:${email}`] } : {}),
-    }));
+  try {
+    await runAcme(`register an ACME account at ${directoryUrl}`, directoryUrl, () =>
+      client.createAccount({
+        termsOfServiceAgreed: true,
+        ...(email ? { contact: [`mailto:${email}`] } : {}),
+      }));
+  } catch (error) {
+    throw withEabHint(error, withEab);
+  }
   return client.getAccountUrl();
+}
+
+/**
+ * A registration the CA refused over External Account Binding (RFC 8555 §7.3.4: externalAccountRequired
+ * without one, unauthorized or malformed with a wrong one), with the config key to fix added.
+ */
+function withEabHint(error: unknown, withEab: boolean): unknown {
+  if (!(error instanceof AcmeError) || error.problem === null) return error;
+  const type = error.problem.type;
+  const hint = type === "urn:ietf:params:acme:error:externalAccountRequired"
+    ? "this CA requires External Account Binding: set acme.eab { kid, hmac_key } from the CA's dashboard"
+    : withEab && /:(unauthorized|malformed)$/.test(type)
+    ? "check acme.eab: the CA did not accept that kid and hmac_key (copy both again from its dashboard; " +
+      "each pair registers one account)"
+    : null;
+  return hint === null ? error : new AcmeError(`${error.message}; ${hint}`, error.problem, { cause: error });
 }
 
 /**

@@ -12,6 +12,8 @@ export interface WorkerSettings {
   certDir: string;
   baseDir: string;
   keyType: "ecdsa" | "rsa";
+  /** `acme.eab`: sent once, when the account is registered. The HMAC key is a secret. */
+  eab: { kid: string; hmacKey: string } | null;
   cloudflare: { apiToken: string; apiBase: string; zoneId: string | null } | null;
   /** Without a DNS provider: answer HTTP-01 challenges through the main thread's `http_listen`. */
   http01: boolean;

@@ -364,6 +364,7 @@ export class AcmeSupervisor {
       certDir: this.#config.certDir,
       baseDir: this.#config.baseDir,
       keyType: acme.keyType,
+      eab: acme.eab,
       cloudflare: cloudflare
         ? { apiToken: cloudflare.apiToken, apiBase: cloudflare.apiBase, zoneId: cloudflare.zoneId }
         : null,

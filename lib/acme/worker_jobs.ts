@@ -148,11 +148,12 @@ async function accountClient(
     accountKeyPem: keyPem,
     accountUrl: storedUrl,
     caCertsPem: settings.caCertsPem,
+    eab: settings.eab,
   });
   if (!storedUrl) {
     // RFC 8555 §7.3: registering an existing key returns that account, so a key whose account URL was lost
     // (a crash between the two writes) finds its account again instead of burning a new registration.
-    const url = await ensureAccount(client, settings.email, settings.directoryUrl);
+    const url = await ensureAccount(client, settings.email, settings.directoryUrl, settings.eab !== null);
     await repository.saveAccount(settings.directoryUrl, { keyPem, url, email: settings.email });
     if (options.forgotten !== undefined) {
       log("warn", "acme account re-registered", {

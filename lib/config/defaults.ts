@@ -5,6 +5,31 @@
 export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
 export const LETS_ENCRYPT_STAGING_DIRECTORY = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
+/**
+ * `acme.directory` by name: the public ACME CAs, with their directory URLs as each documents them, and whether
+ * it requires External Account Binding (RFC 8555 §7.3.4; `acme.eab`). ZeroSSL and Google Trust Services issue
+ * the key id and HMAC key in their dashboards; Let's Encrypt needs none.
+ */
+export const ACME_PRESETS: Readonly<Record<string, { url: string; eab: boolean; eabHelp?: string }>> = {
+  "letsencrypt": { url: LETS_ENCRYPT_DIRECTORY, eab: false },
+  "letsencrypt-staging": { url: LETS_ENCRYPT_STAGING_DIRECTORY, eab: false },
+  "zerossl": {
+    url: "https://acme.zerossl.com/v2/DV90",
+    eab: true,
+    eabHelp: "ZeroSSL's dashboard, Developer, EAB Credentials for ACME Clients",
+  },
+  "google": {
+    url: "https://dv.acme-v02.api.pki.goog/directory",
+    eab: true,
+    eabHelp: "gcloud publicca external-account-keys create",
+  },
+  "google-staging": {
+    url: "https://dv.acme-v02.test-api.pki.goog/directory",
+    eab: true,
+    eabHelp: "gcloud publicca external-account-keys create, with the staging endpoint",
+  },
+};
+
 /** Cloudflare's v4 REST API base, without a trailing slash. */
 export const CLOUDFLARE_API_BASE = "https://api.cloudflare.com/client/v4";
 

@@ -31,6 +31,7 @@ export async function findExposedSecretFiles(config: Config): Promise<ExposedSec
   const held: Array<{ file: string; secret: string }> = [
     ...(config.cloudflare === null ? [] : ["cloudflare.api_token"]),
     ...((config.auth?.github ?? null) === null ? [] : ["auth.github.client_secret"]),
+    ...(config.acme.eab === null ? [] : ["acme.eab.hmac_key"]),
   ].map((secret) => ({ file: config.file, secret }));
   for (const route of config.routes) {
     const key = route.kind === "proxy" ? route.upstreamTls?.clientKeyFile ?? null : null;

@@ -306,13 +306,14 @@ function escapeControls(issues: ConfigIssue[]): ConfigIssue[] {
 }
 
 /**
- * Replaces the secrets written in the config (Cloudflare's `api_token`, GitHub's `client_secret`) with
- * "<api_token>" and "<client_secret>" in every message, should any message have picked one up (a value
- * quoted back, a mistyped key). They are found in the raw text, so this works even when the YAML does not
- * parse. Values under 6 characters are left alone: replacing them would garble text.
+ * Replaces the secrets written in the config (Cloudflare's `api_token`, GitHub's `client_secret`, the EAB
+ * `hmac_key`) with "<api_token>", "<client_secret>" and "<hmac_key>" in every message, should any message
+ * have picked one up (a value quoted back, a mistyped key). They are found in the raw text, so this works
+ * even when the YAML does not parse. Values under 6 characters are left alone: replacing them would garble
+ * text.
  */
 function redactSecrets(issues: ConfigIssue[], text: string): ConfigIssue[] {
-  const secrets = [...text.matchAll(/\b(api_token|client_secret)\s*:\s*["']?([^"'\s#,}\]]+)/g)]
+  const secrets = [...text.matchAll(/\b(api_token|client_secret|hmac_key)\s*:\s*["']?([^"'\s#,}\]]+)/g)]
     // YAML ends a plain value at ": ", so "api_token: t0ken: x" quotes "t0ken" alone: redact that form too.
     .flatMap((match) => {
       const [, key = "", secret = ""] = match;

@@ -69,6 +69,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       propagationTimeoutMs: 120_000,
       dnsResolvers: [],
       keyType: "ecdsa",
+      eab: null,
     },
     cloudflare: null,
     wildcards: [],
@@ -413,7 +414,48 @@ Deno.test("parseConfig() reads the acme block", () => {
     propagationTimeoutMs: 300_000,
     dnsResolvers: ["1.1.1.1", "8.8.8.8:53", "[2606:4700:4700::1111]:53"],
     keyType: "ecdsa",
+    eab: null,
   });
+});
+
+Deno.test("parseConfig() takes a CA by name in acme.directory, and suggests the name meant", () => {
+  const directory = (name: string) => parseConfig(`acme:\n  directory: ${name}\n`, FILE).acme.directory;
+  assert.equal(directory("letsencrypt"), "https://acme-v02.api.letsencrypt.org/directory");
+  assert.equal(directory("LetsEncrypt-Staging"), "https://acme-staging-v02.api.letsencrypt.org/directory");
+  assertIssue("acme:\n  directory: letsencrpyt\n", {
+    line: 2,
+    col: 14,
+    message: `acme.directory must be an ACME directory URL (https://...) or one of letsencrypt, ` +
+      `letsencrypt-staging, zerossl, google, google-staging, got "letsencrpyt" (did you mean "letsencrypt"?)`,
+  });
+});
+
+Deno.test("parseConfig() reads acme.eab, and requires it for the CAs that do", () => {
+  const key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+  const config = parseConfig(
+    `acme:\n  directory: zerossl\n  eab:\n    kid: k1\n    hmac_key: ${key}\n`,
+    FILE,
+  );
+  assert.equal(config.acme.directory, "https://acme.zerossl.com/v2/DV90");
+  assert.deepEqual(config.acme.eab, { kid: "k1", hmacKey: key });
+  assertIssue("acme:\n  directory: google\n", {
+    line: 2,
+    col: 14,
+    message:
+      `acme.directory google requires External Account Binding: add acme.eab with the kid and hmac_key ` +
+      `from gcloud publicca external-account-keys create`,
+  });
+  // A malformed key is named by its key path; the value is never quoted.
+  const bad = "not a key: has spaces!";
+  const issues = issuesOf(`acme:\n  eab:\n    kid: k1\n    hmac_key: "${bad}"\n`);
+  assert.equal(issues.length, 1);
+  assert.match(issues[0]!.message, /^acme\.eab\.hmac_key must be the base64url key the CA shows/);
+  assert.ok(!issues[0]!.message.includes(bad));
+  const missing = issuesOf(`acme:\n  eab:\n    kid: k1\n`);
+  assert.match(missing[0]!.message, /acme\.eab\.hmac_key is required/);
+  // A mistyped key under eab is reported without its value.
+  const typo = issuesOf(`acme:\n  eab:\n    kid: k1\n    hmac_key: ${key}\n    hmac-key: ${key}\n`);
+  assert.ok(typo.every((issue) => !issue.message.includes(key)), JSON.stringify(typo));
 });
 
 Deno.test("parseConfig() rejects a bad ACME directory and bad DNS resolvers", () => {

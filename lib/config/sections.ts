@@ -3,8 +3,9 @@
 // level and the routes are parse.ts's and routes.ts's.
 
 import { isAbsolute, resolve } from "../path.ts";
-import type { AcmeConfig, CloudflareConfig, ServerLimits } from "./types.ts";
-import { CLOUDFLARE_API_BASE, DEFAULTS } from "./defaults.ts";
+import type { AcmeConfig, CloudflareConfig, ExternalAccountBinding, ServerLimits } from "./types.ts";
+import { ACME_PRESETS, CLOUDFLARE_API_BASE, DEFAULTS } from "./defaults.ts";
+import { didYouMean } from "./suggest.ts";
 import { parseResolver } from "./address.ts";
 import { normalizeWildcard } from "./hostname.ts";
 import { type Field, quoteValue, type Reader } from "./reader.ts";
@@ -19,7 +20,9 @@ export const ACME_KEYS: readonly string[] = [
   "propagation_timeout",
   "dns_resolvers",
   "key_type",
+  "eab",
 ];
+export const EAB_KEYS: readonly string[] = ["kid", "hmac_key"];
 const KEY_TYPES = ["ecdsa", "rsa"] as const;
 export const CLOUDFLARE_KEYS: readonly string[] = ["api_token", "api_base", "zone_id"];
 export const LIMITS_KEYS: readonly string[] = [
@@ -58,8 +61,19 @@ export function readAcme(r: Reader, field: Field | undefined, options: AcmeOptio
       }
     }
   }
+  const directoryField = get("directory");
+  const preset = readPreset(r, directoryField);
+  const eab = readEab(r, get("eab"));
+  if (preset?.eab && eab === null && directoryField !== undefined) {
+    r.report(
+      directoryField.at,
+      `${directoryField.path} ${preset.name} requires External Account Binding: add acme.eab with the kid and ` +
+        `hmac_key from ${preset.eabHelp}`,
+    );
+  }
   return {
-    directory: readHttpUrl(r, get("directory")) ?? options.directory,
+    directory: preset?.url ?? (preset === null ? undefined : readHttpUrl(r, directoryField)) ??
+      options.directory,
     caCert: readPath(r, get("ca_cert"), options) ?? null,
     renewBeforeMs: readDurationField(r, get("renew_before")) ?? DEFAULTS.renewBeforeMs,
     checkIntervalMs: readDurationField(r, get("check_interval")) ?? DEFAULTS.checkIntervalMs,
@@ -67,7 +81,64 @@ export function readAcme(r: Reader, field: Field | undefined, options: AcmeOptio
     propagationTimeoutMs: readDurationField(r, get("propagation_timeout")) ?? DEFAULTS.propagationTimeoutMs,
     dnsResolvers,
     keyType: readKeyType(r, get("key_type")) ?? "ecdsa",
+    eab,
   };
+}
+
+/**
+ * `acme.directory` as a preset name ("letsencrypt", "zerossl", ...): the preset, or undefined when the value
+ * is a URL (or absent: readHttpUrl takes it), or null after reporting a name that is no preset.
+ */
+function readPreset(
+  r: Reader,
+  field: Field | undefined,
+): { name: string; url: string; eab: boolean; eabHelp?: string } | null | undefined {
+  if (field === undefined) return undefined;
+  const value = r.readString(field)?.trim();
+  if (value === undefined) return null; // reported
+  if (value.includes(":") || value.includes("/")) return undefined;
+  const name = value.toLowerCase();
+  const preset = ACME_PRESETS[name];
+  if (preset !== undefined) return { name, ...preset };
+  const names = Object.keys(ACME_PRESETS);
+  r.report(
+    field.at,
+    `${field.path} must be an ACME directory URL (https://...) or one of ${names.join(", ")}, got ` +
+      `${quoteValue(value)}${didYouMean(name, names)}`,
+  );
+  return null;
+}
+
+/**
+ * Reads `acme.eab: { kid, hmac_key }`; null when absent. The HMAC key is base64url (RFC 4648 §5), as ZeroSSL
+ * and Google issue it, and is never quoted in a message.
+ */
+function readEab(r: Reader, field: Field | undefined): ExternalAccountBinding | null {
+  if (field === undefined) return null;
+  const fields = r.readMapping(field, {
+    known: EAB_KEYS,
+    expected: "a mapping with kid and hmac_key",
+    secret: true,
+  });
+  if (fields === null) return null;
+  const kidField = present(fields.get("kid"));
+  const keyField = present(fields.get("hmac_key"));
+  const kid = kidField === undefined ? undefined : r.readString(kidField)?.trim();
+  const hmacKey = keyField === undefined ? undefined : r.readString(keyField, { secret: true })?.trim();
+  const help = "both come from the CA's dashboard, where EAB credentials are created";
+  if (kid === undefined || kid === "") {
+    r.report(kidField?.at ?? field.keyNode, `${field.path}.kid is required (${help})`);
+  }
+  if (hmacKey === undefined || hmacKey === "") {
+    r.report(keyField?.at ?? field.keyNode, `${field.path}.hmac_key is required (${help})`);
+  } else if (!/^[A-Za-z0-9_-]+={0,2}$/.test(hmacKey) || hmacKey.length < 16) {
+    r.report(
+      keyField!.at,
+      `${field.path}.hmac_key must be the base64url key the CA shows (letters, digits, "-" and "_"); copy it again`,
+    );
+  }
+  if (!kid || !hmacKey) return null;
+  return { kid, hmacKey };
 }
 
 function readKeyType(r: Reader, field: Field | undefined): "ecdsa" | "rsa" | undefined {

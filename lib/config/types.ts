@@ -254,6 +254,18 @@ export interface AcmeConfig {
   dnsResolvers: string[];
   /** Key type of new certificates: ECDSA P-256 (the default) or RSA-2048 for old clients. */
   keyType: "ecdsa" | "rsa";
+  /**
+   * External Account Binding (RFC 8555 §7.3.4), sent when nexo registers its account, for CAs that require
+   * it (ZeroSSL, Google Trust Services); null when not set.
+   */
+  eab: ExternalAccountBinding | null;
+}
+
+/** A CA's key id and HMAC key for External Account Binding. */
+export interface ExternalAccountBinding {
+  kid: string;
+  /** The HMAC key, base64url as the CA issues it. A secret: never log it or put it in an error message. */
+  hmacKey: string;
 }
 
 export interface CloudflareConfig {

@@ -22,10 +22,11 @@ const CLOCK_WARNING_MS = 60_000;
 const CLOCK_PROBLEM_MS = 3_600_000;
 
 /** CAs whose CAA name is known by the directory's host, for when the directory cannot be read. */
-const KNOWN_CAA_NAMES: ReadonlyArray<[RegExp, string]> = [[
-  /(^|\.)api\.letsencrypt\.org$/,
-  "letsencrypt.org",
-]];
+const KNOWN_CAA_NAMES: ReadonlyArray<[RegExp, string]> = [
+  [/(^|\.)api\.letsencrypt\.org$/, "letsencrypt.org"],
+  [/^acme\.zerossl\.com$/, "sectigo.com"], // ZeroSSL issues through Sectigo and documents that CAA name
+  [/\.pki\.goog$/, "pki.goog"],
+];
 
 /** What the CA check learned that the CAA check needs. */
 export interface CaFacts {
@@ -108,7 +109,7 @@ export async function checkCa(config: Config, now: () => number = Date.now): Pro
   } finally {
     client?.close();
   }
-  findings.push(...directoryFindings(subject, directory));
+  findings.push(...directoryFindings(directory, config.acme.eab));
   const account = await accountFinding(config, directory, caCerts);
   findings.push(account.finding);
   const identities = directory.meta?.caaIdentities;
@@ -156,7 +157,7 @@ function parseDirectory(text: string): Directory {
 }
 
 /** The terms of service and External Account Binding (RFC 8555 §7.3.4). */
-function directoryFindings(subject: string, directory: Directory): Finding[] {
+function directoryFindings(directory: Directory, eab: Config["acme"]["eab"]): Finding[] {
   const findings: Finding[] = [];
   const terms = directory.meta?.termsOfService;
   findings.push(finding(
@@ -168,14 +169,24 @@ function directoryFindings(subject: string, directory: Directory): Finding[] {
       : "the CA publishes none",
   ));
   if (directory.meta?.externalAccountRequired === true) {
-    findings.push({
-      area: AREA,
-      subject,
-      status: "problem",
-      message: "this CA requires External Account Binding (an account key from its website), which nexo " +
-        "cannot send yet",
-      fix: "use a CA without it (Let's Encrypt), for now",
-    });
+    findings.push(
+      eab !== null
+        ? finding(
+          AREA,
+          "External Account Binding",
+          "ok",
+          `required by this CA; acme.eab is set (kid ${eab.kid})`,
+        )
+        : {
+          area: AREA,
+          subject: "External Account Binding",
+          status: "problem",
+          message:
+            "this CA requires External Account Binding (a key id and HMAC key from its dashboard), and " +
+            "acme.eab is not set: it will refuse to register nexo's account",
+          fix: "add acme.eab: { kid: ..., hmac_key: ... } with the values the CA's dashboard shows",
+        },
+    );
   }
   return findings;
 }
