@@ -35,9 +35,11 @@ export function summarizeConfig(config: Config, warnings: readonly ConfigWarning
     const plans = planCertificates(config);
     const method = config.cloudflare
       ? "DNS-01 via Cloudflare"
+      : config.rfc2136
+      ? `DNS-01 via RFC 2136 updates to ${config.rfc2136.server.hostname}:${config.rfc2136.server.port}`
       : config.httpListen
       ? "HTTP-01 on http_listen"
-      : "no challenge method: add cloudflare or http_listen";
+      : "no challenge method: add cloudflare, dns or http_listen";
     lines.push(`certificates (${plans.length}, ${method}):`);
     for (const plan of plans) {
       const covered = config.routes.map((route) => route.host).filter((host) =>

@@ -12,6 +12,8 @@ NEEDED="$NEEDED slowhttptest:slowhttptest cc:gcc"
 # tests/trust_test.ts drives headless Chromium against nexo trust (NSS's certutil); tests/readme_test.ts runs
 # the README's testssl.sh audit of the demo (scripts/tls_audit.sh reads testssl's JSON with jq).
 NEEDED="$NEEDED chromium:chromium certutil:libnss3-tools testssl:testssl.sh jq:jq"
+# tests/rfc2136_test.ts runs a real BIND (named is in /usr/sbin, outside a plain user's PATH) and its nsupdate.
+NEEDED="$NEEDED /usr/sbin/named:bind9 nsupdate:bind9-dnsutils"
 missing=""
 for pair in $NEEDED; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"

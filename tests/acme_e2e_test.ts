@@ -275,6 +275,7 @@ Deno.test("the ACME worker's permissions keep it away from the config, other hos
       baseDir: dir,
       keyType: "ecdsa",
       eab: null,
+      rfc2136: null,
       cloudflare: { apiToken: "x", apiBase: "https://api.cloudflare.com/client/v4", zoneId: null },
       http01: false,
       dnsResolvers: ["127.0.0.1:8053"],

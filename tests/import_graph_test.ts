@@ -23,6 +23,8 @@ const ENTRIES = [
   "lib/doctor/doctor.ts",
   "lib/doctor/report.ts",
   "lib/doctor/cloudflare.ts",
+  "lib/doctor/rfc2136.ts",
+  "lib/config/tsig_secret.ts",
 ];
 
 /**

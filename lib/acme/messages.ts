@@ -15,6 +15,14 @@ export interface WorkerSettings {
   /** `acme.eab`: sent once, when the account is registered. The HMAC key is a secret. */
   eab: { kid: string; hmacKey: string } | null;
   cloudflare: { apiToken: string; apiBase: string; zoneId: string | null } | null;
+  /** `dns: { provider: rfc2136 }`, with the TSIG secret read from its file (a secret: never log it). */
+  rfc2136: {
+    server: { hostname: string; port: number };
+    keyName: string;
+    algorithm: "hmac-sha1" | "hmac-sha256" | "hmac-sha384" | "hmac-sha512";
+    secretBase64: string;
+    zone: string | null;
+  } | null;
   /** Without a DNS provider: answer HTTP-01 challenges through the main thread's `http_listen`. */
   http01: boolean;
   /**

@@ -8,6 +8,7 @@ import { errorMessage } from "../error_message.ts";
 import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
 import { challengeRecordName } from "../dns/provider.ts";
 import type { Config } from "../config/types.ts";
+import { parseTsigSecret } from "../config/tsig_secret.ts";
 import type { Logger } from "../log.ts";
 import { normalizeCertNames } from "../storage/cert_meta.ts";
 import { CertRepository } from "../storage/cert_repository.ts";
@@ -356,7 +357,8 @@ export class AcmeSupervisor {
   }
 
   async #settings(certificates: string[][]): Promise<WorkerSettings> {
-    const { acme, cloudflare } = this.#config;
+    const { acme, cloudflare, rfc2136 } = this.#config;
+    const rfc2136Server = rfc2136 === null ? null : formatServer(rfc2136.server);
     return {
       directoryUrl: acme.directory,
       caCertsPem: acme.caCert ? [await Deno.readTextFile(acme.caCert)] : [],
@@ -368,10 +370,24 @@ export class AcmeSupervisor {
       cloudflare: cloudflare
         ? { apiToken: cloudflare.apiToken, apiBase: cloudflare.apiBase, zoneId: cloudflare.zoneId }
         : null,
+      rfc2136: rfc2136 === null ? null : {
+        server: rfc2136.server,
+        keyName: rfc2136.tsigKey,
+        algorithm: rfc2136.tsigAlgorithm,
+        // Read for each job (a rotated key applies without a restart); checked when the config loaded.
+        secretBase64: parseTsigSecret(await Deno.readTextFile(rfc2136.tsigSecretFile)).secret.toBase64(),
+        zone: rfc2136.zone,
+      },
       // Without a DNS provider, HTTP-01 through http_listen is the way (no propagation checks then).
-      http01: cloudflare === null && this.#config.httpListen !== null,
-      dnsResolvers: acme.dnsResolvers.length > 0 || cloudflare === null
+      http01: cloudflare === null && rfc2136 === null && this.#config.httpListen !== null,
+      // RFC 2136 updates go to a primary that is authoritative itself (and may be a private one no public NS
+      // record names): records are checked there unless acme.dns_resolvers says where else.
+      dnsResolvers: acme.dnsResolvers.length > 0
         ? acme.dnsResolvers
+        : rfc2136Server !== null
+        ? [rfc2136Server]
+        : cloudflare === null
+        ? []
         : await this.#authoritativeServers(certificates),
       retryIntervalMs: acme.retryIntervalMs,
       propagationTimeoutMs: acme.propagationTimeoutMs,
@@ -431,6 +447,7 @@ export interface WorkerPermissions {
 export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
   const net = new Set<string>([hostPort(settings.directoryUrl)]);
   if (settings.cloudflare) net.add(hostPort(settings.cloudflare.apiBase));
+  if (settings.rfc2136) net.add(formatServer(settings.rfc2136.server));
   for (const resolver of settings.dnsResolvers) {
     const { host, port } = parseResolver(resolver);
     net.add(host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
@@ -473,4 +490,11 @@ function hostPort(url: string): string {
 
 function certKey(names: readonly string[]): string {
   return normalizeCertNames(names).join(",");
+}
+
+/** "203.0.113.53:53", "[2001:db8::53]:53": a DNS server as permissions and resolver lists write it. */
+function formatServer(server: { hostname: string; port: number }): string {
+  return server.hostname.includes(":")
+    ? `[${server.hostname}]:${server.port}`
+    : `${server.hostname}:${server.port}`;
 }

@@ -5,6 +5,7 @@
 // It knows nothing of Worker messaging beyond the `post` callback, so tests can run it in-process.
 
 import { errorMessage } from "../error_message.ts";
+import { Rfc2136DnsProvider } from "../dns/rfc2136.ts";
 import { CloudflareDnsProvider } from "../dns/cloudflare.ts";
 import { waitForTxt } from "../dns/propagation.ts";
 import { challengeRecordName, type DnsProvider } from "../dns/provider.ts";
@@ -172,9 +173,17 @@ async function accountClient(
 }
 
 function dnsProvider(settings: WorkerSettings): DnsProvider {
+  if (settings.rfc2136) {
+    const { server, keyName, algorithm, secretBase64, zone } = settings.rfc2136;
+    return new Rfc2136DnsProvider({
+      server,
+      key: { name: keyName, algorithm, secret: Uint8Array.fromBase64(secretBase64) },
+      zone,
+    });
+  }
   if (!settings.cloudflare) {
     throw new Error(
-      "No way to answer ACME challenges: add a cloudflare: block with api_token (DNS-01, needed for " +
+      "No way to answer ACME challenges: add a cloudflare: or dns: block (DNS-01, needed for " +
         "wildcards) or set http_listen to a port the CA reaches as port 80 (HTTP-01)",
     );
   }

@@ -33,6 +33,9 @@ export async function findExposedSecretFiles(config: Config): Promise<ExposedSec
     ...((config.auth?.github ?? null) === null ? [] : ["auth.github.client_secret"]),
     ...(config.acme.eab === null ? [] : ["acme.eab.hmac_key"]),
   ].map((secret) => ({ file: config.file, secret }));
+  if (config.rfc2136 !== null) {
+    held.push({ file: config.rfc2136.tsigSecretFile, secret: "dns.rfc2136.tsig_secret_file" });
+  }
   for (const route of config.routes) {
     const key = route.kind === "proxy" ? route.upstreamTls?.clientKeyFile ?? null : null;
     if (key !== null) {

@@ -25,6 +25,7 @@ import { didYouMean } from "./suggest.ts";
 import { unreadableReason } from "./unreadable.ts";
 import { readCidrList } from "./access.ts";
 import { AUTH_KEYS, readSignIn, withSignInRoute } from "./sign_in.ts";
+import { DNS_KEYS, readDns, RFC2136_KEYS } from "./dns_provider.ts";
 
 const TOP_KEYS = [
   "base_dir",
@@ -37,6 +38,7 @@ const TOP_KEYS = [
   "issuer",
   "acme",
   "cloudflare",
+  "dns",
   "wildcards",
   "limits",
   "trusted_proxies",
@@ -94,6 +96,10 @@ export async function loadConfig(path: string): Promise<Config> {
     });
   }
   const config = parseConfig(text, file);
+  if (config.rfc2136 !== null) {
+    const issues = await (await import("./tsig_secret.ts")).checkTsigSecretFile(config.rfc2136);
+    if (issues.length > 0) throw new ConfigError(sortIssues(escapeControls(issues)));
+  }
   if (config.routes.some((route) => route.kind === "proxy" && route.upstreamTls !== null)) {
     const issues = await (await import("./upstream_tls_files.ts")).loadUpstreamTlsFiles(config);
     if (issues.length > 0) throw new ConfigError(sortIssues(escapeControls(issues)));
@@ -144,11 +150,20 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
   const baseDir = readPath(r, get("base_dir"), { configDir }) ?? DEFAULTS.baseDir;
   const staging = optional(get("staging"), (f) => r.readBool(f)) ?? DEFAULTS.staging;
   const limits = readLimits(r, get("limits"));
-  const cloudflare = readCloudflare(r, get("cloudflare"));
+  const dns = readDns(r, get("dns"), { configDir });
+  const cloudflareField = get("cloudflare");
+  if (cloudflareField !== undefined && get("dns") !== undefined) {
+    r.report(
+      cloudflareField.keyNode,
+      `cloudflare: and dns: both name a DNS provider: keep one (cloudflare: is short for dns: { provider: ` +
+        `cloudflare })`,
+    );
+  }
+  const cloudflare = readCloudflare(r, cloudflareField) ?? dns?.cloudflare ?? null;
   const issuer = optional(get("issuer"), (f) => readIssuer(r, f)) ?? DEFAULTS.issuer;
   const wildcards = readWildcards(r, get("wildcards"));
   const hsts = readTopHsts(r, get("hsts"));
-  checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, get("cloudflare"));
+  checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, cloudflareField ?? get("dns"));
   const auth = readSignIn(r, get("auth"));
   const routes = optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts, configDir })) ?? [];
   return {
@@ -166,6 +181,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
       directory: staging ? LETS_ENCRYPT_STAGING_DIRECTORY : LETS_ENCRYPT_DIRECTORY,
     }),
     cloudflare,
+    rfc2136: dns?.rfc2136 ?? null,
     wildcards,
     limits,
     trustedProxies: readCidrList(r, get("trusted_proxies")),
@@ -212,6 +228,8 @@ function hintTopLevel(name: string): string | null {
     ["limits:", LIMITS_KEYS],
     ["acme:", ACME_KEYS],
     ["cloudflare:", CLOUDFLARE_KEYS],
+    ["dns:", DNS_KEYS],
+    ["dns.rfc2136:", RFC2136_KEYS],
     ["hsts:", HSTS_KEYS],
     ["auth:", AUTH_KEYS],
     [`a route, under a host in proxies:`, ROUTE_KEYS],
@@ -227,13 +245,13 @@ function checkWildcardsCanBeIssued(
   field: Field | undefined,
   wildcards: string[],
   issuer: Issuer,
-  cloudflare: Field | undefined,
+  provider: Field | undefined,
 ): void {
-  if (field === undefined || wildcards.length === 0 || issuer !== "acme" || cloudflare !== undefined) return;
+  if (field === undefined || wildcards.length === 0 || issuer !== "acme" || provider !== undefined) return;
   r.report(
     field.keyNode,
-    `wildcards need the ACME DNS-01 challenge, which nexo answers through Cloudflare: add a cloudflare: ` +
-      `block with an api_token (or set issuer: internal)`,
+    `wildcards need the ACME DNS-01 challenge, which nexo answers through a DNS provider: add a cloudflare: ` +
+      `block with an api_token, or a dns: block (or set issuer: internal)`,
   );
 }
 

@@ -72,6 +72,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       eab: null,
     },
     cloudflare: null,
+    rfc2136: null,
     wildcards: [],
     limits: {
       maxBodyBytes: 10 * 1024 * 1024,

@@ -268,6 +268,22 @@ export interface ExternalAccountBinding {
   hmacKey: string;
 }
 
+/** `dns: { provider: rfc2136, rfc2136: ... }`: dynamic updates (RFC 2136) signed with a TSIG key. */
+export interface Rfc2136Config {
+  /** The primary server's address (an IP) and port. */
+  server: { hostname: string; port: number };
+  /** The key's name, as the server's `key` clause names it. */
+  tsigKey: string;
+  /** The file holding the secret (a `tsig-keygen` key file or the base64 alone); read for each job. */
+  tsigSecretFile: string;
+  /** "hmac-sha256" (default), "hmac-sha384", "hmac-sha512" or "hmac-sha1". */
+  tsigAlgorithm: "hmac-sha1" | "hmac-sha256" | "hmac-sha384" | "hmac-sha512";
+  /** The zone to update; null: found by asking the server for SOA records up each name. */
+  zone: string | null;
+  /** Where tsig_secret_file is written, for errors about the file. */
+  position: SourcePosition;
+}
+
 export interface CloudflareConfig {
   /** The API token. A secret: never log it or put it in an error message. */
   apiToken: string;
@@ -306,6 +322,8 @@ export interface Config {
   issuer: Issuer;
   acme: AcmeConfig;
   cloudflare: CloudflareConfig | null;
+  /** The RFC 2136 DNS provider (`dns: { provider: rfc2136 }`), or null. At most one of this and `cloudflare`. */
+  rfc2136: Rfc2136Config | null;
   /** Lowercased "*.example.com" entries. */
   wildcards: string[];
   limits: ServerLimits;

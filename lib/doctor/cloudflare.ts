@@ -8,8 +8,8 @@ import type { Config } from "../config/types.ts";
 import { CloudflareApi, TOKEN_PAGE } from "../dns/cloudflare_api.ts";
 import { CloudflareDnsProvider } from "../dns/cloudflare.ts";
 import { type CloudflareZone, CloudflareZones } from "../dns/cloudflare_zones.ts";
-import { waitForTxt } from "../dns/propagation.ts";
-import { challengeRecordName, normalizeDnsName } from "../dns/provider.ts";
+import { challengeRecordName } from "../dns/provider.ts";
+import { writeTest } from "./write_test.ts";
 import { type Finding, finding } from "./report.ts";
 
 const AREA = "cloudflare";
@@ -77,7 +77,7 @@ export async function checkCloudflare(
       if (await isProxied(api, zone, host)) proxied.add(host);
     }
     findings.push(
-      options.writeTest ? await writeTest(config, zone, names[0]!) : finding(
+      options.writeTest ? await writeTestIn(config, zone, names[0]!) : finding(
         AREA,
         `DNS edit in ${zone.name}`,
         "skipped",
@@ -130,67 +130,20 @@ async function isProxied(api: CloudflareApi, zone: CloudflareZone, host: string)
   }
 }
 
-/**
- * Creates a TXT record where a DNS-01 challenge of `name` would go, waits until the name servers nexo checks
- * (acme.dns_resolvers, else the zone's authoritative ones) show it, and deletes it, always.
- */
-async function writeTest(config: Config, zone: CloudflareZone, name: string): Promise<Finding> {
+/** The write test with the Cloudflare provider the server would use. */
+function writeTestIn(config: Config, zone: CloudflareZone, name: string): Promise<Finding> {
   const settings = config.cloudflare!;
   const provider = new CloudflareDnsProvider({
     apiToken: settings.apiToken,
     apiBase: settings.apiBase,
     zoneId: settings.zoneId,
   });
-  const fqdn = normalizeDnsName(challengeRecordName(name));
-  const value = `nexo-doctor-${crypto.randomUUID()}`;
-  const subject = `DNS edit in ${zone.name}`;
-  let handle;
-  try {
-    handle = await provider.createTxtRecord(fqdn, value);
-  } catch (error) {
-    return {
-      area: AREA,
-      subject,
-      status: "problem",
-      message: `cannot create a TXT record: ${errorMessage(error)}`,
-    };
-  }
-  const started = Date.now();
-  let seen: Finding;
-  try {
-    await waitForTxt(fqdn, value, {
-      resolvers: config.acme.dnsResolvers,
-      zone: zone.name,
-      timeoutMs: config.acme.propagationTimeoutMs,
-      intervalMs: 1_000,
-    });
-    const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    seen = finding(
-      AREA,
-      subject,
-      "ok",
-      `test TXT record ${fqdn} created, seen by the name servers in ${seconds} s`,
-    );
-  } catch (error) {
-    seen = {
-      area: AREA,
-      subject,
-      status: "problem",
-      message: `test TXT record ${fqdn} created but not seen: ${errorMessage(error)}`,
-      fix: "raise acme.propagation_timeout, or check acme.dns_resolvers reach the zone's servers",
-    };
-  }
-  try {
-    await provider.deleteTxtRecord(handle);
-  } catch (error) {
-    const cleanup = `delete the TXT record ${fqdn} with the value ${value} in the Cloudflare dashboard`;
-    return {
-      area: AREA,
-      subject,
-      status: seen.status === "problem" ? "problem" : "warning",
-      message: `${seen.message}; deleting it failed: ${errorMessage(error)}`,
-      fix: seen.fix === undefined ? cleanup : `${seen.fix}; and ${cleanup}`,
-    };
-  }
-  return { ...seen, message: `${seen.message}; deleted again` };
+  return writeTest(provider, {
+    area: AREA,
+    subject: `DNS edit in ${zone.name}`,
+    name,
+    zone: zone.name,
+    resolvers: config.acme.dnsResolvers,
+    timeoutMs: config.acme.propagationTimeoutMs,
+  });
 }

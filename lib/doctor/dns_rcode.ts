@@ -3,16 +3,6 @@
 // 2.9.6 against challtestsrv's /set-servfail), but a CA refuses to issue on a failed CAA lookup
 // (RFC 8659 §3) and issues on an empty one. Only the header is read; the records come from resolveDns.
 
-/** RCODE values (RFC 1035 §4.1.1, RFC 6895 §2.3) doctor names. */
-export const RCODE_NAMES: Readonly<Record<number, string>> = {
-  0: "NOERROR",
-  1: "FORMERR",
-  2: "SERVFAIL",
-  3: "NXDOMAIN",
-  4: "NOTIMP",
-  5: "REFUSED",
-};
-
 const TYPE_CODES = { A: 1, NS: 2, AAAA: 28, CAA: 257 } as const;
 
 /** The question `name`/`type` (class IN) with recursion desired, under the id `id`. */

@@ -18,7 +18,7 @@ import { DnsAsker, type DnsServer } from "./resolvers.ts";
 import { type Finding, finding } from "./report.ts";
 
 /** The order areas print in: what the user edits first, then the world outside. */
-const AREA_ORDER = ["config", "machine", "dns", "caa", "cloudflare", "ca"];
+const AREA_ORDER = ["config", "machine", "dns", "caa", "cloudflare", "dns provider", "ca"];
 
 export interface DoctorOptions {
   /** Create and delete a test TXT record at the DNS provider. */
@@ -79,28 +79,33 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
   const findings: Finding[] = [];
   const names = planCertificates(config).flatMap((plan) => plan.names);
   const hosts = config.routes.map((route) => route.host).filter(isPublicName);
-  const challenge = config.cloudflare !== null ? "dns-01" : config.httpListen !== null ? "http-01" : null;
+  const dnsProvider = config.cloudflare !== null || config.rfc2136 !== null;
+  const challenge = dnsProvider ? "dns-01" : config.httpListen !== null ? "http-01" : null;
   if (challenge === null && names.length > 0) {
     findings.push({
       area: "config",
       subject: "challenge",
       status: "problem",
       message:
-        "no way to prove the names to the CA: no cloudflare: block (DNS-01) and no http_listen (HTTP-01)",
-      fix: `add http_listen: "0.0.0.0:80", or a cloudflare: block with an API token`,
+        "no way to prove the names to the CA: no DNS provider (cloudflare: or dns:) and no http_listen (HTTP-01)",
+      fix: `add http_listen: "0.0.0.0:80", or a cloudflare: or dns: block`,
     });
   }
   if (challenge === "http-01") findings.push(...httpListenFindings(config.httpListen!));
   const ca = await checkCa(config);
   findings.push(...ca.findings);
   let proxied = new Set<string>();
-  if (config.cloudflare === null && options.writeTest) {
+  if (!dnsProvider && options.writeTest) {
     findings.push(finding(
       "config",
       "--write-test",
       "skipped",
-      "no DNS provider is configured (no cloudflare: block), so there is no record to write",
+      "no DNS provider is configured (no cloudflare: or dns: block), so there is no record to write",
     ));
+  }
+  if (config.rfc2136 !== null) {
+    const { checkRfc2136 } = await import("./rfc2136.ts");
+    findings.push(...await checkRfc2136(config, { names, writeTest: options.writeTest ?? false }));
   }
   if (config.cloudflare !== null) {
     const { checkCloudflare } = await import("./cloudflare.ts");

@@ -36,6 +36,7 @@ const AREA_TITLES: Record<string, string> = {
   dns: "DNS records of the hosts",
   caa: "CAA records (which CAs may issue)",
   cloudflare: "Cloudflare (DNS-01)",
+  "dns provider": "DNS provider (RFC 2136 updates, DNS-01)",
   ca: "The certificate authority",
 };
 

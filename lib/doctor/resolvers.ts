@@ -4,7 +4,8 @@
 
 import { errorMessage } from "../error_message.ts";
 import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
-import { queryRcode, RCODE_NAMES } from "./dns_rcode.ts";
+import { RCODES } from "../dns/dns_update.ts";
+import { queryRcode } from "./dns_rcode.ts";
 
 /** Longest one query may take: a server that has not answered in 3 s is as good as down for this report. */
 const QUERY_TIMEOUT_MS = 3_000;
@@ -53,7 +54,7 @@ export class DnsAsker {
           ? await queryRcode(name, type, server.nameServer, QUERY_TIMEOUT_MS)
           : null;
         if (rcode !== null && rcode !== 0 && rcode !== 3) {
-          return { error: `the server answered ${RCODE_NAMES[rcode] ?? `RCODE ${rcode}`}` };
+          return { error: `the server answered ${RCODES[rcode] ?? `RCODE ${rcode}`}` };
         }
         return { records: [] };
       }
