@@ -12,8 +12,8 @@ import { startEchoUpstream } from "./upstreams.ts";
 
 const TOKEN = "eab-test-token-3b9d1c7e5a";
 const KID = "kid-nexo-1";
-// 32 random bytes, base64url, as CAs hand them out.
-const HMAC_KEY = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+// 48 bytes, base64url as CAs hand them out, with both characters base64url has and base64 has not.
+const HMAC_KEY = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMT-_2W";
 const WRONG_KEY = "Xq7dP3vN9sLm2bR8tK5wY1cF6hJ0gA4eU7iO3zQ9xV2nM8kL5jH1gF6dS4aP0o";
 
 Deno.test("acme.eab registers with a CA that requires External Account Binding; a missing or wrong key is named", async (t) => {

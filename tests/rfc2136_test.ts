@@ -101,19 +101,12 @@ Deno.test("an answer whose TSIG does not verify is not taken as success (RFC 894
     for await (const client of relay) {
       (async () => {
         const server = await Deno.connect({ hostname: "127.0.0.1", port: bind.port });
-        const request = new Uint8Array(4096);
-        const n = (await client.read(request)) ?? 0;
-        await server.write(request.subarray(0, n));
-        const answer = new Uint8Array(4096);
-        let length = 0;
-        for (;;) {
-          const read = await server.read(answer.subarray(length));
-          if (read === null) break;
-          length += read;
-          if (length >= 2 && length >= 2 + ((answer[0]! << 8) | answer[1]!)) break;
-        }
+        // One length-prefixed message each way (RFC 1035 §4.2.2), read whole whatever the read sizes.
+        const request = await readMessage(client);
+        await server.write(request);
+        const answer = await readMessage(server);
         answer[2 + 13] = answer[2 + 13]! ^ 0x20; // first letter of the zone name's first label
-        await client.write(answer.subarray(0, length));
+        await client.write(answer);
         server.close();
         client.close();
       })();
@@ -238,3 +231,15 @@ Deno.test("nexo doctor checks the RFC 2136 key at the server, and with --write-t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** One DNS-over-TCP message with its two-byte length, read whole. */
+async function readMessage(conn: Deno.Conn): Promise<Uint8Array> {
+  const buffer = new Uint8Array(65_537);
+  let length = 0;
+  while (length < 2 || length < 2 + ((buffer[0]! << 8) | buffer[1]!)) {
+    const read = await conn.read(buffer.subarray(length));
+    if (read === null) throw new Error(`the connection closed after ${length} bytes`);
+    length += read;
+  }
+  return buffer.slice(0, length);
+}

@@ -9,6 +9,7 @@ import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.t
 import { challengeRecordName } from "../dns/provider.ts";
 import type { Config } from "../config/types.ts";
 import { parseTsigSecret } from "../config/tsig_secret.ts";
+import { formatServer } from "../dns/rfc2136.ts";
 import type { Logger } from "../log.ts";
 import { normalizeCertNames } from "../storage/cert_meta.ts";
 import { CertRepository } from "../storage/cert_repository.ts";
@@ -381,11 +382,12 @@ export class AcmeSupervisor {
       // Without a DNS provider, HTTP-01 through http_listen is the way (no propagation checks then).
       http01: cloudflare === null && rfc2136 === null && this.#config.httpListen !== null,
       // RFC 2136 updates go to a primary that is authoritative itself (and may be a private one no public NS
-      // record names): records are checked there unless acme.dns_resolvers says where else.
+      // record names): records are checked there and at the zone's public servers if it has any (a hidden
+      // primary's secondaries lag), unless acme.dns_resolvers says where.
       dnsResolvers: acme.dnsResolvers.length > 0
         ? acme.dnsResolvers
         : rfc2136Server !== null
-        ? [rfc2136Server]
+        ? [...new Set([rfc2136Server, ...await this.#authoritativeServers(certificates)])]
         : cloudflare === null
         ? []
         : await this.#authoritativeServers(certificates),
@@ -490,11 +492,4 @@ function hostPort(url: string): string {
 
 function certKey(names: readonly string[]): string {
   return normalizeCertNames(names).join(",");
-}
-
-/** "203.0.113.53:53", "[2001:db8::53]:53": a DNS server as permissions and resolver lists write it. */
-function formatServer(server: { hostname: string; port: number }): string {
-  return server.hostname.includes(":")
-    ? `[${server.hostname}]:${server.port}`
-    : `${server.hostname}:${server.port}`;
 }

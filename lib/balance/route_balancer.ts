@@ -110,12 +110,15 @@ export class RouteBalancer {
         member.inFlight--;
         if (!(error instanceof UpstreamError)) throw error; // the client left, or a bug: not the upstream's
         this.#failed(member, errorMessage(error));
-        const condition = error.kind === "connect"
+        // A connection that broke before the response head (an upstream killed or restarted mid-request) counts
+        // as connect_error, as nginx's proxy_next_upstream error does: but the request may have reached the
+        // app, so only an idempotent, replayable one goes elsewhere.
+        const condition = error.kind === "connect" || error.kind === "reset"
           ? "connect_error"
           : error.kind === "timeout"
           ? "timeout"
           : null;
-        const allowed = condition === "connect_error"
+        const allowed = error.kind === "connect"
           ? context.untouched()
           : context.replayable && IDEMPOTENT.has(context.method);
         if (

@@ -36,13 +36,18 @@ const answer = (status: number): UpstreamResponse => ({
 });
 
 /** An attempt that answers by upstream host ("a" -> 503 ...), recording where each try went. */
-function attempts(outcomes: Record<string, number | "refused" | "timeout">) {
+function attempts(outcomes: Record<string, number | "refused" | "timeout" | "reset">) {
   const seen: string[] = [];
   const attempt: Attempt = (upstream) => {
     seen.push(upstream.hostname);
     const outcome = outcomes[upstream.hostname] ?? 200;
     if (outcome === "refused") {
       return Promise.reject(new UpstreamError("connect", `cannot connect to ${upstream.host}`));
+    }
+    if (outcome === "reset") {
+      return Promise.reject(
+        new UpstreamError("reset", `${upstream.host} closed the connection before answering`),
+      );
     }
     if (outcome === "timeout") {
       return Promise.reject(new UpstreamError("timeout", `${upstream.host} too slow`));
@@ -89,6 +94,25 @@ Deno.test("RouteBalancer tries a lone upstream again, and never re-sends a strea
   const touched = context({ method: "POST", replayable: false, untouched: () => false });
   await assert.rejects(lone.dispatcher("192.0.2.1", [])(read.attempt, touched));
   assert.deepEqual(read.seen, ["a"], "a body already read is not sent again, even after a failed connect");
+});
+
+Deno.test("RouteBalancer retries a connection broken before the answer only for idempotent methods", async () => {
+  const { balancer } = balancerFor("    upstream: [http://a, http://b]\n    lb: first\n");
+  const get = attempts({ a: "reset" });
+  assert.equal((await balancer.dispatcher("192.0.2.1", [])(get.attempt, context())).response.status, 200);
+  assert.deepEqual(get.seen, ["a", "b"], "the default retry (connect_error) covers it");
+  const post = attempts({ a: "reset" });
+  await assert.rejects(
+    balancer.dispatcher("192.0.2.1", [])(post.attempt, context({ method: "POST" })),
+    /closed the connection/,
+  );
+  assert.deepEqual(post.seen, ["a"], "a POST may have reached the app: never sent twice");
+  const streamed = attempts({ a: "reset" });
+  await assert.rejects(
+    balancer.dispatcher("192.0.2.1", [])(streamed.attempt, context({ method: "PUT", replayable: false })),
+    /closed the connection/,
+  );
+  assert.deepEqual(streamed.seen, ["a"], "a streamed body cannot be sent again");
 });
 
 Deno.test("RouteBalancer retries a timeout only for idempotent methods", async () => {

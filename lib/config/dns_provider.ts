@@ -37,7 +37,11 @@ export function readDns(
   field: Field | undefined,
   options: { configDir: string },
 ): DnsBlock | null {
-  if (field === undefined || field.value === null) return null;
+  if (field === undefined) return null;
+  if (field.value === null) {
+    r.report(field.keyNode, `dns: is empty: set dns.provider (${PROVIDERS.join(" or ")}) and its settings`);
+    return null;
+  }
   const fields = r.readMapping(field, {
     known: DNS_KEYS,
     expected: "a mapping with provider and its settings, like { provider: rfc2136, rfc2136: { ... } }",
@@ -92,7 +96,7 @@ function readRfc2136(r: Reader, field: Field, options: { configDir: string }): R
   const keyField = required("tsig_key");
   const fileField = required("tsig_secret_file");
   const server = serverField === undefined ? undefined : readServer(r, serverField);
-  const tsigKey = keyField === undefined ? undefined : r.readString(keyField)?.trim();
+  const tsigKey = keyField === undefined ? undefined : readKeyName(r, keyField);
   const tsigSecretFile = fileField === undefined
     ? undefined
     : readPath(r, fileField, { configDir: options.configDir, what: "the path of the key file" });
@@ -121,6 +125,25 @@ function readRfc2136(r: Reader, field: Field, options: { configDir: string }): R
   }
   if (!server || !tsigKey || !tsigSecretFile || !tsigAlgorithm || fileField === undefined) return null;
   return { server, tsigKey, tsigSecretFile, tsigAlgorithm, zone, position: r.positionOf(fileField.keyNode) };
+}
+
+/**
+ * A TSIG key name: a domain name (RFC 8945 §4.2: the key's owner name), so labels of letters, digits, "-" and
+ * "_" of at most 63 bytes; BIND's `tsig-keygen` names are of that form.
+ */
+function readKeyName(r: Reader, field: Field): string | undefined {
+  const text = r.readString(field)?.trim().replace(/\.$/, "");
+  if (text === undefined) return undefined;
+  const labels = text.split(".");
+  if (text === "" || text.length > 253 || labels.some((l) => !/^[A-Za-z0-9_-]{1,63}$/.test(l))) {
+    r.report(
+      field.at,
+      `${field.path} must be the key's name as the server's key clause has it (letters, digits, "-", "_" ` +
+        `and dots), got ${quoteValue(text)}`,
+    );
+    return undefined;
+  }
+  return text;
 }
 
 /** "203.0.113.53", "203.0.113.53:5353", "[2001:db8::53]:53": an IP address (queries need one), port 53. */

@@ -163,7 +163,9 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
   const issuer = optional(get("issuer"), (f) => readIssuer(r, f)) ?? DEFAULTS.issuer;
   const wildcards = readWildcards(r, get("wildcards"));
   const hsts = readTopHsts(r, get("hsts"));
-  checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, cloudflareField ?? get("dns"));
+  // A dns: block that did not read (reported above) names no provider; a cloudflare: one is judged alone.
+  const providerField = cloudflareField ?? (dns === null ? undefined : get("dns"));
+  checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, providerField);
   const auth = readSignIn(r, get("auth"));
   const routes = optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts, configDir })) ?? [];
   return {

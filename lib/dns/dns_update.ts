@@ -139,14 +139,20 @@ export function encodeUpdate(id: number, zone: string, changes: readonly TxtChan
 }
 
 /** The TSIG variables (RFC 8945 §4.3.3) that follow the message in the MAC's input. */
-function tsigVariables(key: TsigKey, timeSigned: number, error: number, other: Uint8Array): Uint8Array {
+function tsigVariables(
+  key: TsigKey,
+  timeSigned: number,
+  error: number,
+  other: Uint8Array,
+  fudge = FUDGE_S,
+): Uint8Array {
   const w = new Writer();
   w.name(key.name);
   w.u16(CLASS_ANY);
   w.u32(0);
   w.name(key.algorithm);
   w.u48(timeSigned);
-  w.u16(FUDGE_S);
+  w.u16(fudge);
   w.u16(error);
   w.u16(other.length);
   w.bytes(other);
@@ -209,7 +215,7 @@ export interface UpdateAnswer {
   id: number;
   rcode: number;
   /** null when the answer carries no TSIG (BADKEY and BADSIG answers are unsigned, RFC 8945 §5.3.2). */
-  tsig: { error: number; verified: boolean; timeSigned: number } | null;
+  tsig: { error: number; verified: boolean; timeSigned: number; fudge: number } | null;
 }
 
 /** Reads a name at `at` (following compression pointers, RFC 1035 §4.1.4); returns where it ends. */
@@ -264,7 +270,11 @@ export async function readAnswer(
     let p = end + 10; // type, class, TTL, RDLENGTH
     p = skipName(bytes, p).end;
     const timeSigned = view.getUint16(p) * 2 ** 32 + view.getUint32(p + 2);
+    const fudge = view.getUint16(p + 6);
     const macSize = view.getUint16(p + 8);
+    if (p + 16 + macSize > bytes.length) {
+      throw new RangeError("the TSIG record runs past the end of the answer");
+    }
     const mac = bytes.subarray(p + 10, p + 10 + macSize);
     p += 10 + macSize;
     const error = view.getUint16(p + 2);
@@ -282,11 +292,12 @@ export async function readAnswer(
       const expected = await hmac(key, [
         prior.result(),
         unsigned,
-        tsigVariables(key, timeSigned, error, other),
+        // The answer's own variables, its fudge included (RFC 8945 §5.3), not the request's.
+        tsigVariables(key, timeSigned, error, other, fudge),
       ]);
       verified = expected.length === mac.length && timingSafeEqual(expected, mac);
     }
-    return { id, rcode, tsig: { error, verified, timeSigned } };
+    return { id, rcode, tsig: { error, verified, timeSigned, fudge } };
   }
   return { id, rcode, tsig: null };
 }

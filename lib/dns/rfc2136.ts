@@ -18,6 +18,13 @@ const RECORD_TTL_S = 120;
 /** One update or query may take this long before the server counts as unreachable. */
 const REQUEST_TIMEOUT_MS = 10_000;
 
+/** "203.0.113.53:53", "[2001:db8::53]:53": a DNS server as messages, permissions and resolver lists write it. */
+export function formatServer(server: { hostname: string; port: number }): string {
+  return server.hostname.includes(":")
+    ? `[${server.hostname}]:${server.port}`
+    : `${server.hostname}:${server.port}`;
+}
+
 export interface Rfc2136Options {
   /** The primary server: its address and port (53). */
   server: { hostname: string; port: number };
@@ -44,8 +51,7 @@ export class Rfc2136DnsProvider implements DnsProvider {
   }
 
   get #serverLabel(): string {
-    const { hostname, port } = this.#options.server;
-    return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    return formatServer(this.#options.server);
   }
 
   /**
@@ -152,9 +158,11 @@ export class Rfc2136DnsProvider implements DnsProvider {
           cause: error,
         });
       }
-      count = 0;
+      count = 0; // none, or a refused or failed query: Deno 2.9.6 does not tell them apart
     }
-    if (count > 0) await this.#update(zone, [{ op: "delete-all", name }], `delete every TXT at "${name}"`);
+    // Sent whatever the count: a server that refuses nexo's queries (an allow-query list) reads as empty, and
+    // deleting an RRset that is not there changes nothing (RFC 2136 §3.4.2.3). The count is best effort.
+    await this.#update(zone, [{ op: "delete-all", name }], `delete every TXT at "${name}"`);
     return count;
   }
 
@@ -193,6 +201,13 @@ export class Rfc2136DnsProvider implements DnsProvider {
     if (answer.id !== id) {
       throw new DnsProviderError("unavailable", `Cannot ${what}: the answer is for another query`);
     }
+    if (answer.rcode === 9 /* NOTAUTH */ && answer.tsig?.verified === true && answer.tsig.error === 0) {
+      // Signed, with no TSIG error: the key is fine, the server is not authoritative for the zone.
+      throw new DnsProviderError(
+        "zone_not_found",
+        `Cannot ${what}: ${answered}; it is not authoritative for ${zone}: check dns.rfc2136.zone and server`,
+      );
+    }
     if (answer.rcode === 9 /* NOTAUTH */ || (answer.tsig !== null && answer.tsig.error !== 0)) {
       const why = answer.tsig?.error === 18 /* BADTIME */
         ? "this machine's clock and the server's differ by more than 5 minutes: synchronize them (NTP)"
@@ -217,6 +232,17 @@ export class Rfc2136DnsProvider implements DnsProvider {
       const kind = answer.rcode === 2 /* SERVFAIL */ ? "unavailable" : "rejected";
       throw new DnsProviderError(kind, `Cannot ${what}: ${answered}`);
     }
+    // RFC 8945 §5.4.3: a signed answer must be signed within its fudge of this machine's clock.
+    if (answer.tsig !== null && answer.tsig.verified) {
+      const skewS = Math.abs(this.#now() / 1000 - answer.tsig.timeSigned);
+      if (skewS > answer.tsig.fudge) {
+        throw new DnsProviderError(
+          "rejected",
+          `Cannot ${what}: ${this.#serverLabel} signed its answer ${Math.round(skewS)} s away from this ` +
+            `machine's clock (more than its ${answer.tsig.fudge} s fudge): synchronize the clocks (NTP)`,
+        );
+      }
+    }
     // RFC 8945 §5.3: the answer to a signed request is signed; an unsigned or forged one proves nothing.
     if (answer.tsig === null || !answer.tsig.verified) {
       throw new DnsProviderError(
@@ -232,7 +258,7 @@ export class Rfc2136DnsProvider implements DnsProvider {
   /** One message over TCP (RFC 1035 §4.2.2: a two-byte length before each message). */
   async #exchange(message: Uint8Array): Promise<Uint8Array> {
     const { hostname, port } = this.#options.server;
-    const conn = await Deno.connect({ hostname, port });
+    const conn = await Deno.connect({ hostname, port, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     const timer = setTimeout(() => conn.close(), REQUEST_TIMEOUT_MS);
     try {
       const framed = new Uint8Array(2 + message.length);
