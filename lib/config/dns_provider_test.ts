@@ -66,12 +66,18 @@ Deno.test("parseConfig() names what is wrong in dns:, at its line", () => {
     /dns\.rfc2136\.tsig_key is required/,
   );
   // An empty or overlong key name, or an empty dns: block, is an error, never a silently missing provider.
-  assert.match(messages(RFC2136.replace("tsig_key: nexo", `tsig_key: ""`)).join(), /tsig_key must be the key's name/);
+  assert.match(
+    messages(RFC2136.replace("tsig_key: nexo", `tsig_key: ""`)).join(),
+    /tsig_key must be the key's name/,
+  );
   assert.match(
     messages(RFC2136.replace("tsig_key: nexo", `tsig_key: "${"k".repeat(64)}"`)).join(),
     /tsig_key must be the key's name/,
   );
-  assert.match(messages("dns:\n" + `wildcards: ["*.example.com"]\n`).join("\n"), /dns: is empty: set dns\.provider/);
+  assert.match(
+    messages("dns:\n" + `wildcards: ["*.example.com"]\n`).join("\n"),
+    /dns: is empty: set dns\.provider/,
+  );
   // Wildcards need a DNS provider, and dns: is one.
   assert.match(
     messages(`wildcards: ["*.example.com"]\n`).join(),
