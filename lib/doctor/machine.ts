@@ -68,8 +68,10 @@ export function formatAddress(address: ListenAddress): string {
 export async function checkListen(key: string, address: ListenAddress, proc: string): Promise<Finding> {
   const subject = `${key} ${formatAddress(address)}`;
   if (address.port === 0) return finding(AREA, subject, "ok", "port 0: the system picks a free port");
+  // As the server binds it: no host is every IPv4 address, except for the admin server, which stays local.
+  const hostname = address.hostname || (key === "admin.listen" ? "127.0.0.1" : "0.0.0.0");
   try {
-    Deno.listen({ hostname: address.hostname, port: address.port, transport: "tcp" }).close();
+    Deno.listen({ hostname, port: address.port, transport: "tcp" }).close();
     return finding(AREA, subject, "ok", "this process can bind it");
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) return await portInUse(subject, address.port, proc);

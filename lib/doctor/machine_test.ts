@@ -64,6 +64,8 @@ Deno.test("checkListen() binds a free port and names the holder of a taken one",
     assert.equal(unnamed.status, "warning");
     taken.close();
     assert.equal((await checkListen("listen", { hostname: "127.0.0.1", port }, proc)).status, "ok");
+    // ":443" in the config: every address, as the server binds it.
+    assert.equal((await checkListen("listen", { hostname: "", port }, proc)).status, "ok");
     const absent = await checkListen("listen", { hostname: "192.0.2.254", port }, proc);
     assert.equal(absent.status, "problem");
     assert.match(absent.fix ?? "", /0\.0\.0\.0:\d+/);
