@@ -4,8 +4,9 @@
 // every upstream down (a clear 502, then recovery), what is never retried, and health kept across a reload.
 
 import assert from "node:assert/strict";
-import { curl, type NexoProcess, startNexo } from "./harness.ts";
-import { closedPort } from "./upstreams.ts";
+import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
+import { closedPort, startEchoUpstream } from "./upstreams.ts";
+import { readHead, upgradeRequest } from "./websocket_frames.ts";
 
 const SCRIPT = new URL("./named_upstream.ts", import.meta.url).pathname;
 
@@ -342,5 +343,38 @@ proxies:
   } finally {
     await nexo.stop();
     await Promise.all([a!.kill(), b!.kill(), c!.kill()].map((p) => p.catch(() => {})));
+  }
+});
+
+Deno.test("lb: cookie pins a WebSocket's page too: the 101 carries the cookie, and a cookie sent picks the upstream", async () => {
+  const apps = [startEchoUpstream(), startEchoUpstream()];
+  const nexo = await startNexo(`
+proxies:
+  "ws.test":
+    upstream: [${apps[0]!.url}, ${apps[1]!.url}]
+    lb: cookie
+`);
+  const upgrade = async (cookie: string | null) => {
+    const conn = await connectTls(nexo, "ws.test");
+    try {
+      await conn.write(upgradeRequest("ws.test", "/ws", cookie === null ? [] : [`Cookie: ${cookie}`]));
+      return (await readHead(conn)).head;
+    } finally {
+      conn.close();
+    }
+  };
+  try {
+    const head = await upgrade(null);
+    assert.match(head, /^HTTP\/1\.1 101 /);
+    const cookie = /^set-cookie: (__Host-nexo_lb=[\w-]+)/im.exec(head)?.[1];
+    assert.ok(cookie !== undefined, head);
+    // With the cookie, every upgrade goes to the same app, and no new cookie is set.
+    const before = apps.map((app) => app.seen.filter((s) => s.path === "/ws").length);
+    for (let i = 0; i < 6; i++) assert.doesNotMatch(await upgrade(cookie), /set-cookie/i);
+    const added = apps.map((app, i) => app.seen.filter((s) => s.path === "/ws").length - before[i]!);
+    assert.deepEqual(added.sort(), [0, 6], `upgrades per app: ${added}`);
+  } finally {
+    await nexo.stop();
+    await Promise.all(apps.map((app) => app.close()));
   }
 });

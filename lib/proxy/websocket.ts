@@ -28,6 +28,8 @@ export interface WebSocketOptions {
   /** `req.headers` as a list, as the handler iterated them. */
   headerList: HeaderList;
   forwarded: ForwardedFor;
+  /** `lb: cookie`'s Set-Cookie for the 101, so the page's later requests stay on this upstream; or null. */
+  setCookie?: string | null;
   onDone: (outcome: ForwardOutcome) => void;
   /**
    * Keeps the listener that accepted the request from shutting down while the relay runs (its shutdown
@@ -93,6 +95,7 @@ export async function proxyWebSocket(
   try {
     const upgradeOptions = upstream.protocol ? { protocol: upstream.protocol } : {};
     const { socket: client, response } = Deno.upgradeWebSocket(req, upgradeOptions);
+    if (options.setCookie) response.headers.append("set-cookie", options.setCookie);
     const release = options.hold?.() ?? (() => {});
     relay(client, upstream, {
       ...options,

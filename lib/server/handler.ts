@@ -393,6 +393,7 @@ function serveRoute(
       upstream: chosen?.upstream ?? route.upstreams[0]!,
       headerList: context.headerList,
       forwarded: context.forwarded,
+      setCookie: chosen?.setCookie ?? null,
       onDone: (outcome) => {
         chosen?.release(outcome.status === 502 || outcome.status === 504 ? outcome.error : null);
         context.done(outcome);
