@@ -9,7 +9,7 @@ import { CloudflareApi, TOKEN_PAGE } from "../dns/cloudflare_api.ts";
 import { CloudflareDnsProvider } from "../dns/cloudflare.ts";
 import { type CloudflareZone, CloudflareZones } from "../dns/cloudflare_zones.ts";
 import { challengeRecordName } from "../dns/provider.ts";
-import { writeTest } from "./write_test.ts";
+import { writeTest } from "./record_probe.ts";
 import { type Finding, finding } from "./report.ts";
 
 const AREA = "cloudflare";

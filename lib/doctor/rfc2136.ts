@@ -8,7 +8,7 @@ import { parseTsigSecret } from "../config/tsig_secret.ts";
 import { challengeRecordName } from "../dns/provider.ts";
 import { formatServer, Rfc2136DnsProvider } from "../dns/rfc2136.ts";
 import { type Finding, finding } from "./report.ts";
-import { writeTest } from "./write_test.ts";
+import { writeTest } from "./record_probe.ts";
 
 const AREA = "dns provider";
 
