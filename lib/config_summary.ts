@@ -5,7 +5,7 @@
 import { isOneLabelUnder, planCertificates } from "./acme/plan.ts";
 import type { Config } from "./config/types.ts";
 import type { ConfigWarning } from "./config_warnings.ts";
-import { formatAddr } from "./server/run.ts";
+import { formatAddr } from "./ip_address.ts";
 
 /** A short, aligned summary of `config` and its `warnings` (ends with a newline). */
 export function summarizeConfig(config: Config, warnings: readonly ConfigWarning[] = []): string {

@@ -1,7 +1,8 @@
 // Whether a string is an IP address literal: IPv4 dotted quads and IPv6 text (RFC 4291 §2.2), accepting
 // exactly what node:net's isIP accepts (no leading zeros in IPv4, an IPv6 zone id like "%eth0"), without
 // importing node:net, whose Node compatibility layer costs +5 MiB idle RSS in the main isolate. It does not
-// parse addresses into bytes or accept brackets (lib/config/hostname.ts's isIpAddress does for the config).
+// parse addresses into bytes or accept brackets (lib/config/hostname.ts's isIpAddress does for the config);
+// it writes one with its port (`formatAddr`), brackets and all.
 
 const IPV4_OCTET = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)$/; // 0-255, no leading zero
 const IPV6_GROUP = /^[0-9a-fA-F]{1,4}$/;
@@ -47,4 +48,9 @@ function countGroups(run: string, last: boolean): number | undefined {
 export function ipVersion(text: string): 0 | 4 | 6 {
   if (isIpv4Address(text)) return 4;
   return isIpv6Address(text) ? 6 : 0;
+}
+
+/** "0.0.0.0:443", "[::1]:8443", ":443" (no host): an address and port, IPv6 in brackets (RFC 3986 §3.2.2). */
+export function formatAddr(addr: { hostname: string; port: number }): string {
+  return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
 }

@@ -9,7 +9,6 @@ import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.t
 import { challengeRecordName } from "../dns/provider.ts";
 import type { Config } from "../config/types.ts";
 import { parseTsigSecret } from "../config/tsig_secret.ts";
-import { formatServer } from "../dns/rfc2136.ts";
 import type { Logger } from "../log.ts";
 import { normalizeCertNames } from "../storage/cert_meta.ts";
 import { CertRepository } from "../storage/cert_repository.ts";
@@ -26,6 +25,7 @@ import {
   renewalWindowNote,
   retryDelayMs,
 } from "./schedule.ts";
+import { formatAddr } from "../ip_address.ts";
 
 /** An issued certificate the worker could not write (see AcmeSupervisor's #unsaved). */
 interface UnsavedCertificate {
@@ -359,7 +359,7 @@ export class AcmeSupervisor {
 
   async #settings(certificates: string[][]): Promise<WorkerSettings> {
     const { acme, cloudflare, rfc2136 } = this.#config;
-    const rfc2136Server = rfc2136 === null ? null : formatServer(rfc2136.server);
+    const rfc2136Server = rfc2136 === null ? null : formatAddr(rfc2136.server);
     return {
       directoryUrl: acme.directory,
       caCertsPem: acme.caCert ? [await Deno.readTextFile(acme.caCert)] : [],
@@ -413,11 +413,7 @@ export class AcmeSupervisor {
     for (const name of new Set(certificates.flat().map(challengeRecordName))) {
       try {
         for (const server of await findNameServers(name, { resolvers: [], zone: undefined, lookup })) {
-          servers.add(
-            server.ipAddr.includes(":")
-              ? `[${server.ipAddr}]:${server.port}`
-              : `${server.ipAddr}:${server.port}`,
-          );
+          servers.add(formatAddr({ hostname: server.ipAddr, port: server.port }));
         }
       } catch (error) {
         this.#log.warn("nameserver lookup failed", {
@@ -449,10 +445,10 @@ export interface WorkerPermissions {
 export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
   const net = new Set<string>([hostPort(settings.directoryUrl)]);
   if (settings.cloudflare) net.add(hostPort(settings.cloudflare.apiBase));
-  if (settings.rfc2136) net.add(formatServer(settings.rfc2136.server));
+  if (settings.rfc2136) net.add(formatAddr(settings.rfc2136.server));
   for (const resolver of settings.dnsResolvers) {
     const { host, port } = parseResolver(resolver);
-    net.add(host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
+    net.add(formatAddr({ hostname: host, port }));
   }
   return {
     net: [...net],

@@ -1,6 +1,7 @@
 // DNS UPDATE messages (RFC 2136) signed with TSIG (RFC 8945), on the wire: building an update that adds or
 // deletes TXT records, signing it, and reading the server's answer (its RCODE, and its TSIG checked against
-// the key). Sending them is rfc2136.ts's business; nothing here does I/O.
+// the key), plus the one-question queries `nexo doctor` sends to read an RCODE. Sending them is rfc2136.ts's
+// and doctor's business; nothing here does I/O.
 
 /** TSIG algorithms (RFC 8945 §6) WebCrypto's HMAC can compute, by the name the config and BIND use. */
 export const TSIG_ALGORITHMS: Readonly<Record<string, "SHA-1" | "SHA-256" | "SHA-384" | "SHA-512">> = {
@@ -111,6 +112,25 @@ function txtRdata(value: string): Uint8Array {
     at += 255;
   } while (at < bytes.length);
   return out.result();
+}
+
+/** Record types a one-question query asks for (RFC 1035 §3.2.2, RFC 3596, RFC 8659). */
+const QUERY_TYPES = { A: 1, NS: 2, AAAA: 28, CAA: 257 } as const;
+export type QueryType = keyof typeof QUERY_TYPES;
+
+/** A standard query (RFC 1035 §4.1.1-4.1.2): one question for `name`/`type`, class IN, recursion desired. */
+export function encodeQuery(id: number, name: string, type: QueryType): Uint8Array {
+  const w = new Writer();
+  w.u16(id);
+  w.u16(0x0100); // RD
+  w.u16(1); // QDCOUNT
+  w.u16(0);
+  w.u16(0);
+  w.u16(0);
+  w.name(name);
+  w.u16(QUERY_TYPES[type]);
+  w.u16(CLASS_IN);
+  return w.result();
 }
 
 /** The unsigned UPDATE message for `zone` with `changes` (RFC 2136 §2): header, zone section, updates. */

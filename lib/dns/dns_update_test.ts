@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeUpdate, readAnswer, signMessage, type TsigKey } from "./dns_update.ts";
+import { encodeQuery, encodeUpdate, readAnswer, signMessage, type TsigKey } from "./dns_update.ts";
 
 const KEY: TsigKey = { name: "nexo-key", algorithm: "hmac-sha256", secret: new Uint8Array(32).fill(1) };
 
@@ -83,4 +83,36 @@ Deno.test("readAnswer() reads an unsigned answer's RCODE and says it carries no 
   answer[1] = 7;
   answer[3] = 9; // NOTAUTH
   assert.deepEqual(await readAnswer(answer, request, KEY), { id: 7, rcode: 9, tsig: null });
+});
+
+Deno.test("encodeQuery() writes an RFC 1035 §4.1 question: header, labels, type and class", () => {
+  const query = encodeQuery(0x1234, "a.example.com.", "CAA");
+  assert.deepEqual(
+    [...query],
+    [
+      0x12,
+      0x34,
+      0x01,
+      0x00,
+      0,
+      1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0, // id, RD, one question
+      1,
+      0x61,
+      7,
+      ...new TextEncoder().encode("example"),
+      3,
+      ...new TextEncoder().encode("com"),
+      0,
+      0x01,
+      0x01,
+      0,
+      1, // CAA (257), IN
+    ],
+  );
 });

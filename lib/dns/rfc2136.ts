@@ -12,18 +12,12 @@ import {
   normalizeDnsName,
   type TxtRecordHandle,
 } from "./provider.ts";
+import { formatAddr } from "../ip_address.ts";
 
 /** TTL of challenge records, in seconds (as for Cloudflare: a cached old value is gone within 2 minutes). */
 const RECORD_TTL_S = 120;
 /** One update or query may take this long before the server counts as unreachable. */
 const REQUEST_TIMEOUT_MS = 10_000;
-
-/** "203.0.113.53:53", "[2001:db8::53]:53": a DNS server as messages, permissions and resolver lists write it. */
-export function formatServer(server: { hostname: string; port: number }): string {
-  return server.hostname.includes(":")
-    ? `[${server.hostname}]:${server.port}`
-    : `${server.hostname}:${server.port}`;
-}
 
 export interface Rfc2136Options {
   /** The primary server: its address and port (53). */
@@ -51,7 +45,7 @@ export class Rfc2136DnsProvider implements DnsProvider {
   }
 
   get #serverLabel(): string {
-    return formatServer(this.#options.server);
+    return formatAddr(this.#options.server);
   }
 
   /**

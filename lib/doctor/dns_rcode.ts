@@ -3,28 +3,7 @@
 // 2.9.6 against challtestsrv's /set-servfail), but a CA refuses to issue on a failed CAA lookup
 // (RFC 8659 §3) and issues on an empty one. Only the header is read; the records come from resolveDns.
 
-const TYPE_CODES = { A: 1, NS: 2, AAAA: 28, CAA: 257 } as const;
-
-/** The question `name`/`type` (class IN) with recursion desired, under the id `id`. */
-export function encodeQuery(id: number, name: string, type: keyof typeof TYPE_CODES): Uint8Array {
-  const labels = name.replace(/\.$/, "").split(".").map((label) => new TextEncoder().encode(label));
-  const size = 12 + labels.reduce((sum, label) => sum + 1 + label.length, 1) + 4;
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint16(0, id);
-  view.setUint16(2, 0x0100); // RD
-  view.setUint16(4, 1); // QDCOUNT
-  let at = 12;
-  for (const label of labels) {
-    out[at++] = label.length;
-    out.set(label, at);
-    at += label.length;
-  }
-  out[at++] = 0;
-  view.setUint16(at, TYPE_CODES[type]);
-  view.setUint16(at + 2, 1); // IN
-  return out;
-}
+import { encodeQuery, type QueryType } from "../dns/dns_update.ts";
 
 /**
  * The RCODE the server at `ipAddr`:`port` answers for `name`/`type`, or null when it does not answer within
@@ -32,7 +11,7 @@ export function encodeQuery(id: number, name: string, type: keyof typeof TYPE_CO
  */
 export async function queryRcode(
   name: string,
-  type: keyof typeof TYPE_CODES,
+  type: QueryType,
   server: { ipAddr: string; port: number },
   timeoutMs: number,
 ): Promise<number | null> {

@@ -13,9 +13,10 @@ import { ipVersion } from "../ip_address.ts";
 import { checkHostAddresses, machineAddresses } from "./addresses.ts";
 import { checkCa } from "./ca.ts";
 import { checkCaa } from "./caa.ts";
-import { checkMachine, formatAddress } from "./machine.ts";
+import { checkMachine } from "./machine.ts";
 import { DnsAsker, type DnsServer } from "./resolvers.ts";
 import { type Finding, finding } from "./report.ts";
+import { formatAddr } from "../ip_address.ts";
 
 /** The order areas print in: what the user edits first, then the world outside. */
 const AREA_ORDER = ["config", "machine", "dns", "caa", "cloudflare", "dns provider", "ca"];
@@ -164,7 +165,7 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
  */
 function httpListenFindings(address: ListenAddress): Finding[] {
   const findings: Finding[] = [];
-  const subject = `http_listen ${formatAddress(address)}`;
+  const subject = `http_listen ${formatAddr(address)}`;
   if (/^127\.|^::1$|^localhost$/.test(address.hostname)) {
     findings.push({
       area: "config",

@@ -9,6 +9,7 @@ import { dirname, join } from "../path.ts";
 import { MIGRATE_REQ } from "../server/listen.ts";
 import { currentUid } from "../process_user.ts";
 import { type Finding, finding } from "./report.ts";
+import { formatAddr } from "../ip_address.ts";
 
 const AREA = "machine";
 
@@ -53,20 +54,13 @@ export async function checkMachine(config: Config, options: MachineOptions = {})
   return findings;
 }
 
-/** "0.0.0.0:443", "[::]:443". */
-export function formatAddress(address: ListenAddress): string {
-  return address.hostname.includes(":")
-    ? `[${address.hostname}]:${address.port}`
-    : `${address.hostname}:${address.port}`;
-}
-
 /**
  * Binds `address` for a moment, the way the server will. A port in use is a problem when /proc names a
  * process other than nexo, fine when it is nexo itself (the server is running), a warning when nobody can be
  * named (under nexo's narrow flags /proc is closed).
  */
 export async function checkListen(key: string, address: ListenAddress, proc: string): Promise<Finding> {
-  const subject = `${key} ${formatAddress(address)}`;
+  const subject = `${key} ${formatAddr(address)}`;
   if (address.port === 0) return finding(AREA, subject, "ok", "port 0: the system picks a free port");
   // As the server binds it: no host is every IPv4 address, except for the admin server, which stays local.
   const hostname = address.hostname || (key === "admin.listen" ? "127.0.0.1" : "0.0.0.0");

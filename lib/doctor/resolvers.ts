@@ -6,6 +6,7 @@ import { errorMessage } from "../error_message.ts";
 import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
 import { RCODES } from "../dns/dns_update.ts";
 import { queryRcode } from "./dns_rcode.ts";
+import { ipVersion } from "../ip_address.ts";
 
 /** Longest one query may take: a server that has not answered in 3 s is as good as down for this report. */
 const QUERY_TIMEOUT_MS = 3_000;
@@ -81,7 +82,7 @@ export class DnsAsker {
     for (const text of configured) {
       const { host, port } = parseResolver(text);
       const found = await this.ask(host, "A", { label: "this machine's resolver" });
-      const ipAddr = /^[\d.]+$/.test(host) || host.includes(":")
+      const ipAddr = ipVersion(host) !== 0
         ? host
         : "records" in found && found.records[0] !== undefined
         ? found.records[0]

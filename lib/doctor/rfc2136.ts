@@ -6,9 +6,10 @@ import { errorMessage } from "../error_message.ts";
 import type { Config } from "../config/types.ts";
 import { parseTsigSecret } from "../config/tsig_secret.ts";
 import { challengeRecordName } from "../dns/provider.ts";
-import { formatServer, Rfc2136DnsProvider } from "../dns/rfc2136.ts";
+import { Rfc2136DnsProvider } from "../dns/rfc2136.ts";
 import { type Finding, finding } from "./report.ts";
 import { writeTest } from "./record_probe.ts";
+import { formatAddr } from "../ip_address.ts";
 
 const AREA = "dns provider";
 
@@ -18,7 +19,7 @@ export async function checkRfc2136(
   options: { names: readonly string[]; writeTest: boolean },
 ): Promise<Finding[]> {
   const settings = config.rfc2136!;
-  const server = formatServer(settings.server);
+  const server = formatAddr(settings.server);
   let secret: Uint8Array;
   try {
     secret = parseTsigSecret(await Deno.readTextFile(settings.tsigSecretFile)).secret;

@@ -21,6 +21,7 @@ import { createHandler, type ServingSnapshot } from "./handler.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
 import { shrinkHeapSoon } from "../shrink_heap.ts";
 import { enableListenerHandover, MIGRATE_REQ, serveTls } from "./listen.ts";
+import { formatAddr } from "../ip_address.ts";
 
 /**
  * How often the TLS listener is renewed regardless of certificate events: far inside a local leaf's
@@ -310,11 +311,6 @@ function listenOrExplain<T>(key: string, addr: ListenAddress, listen: () => T): 
     }
     throw error;
   }
-}
-
-/** "127.0.0.1:8443", "[::1]:8443", ":443" (all interfaces, a config's ListenAddress). */
-export function formatAddr(addr: { hostname: string; port: number }): string {
-  return addr.hostname.includes(":") ? `[${addr.hostname}]:${addr.port}` : `${addr.hostname}:${addr.port}`;
 }
 
 /** Config keys a running server cannot change in place (new sockets, a new issuer or new state folders). */
