@@ -221,11 +221,12 @@ proxies:
       async () => {
         // The mTLS route's connection to this same upstream sits idle in the pool now: were it shared, this
         // would be a 200 carrying nexo-client's identity. The upstream refuses after the TLS 1.3 handshake:
-        // its alert, or (when the close wins the race) a bare close.
+        // its alert, or (when the close wins the race) a bare close, or a reset when it closes with nexo's
+        // request unread (seen once in a CI run). The 502 itself is asserted by refused().
         const error = await refused(nexo, "mtls-anonymous.test");
         assert.match(
           error,
-          /CertificateRequired\); it asks for a client certificate: set upstream_tls\.client_cert_file|without sending TLS close_notify|closed the connection/,
+          /CertificateRequired\); it asks for a client certificate: set upstream_tls\.client_cert_file|without sending TLS close_notify|closed the connection|failed while reading \(connection reset\)/,
           error,
         );
         assert.equal((await answer(nexo, "mtls.test")).peer, "nexo-client");
