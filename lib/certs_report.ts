@@ -1,9 +1,13 @@
-// `nexo certs`: a table of the certificates under cert_dir (names, issuer, expiry, next renewal, last error),
-// read from what is stored, so it works while a server runs; with `issuer: internal`, the local CA and the
-// hosts whose certificates it mints in memory (they are never stored). It changes nothing.
+// `nexo certs`: a table of the certificates under cert_dir (names, issuer, expiry, next renewal: the time
+// picked in the CA's suggested window when meta.json holds one, RFC 9773, else the fixed schedule's; last
+// error), read from what is stored, so it works while a server runs; with `issuer: internal`, the local CA
+// and the hosts whose certificates it mints in memory (they are never stored). It changes nothing.
 
+import { ariCertId } from "./acme/ari_cert_id.ts";
+import { boundRenewalTime } from "./acme/ari_schedule.ts";
 import { renewalDueAt, renewalWindowNote } from "./acme/schedule.ts";
 import type { Config } from "./config/types.ts";
+import type { StoredCertificate } from "./storage/cert_meta.ts";
 import { CertRepository } from "./storage/cert_repository.ts";
 import { INTERNAL_LEAF_LIFETIME_MS } from "./server/internal_issuer.ts";
 import { localCaDir, localCaRootPath } from "./tls/local_ca.ts";
@@ -60,10 +64,24 @@ function storedReport(
     const validity = cert.notBefore && cert.notAfter
       ? { notBefore: cert.notBefore, notAfter: cert.notAfter }
       : null;
+    const window = validity && config.issuer === "acme" ? caWindowOf(cert) : null;
     let renewal = "-";
     if (!cert.managed) renewal = "not managed by nexo";
     else if (cert.nextAttemptAt && cert.nextAttemptAt.getTime() > now) {
       renewal = `retry ${day(cert.nextAttemptAt)}`;
+    } else if (validity && window !== null) {
+      const { renewAt, capped } = boundRenewalTime(window.renewAt.getTime(), validity);
+      renewal = `${renewAt <= now ? "due now" : day(new Date(renewAt))} (CA window) *`;
+      const why = window.explanationUrl === null ? "" : `; the CA explains it at ${window.explanationUrl}`;
+      const cap = capped
+        ? "; moved earlier to keep a tenth of the lifetime, as the window ends too late"
+        : "";
+      notes.push(
+        `* ${cert.names.join(",")}: picked in the CA's suggested renewal window ${
+          day(window.windowStart)
+        } to ` +
+          `${day(window.windowEnd)} (RFC 9773; nexo server asks again as the CA says)${cap}${why}`,
+      );
     } else if (validity && config.issuer === "acme") {
       const due = renewalDueAt(validity, config.acme.renewBeforeMs);
       renewal = due <= now ? "due now" : day(new Date(due));
@@ -88,6 +106,16 @@ function storedReport(
   );
   return lines.join("\n") + "\n" + notes.map((note) => `${note}\n`).join("") +
     problems.map((p) => `problem: ${p}\n`).join("");
+}
+
+/** meta.json's renewal window when it is about the stored leaf (not a predecessor's), else null. */
+function caWindowOf(cert: StoredCertificate): StoredCertificate["renewalInfo"] {
+  if (cert.renewalInfo === null || cert.pair === null) return null;
+  try {
+    return ariCertId(cert.pair.certPem) === cert.renewalInfo.certId ? cert.renewalInfo : null;
+  } catch {
+    return null; // a leaf without an authority key identifier has no renewal information
+  }
 }
 
 function day(date: Date): string {

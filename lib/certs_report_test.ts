@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ariCertId } from "./acme/ari_cert_id.ts";
 import { certificatesReport } from "./certs_report.ts";
 import { parseConfig } from "./config/parse.ts";
 import { CertRepository } from "./storage/cert_repository.ts";
@@ -73,6 +74,56 @@ Deno.test("certificatesReport() with issuer internal names the local CA and the 
       `${dir}/config.yaml`,
     );
     assert.match(await certificatesReport(acme), /^No certificates in /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("certificatesReport() shows the time picked in the CA's renewal window, and ignores a stale one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ca = await LocalCa.loadOrCreate(`${dir}/ca`);
+    const now = Date.now();
+    const leaf = await ca.issue(["a.example.com"], { now: new Date(now), lifetimeMs: 90 * DAY_MS });
+    const repository = CertRepository.open({ certDir: `${dir}/certs`, baseDir: dir });
+    await repository.saveCertificate(["a.example.com"], {
+      certPem: leaf.certPem,
+      keyPem: leaf.keyPem,
+      issuer: "acme",
+      directoryUrl: "https://acme.test/dir",
+    });
+    const config = parseConfig(
+      `base_dir: ${dir}\nacme:\n  directory: https://acme.test/dir\n` +
+        `proxies:\n  "a.example.com":\n    upstream: http://127.0.0.1:1\n`,
+      `${dir}/config.yaml`,
+    );
+    const window = {
+      windowStart: new Date(now + 59 * DAY_MS),
+      windowEnd: new Date(now + 61 * DAY_MS),
+      renewAt: new Date(now + 60 * DAY_MS),
+      explanationUrl: "https://acme.test/docs/ari",
+    };
+    await repository.recordRenewalInfo(["a.example.com"], { certId: ariCertId(leaf.certPem), ...window });
+    const report = await certificatesReport(config, now);
+    const day = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 16) + "Z";
+    assert.match(report, new RegExp(`a\\.example\\.com .*${day(now + 60 * DAY_MS)} \\(CA window\\) \\*`));
+    assert.match(
+      report,
+      new RegExp(
+        `\\* a\\.example\\.com: picked in the CA's suggested renewal window ${day(now + 59 * DAY_MS)} to ` +
+          `${day(now + 61 * DAY_MS)} \\(RFC 9773.*the CA explains it at https://acme\\.test/docs/ari\\n`,
+      ),
+    );
+
+    // A window recorded for another certificate (the one this replaced) is not this one's.
+    await repository.recordRenewalInfo(["a.example.com"], { certId: "b3RoZXI.AQ", ...window });
+    const stale = await certificatesReport(config, now);
+    assert.doesNotMatch(stale, /CA window/);
+    assert.match(
+      stale,
+      /a\.example\.com\s+acme\s+\S+ \S+\s+\d{4}-\d\d-\d\d \d\d:\d\dZ\s+-\n/,
+      "the fixed schedule",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

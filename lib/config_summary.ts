@@ -3,7 +3,8 @@
 // will do before running it. Pure text.
 
 import { isOneLabelUnder, planCertificates } from "./acme/plan.ts";
-import type { Config } from "./config/types.ts";
+import type { Config, DnsProviderConfig } from "./config/types.ts";
+import { dnsProviders } from "./config/dns_zones.ts";
 import type { ConfigWarning } from "./config_warnings.ts";
 import { formatAddr } from "./ip_address.ts";
 
@@ -33,13 +34,15 @@ export function summarizeConfig(config: Config, warnings: readonly ConfigWarning
   }
   if (config.issuer === "acme") {
     const plans = planCertificates(config);
-    const method = config.cloudflare
-      ? "DNS-01 via Cloudflare"
-      : config.rfc2136
-      ? `DNS-01 via RFC 2136 updates to ${config.rfc2136.server.hostname}:${config.rfc2136.server.port}`
-      : config.httpListen
-      ? "HTTP-01 on http_listen"
-      : "no challenge method: add cloudflare, dns or http_listen";
+    const methods = [
+      ...dnsProviders(config.dns).map((provider) => `DNS-01 via ${describeDnsProvider(provider)}`),
+      ...(config.httpListen !== null && (config.dns === null || config.dns.default === null)
+        ? [config.dns === null ? "HTTP-01 on http_listen" : "HTTP-01 on http_listen for other names"]
+        : []),
+    ];
+    const method = methods.length === 0
+      ? "no challenge method: add cloudflare, dns or http_listen"
+      : [...new Set(methods)].join("; ");
     lines.push(`certificates (${plans.length}, ${method}):`);
     for (const plan of plans) {
       const covered = config.routes.map((route) => route.host).filter((host) =>
@@ -56,4 +59,18 @@ export function summarizeConfig(config: Config, warnings: readonly ConfigWarning
   if (warnings.length > 0) lines.push(`warnings (${warnings.length}):`);
   for (const warning of warnings) lines.push(`  ${warning.key}: ${warning.message}`);
   return lines.join("\n") + "\n";
+}
+
+/** How the summary names a DNS provider: its kind and where it sends records. */
+function describeDnsProvider(provider: DnsProviderConfig): string {
+  switch (provider.provider) {
+    case "cloudflare":
+      return "Cloudflare";
+    case "rfc2136":
+      return `RFC 2136 updates to ${formatAddr(provider.rfc2136.server)}`;
+    case "exec":
+      return `the hook ${provider.exec.command[0]}`;
+    case "acme-dns":
+      return `acme-dns at ${provider.acmeDns.api}`;
+  }
 }

@@ -275,8 +275,17 @@ Deno.test("the ACME worker's permissions keep it away from the config, other hos
       baseDir: dir,
       keyType: "ecdsa",
       eab: null,
-      rfc2136: null,
-      cloudflare: { apiToken: "x", apiBase: "https://api.cloudflare.com/client/v4", zoneId: null },
+      fallbacks: [],
+      dns: {
+        default: {
+          provider: "cloudflare",
+          apiToken: "x",
+          apiBase: "https://api.cloudflare.com/client/v4",
+          zoneId: null,
+        },
+        zones: [],
+      },
+      checkServers: { "": ["127.0.0.1:8053"] },
       http01: false,
       dnsResolvers: ["127.0.0.1:8053"],
       retryIntervalMs: 1000,
@@ -296,7 +305,9 @@ Deno.test("the ACME worker's permissions keep it away from the config, other hos
     assert.equal(result.connectOutside, "NotCapable");
     assert.equal(result.readEnv, "NotCapable");
     assert.equal(result.run, "NotCapable");
-    assert.equal(result.writeBaseDir, "ok");
+    // Only its own folders: not base_dir itself, where the config and the exec hook may live.
+    assert.equal(result.writeBaseDir, "NotCapable");
+    assert.equal(result.writeAccounts, "ok");
   } finally {
     outside.close();
     await Deno.remove(dir, { recursive: true });

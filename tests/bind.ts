@@ -2,6 +2,7 @@
 // dynamic updates (RFC 2136) signed with a TSIG key this helper makes, and answers queries for what they
 // wrote. Its zone has an NS and an A record for ns1, so it is a complete, loadable zone.
 
+import assert from "node:assert/strict";
 import { closedPort } from "./upstreams.ts";
 
 export interface Bind {
@@ -119,4 +120,23 @@ export async function startBind(zone = "example.test", keyName = "nexo-key"): Pr
       throw new Error(`named did not start (apt-get install bind9):\n${output}`);
     }
   }
+}
+
+/** Adds a TXT record with BIND's own nsupdate, behind the provider's back (a crashed run's leftover). */
+export async function nsupdateAdd(bind: Bind, fqdn: string, value: string): Promise<void> {
+  const child = new Deno.Command("nsupdate", {
+    args: ["-k", bind.keyFile],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(
+    new TextEncoder().encode(
+      `server 127.0.0.1 ${bind.port}\nzone ${bind.zone}\nupdate add ${fqdn} 60 TXT "${value}"\nsend\n`,
+    ),
+  );
+  await writer.close();
+  const output = await child.output();
+  assert.ok(output.success, new TextDecoder().decode(output.stderr));
 }

@@ -8,6 +8,15 @@
 // so this helper always sends lowercase names ending in ".". An unknown name answers NOERROR with no records
 // (Deno.resolveDns throws NotFound); NS queries answer nothing. A failed bind is only logged: the process keeps
 // running, which is why start-up checks its own output and proves the ports are its own.
+//
+// CNAMEs (checked with dig and Deno.resolveDns against the Debian build): POST /set-cname {"host","target"}
+// sets a host's one CNAME (a second set-cname replaces it); POST /clear-cname {"host"} removes it. A query
+// of ANY type for a CNAME host is answered with the CNAME and then the target's records of that type, in one
+// answer: a TXT query for "_acme-challenge.example.org" gives the CNAME plus the target's TXT records, so
+// Deno.resolveDns (and Pebble) get the target's values, as from a recursive resolver. A real authoritative
+// server without the target's zone answers with the CNAME alone (RFC 1034 §4.3.2; BIND 9 does, see
+// tests/acme_dns_test.ts). With no records at the target the answer is the CNAME alone, which Deno.resolveDns
+// reports as NotFound "no records found for ... <target>".
 
 const BINARY = "pebble-challtestsrv";
 /** Start-up: tries with fresh ports (another process may take one between our probe and its bind). */
@@ -25,6 +34,10 @@ export interface ChallTestSrv {
   setTxt(fqdn: string, value: string): Promise<void>;
   /** Removes every TXT value at `fqdn`. */
   clearTxt(fqdn: string): Promise<void>;
+  /** Makes `fqdn` a CNAME to `target`, replacing its CNAME if it had one (see the file header). */
+  setCname(fqdn: string, target: string): Promise<void>;
+  /** Removes the CNAME at `fqdn`. */
+  clearCname(fqdn: string): Promise<void>;
   /** The TXT values now served for `fqdn` (each record's strings joined); [] when none. */
   txtValues(fqdn: string): Promise<string[]>;
   /** Serves these A (IPv4) or AAAA (IPv6) addresses at `fqdn`, replacing the default answer. */
@@ -135,6 +148,9 @@ function spawn(
     managementUrl,
     setTxt: (fqdn, value) => post("/set-txt", { host: challTestSrvHost(fqdn), value }),
     clearTxt: (fqdn) => post("/clear-txt", { host: challTestSrvHost(fqdn) }),
+    setCname: (fqdn, target) =>
+      post("/set-cname", { host: challTestSrvHost(fqdn), target: challTestSrvHost(target) }),
+    clearCname: (fqdn) => post("/clear-cname", { host: challTestSrvHost(fqdn) }),
     txtValues: (fqdn) => queryTxt(dnsPort, fqdn),
     addAddresses: (fqdn, type, addresses) =>
       post(type === "A" ? "/add-a" : "/add-aaaa", { host: challTestSrvHost(fqdn), addresses }),

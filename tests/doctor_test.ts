@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
-import { shippedPermissionFlags, startNexo } from "./harness.ts";
+import { type DoctorRun, runDoctor as doctor, shippedPermissionFlags, startNexo } from "./harness.ts";
 import { startPebble } from "./pebble.ts";
 import { tryMountTmpfs } from "./tmpfs.ts";
 import { closedPort } from "./upstreams.ts";
@@ -19,45 +19,6 @@ import type { Finding } from "../lib/doctor/report.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const TOKEN = "doctor-test-token-7c1e";
-
-interface DoctorRun {
-  code: number;
-  findings: Finding[];
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `nexo doctor --json` on `config` (YAML) written to `dir`, with `flags` (default -A). */
-async function doctor(
-  dir: string,
-  config: string,
-  options: { args?: string[]; flags?: string[] } = {},
-): Promise<DoctorRun> {
-  await Deno.writeTextFile(`${dir}/config.yaml`, config);
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...(options.flags ?? ["-A"]),
-      MAIN,
-      "doctor",
-      "--config",
-      `${dir}/config.yaml`,
-      "--json",
-      ...(options.args ?? []),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
-  const stderr = new TextDecoder().decode(output.stderr);
-  let findings: Finding[];
-  try {
-    findings = JSON.parse(stdout).findings;
-  } catch {
-    throw new Error(`doctor printed no JSON (exit ${output.code}):\n${stdout}\n${stderr}`);
-  }
-  return { code: output.code, findings, stdout, stderr };
-}
 
 /** The one finding of `area` whose subject starts with `subject`. */
 function findingOf(run: DoctorRun, area: string, subject: string): Finding {

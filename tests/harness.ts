@@ -2,6 +2,7 @@
 // directory, wait for its "listening" log line, read its JSON logs, and talk to it with real TLS clients
 // (curl, and Deno.connectTls with an SNI name) that verify against nexo's local CA.
 
+import type { Finding } from "../lib/doctor/report.ts";
 import { DENO_LOG_FILTER, V8_FLAGS } from "../lib/v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -36,7 +37,7 @@ export interface NexoProcess {
  */
 export async function startNexo(
   configBody: string,
-  options: { args?: string[]; dir?: string } = {},
+  options: { args?: string[]; dir?: string; permissions?: string[] } = {},
 ): Promise<NexoProcess> {
   // A given `dir` (a previous run's, to test restarts) is the caller's to remove.
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "nexo-e2e-" });
@@ -49,7 +50,8 @@ export async function startNexo(
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "-A",
+      // All, unless the test gives the flags (the compiled binary's: shippedPermissionFlags()).
+      ...(options.permissions ?? ["-A"]),
       // As shipped (deno task start, the compiled binary): memory figures in tests are the real ones.
       V8_FLAGS,
       `${ROOT}main.ts`,
@@ -254,4 +256,44 @@ export async function shippedPermissionFlags(dir: string): Promise<string[]> {
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   const flags = (denoJson.tasks.compile as string).split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
   return flags.map((flag) => flag.replaceAll("/etc/nexo", dir));
+}
+
+/** What one `nexo doctor --json` run printed. */
+export interface DoctorRun {
+  code: number;
+  findings: Finding[];
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `nexo doctor --json` on `config` (YAML) written to `dir`, with `flags` (default -A). */
+export async function runDoctor(
+  dir: string,
+  config: string,
+  options: { args?: string[]; flags?: string[] } = {},
+): Promise<DoctorRun> {
+  await Deno.writeTextFile(`${dir}/config.yaml`, config);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...(options.flags ?? ["-A"]),
+      `${ROOT}main.ts`,
+      "doctor",
+      "--config",
+      `${dir}/config.yaml`,
+      "--json",
+      ...(options.args ?? []),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  const stderr = new TextDecoder().decode(output.stderr);
+  let findings: Finding[];
+  try {
+    findings = JSON.parse(stdout).findings;
+  } catch {
+    throw new Error(`doctor printed no JSON (exit ${output.code}):\n${stdout}\n${stderr}`);
+  }
+  return { code: output.code, findings, stdout, stderr };
 }

@@ -11,6 +11,7 @@ const ENTRIES = [
   "main.ts",
   "lib/server/internal_issuer.ts",
   "lib/acme/supervisor.ts",
+  "lib/acme/ari_client.ts",
   "lib/server/admin.ts",
   "lib/demo.ts",
   "lib/certs_report.ts",
@@ -25,6 +26,13 @@ const ENTRIES = [
   "lib/doctor/cloudflare.ts",
   "lib/doctor/rfc2136.ts",
   "lib/config/tsig_secret.ts",
+  "lib/dns/rfc2136.ts",
+  "lib/config/dns_files.ts",
+  "lib/dns/cloudflare.ts",
+  "lib/dns/acme_dns.ts",
+  "lib/dns/lookups.ts",
+  "lib/dns/exec.ts",
+  "lib/doctor/dns_hooks.ts",
 ];
 
 /**

@@ -8,8 +8,8 @@ import { testDnsProviderConformance } from "../lib/dns/provider_conformance.ts";
 import { DnsProviderError } from "../lib/dns/provider.ts";
 import { Rfc2136DnsProvider } from "../lib/dns/rfc2136.ts";
 import { parseTsigSecret } from "../lib/config/tsig_secret.ts";
-import { type Bind, startBind } from "./bind.ts";
-import { startNexo } from "./harness.ts";
+import { type Bind, nsupdateAdd, startBind } from "./bind.ts";
+import { runDoctor, startNexo } from "./harness.ts";
 import { startPebble } from "./pebble.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
 
@@ -26,25 +26,6 @@ function providerFor(
     },
     zone: overrides.zone ?? null,
   });
-}
-
-/** Adds a TXT record with BIND's own nsupdate, behind the provider's back (a crashed run's leftover). */
-async function nsupdateAdd(bind: Bind, fqdn: string, value: string): Promise<void> {
-  const child = new Deno.Command("nsupdate", {
-    args: ["-k", bind.keyFile],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(
-    new TextEncoder().encode(
-      `server 127.0.0.1 ${bind.port}\nzone ${bind.zone}\nupdate add ${fqdn} 60 TXT "${value}"\nsend\n`,
-    ),
-  );
-  await writer.close();
-  const output = await child.output();
-  assert.ok(output.success, new TextDecoder().decode(output.stderr));
 }
 
 testDnsProviderConformance("Rfc2136DnsProvider (BIND 9)", async () => {
@@ -176,43 +157,24 @@ Deno.test("nexo doctor checks the RFC 2136 key at the server, and with --write-t
   await using bind = await startBind();
   const dir = await Deno.makeTempDir({ prefix: "nexo-doctor-rfc2136-" });
   const doctor = async (keyFile: string, args: string[] = []) => {
-    await Deno.writeTextFile(
-      `${dir}/config.yaml`,
-      [
-        `base_dir: ${dir}/base`,
-        `listen: "127.0.0.1:${closedPort()}"`,
-        "acme:",
-        `  directory: https://localhost:${closedPort()}/dir`,
-        "dns:",
-        "  provider: rfc2136",
-        "  rfc2136:",
-        `    server: "${bind.dnsServer}"`,
-        `    tsig_key: ${bind.keyName}`,
-        `    tsig_secret_file: ${keyFile}`,
-        "proxies:",
-        `  "app.${bind.zone}":`,
-        "    upstream: http://127.0.0.1:9",
-        "",
-      ].join("\n"),
-    );
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../main.ts", import.meta.url).pathname,
-        "doctor",
-        "-c",
-        `${dir}/config.yaml`,
-        "--json",
-        ...args,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const findings = JSON.parse(new TextDecoder().decode(output.stdout)).findings as Array<
-      { area: string; subject: string; status: string; message: string }
-    >;
-    return findings.filter((f) => f.area === "dns provider");
+    const config = [
+      `base_dir: ${dir}/base`,
+      `listen: "127.0.0.1:${closedPort()}"`,
+      "acme:",
+      `  directory: https://localhost:${closedPort()}/dir`,
+      "dns:",
+      "  provider: rfc2136",
+      "  rfc2136:",
+      `    server: "${bind.dnsServer}"`,
+      `    tsig_key: ${bind.keyName}`,
+      `    tsig_secret_file: ${keyFile}`,
+      "proxies:",
+      `  "app.${bind.zone}":`,
+      "    upstream: http://127.0.0.1:9",
+      "",
+    ].join("\n");
+    const run = await runDoctor(dir, config, { args });
+    return run.findings.filter((f) => f.area === "dns provider");
   };
   try {
     const checked = await doctor(bind.keyFile, ["--write-test"]);

@@ -1,8 +1,9 @@
 // One ACME order (RFC 8555 §7.4) for a set of names, validated through a ChallengeSolver (DNS-01 or HTTP-01):
 // publish every response first (a wildcard and its apex put two TXT values on one `_acme-challenge` name),
 // wait until each is visible, answer all challenges, wait for every authorization, then withdraw every
-// response, also on failure. Then finalize with a fresh key's CSR and download the chain. It does not decide
-// when to issue (schedule.ts) or store anything (lib/storage); it runs in the ACME worker.
+// response, also on failure. Then finalize with a fresh key's CSR and download the chain. A renewal names the
+// certificate it replaces (RFC 9773 §5). It does not decide when to issue (schedule.ts, ari_schedule.ts) or
+// store anything (lib/storage); it runs in the ACME worker.
 
 import { errorMessage } from "../error_message.ts";
 import { type AcmeClient, AcmeError, createCsr, createPrivateKey, runAcme } from "./acme_client.ts";
@@ -13,6 +14,11 @@ export interface IssueOptions {
   directoryUrl: string;
   solver: ChallengeSolver;
   keyType: "ecdsa" | "rsa";
+  /**
+   * The RFC 9773 §4.1 certID of the certificate this order renews, sent as newOrder's `replaces` (§5); null
+   * for a first order. A CA that refuses it gets the order again without it (see `createOrder`).
+   */
+  replaces?: string | null;
   /** Progress lines for the log (never secrets). */
   onProgress?: (event: string, fields: Record<string, string>) => void;
 }
@@ -41,10 +47,7 @@ interface PendingChallenge {
 export async function issueCertificate(names: string[], options: IssueOptions): Promise<IssuedChain> {
   const { client, directoryUrl } = options;
   const acmeCall = <T>(doing: string, call: () => Promise<T>) => runAcme(doing, directoryUrl, call);
-  const order = await acmeCall(
-    `create an order for ${names.join(", ")}`,
-    () => client.createOrder({ identifiers: names.map((value) => ({ type: "dns", value })) }),
-  );
+  const order = await createOrder(names, options);
   const authorizations = await acmeCall(
     "fetch the order's authorizations",
     () => client.getAuthorizations(order),
@@ -100,6 +103,49 @@ export async function issueCertificate(names: string[], options: IssueOptions): 
   const certPem = await acmeCall("download the certificate", () => client.getCertificate(finalized));
   options.onProgress?.("certificate obtained", { names: names.join(",") });
   return { certPem, keyPem };
+}
+
+/** RFC 9773 §7.4: the certificate named in `replaces` was already replaced by another order. */
+const ALREADY_REPLACED = "urn:ietf:params:acme:error:alreadyReplaced";
+
+/**
+ * newOrder (RFC 8555 §7.4) for `names`, with `replaces` when `options.replaces` is set (RFC 9773 §5). When
+ * the CA refuses that field (`isReplacesRefused`), the order is sent once more without it: `replaces` only
+ * helps the CA, and a renewal must not fail over it. Throws AcmeError like `issueCertificate`.
+ */
+export async function createOrder(
+  names: string[],
+  options: IssueOptions,
+): ReturnType<AcmeClient["createOrder"]> {
+  const { client, directoryUrl } = options;
+  const identifiers = names.map((value) => ({ type: "dns", value }));
+  const doing = `create an order for ${names.join(", ")}`;
+  const replaces = options.replaces ?? null;
+  if (replaces === null) return await runAcme(doing, directoryUrl, () => client.createOrder({ identifiers }));
+  // acme-client sends the payload as given, so the field its types do not know reaches the CA.
+  const payload = { identifiers, replaces };
+  try {
+    return await runAcme(doing, directoryUrl, () => client.createOrder(payload));
+  } catch (error) {
+    if (!isReplacesRefused(error)) throw error;
+    options.onProgress?.("order retried without replaces", {
+      names: names.join(","),
+      replaces,
+      reason: errorMessage(error),
+    });
+    return await runAcme(doing, directoryUrl, () => client.createOrder({ identifiers }));
+  }
+}
+
+/**
+ * Whether a failed newOrder was refused over its `replaces` field: RFC 9773 §5's 409 alreadyReplaced (the
+ * certificate was replaced by another order, a crash between two runs, say), or a 400 whose problem names the
+ * field (a CA that checks `replaces` its own way, or an older draft's server).
+ */
+export function isReplacesRefused(error: unknown): boolean {
+  if (!(error instanceof AcmeError) || error.problem === null) return false;
+  const { type, status, detail } = error.problem;
+  return type === ALREADY_REPLACED || (status === 400 && /replace/i.test(detail));
 }
 
 async function withdrawAll(handles: unknown[], options: IssueOptions): Promise<void> {

@@ -14,28 +14,53 @@ export interface WorkerSettings {
   keyType: "ecdsa" | "rsa";
   /** `acme.eab`: sent once, when the account is registered. The HMAC key is a secret. */
   eab: { kid: string; hmacKey: string } | null;
-  cloudflare: { apiToken: string; apiBase: string; zoneId: string | null } | null;
-  /** `dns: { provider: rfc2136 }`, with the TSIG secret read from its file (a secret: never log it). */
-  rfc2136: {
-    server: { hostname: string; port: number };
-    keyName: string;
-    algorithm: "hmac-sha1" | "hmac-sha256" | "hmac-sha384" | "hmac-sha512";
-    secretBase64: string;
-    zone: string | null;
-  } | null;
-  /** Without a DNS provider: answer HTTP-01 challenges through the main thread's `http_listen`. */
-  http01: boolean;
+  /** `acme.issuers` after the first: the CAs tried in turn for a certificate the previous one failed. */
+  fallbacks: Array<
+    { directoryUrl: string; eab: { kid: string; hmacKey: string } | null; caCertsPem: string[] }
+  >;
   /**
-   * "host:port" servers asked in propagation checks: `acme.dns_resolvers`, or else the zones' authoritative
-   * nameservers as addresses, which the main thread looks up before the job so the worker's network
-   * permission can name them.
+   * The DNS providers (`dns:` as config.ts has it, with each secret read from its file), or null without one.
+   * Secrets inside: never log them.
    */
+  dns:
+    | { default: WorkerDnsProvider | null; zones: Array<{ zone: string; provider: WorkerDnsProvider }> }
+    | null;
+  /**
+   * "host:port" servers the propagation check asks about the records of each provider, by its place in `dns`
+   * ("" the default, else its zone): `acme.dns_resolvers`, or else the servers authoritative for where that
+   * provider's records live, looked up by the main thread so the worker's network permission can name them.
+   */
+  checkServers: Record<string, string[]>;
+  /** For names no DNS provider serves: answer HTTP-01 challenges through the main thread's `http_listen`. */
+  http01: boolean;
+  /** Every DNS server the worker may ask (`checkServers`' and `acme.dns_resolvers`), for its permission. */
   dnsResolvers: string[];
   /** `acme.retry_interval`, ms: the first backoff step after a failure. */
   retryIntervalMs: number;
   /** Bound on waiting for a TXT record to become visible, ms. */
   propagationTimeoutMs: number;
 }
+
+/** One DNS provider's settings as the worker builds it (lib/dns). */
+export type WorkerDnsProvider =
+  | { provider: "cloudflare"; apiToken: string; apiBase: string; zoneId: string | null }
+  | {
+    provider: "rfc2136";
+    server: { hostname: string; port: number };
+    keyName: string;
+    algorithm: "hmac-sha1" | "hmac-sha256" | "hmac-sha384" | "hmac-sha512";
+    secretBase64: string;
+    zone: string | null;
+  }
+  | { provider: "exec"; command: string[]; timeoutMs: number; zone: string | null }
+  | {
+    provider: "acme-dns";
+    api: string;
+    username: string;
+    password: string;
+    subdomain: string;
+    fulldomain: string | null;
+  };
 
 /** Main -> worker. */
 export type ToWorker =
@@ -45,6 +70,12 @@ export type ToWorker =
     settings: WorkerSettings;
     /** Each entry is one certificate to obtain: its names, first name first. */
     certificates: string[][];
+    /**
+     * One entry per `certificates` entry: the RFC 9773 §4.1 certID of the certificate that order replaces,
+     * sent as newOrder's `replaces` (§5), or null (a first order, or a CA without renewal information).
+     * Absent: no order replaces anything.
+     */
+    replaces?: Array<string | null>;
   }
   /** The main thread now serves (or no longer serves) the HTTP-01 response asked for by `requestId`. */
   | { type: "http01-ack"; requestId: number };

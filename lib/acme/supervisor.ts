@@ -1,21 +1,29 @@
-// The main thread's side of ACME: decides which certificates are due (missing, or inside their renewal window,
-// and past any backoff), starts the sandboxed worker for one job at a time, installs what it posts into the
+// The main thread's side of ACME: decides which certificates are due (missing, or inside their renewal
+// window: the CA's suggested one when it offers RFC 9773 renewal information, else the fixed schedule; and
+// past any backoff), starts the sandboxed worker for one job at a time, installs what it posts into the
 // CertStore (new handshakes get the new certificate; open connections keep theirs), and sleeps until the next
-// certificate is due or the jittered check interval passes. The worker is not resident between jobs. A
-// crashed worker is restarted with backoff. It never blocks serving: everything runs in the background.
+// certificate is due, the CA is to be asked again, or the jittered check interval passes. The worker is not
+// resident between jobs; a crashed one is restarted with backoff. Nothing here blocks serving.
 
 import { errorMessage } from "../error_message.ts";
 import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
 import { challengeRecordName } from "../dns/provider.ts";
 import type { Config } from "../config/types.ts";
 import { parseTsigSecret } from "../config/tsig_secret.ts";
+import { dnsProviders, providerFor } from "../config/dns_zones.ts";
+import { readAcmeDnsPassword } from "../config/dns_files.ts";
+import type { DnsProviderConfig } from "../config/types.ts";
 import type { Logger } from "../log.ts";
-import { normalizeCertNames } from "../storage/cert_meta.ts";
+import { normalizeCertNames, type StoredCertificate } from "../storage/cert_meta.ts";
 import { CertRepository } from "../storage/cert_repository.ts";
+import { ACCOUNTS_DIR } from "../storage/acme_accounts.ts";
+import { LOCK_DIR } from "../storage/file_storage.ts";
+import { join } from "../path.ts";
 import type { CertStore } from "../tls/cert_store.ts";
 import { parseCertificate } from "../tls/pem.ts";
 import { shrinkHeap } from "../shrink_heap.ts";
-import type { FromWorker, ToWorker, WorkerSettings } from "./messages.ts";
+import type { FromWorker, ToWorker, WorkerDnsProvider, WorkerSettings } from "./messages.ts";
+import type { AdviceRequest, RenewalAdvice, RenewalInfoClient } from "./ari_client.ts";
 import { planCertificates } from "./plan.ts";
 import {
   type CertValidity,
@@ -26,6 +34,17 @@ import {
   retryDelayMs,
 } from "./schedule.ts";
 import { formatAddr } from "../ip_address.ts";
+
+/** When a stored certificate renews, and by whose rule. */
+interface RenewalTime {
+  /** ms since the epoch. */
+  at: number;
+  /**
+   * "ca_window": a time picked in the CA's suggested window (RFC 9773); "ca_window_capped": that time moved
+   * earlier to keep a tenth of the lifetime (ari_schedule.ts); "fixed": the fixed schedule (schedule.ts).
+   */
+  source: "ca_window" | "ca_window_capped" | "fixed";
+}
 
 /** An issued certificate the worker could not write (see AcmeSupervisor's #unsaved). */
 interface UnsavedCertificate {
@@ -84,6 +103,13 @@ export class AcmeSupervisor {
    * again at each check (with backoff) and never ordered again while they wait. Lost on restart.
    */
   readonly #unsaved = new Map<string, UnsavedCertificate>();
+  /** RFC 9773 renewal information: imported (ari_client.ts) once cert_dir holds an ACME certificate. */
+  #renewalInfo: RenewalInfoClient | null = null;
+  /** Each stored certificate's next renewal as the last check decided it, by certificate key (/status). */
+  #renewals = new Map<string, RenewalTime>();
+  /** A check is running; another asked for meanwhile (a reload) runs right after it. */
+  #checking = false;
+  #checkAgain = false;
 
   constructor(options: AcmeSupervisorOptions) {
     this.#config = options.config;
@@ -100,18 +126,27 @@ export class AcmeSupervisor {
     this.#wake(0);
   }
 
-  /** For /status: whether a worker runs, its job, consecutive crashes, and certificates in backoff. */
+  /**
+   * For /status: whether a worker runs, its job, consecutive crashes, certificates in backoff, and when each
+   * stored certificate renews and why ("ca_window": a time picked in the CA's suggested window; "fixed").
+   */
   state(): {
     worker: "running" | "idle";
     job: number | null;
     crashes: number;
     backoff: Record<string, string>;
+    renewals: Record<string, { renews_at: string; source: RenewalTime["source"] }>;
   } {
     return {
       worker: this.#worker ? "running" : "idle",
       job: this.#worker ? this.#jobId : null,
       crashes: this.#crashes,
       backoff: Object.fromEntries([...this.#notBefore].map(([key, at]) => [key, new Date(at).toISOString()])),
+      renewals: Object.fromEntries(
+        [...this.#renewals].map((
+          [key, { at, source }],
+        ) => [key, { renews_at: new Date(at).toISOString(), source }]),
+      ),
     };
   }
 
@@ -127,21 +162,41 @@ export class AcmeSupervisor {
     clearTimeout(this.#timer);
     this.#worker?.terminate();
     this.#worker = null;
+    this.#renewalInfo?.close();
   }
 
   #wake(delayMs: number): void {
     clearTimeout(this.#timer);
     if (this.#stopped) return;
     // setTimeout's limit is 2^31-1 ms (24.8 days); a longer sleep just wakes up early and sleeps again.
-    this.#timer = setTimeout(() => {
-      this.#check().catch((error) => {
-        this.#log.error("certificate check failed", {
-          error: errorMessage(error),
-        });
-        this.#wake(this.#config.acme.retryIntervalMs);
-      });
-    }, Math.min(Math.max(0, delayMs), 2 ** 31 - 1));
+    this.#timer = setTimeout(() => void this.#runCheck(), Math.min(Math.max(0, delayMs), 2 ** 31 - 1));
     Deno.unrefTimer(this.#timer);
+  }
+
+  /**
+   * Runs #check, one at a time: a check waits on storage and on the CAs' renewal information, and two at once
+   * could start two workers. A wake during a check (a reload) runs another check right after it.
+   */
+  async #runCheck(): Promise<void> {
+    if (this.#checking) {
+      this.#checkAgain = true;
+      return;
+    }
+    this.#checking = true;
+    try {
+      await this.#check();
+    } catch (error) {
+      this.#log.error("certificate check failed", {
+        error: errorMessage(error),
+      });
+      this.#wake(this.#config.acme.retryIntervalMs);
+    } finally {
+      this.#checking = false;
+      if (this.#checkAgain) {
+        this.#checkAgain = false;
+        this.#wake(0);
+      }
+    }
   }
 
   async #check(): Promise<void> {
@@ -153,8 +208,12 @@ export class AcmeSupervisor {
     for (const problem of problems) this.#log.warn("certificate storage problem", { error: problem });
     let wakeAt = nextCheckAt(now, config.acme.checkIntervalMs);
     wakeAt = Math.min(wakeAt, await this.#storeUnsaved(repository, now));
+    const plans = planCertificates(config);
+    const advice = await this.#adviseRenewals(plans, certificates, repository);
+    const renewals = new Map<string, RenewalTime>();
     const due: string[][] = [];
-    for (const plan of planCertificates(config)) {
+    const replaces: Array<string | null> = [];
+    for (const plan of plans) {
       const key = certKey(plan.names);
       const unsaved = this.#unsaved.get(key);
       if (unsaved && !needsRenewal(unsaved.validity, { now, renewBeforeMs: config.acme.renewBeforeMs })) {
@@ -165,11 +224,16 @@ export class AcmeSupervisor {
       // A certificate put there by hand or by certbot is served but not nexo's to renew. (An unmanaged entry
       // without a pair is only a failure record of a certificate nexo has not obtained yet.)
       if (stored && !stored.managed && stored.pair) continue;
+      const ari = advice.get(key);
+      let renewal: RenewalTime | null = null;
       if (stored?.pair && stored.notBefore && stored.notAfter) {
         const validity = { notBefore: stored.notBefore, notAfter: stored.notAfter };
-        this.#noteRenewalWindow(plan.names, validity, config.acme.renewBeforeMs);
-        if (!needsRenewal(validity, { now, renewBeforeMs: config.acme.renewBeforeMs })) {
-          wakeAt = Math.min(wakeAt, renewalDueAt(validity, config.acme.renewBeforeMs));
+        renewal = this.#renewalTime(plan.names, validity, ari);
+        renewals.set(key, renewal);
+        // RFC 9773 §4.3: ask the CA again when its Retry-After (bounded) says.
+        if (ari?.nextCheckAt) wakeAt = Math.min(wakeAt, ari.nextCheckAt);
+        if (now < renewal.at) {
+          wakeAt = Math.min(wakeAt, renewal.at);
           continue;
         }
       }
@@ -179,9 +243,75 @@ export class AcmeSupervisor {
         continue;
       }
       due.push(plan.names);
+      // RFC 9773 §5: a renewal at the CA that issued the certificate names it; another CA does not know it.
+      const predecessor = stored?.directoryUrl === config.acme.directory ? ari?.replaces ?? null : null;
+      replaces.push(predecessor);
+      if (renewal !== null) {
+        this.#log.info("certificate renewal due", {
+          names: plan.names.join(","),
+          renews_at: new Date(renewal.at).toISOString(),
+          source: renewal.source,
+          replaces: predecessor ?? undefined,
+        });
+      }
     }
+    this.#renewals = renewals;
     if (due.length === 0) return this.#wake(wakeAt - now);
-    await this.#runJob(due);
+    await this.#runJob(due, replaces);
+  }
+
+  /**
+   * The CA's renewal information (RFC 9773) for the stored ACME certificates `plans` still need, by
+   * certificate key; empty, importing nothing, while cert_dir holds none (most configs at first start, and
+   * every `issuer: internal` one never gets here).
+   */
+  async #adviseRenewals(
+    plans: Array<{ names: string[] }>,
+    certificates: StoredCertificate[],
+    repository: CertRepository,
+  ): Promise<Map<string, RenewalAdvice>> {
+    const { acme } = this.#config;
+    const wanted = new Set(plans.map((plan) => certKey(plan.names)));
+    const requests: Array<AdviceRequest & { key: string }> = [];
+    for (const cert of certificates) {
+      const key = certKey(cert.names);
+      const { pair, directoryUrl, notBefore, notAfter } = cert;
+      if (!cert.managed || cert.issuer !== "acme" || !wanted.has(key)) continue;
+      if (pair === null || directoryUrl === null || notBefore === null || notAfter === null) continue;
+      const validity = { notBefore, notAfter };
+      requests.push({
+        key,
+        names: cert.names,
+        certPem: pair.certPem,
+        location: cert.location,
+        directoryUrl,
+        validity,
+        stored: cert.renewalInfo,
+        fixedDueAt: renewalDueAt(validity, acme.renewBeforeMs),
+      });
+    }
+    if (requests.length === 0 && this.#renewalInfo === null) return new Map();
+    this.#renewalInfo ??= new (await import("./ari_client.ts")).RenewalInfoClient({ log: this.#log });
+    const advice = await this.#renewalInfo.advise(requests, {
+      repository,
+      checkIntervalMs: acme.checkIntervalMs,
+      caCertPath: acme.caCert,
+    });
+    return new Map(requests.map((request, i) => [request.key, advice[i]!]));
+  }
+
+  /**
+   * When a stored certificate renews: at the time picked in its CA's suggested window while the CA answers
+   * (RFC 9773 §4.2), else on the fixed schedule (schedule.ts), whose `renew_before` cap is then noted.
+   */
+  #renewalTime(names: string[], validity: CertValidity, advice: RenewalAdvice | undefined): RenewalTime {
+    const window = advice?.window ?? null;
+    if (window !== null) {
+      return { at: window.renewAt, source: window.capped ? "ca_window_capped" : "ca_window" };
+    }
+    const renewBeforeMs = this.#config.acme.renewBeforeMs;
+    this.#noteRenewalWindow(names, validity, renewBeforeMs);
+    return { at: renewalDueAt(validity, renewBeforeMs), source: "fixed" };
   }
 
   /**
@@ -238,9 +368,9 @@ export class AcmeSupervisor {
     });
   }
 
-  async #runJob(certificates: string[][]): Promise<void> {
+  async #runJob(certificates: string[][], replaces: Array<string | null>): Promise<void> {
     const settings = await this.#settings(certificates);
-    const job: ToWorker = { type: "job", jobId: ++this.#jobId, settings, certificates };
+    const job: ToWorker = { type: "job", jobId: ++this.#jobId, settings, certificates, replaces };
     this.#log.info("certificate job started", {
       job: job.jobId,
       certificates: certificates.map((c) => c.join("+")).join(" "),
@@ -253,6 +383,18 @@ export class AcmeSupervisor {
         `nexo runs without permissions its ACME worker needs: run it with ${missing.join(" ")} ` +
           "(the compiled binary, deno task start and the README's commands have them)",
       );
+    }
+    const writable = (program: string) =>
+      permissions.write.find((dir) => program === dir || program.startsWith(`${dir}/`));
+    for (const program of permissions.run || []) {
+      const dir = writable(program);
+      if (dir !== undefined) {
+        throw new Error(
+          `dns.exec.command: ${program} is inside ${dir}, which the ACME worker writes to; a worker that may ` +
+            `rewrite the program it runs could run anything, so Deno refuses it: move the hook (like ` +
+            `/etc/nexo/dns-hook)`,
+        );
+      }
     }
     const worker = new Worker(this.#workerUrl, {
       type: "module",
@@ -358,8 +500,28 @@ export class AcmeSupervisor {
   }
 
   async #settings(certificates: string[][]): Promise<WorkerSettings> {
-    const { acme, cloudflare, rfc2136 } = this.#config;
-    const rfc2136Server = rfc2136 === null ? null : formatAddr(rfc2136.server);
+    const { acme, dns } = this.#config;
+    const workerDns = dns === null ? null : {
+      default: dns.default === null ? null : await workerDnsProvider(dns.default),
+      zones: await Promise.all(
+        dns.zones.map(async ({ zone, provider }) => ({ zone, provider: await workerDnsProvider(provider) })),
+      ),
+    };
+    const checkServers: Record<string, string[]> = {};
+    if (dns !== null) {
+      const places = [
+        ...(dns.default === null ? [] : [{ key: "", provider: dns.default }]),
+        ...dns.zones.map(({ zone, provider }) => ({ key: zone, provider })),
+      ];
+      for (const { key, provider } of places) {
+        const names = certificates.flat().filter((name) => providerFor(name, dns) === provider);
+        checkServers[key] = acme.dnsResolvers.length > 0
+          ? acme.dnsResolvers
+          : names.length === 0
+          ? []
+          : await this.#checkServers(provider, names);
+      }
+    }
     return {
       directoryUrl: acme.directory,
       caCertsPem: acme.caCert ? [await Deno.readTextFile(acme.caCert)] : [],
@@ -368,32 +530,40 @@ export class AcmeSupervisor {
       baseDir: this.#config.baseDir,
       keyType: acme.keyType,
       eab: acme.eab,
-      cloudflare: cloudflare
-        ? { apiToken: cloudflare.apiToken, apiBase: cloudflare.apiBase, zoneId: cloudflare.zoneId }
-        : null,
-      rfc2136: rfc2136 === null ? null : {
-        server: rfc2136.server,
-        keyName: rfc2136.tsigKey,
-        algorithm: rfc2136.tsigAlgorithm,
-        // Read for each job (a rotated key applies without a restart); checked when the config loaded.
-        secretBase64: parseTsigSecret(await Deno.readTextFile(rfc2136.tsigSecretFile)).secret.toBase64(),
-        zone: rfc2136.zone,
-      },
-      // Without a DNS provider, HTTP-01 through http_listen is the way (no propagation checks then).
-      http01: cloudflare === null && rfc2136 === null && this.#config.httpListen !== null,
-      // RFC 2136 updates go to a primary that is authoritative itself (and may be a private one no public NS
-      // record names): records are checked there and at the zone's public servers if it has any (a hidden
-      // primary's secondaries lag), unless acme.dns_resolvers says where.
-      dnsResolvers: acme.dnsResolvers.length > 0
-        ? acme.dnsResolvers
-        : rfc2136Server !== null
-        ? [...new Set([rfc2136Server, ...await this.#authoritativeServers(certificates)])]
-        : cloudflare === null
-        ? []
-        : await this.#authoritativeServers(certificates),
+      fallbacks: await Promise.all(acme.fallbacks.map(async (issuer) => ({
+        directoryUrl: issuer.directory,
+        eab: issuer.eab,
+        caCertsPem: issuer.caCert ? [await Deno.readTextFile(issuer.caCert)] : [],
+      }))),
+      dns: workerDns,
+      checkServers,
+      // Names no DNS provider serves are proven with HTTP-01 through http_listen (no propagation checks).
+      http01: (dns === null || dns.default === null) && this.#config.httpListen !== null,
+      dnsResolvers: [...new Set([...acme.dnsResolvers, ...Object.values(checkServers).flat()])],
       retryIntervalMs: acme.retryIntervalMs,
       propagationTimeoutMs: acme.propagationTimeoutMs,
     };
+  }
+
+  /** Where a provider's records for `names` are checked when acme.dns_resolvers does not say. */
+  async #checkServers(provider: DnsProviderConfig, names: string[]): Promise<string[]> {
+    switch (provider.provider) {
+      case "rfc2136":
+        // Updates go to a primary that is authoritative itself (and may be a private one no public NS record
+        // names): records are checked there and at the zone's public servers if it has any (a hidden
+        // primary's secondaries lag).
+        return [
+          ...new Set([formatAddr(provider.rfc2136.server), ...await this.#authoritativeServers([names])]),
+        ];
+      case "acme-dns":
+        // The records live at the account's fulldomain, whose zone acme-dns serves itself; the user's own
+        // servers answer `_acme-challenge` with the CNAME alone (RFC 1034 §4.3.2, no recursion).
+        return await this.#authoritativeServers([
+          provider.acmeDns.fulldomain === null ? names : [provider.acmeDns.fulldomain],
+        ]);
+      default:
+        return await this.#authoritativeServers([names]);
+    }
   }
 
   /**
@@ -432,20 +602,30 @@ export interface WorkerPermissions {
   read: string[];
   write: string[];
   env: false;
-  run: false;
+  /** Exactly the exec DNS hooks, or nothing. */
+  run: string[] | false;
   ffi: false;
   sys: string[];
   import: false;
 }
 
 /**
- * The worker's permissions: network only to the ACME server, the DNS API and the DNS servers it polls;
- * files only under base_dir and cert_dir; the system's CA store; nothing else (no env, run, ffi).
+ * The worker's permissions: network only to the ACME server, the DNS APIs and the DNS servers it polls;
+ * files only under base_dir and cert_dir; the system's CA store; running only the exec DNS hook, when one is
+ * configured; nothing else (no env, ffi).
  */
 export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
-  const net = new Set<string>([hostPort(settings.directoryUrl)]);
-  if (settings.cloudflare) net.add(hostPort(settings.cloudflare.apiBase));
-  if (settings.rfc2136) net.add(formatAddr(settings.rfc2136.server));
+  const net = new Set<string>(
+    [settings.directoryUrl, ...settings.fallbacks.map((f) => f.directoryUrl)].map(hostPort),
+  );
+  const run: string[] = [];
+  for (const provider of dnsProviders(settings.dns)) {
+    if (provider.provider === "cloudflare") net.add(hostPort(provider.apiBase));
+    if (provider.provider === "rfc2136") net.add(formatAddr(provider.server));
+    if (provider.provider === "acme-dns") net.add(hostPort(provider.api));
+    // The exec hook, and only it: the worker may run no other program.
+    if (provider.provider === "exec") run.push(provider.command[0]!);
+  }
   for (const resolver of settings.dnsResolvers) {
     const { host, port } = parseResolver(resolver);
     net.add(formatAddr({ hostname: host, port }));
@@ -453,9 +633,12 @@ export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
   return {
     net: [...net],
     read: [settings.baseDir, settings.certDir],
-    write: [settings.baseDir, settings.certDir],
+    // Its own folders only (ACME accounts, locks, certificates), not base_dir itself: the worker cannot
+    // rewrite the config, nor the exec hook it may run (Deno refuses a worker write access to a program it
+    // may run, since that is running anything).
+    write: [join(settings.baseDir, ACCOUNTS_DIR), join(settings.baseDir, LOCK_DIR), settings.certDir],
     env: false,
-    run: false,
+    run: run.length === 0 ? false : run,
     ffi: false,
     // node:https (under acme-client) reads the system's trusted CA certificates to verify the ACME server.
     sys: ["ca"],
@@ -474,6 +657,8 @@ export function missingPermissionFlags(permissions: WorkerPermissions): string[]
     const paths = permissions[name].filter((path) => !granted({ name, path }));
     if (paths.length > 0) missing.push(`--allow-${name}=${paths.join(",")}`);
   }
+  const programs = (permissions.run || []).filter((command) => !granted({ name: "run", command }));
+  if (programs.length > 0) missing.push(`--allow-run=${programs.join(",")}`);
   // "ca" (the system's trusted certificates) is a kind Deno 2.9.6 accepts but does not type.
   const sys = permissions.sys.filter((kind) => !granted({ name: "sys", kind } as Deno.PermissionDescriptor));
   if (sys.length > 0) missing.push("--allow-sys");
@@ -488,4 +673,38 @@ function hostPort(url: string): string {
 
 function certKey(names: readonly string[]): string {
   return normalizeCertNames(names).join(",");
+}
+
+/**
+ * One provider's settings for the worker, with its secret read from its file now: for each job, so a rotated
+ * key or password applies without a restart (the file was checked when the config loaded).
+ */
+async function workerDnsProvider(config: DnsProviderConfig): Promise<WorkerDnsProvider> {
+  switch (config.provider) {
+    case "cloudflare": {
+      const { apiToken, apiBase, zoneId } = config.cloudflare;
+      return { provider: "cloudflare", apiToken, apiBase, zoneId };
+    }
+    case "rfc2136": {
+      const { server, tsigKey, tsigAlgorithm, tsigSecretFile, zone } = config.rfc2136;
+      const secret = parseTsigSecret(await Deno.readTextFile(tsigSecretFile)).secret;
+      return {
+        provider: "rfc2136",
+        server,
+        keyName: tsigKey,
+        algorithm: tsigAlgorithm,
+        secretBase64: secret.toBase64(),
+        zone,
+      };
+    }
+    case "exec": {
+      const { command, timeoutMs, zone } = config.exec;
+      return { provider: "exec", command, timeoutMs, zone };
+    }
+    case "acme-dns": {
+      const { api, username, passwordFile, subdomain, fulldomain } = config.acmeDns;
+      const password = readAcmeDnsPassword(await Deno.readTextFile(passwordFile));
+      return { provider: "acme-dns", api, username, password, subdomain, fulldomain };
+    }
+  }
 }

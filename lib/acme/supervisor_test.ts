@@ -67,7 +67,24 @@ Deno.test("missingPermissionFlags() names the --allow-* flags nexo lacks for its
     certDir: "/tmp/nexo-probe/certs",
     baseDir: "/tmp/nexo-probe",
     keyType: "ecdsa",
-    cloudflare: { apiToken: "t", apiBase: "https://127.0.0.1:15000/client/v4", zoneId: null },
+    fallbacks: [],
+    dns: {
+      default: {
+        provider: "cloudflare",
+        apiToken: "t",
+        apiBase: "https://127.0.0.1:15000/client/v4",
+        zoneId: null,
+      },
+      zones: [{
+        zone: "example.org",
+        provider: {
+          provider: "exec",
+          command: ["/etc/nexo/dns-hook", "--quiet"],
+          timeoutMs: 1000,
+          zone: null,
+        },
+      }],
+    },
     http01: false,
     dnsResolvers: ["127.0.0.1:8053"],
     retryIntervalMs: 1000,
@@ -85,20 +102,28 @@ Deno.test("missingPermissionFlags() names the --allow-* flags nexo lacks for its
   // deno task start before it had --allow-sys: the worker was refused with "Can't escalate parent thread
   // permissions", which says nothing of what to change.
   assert.deepEqual(await run(["--allow-net", "--allow-read", "--allow-write", "--allow-env"]), [
+    "--allow-run=/etc/nexo/dns-hook",
     "--allow-sys",
   ]);
-  assert.deepEqual(await run(["--allow-net", "--allow-read", "--allow-write", "--allow-sys"]), []);
+  // The exec hook (dns.zones' exec provider) is the one program the worker may run: exactly its path.
+  assert.deepEqual(
+    await run(["--allow-net", "--allow-read", "--allow-write", "--allow-sys", "--allow-run=/usr/bin/true"]),
+    ["--allow-run=/etc/nexo/dns-hook"],
+  );
+  const all = ["--allow-net", "--allow-read", "--allow-write", "--allow-sys"];
+  assert.deepEqual(await run([...all, "--allow-run=/etc/nexo/dns-hook"]), []);
   assert.deepEqual(
     await run([
       "--allow-net=127.0.0.1:14000",
       "--allow-read",
       "--allow-write=/tmp/nexo-probe",
       "--allow-sys",
+      "--allow-run=/etc/nexo/dns-hook",
     ]),
     ["--allow-net=127.0.0.1:15000,127.0.0.1:8053"],
   );
-  assert.deepEqual(await run(["--allow-net", "--allow-read=/etc/nexo", "--allow-sys"]), [
+  assert.deepEqual(await run(["--allow-net", "--allow-read=/etc/nexo", "--allow-sys", "--allow-run"]), [
     "--allow-read=/tmp/nexo-probe,/tmp/nexo-probe/certs",
-    "--allow-write=/tmp/nexo-probe,/tmp/nexo-probe/certs",
+    "--allow-write=/tmp/nexo-probe/acme,/tmp/nexo-probe/.locks,/tmp/nexo-probe/certs",
   ]);
 });

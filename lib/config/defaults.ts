@@ -55,6 +55,8 @@ export const DEFAULTS = {
   checkIntervalMs: 24 * 3_600_000,
   retryIntervalMs: 3_600_000,
   propagationTimeoutMs: 2 * 60_000,
+  /** lego's exec provider waits as long for its script; a DNS API call that takes longer is stuck. */
+  execTimeoutMs: 60_000,
   maxBodyBytes: 10 * 1024 ** 2,
   maxHeaderBytes: 16 * 1024,
   readTimeoutMs: 30_000,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { loadConfig, parseConfig } from "./parse.ts";
-import { issuesOf } from "./test_helpers.ts";
+import { cloudflareOf, execOf, issuesOf, rfc2136Of } from "./test_helpers.ts";
 
 const FILE = "/srv/nexo/config.yaml";
 const messages = (yaml: string) => issuesOf(yaml, FILE).map((issue) => issue.message);
@@ -11,7 +11,7 @@ const RFC2136 = `dns:\n  provider: rfc2136\n  rfc2136:\n    server: 203.0.113.53
 
 Deno.test("parseConfig() reads dns: { provider: rfc2136 } with its defaults", () => {
   const config = parseConfig(RFC2136 + `wildcards: ["*.example.com"]\n`, FILE);
-  assert.deepEqual({ ...config.rfc2136, position: undefined }, {
+  assert.deepEqual({ ...rfc2136Of(config), position: undefined }, {
     server: { hostname: "203.0.113.53", port: 53 },
     tsigKey: "nexo",
     tsigSecretFile: "/srv/nexo/tsig.key",
@@ -19,14 +19,14 @@ Deno.test("parseConfig() reads dns: { provider: rfc2136 } with its defaults", ()
     zone: null,
     position: undefined,
   });
-  assert.equal(config.rfc2136?.position.line, 6);
-  assert.equal(config.cloudflare, null);
+  assert.equal(rfc2136Of(config)?.position.line, 6);
+  assert.equal(cloudflareOf(config), null);
   const v6 = parseConfig(
     RFC2136.replace("203.0.113.53", `"[2001:db8::53]:5353"`) + "    zone: Example.COM.\n",
     FILE,
   );
-  assert.deepEqual(v6.rfc2136?.server, { hostname: "2001:db8::53", port: 5353 });
-  assert.equal(v6.rfc2136?.zone, "example.com");
+  assert.deepEqual(rfc2136Of(v6)?.server, { hostname: "2001:db8::53", port: 5353 });
+  assert.equal(rfc2136Of(v6)?.zone, "example.com");
 });
 
 Deno.test("parseConfig() takes dns: { provider: cloudflare } as the cloudflare: block, and refuses both", () => {
@@ -34,8 +34,8 @@ Deno.test("parseConfig() takes dns: { provider: cloudflare } as the cloudflare: 
     "dns:\n  provider: cloudflare\n  cloudflare:\n    api_token: abcdef123456\n",
     FILE,
   );
-  assert.equal(config.cloudflare?.apiToken, "abcdef123456");
-  assert.equal(config.rfc2136, null);
+  assert.equal(cloudflareOf(config)?.apiToken, "abcdef123456");
+  assert.equal(rfc2136Of(config), null);
   assert.match(
     messages("cloudflare:\n  api_token: abcdef123456\n" + RFC2136).join("\n"),
     /cloudflare: and dns: both name a DNS provider: keep one/,
@@ -44,10 +44,10 @@ Deno.test("parseConfig() takes dns: { provider: cloudflare } as the cloudflare: 
 
 Deno.test("parseConfig() names what is wrong in dns:, at its line", () => {
   assert.deepEqual(messages("dns:\n  provider: exec\n"), [
-    "dns.provider must be rfc2136 or cloudflare: the exec provider is not in this version of nexo yet",
+    "dns.provider is exec, so dns.exec needs its settings",
   ]);
   assert.deepEqual(messages("dns:\n  provider: rfc2316\n  rfc2136: {}\n"), [
-    `dns.provider must be rfc2136 or cloudflare: got "rfc2316" (did you mean "rfc2136"?)`,
+    `dns.provider must be rfc2136, cloudflare, exec or acme-dns: got "rfc2316" (did you mean "rfc2136"?)`,
   ]);
   assert.match(
     messages("dns:\n  provider: rfc2136\n").join(),
@@ -112,10 +112,116 @@ Deno.test("loadConfig() reads the TSIG key file: missing, garbled, or disagreein
       join(dir, "tsig.key"),
       `key "nexo" {\n\talgorithm hmac-sha256;\n\tsecret "${secret}";\n};\n`,
     );
-    assert.equal((await loadConfig(file)).rfc2136?.tsigKey, "nexo");
+    assert.equal(rfc2136Of(await loadConfig(file))?.tsigKey, "nexo");
     await Deno.writeTextFile(join(dir, "tsig.key"), secret + "\n");
-    assert.equal((await loadConfig(file)).rfc2136?.tsigSecretFile, join(dir, "tsig.key"));
+    assert.equal(rfc2136Of(await loadConfig(file))?.tsigSecretFile, join(dir, "tsig.key"));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parseConfig() reads dns: { provider: exec } with lego's keys, the program an absolute path", () => {
+  const config = parseConfig(
+    "dns:\n  provider: exec\n  exec: { command: [/etc/nexo/dns-hook, --zone-file, db.example], timeout: 90s }\n",
+    FILE,
+  );
+  assert.deepEqual({ ...config.dns?.default, exec: { ...execOf(config), position: undefined } }, {
+    provider: "exec",
+    exec: {
+      command: ["/etc/nexo/dns-hook", "--zone-file", "db.example"],
+      timeoutMs: 90_000,
+      zone: null,
+      position: undefined,
+    },
+  });
+  assert.equal(
+    execOf(parseConfig("dns:\n  provider: exec\n  exec: { command: /opt/hook }\n", FILE))?.timeoutMs,
+    60_000,
+  );
+  assert.deepEqual(messages("dns:\n  provider: exec\n  exec: { command: [dns-hook.sh] }\n"), [
+    `dns.exec.command must start with the program's absolute path (nexo may run exactly that file), got ` +
+    `"dns-hook.sh" (like "/srv/nexo/dns-hook.sh")`,
+  ]);
+  assert.match(
+    messages("dns:\n  provider: exec\n  exec: { timeout: 5s }\n").join(),
+    /dns\.exec\.command is required/,
+  );
+  assert.match(
+    messages("dns:\n  provider: exec\n  exec: { command: [/x], timeout: soon }\n").join(),
+    /dns\.exec\.timeout/,
+  );
+});
+
+Deno.test("parseConfig() reads dns: { provider: acme-dns } and names what is missing", () => {
+  const block = "dns:\n  provider: acme-dns\n  acme_dns:\n    api: https://auth.example.org/\n" +
+    "    username: eabcdb41-d89f-4580-826f-3e62e9755ef2\n    password_file: acme-dns.pass\n" +
+    "    subdomain: D420C923-bbd7-4056-ab64-c3ca54c9b3cf\n";
+  const provider = parseConfig(block, FILE).dns?.default;
+  assert.ok(provider?.provider === "acme-dns");
+  assert.deepEqual({ ...provider.acmeDns, position: undefined }, {
+    api: "https://auth.example.org",
+    username: "eabcdb41-d89f-4580-826f-3e62e9755ef2",
+    passwordFile: "/srv/nexo/acme-dns.pass",
+    subdomain: "d420c923-bbd7-4056-ab64-c3ca54c9b3cf",
+    fulldomain: null,
+    position: undefined,
+  });
+  assert.match(messages(block.replace(/ {4}username.*\n/, "")).join(), /dns\.acme_dns\.username is required/);
+  assert.match(
+    messages(block.replace("https://auth.example.org/", "auth.example.org")).join(),
+    /dns\.acme_dns\.api must be an http\(s\) URL/,
+  );
+  assert.match(
+    messages(block + "    fulldomain: other.auth.example.org\n").join(),
+    /fulldomain must start with the subdomain/,
+  );
+  // The spelling of the key is accepted as the provider's name too.
+  assert.equal(
+    parseConfig(block.replace("provider: acme-dns", "provider: acme_dns"), FILE).dns?.default?.provider,
+    "acme-dns",
+  );
+});
+
+Deno.test("parseConfig() reads dns.zones: a provider per zone, longest zone first, with or without a default", () => {
+  const config = parseConfig(
+    RFC2136 +
+      "  zones:\n" +
+      '    "example.org": { provider: exec, exec: { command: [/etc/nexo/dns-hook] } }\n' +
+      '    "Lab.Example.ORG.": { provider: cloudflare, cloudflare: { api_token: abcdef123456 } }\n',
+    FILE,
+  );
+  assert.equal(config.dns?.default?.provider, "rfc2136");
+  assert.deepEqual(config.dns?.zones.map((z) => [z.zone, z.provider.provider]), [
+    ["lab.example.org", "cloudflare"],
+    ["example.org", "exec"],
+  ]);
+  const zonesOnly = parseConfig(
+    "dns:\n  zones:\n    example.org: { provider: exec, exec: { command: [/hook] } }\n" +
+      `wildcards: ["*.example.org"]\n`,
+    FILE,
+  );
+  assert.equal(zonesOnly.dns?.default, null);
+  // A wildcard outside every zone cannot be issued without a default provider.
+  assert.match(
+    messages(
+      "dns:\n  zones:\n    example.org: { provider: exec, exec: { command: [/hook] } }\n" +
+        `wildcards: ["*.example.net"]\n`,
+    ).join(),
+    /no dns\.zones entry covers \*\.example\.net: add its zone to dns\.zones/,
+  );
+  assert.match(
+    messages(
+      "dns:\n  zones:\n    example.org: { provider: exec, exec: { command: [/hook] } }\n" +
+        "    EXAMPLE.org: { provider: exec, exec: { command: [/hook] } }\n",
+    ).join(),
+    /names the zone example\.org again/,
+  );
+  assert.match(
+    messages("dns:\n  zones:\n    example.org: { provider: exec }\n").join(),
+    /dns\.zones\.example\.org\.provider is exec, so dns\.zones\.example\.org\.exec needs its settings|needs its settings/,
+  );
+  assert.match(
+    messages('dns:\n  zones:\n    "exa mple.org": { provider: exec, exec: { command: [/hook] } }\n').join(),
+    /a zone is a domain/,
+  );
 });

@@ -4,6 +4,7 @@
 // reads or returns the secret itself. Logging is the caller's.
 
 import type { Config } from "./types.ts";
+import { dnsProviders } from "./dns_zones.ts";
 
 /** A file holding a secret that its group or other users may read. */
 export interface ExposedSecretFile {
@@ -29,12 +30,17 @@ const READABLE_BY_OTHERS = 0o044;
  */
 export async function findExposedSecretFiles(config: Config): Promise<ExposedSecretFile[]> {
   const held: Array<{ file: string; secret: string }> = [
-    ...(config.cloudflare === null ? [] : ["cloudflare.api_token"]),
+    ...(dnsProviders(config.dns).some((p) => p.provider === "cloudflare") ? ["cloudflare.api_token"] : []),
     ...((config.auth?.github ?? null) === null ? [] : ["auth.github.client_secret"]),
-    ...(config.acme.eab === null ? [] : ["acme.eab.hmac_key"]),
+    ...([config.acme, ...config.acme.fallbacks].some((ca) => ca.eab !== null) ? ["acme.eab.hmac_key"] : []),
   ].map((secret) => ({ file: config.file, secret }));
-  if (config.rfc2136 !== null) {
-    held.push({ file: config.rfc2136.tsigSecretFile, secret: "dns.rfc2136.tsig_secret_file" });
+  for (const provider of dnsProviders(config.dns)) {
+    if (provider.provider === "rfc2136") {
+      held.push({ file: provider.rfc2136.tsigSecretFile, secret: "dns.rfc2136.tsig_secret_file" });
+    }
+    if (provider.provider === "acme-dns") {
+      held.push({ file: provider.acmeDns.passwordFile, secret: "dns.acme_dns.password_file" });
+    }
   }
   for (const route of config.routes) {
     const key = route.kind === "proxy" ? route.upstreamTls?.clientKeyFile ?? null : null;

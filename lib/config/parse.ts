@@ -4,7 +4,7 @@
 
 import { dirname, resolve } from "../path.ts";
 import { isMap, LinePositions, parseYaml, type YamlSyntaxError } from "./yaml.ts";
-import type { Config, Issuer, ListenAddress } from "./types.ts";
+import type { Config, DnsConfig, Issuer, ListenAddress } from "./types.ts";
 import { ConfigError, type ConfigIssue, sortIssues } from "./errors.ts";
 import { DEFAULTS, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY } from "./defaults.ts";
 import { parseListenAddress } from "./address.ts";
@@ -16,7 +16,6 @@ import {
   CLOUDFLARE_KEYS,
   LIMITS_KEYS,
   readAcme,
-  readCloudflare,
   readLimits,
   readPath,
   readWildcards,
@@ -25,7 +24,9 @@ import { didYouMean } from "./suggest.ts";
 import { unreadableReason } from "./unreadable.ts";
 import { readCidrList } from "./access.ts";
 import { AUTH_KEYS, readSignIn, withSignInRoute } from "./sign_in.ts";
-import { DNS_KEYS, readDns, RFC2136_KEYS } from "./dns_provider.ts";
+import { cloudflareShorthand, DNS_KEYS, readDns } from "./dns_provider.ts";
+import { ACME_DNS_KEYS, EXEC_KEYS, RFC2136_KEYS } from "./dns_settings.ts";
+import { providerFor } from "./dns_zones.ts";
 
 const TOP_KEYS = [
   "base_dir",
@@ -96,8 +97,8 @@ export async function loadConfig(path: string): Promise<Config> {
     });
   }
   const config = parseConfig(text, file);
-  if (config.rfc2136 !== null) {
-    const issues = await (await import("./tsig_secret.ts")).checkTsigSecretFile(config.rfc2136);
+  if (config.dns !== null) {
+    const issues = await (await import("./dns_files.ts")).checkDnsFiles(config.dns);
     if (issues.length > 0) throw new ConfigError(sortIssues(escapeControls(issues)));
   }
   if (config.routes.some((route) => route.kind === "proxy" && route.upstreamTls !== null)) {
@@ -159,13 +160,13 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
         `cloudflare })`,
     );
   }
-  const cloudflare = readCloudflare(r, cloudflareField) ?? dns?.cloudflare ?? null;
+  const dnsConfig = cloudflareShorthand(cloudflareField, r) ?? dns;
   const issuer = optional(get("issuer"), (f) => readIssuer(r, f)) ?? DEFAULTS.issuer;
   const wildcards = readWildcards(r, get("wildcards"));
   const hsts = readTopHsts(r, get("hsts"));
   // A dns: block that did not read (reported above) names no provider; a cloudflare: one is judged alone.
-  const providerField = cloudflareField ?? (dns === null ? undefined : get("dns"));
-  checkWildcardsCanBeIssued(r, get("wildcards"), wildcards, issuer, providerField);
+  const dnsUnread = dnsConfig === null && (get("dns") !== undefined || cloudflareField !== undefined);
+  if (!dnsUnread) checkWildcardsCanBeIssued(r, get("wildcards"), { wildcards, issuer, dns: dnsConfig });
   const auth = readSignIn(r, get("auth"));
   const routes = optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts, configDir })) ?? [];
   return {
@@ -182,8 +183,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
       configDir,
       directory: staging ? LETS_ENCRYPT_STAGING_DIRECTORY : LETS_ENCRYPT_DIRECTORY,
     }),
-    cloudflare,
-    rfc2136: dns?.rfc2136 ?? null,
+    dns: dnsConfig,
     wildcards,
     limits,
     trustedProxies: readCidrList(r, get("trusted_proxies")),
@@ -232,6 +232,8 @@ function hintTopLevel(name: string): string | null {
     ["cloudflare:", CLOUDFLARE_KEYS],
     ["dns:", DNS_KEYS],
     ["dns.rfc2136:", RFC2136_KEYS],
+    ["dns.exec:", EXEC_KEYS],
+    ["dns.acme_dns:", ACME_DNS_KEYS],
     ["hsts:", HSTS_KEYS],
     ["auth:", AUTH_KEYS],
     [`a route, under a host in proxies:`, ROUTE_KEYS],
@@ -245,15 +247,19 @@ function hintTopLevel(name: string): string | null {
 function checkWildcardsCanBeIssued(
   r: Reader,
   field: Field | undefined,
-  wildcards: string[],
-  issuer: Issuer,
-  provider: Field | undefined,
+  options: { wildcards: string[]; issuer: Issuer; dns: DnsConfig | null },
 ): void {
-  if (field === undefined || wildcards.length === 0 || issuer !== "acme" || provider !== undefined) return;
+  const { wildcards, issuer, dns } = options;
+  if (field === undefined || issuer !== "acme") return;
+  const uncovered = wildcards.filter((wildcard) => dns === null || providerFor(wildcard, dns) === null);
+  if (uncovered.length === 0) return;
   r.report(
     field.keyNode,
-    `wildcards need the ACME DNS-01 challenge, which nexo answers through a DNS provider: add a cloudflare: ` +
-      `block with an api_token, or a dns: block (or set issuer: internal)`,
+    dns === null
+      ? `wildcards need the ACME DNS-01 challenge, which nexo answers through a DNS provider: add a ` +
+        `cloudflare: block with an api_token, or a dns: block (or set issuer: internal)`
+      : `wildcards need the ACME DNS-01 challenge, and no dns.zones entry covers ${uncovered.join(", ")}: ` +
+        `add its zone to dns.zones, or a dns.provider for every other name`,
   );
 }
 

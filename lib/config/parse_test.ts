@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { issuesOf as issuesOfFile } from "./test_helpers.ts";
+import { cloudflareOf, issuesOf as issuesOfFile } from "./test_helpers.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
@@ -27,7 +27,7 @@ Deno.test("loadConfig() reads the seed config with its values and every default"
   assert.equal(config.baseDir, "/etc/nexo");
   assert.equal(config.certDir, "/etc/nexo/certs");
   assert.equal(config.email, "your-email@example.com");
-  assert.deepEqual(config.cloudflare, {
+  assert.deepEqual(cloudflareOf(config), {
     apiToken: "your-cloudflare-api-token",
     apiBase: "https://api.cloudflare.com/client/v4",
     zoneId: null,
@@ -70,9 +70,9 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
       dnsResolvers: [],
       keyType: "ecdsa",
       eab: null,
+      fallbacks: [],
     },
-    cloudflare: null,
-    rfc2136: null,
+    dns: null,
     wildcards: [],
     limits: {
       maxBodyBytes: 10 * 1024 * 1024,
@@ -416,6 +416,7 @@ Deno.test("parseConfig() reads the acme block", () => {
     dnsResolvers: ["1.1.1.1", "8.8.8.8:53", "[2606:4700:4700::1111]:53"],
     keyType: "ecdsa",
     eab: null,
+    fallbacks: [],
   });
 });
 
@@ -480,7 +481,7 @@ Deno.test("parseConfig() reads the cloudflare block, trimming a trailing slash o
     "cloudflare:\n  api_token: t0ken\n  api_base: http://127.0.0.1:9000/client/v4/\n  zone_id: 023e105f4ecef8ad9ca31a8372d0c353\n",
     FILE,
   );
-  assert.deepEqual(config.cloudflare, {
+  assert.deepEqual(cloudflareOf(config), {
     apiToken: "t0ken",
     apiBase: "http://127.0.0.1:9000/client/v4",
     zoneId: "023e105f4ecef8ad9ca31a8372d0c353",
@@ -813,7 +814,7 @@ Deno.test("parseConfig() rejects control characters inside string settings, with
     FILE,
   );
   assert.equal(config.baseDir, "/var/lib/nexo");
-  assert.equal(config.cloudflare?.apiToken, "tok123456");
+  assert.equal(cloudflareOf(config)?.apiToken, "tok123456");
 });
 
 Deno.test("parseConfig() says a file nests too deeply once, not with the library's stack overflow", () => {
@@ -898,4 +899,39 @@ Deno.test("parseConfig() reads public_https_port and rejects what is not a port"
       `public_https_port must be a port number from 1 to 65535, got ${JSON.stringify(bad)}`,
     ]);
   }
+});
+
+Deno.test("parseConfig() reads acme.issuers: the first CA is acme.directory, the rest are tried in turn", () => {
+  const config = parseConfig(
+    "acme:\n  ca_cert: ca.pem\n  issuers:\n    - letsencrypt\n" +
+      "    - { directory: zerossl, eab: { kid: kid-1, hmac_key: abcdefghijklmnopqrstuvwxyz012345 } }\n" +
+      "    - { directory: https://ca.internal/acme/directory, ca_cert: /etc/nexo/internal-ca.pem }\n",
+    FILE,
+  );
+  assert.equal(config.acme.directory, "https://acme-v02.api.letsencrypt.org/directory");
+  assert.equal(config.acme.eab, null);
+  assert.equal(config.acme.caCert, "/srv/nexo/ca.pem");
+  assert.deepEqual(config.acme.fallbacks, [
+    {
+      directory: "https://acme.zerossl.com/v2/DV90",
+      eab: { kid: "kid-1", hmacKey: "abcdefghijklmnopqrstuvwxyz012345" },
+      caCert: "/srv/nexo/ca.pem",
+    },
+    { directory: "https://ca.internal/acme/directory", eab: null, caCert: "/etc/nexo/internal-ca.pem" },
+  ]);
+  const problems = (yaml: string) => issuesOf(yaml).map((i) => i.message).join("\n");
+  assert.match(
+    problems("acme:\n  directory: letsencrypt\n  issuers: [zerossl]\n"),
+    /acme\.directory and acme\.issuers are both set: move it into the first issuer/,
+  );
+  assert.match(
+    problems("acme:\n  issuers: [letsencrypt, zerossl]\n"),
+    /acme\.issuers\[1\] zerossl requires External Account Binding: add acme\.issuers\[1\]\.eab/,
+  );
+  assert.match(
+    problems("acme:\n  issuers: [letsencrypt, letsencrypt]\n"),
+    /acme\.issuers\[1\] names .* again/,
+  );
+  assert.match(problems("acme:\n  issuers: []\n"), /acme\.issuers must be a list of CAs/);
+  assert.match(problems("acme:\n  issuers: [lets-encrypt]\n"), /did you mean "letsencrypt"/);
 });

@@ -3,7 +3,14 @@
 // level and the routes are parse.ts's and routes.ts's.
 
 import { isAbsolute, resolve } from "../path.ts";
-import type { AcmeConfig, CloudflareConfig, ExternalAccountBinding, ServerLimits } from "./types.ts";
+import type {
+  AcmeConfig,
+  AcmeIssuer,
+  CloudflareConfig,
+  ExternalAccountBinding,
+  ServerLimits,
+} from "./types.ts";
+import { isScalar, isSeq } from "./yaml.ts";
 import { ACME_PRESETS, CLOUDFLARE_API_BASE, DEFAULTS } from "./defaults.ts";
 import { didYouMean } from "./suggest.ts";
 import { parseResolver } from "./address.ts";
@@ -21,7 +28,10 @@ export const ACME_KEYS: readonly string[] = [
   "dns_resolvers",
   "key_type",
   "eab",
+  "issuers",
 ];
+/** Keys of one `acme.issuers` entry written as a mapping. */
+export const ISSUER_KEYS: readonly string[] = ["directory", "eab", "ca_cert"];
 export const EAB_KEYS: readonly string[] = ["kid", "hmac_key"];
 const KEY_TYPES = ["ecdsa", "rsa"] as const;
 export const CLOUDFLARE_KEYS: readonly string[] = ["api_token", "api_base", "zone_id"];
@@ -61,28 +71,97 @@ export function readAcme(r: Reader, field: Field | undefined, options: AcmeOptio
       }
     }
   }
-  const directoryField = get("directory");
-  const preset = readPreset(r, directoryField);
-  const eab = readEab(r, get("eab"));
-  if (preset?.eab && eab === null && directoryField !== undefined) {
-    r.report(
-      directoryField.at,
-      `${directoryField.path} ${preset.name} requires External Account Binding: add acme.eab with the kid and ` +
-        `hmac_key from ${preset.eabHelp}`,
-    );
+  const issuersField = get("issuers");
+  if (issuersField !== undefined) {
+    for (const key of ["directory", "eab"]) {
+      const both = get(key);
+      if (both !== undefined) {
+        r.report(both.keyNode, `acme.${key} and acme.issuers are both set: move it into the first issuer`);
+      }
+    }
   }
+  const issuers = issuersField === undefined ? null : readIssuers(r, issuersField, options);
+  const first = issuers?.[0] ?? readIssuer(r, fields ?? new Map(), { ...options, path: "acme" });
+  const caCert = readPath(r, get("ca_cert"), options) ?? null;
   return {
-    directory: preset?.url ?? (preset === null ? undefined : readHttpUrl(r, directoryField)) ??
-      options.directory,
-    caCert: readPath(r, get("ca_cert"), options) ?? null,
+    directory: first?.directory ?? options.directory,
+    caCert: issuers === null ? caCert : first?.caCert ?? caCert,
+    fallbacks: (issuers ?? []).slice(1).map((issuer) => ({ ...issuer, caCert: issuer.caCert ?? caCert })),
     renewBeforeMs: readDurationField(r, get("renew_before")) ?? DEFAULTS.renewBeforeMs,
     checkIntervalMs: readDurationField(r, get("check_interval")) ?? DEFAULTS.checkIntervalMs,
     retryIntervalMs: readDurationField(r, get("retry_interval")) ?? DEFAULTS.retryIntervalMs,
     propagationTimeoutMs: readDurationField(r, get("propagation_timeout")) ?? DEFAULTS.propagationTimeoutMs,
     dnsResolvers,
     keyType: readKeyType(r, get("key_type")) ?? "ecdsa",
-    eab,
+    eab: first?.eab ?? null,
   };
+}
+
+/**
+ * One CA: `directory` (a preset name or URL, undefined when absent) and its `eab`, read from `fields` (the
+ * `acme:` block itself, or one `acme.issuers` entry, with its own `ca_cert`); null when invalid (reported).
+ */
+function readIssuer(
+  r: Reader,
+  fields: Map<string, Field>,
+  options: AcmeOptions & { path: string; caCert?: boolean },
+): AcmeIssuer | null {
+  const directoryField = present(fields.get("directory"));
+  const preset = readPreset(r, directoryField);
+  const eab = readEab(r, present(fields.get("eab")));
+  if (preset?.eab && eab === null && directoryField !== undefined) {
+    r.report(
+      directoryField.at,
+      `${directoryField.path} ${preset.name} requires External Account Binding: add ${options.path}.eab with ` +
+        `the kid and hmac_key from ${preset.eabHelp}`,
+    );
+  }
+  const directory = preset?.url ?? (preset === null ? undefined : readHttpUrl(r, directoryField));
+  if (directory === undefined && directoryField !== undefined) return null;
+  return {
+    directory: directory ?? options.directory,
+    eab,
+    caCert: options.caCert ? readPath(r, present(fields.get("ca_cert")), options) ?? null : null,
+  };
+}
+
+/**
+ * `acme.issuers`: the CAs to try in turn for a certificate the previous one failed to issue (Caddy's
+ * Let's Encrypt then ZeroSSL), each a preset name or URL, or a mapping with `directory`, `eab` and `ca_cert`.
+ */
+function readIssuers(r: Reader, field: Field, options: AcmeOptions): AcmeIssuer[] | null {
+  const example = `[letsencrypt, { directory: zerossl, eab: { kid: ..., hmac_key: ... } }]`;
+  if (field.value === null || !isSeq(field.value) || field.value.items.length === 0) {
+    r.report(field.at, `${field.path} must be a list of CAs, like ${example}`);
+    return null;
+  }
+  const issuers: AcmeIssuer[] = [];
+  const seen = new Set<string>();
+  field.value.items.forEach((item, i) => {
+    const path = `${field.path}[${i}]`;
+    const node = item ?? field.at;
+    const value = r.resolve(item);
+    const entry: Field = { name: String(i), path, keyNode: node, at: value ?? node, value };
+    let fields: Map<string, Field> | null;
+    if (isScalar(value)) {
+      fields = new Map([["directory", { ...entry, path }]]);
+    } else {
+      fields = r.readMapping(entry, { known: ISSUER_KEYS, expected: `a CA, like ${example}`, secret: true });
+      if (fields !== null && !fields.has("directory")) {
+        r.report(node, `${path}.directory is required (a preset name like zerossl, or the directory URL)`);
+        fields = null;
+      }
+    }
+    const issuer = fields === null ? null : readIssuer(r, fields, { ...options, path, caCert: true });
+    if (issuer === null) return;
+    if (seen.has(issuer.directory)) {
+      r.report(node, `${path} names ${issuer.directory} again: each CA once`);
+      return;
+    }
+    seen.add(issuer.directory);
+    issuers.push(issuer);
+  });
+  return issuers.length === 0 ? null : issuers;
 }
 
 /**
@@ -258,7 +337,7 @@ export function readPath(
 }
 
 /** Reads an absolute http(s) URL, kept as written; undefined when absent or invalid (reported). */
-function readHttpUrl(r: Reader, field: Field | undefined): string | undefined {
+export function readHttpUrl(r: Reader, field: Field | undefined): string | undefined {
   if (field === undefined) return undefined;
   const value = r.readString(field)?.trim();
   if (value === undefined) return undefined;

@@ -259,6 +259,20 @@ export interface AcmeConfig {
    * it (ZeroSSL, Google Trust Services); null when not set.
    */
   eab: ExternalAccountBinding | null;
+  /**
+   * `acme.issuers` after the first (which is `directory`, `eab` and `caCert` above): the CAs tried in turn for
+   * a certificate the previous one failed to issue; empty without `acme.issuers`.
+   */
+  fallbacks: AcmeIssuer[];
+}
+
+/** One CA of `acme.issuers`. */
+export interface AcmeIssuer {
+  /** ACME directory URL. */
+  directory: string;
+  eab: ExternalAccountBinding | null;
+  /** Extra CA certificates (PEM file) for this CA's TLS, or null. */
+  caCert: string | null;
 }
 
 /** A CA's key id and HMAC key for External Account Binding. */
@@ -282,6 +296,48 @@ export interface Rfc2136Config {
   zone: string | null;
   /** Where tsig_secret_file is written, for errors about the file. */
   position: SourcePosition;
+}
+
+/** `dns: { provider: exec }`: a program run as `command... present|cleanup FQDN. VALUE` (lego's exec protocol). */
+export interface ExecDnsConfig {
+  /** The program (an absolute path: the ACME worker may run exactly it) and its fixed arguments. */
+  command: string[];
+  /** How long one run may take before it is killed, in ms. */
+  timeoutMs: number;
+  /** The zone the program manages, when set; null: found through NS queries. */
+  zone: string | null;
+  /** Where the command is written, for errors about the program. */
+  position: SourcePosition;
+}
+
+/** `dns: { provider: acme-dns }`: joohoi/acme-dns, reached through `_acme-challenge` CNAMEs to its domain. */
+export interface AcmeDnsConfig {
+  /** The acme-dns server's API base URL ("https://auth.example.org"). */
+  api: string;
+  username: string;
+  /** The file holding the account's password (a secret); read for each job. */
+  passwordFile: string;
+  /** The account's subdomain (a UUID), as /register returned it. */
+  subdomain: string;
+  /** "<subdomain>.<acme-dns domain>" as /register returned it, or null: where the TXT records really live. */
+  fulldomain: string | null;
+  /** Where password_file is written, for errors about the file. */
+  position: SourcePosition;
+}
+
+/** One DNS provider and its settings, as one `dns:` block (or one `dns.zones` entry) names it. */
+export type DnsProviderConfig =
+  | { provider: "cloudflare"; cloudflare: CloudflareConfig }
+  | { provider: "rfc2136"; rfc2136: Rfc2136Config }
+  | { provider: "exec"; exec: ExecDnsConfig }
+  | { provider: "acme-dns"; acmeDns: AcmeDnsConfig };
+
+/** `dns:`: a provider for every name, and/or one per zone (`dns.zones`), the most specific zone winning. */
+export interface DnsConfig {
+  /** The provider for names no zone entry covers; null when `dns.zones` alone is set. */
+  default: DnsProviderConfig | null;
+  /** `dns.zones`: zone apex (lowercase, no trailing dot) and its provider, longest zone first. */
+  zones: Array<{ zone: string; provider: DnsProviderConfig }>;
 }
 
 export interface CloudflareConfig {
@@ -321,9 +377,11 @@ export interface Config {
   staging: boolean;
   issuer: Issuer;
   acme: AcmeConfig;
-  cloudflare: CloudflareConfig | null;
-  /** The RFC 2136 DNS provider (`dns: { provider: rfc2136 }`), or null. At most one of this and `cloudflare`. */
-  rfc2136: Rfc2136Config | null;
+  /**
+   * The DNS providers answering DNS-01 challenges (`dns:`, or the top-level `cloudflare:` shorthand), or null
+   * when none is configured (HTTP-01 through `http_listen`, or `issuer: internal`).
+   */
+  dns: DnsConfig | null;
   /** Lowercased "*.example.com" entries. */
   wildcards: string[];
   limits: ServerLimits;

@@ -1,7 +1,7 @@
 // The DnsProvider interface: what the ACME code needs from a DNS host to answer DNS-01 challenges (RFC 8555
-// §8.4), with the contract every implementation (cloudflare.ts, and one file per future provider) must keep,
-// plus the one error type providers throw. It holds no provider logic and does not check propagation
-// (propagation.ts does) or decide when to retry (the ACME scheduler reads `kind` and `retryAfterMs`).
+// §8.4), with the contract every implementation (cloudflare.ts, rfc2136.ts, acme_dns.ts, ...) must keep, the
+// capabilities a limited provider declares, and the one error type providers throw. It holds no provider logic
+// and does not check propagation (propagation.ts does) or decide when to retry (the scheduler reads `kind`).
 
 /**
  * The name a DNS-01 challenge's TXT record lives at, for a domain: "example.com" and "*.example.com" both give
@@ -46,11 +46,16 @@ export interface TxtRecordHandle {
  * - Calls may overlap, on different names and on the same name: the ACME worker may run several orders at
  *   once. A provider serializes internally whatever its API needs serialized.
  * - Values coexist: two `createTxtRecord()` calls with the same name and different values publish two TXT
- *   records (a wildcard and its apex, RFC 8555 §8.4); deleting one leaves the other in place.
+ *   records (a wildcard and its apex, RFC 8555 §8.4); deleting one leaves the other in place. A provider
+ *   whose `capabilities.maxValuesPerName` is N keeps the N newest values of a name: creating one more pushes
+ *   out the oldest, so a caller keeps at most N challenges of one name pending at once.
  * - `createTxtRecord()` of a name and value that are already published succeeds and returns a handle to the
- *   existing record (a retried order after a crash must not fail on its own leftovers).
+ *   existing record (a retried order after a crash must not fail on its own leftovers), and does not push out
+ *   another value of that name.
  * - `deleteTxtRecord()` is idempotent: deleting a record that is already gone (by us, by a person, by
- *   `cleanupStale()`) resolves.
+ *   `cleanupStale()`) resolves. A provider whose `capabilities.deletes` is false cannot remove records: its
+ *   `deleteTxtRecord()` resolves without removing anything (later values push the old one out, and a used
+ *   challenge value is worthless to anyone else) and its `cleanupStale()` resolves 0.
  * - Names are compared case-insensitively and without a trailing dot; handles carry the normalized form.
  * - Every failure is a `DnsProviderError`, except programming errors (a name outside `_acme-challenge` given to
  *   `cleanupStale()`, a foreign handle), which are `TypeError`s. Messages say what failed, on which name or
@@ -64,6 +69,21 @@ export interface TxtRecordHandle {
 export interface DnsProvider {
   /** Short lowercase provider name ("cloudflare"), stored in handles and used in log fields. */
   readonly name: string;
+
+  /**
+   * What this provider cannot do of the full contract (see `DnsProviderCapabilities`); absent means it keeps
+   * all of it. Read it through `providerCapabilities()`.
+   */
+  readonly capabilities?: DnsProviderCapabilities;
+
+  /**
+   * Where the TXT record for `fqdn` really lives, when the provider publishes it under another name that
+   * `fqdn` is a CNAME to (acme-dns: "<subdomain>.auth.example.org"); absent or returning `fqdn`: at `fqdn`
+   * itself. A propagation check against authoritative servers asks this name (and its zone's servers): the
+   * servers of `fqdn`'s zone answer with the CNAME alone (RFC 1034 §4.3.2), which holds no value. A CA's
+   * validation, being recursive, follows the CNAME. Pure: no I/O, never throws for a name the provider serves.
+   */
+  recordName?(fqdn: string): string;
 
   /**
    * Checks at startup that the credentials work and carry the permissions nexo needs, so a bad token is
@@ -90,16 +110,43 @@ export interface DnsProvider {
   /**
    * Removes the record `handle` names, and only that one (other values on the same name stay). Resolves when
    * the record is gone, including when it was already gone. Throws a `DnsProviderError` on failure, a
-   * `TypeError` for a handle another provider created.
+   * `TypeError` for a handle another provider created. Without `capabilities.deletes`: checks the handle the
+   * same way, then resolves without removing anything.
    */
   deleteTxtRecord(handle: TxtRecordHandle): Promise<void>;
 
   /**
    * Removes every TXT record at `fqdn` (which must be an `_acme-challenge.` name, or this throws a `TypeError`)
    * left behind by a crashed run, and resolves with how many it removed. Call it only while no order for that
-   * name is in progress: it also removes records a running order still needs.
+   * name is in progress: it also removes records a running order still needs. Without
+   * `capabilities.deletes`: checks the name the same way (and its zone), then resolves 0.
    */
   cleanupStale(fqdn: string): Promise<number>;
+}
+
+/**
+ * The parts of the contract a provider's DNS host cannot keep. acme-dns, for one, has no delete, no list
+ * and two TXT slots per account; the ACME code works with that as long as it keeps at most
+ * `maxValuesPerName` challenges of a name pending at once (an apex and its wildcard need two).
+ */
+export interface DnsProviderCapabilities {
+  /** false: records cannot be removed; `deleteTxtRecord()` and `cleanupStale()` resolve without removing. */
+  readonly deletes: boolean;
+  /** The most TXT values one name holds at once; a further create pushes out the oldest. null: no limit. */
+  readonly maxValuesPerName: number | null;
+}
+
+/** What a provider without `capabilities` keeps: the whole contract. */
+export const FULL_CAPABILITIES: DnsProviderCapabilities = { deletes: true, maxValuesPerName: null };
+
+/** The provider's capabilities, `FULL_CAPABILITIES` when it declares none. */
+export function providerCapabilities(provider: Pick<DnsProvider, "capabilities">): DnsProviderCapabilities {
+  return provider.capabilities ?? FULL_CAPABILITIES;
+}
+
+/** Where the TXT record for `fqdn` lives (`DnsProvider.recordName()`), normalized; `fqdn` when not elsewhere. */
+export function providerRecordName(provider: Pick<DnsProvider, "recordName">, fqdn: string): string {
+  return normalizeDnsName(provider.recordName?.(fqdn) ?? fqdn);
 }
 
 /**

@@ -4,7 +4,7 @@
 // own errors, which never carry the token.
 
 import { errorMessage } from "../error_message.ts";
-import type { Config } from "../config/types.ts";
+import type { CloudflareConfig, Config } from "../config/types.ts";
 import { CloudflareApi, TOKEN_PAGE } from "../dns/cloudflare_api.ts";
 import { CloudflareDnsProvider } from "../dns/cloudflare.ts";
 import { type CloudflareZone, CloudflareZones } from "../dns/cloudflare_zones.ts";
@@ -29,12 +29,12 @@ export interface CloudflareFacts {
   proxied: Set<string>;
 }
 
-/** Runs the checks with `config.cloudflare` (which must be set). */
+/** Runs the checks with one Cloudflare provider of the config, for the names it serves. */
 export async function checkCloudflare(
   config: Config,
+  settings: CloudflareConfig,
   options: CloudflareCheckOptions,
 ): Promise<CloudflareFacts> {
-  const settings = config.cloudflare!;
   const api = new CloudflareApi({ apiToken: settings.apiToken, apiBase: settings.apiBase });
   const findings: Finding[] = [];
   const proxied = new Set<string>();
@@ -77,7 +77,7 @@ export async function checkCloudflare(
       if (await isProxied(api, zone, host)) proxied.add(host);
     }
     findings.push(
-      options.writeTest ? await writeTestIn(config, zone, names[0]!) : finding(
+      options.writeTest ? await writeTestIn(config, settings, { zone, name: names[0]! }) : finding(
         AREA,
         `DNS edit in ${zone.name}`,
         "skipped",
@@ -131,8 +131,11 @@ async function isProxied(api: CloudflareApi, zone: CloudflareZone, host: string)
 }
 
 /** The write test with the Cloudflare provider the server would use. */
-function writeTestIn(config: Config, zone: CloudflareZone, name: string): Promise<Finding> {
-  const settings = config.cloudflare!;
+function writeTestIn(
+  config: Config,
+  settings: CloudflareConfig,
+  { zone, name }: { zone: CloudflareZone; name: string },
+): Promise<Finding> {
   const provider = new CloudflareDnsProvider({
     apiToken: settings.apiToken,
     apiBase: settings.apiBase,

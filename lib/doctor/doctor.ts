@@ -17,6 +17,7 @@ import { checkMachine } from "./machine.ts";
 import { DnsAsker, type DnsServer } from "./resolvers.ts";
 import { type Finding, finding } from "./report.ts";
 import { formatAddr } from "../ip_address.ts";
+import { dnsProviders, providerFor } from "../config/dns_zones.ts";
 
 /** The order areas print in: what the user edits first, then the world outside. */
 const AREA_ORDER = ["config", "machine", "dns", "caa", "cloudflare", "dns provider", "ca"];
@@ -80,7 +81,7 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
   const findings: Finding[] = [];
   const names = planCertificates(config).flatMap((plan) => plan.names);
   const hosts = config.routes.map((route) => route.host).filter(isPublicName);
-  const dnsProvider = config.cloudflare !== null || config.rfc2136 !== null;
+  const dnsProvider = config.dns !== null;
   const challenge = dnsProvider ? "dns-01" : config.httpListen !== null ? "http-01" : null;
   if (challenge === null && names.length > 0) {
     findings.push({
@@ -92,7 +93,8 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
       fix: `add http_listen: "0.0.0.0:80", or a cloudflare: or dns: block`,
     });
   }
-  if (challenge === "http-01") findings.push(...httpListenFindings(config.httpListen!));
+  const viaHttp = names.some((name) => config.dns === null || providerFor(name, config.dns) === null);
+  if (viaHttp && config.httpListen !== null) findings.push(...httpListenFindings(config.httpListen));
   const ca = await checkCa(config);
   findings.push(...ca.findings);
   let proxied = new Set<string>();
@@ -104,15 +106,40 @@ async function checkOutside(config: Config, options: DoctorOptions): Promise<Fin
       "no DNS provider is configured (no cloudflare: or dns: block), so there is no record to write",
     ));
   }
-  if (config.rfc2136 !== null) {
-    const { checkRfc2136 } = await import("./rfc2136.ts");
-    findings.push(...await checkRfc2136(config, { names, writeTest: options.writeTest ?? false }));
+  for (const provider of dnsProviders(config.dns)) {
+    // Each provider is asked about the names it serves (dns.zones may split them).
+    const served = names.filter((name) => providerFor(name, config.dns!) === provider);
+    const writeTest = options.writeTest ?? false;
+    if (provider.provider === "rfc2136") {
+      const { checkRfc2136 } = await import("./rfc2136.ts");
+      findings.push(...await checkRfc2136(config, provider.rfc2136, { names: served, writeTest }));
+    }
+    if (provider.provider === "cloudflare") {
+      const { checkCloudflare } = await import("./cloudflare.ts");
+      const cloudflare = await checkCloudflare(config, provider.cloudflare, {
+        names: served,
+        hosts,
+        writeTest,
+      });
+      findings.push(...cloudflare.findings);
+      proxied = new Set([...proxied, ...cloudflare.proxied]);
+    }
+    if (provider.provider === "exec" || provider.provider === "acme-dns") {
+      const { checkDnsHook } = await import("./dns_hooks.ts");
+      findings.push(...await checkDnsHook(config, provider, { names: served, writeTest }));
+    }
   }
-  if (config.cloudflare !== null) {
-    const { checkCloudflare } = await import("./cloudflare.ts");
-    const cloudflare = await checkCloudflare(config, { names, hosts, writeTest: options.writeTest ?? false });
-    findings.push(...cloudflare.findings);
-    proxied = cloudflare.proxied;
+  const unserved = config.dns === null ? [] : names.filter((name) => providerFor(name, config.dns!) === null);
+  if (unserved.length > 0 && config.httpListen === null) {
+    findings.push({
+      area: "config",
+      subject: "challenge",
+      status: "problem",
+      message:
+        `no DNS provider serves ${unserved.join(", ")} (dns.zones covers other names) and there is no ` +
+        `http_listen for HTTP-01`,
+      fix: "add the zone to dns.zones, set dns.provider for every other name, or set http_listen",
+    });
   }
   const asker = new DnsAsker(options.resolveDns);
   const recursive = await asker.recursiveServers(config.acme.dnsResolvers);

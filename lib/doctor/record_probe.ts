@@ -3,7 +3,13 @@
 
 import { errorMessage } from "../error_message.ts";
 import { waitForTxt } from "../dns/propagation.ts";
-import { challengeRecordName, type DnsProvider, normalizeDnsName } from "../dns/provider.ts";
+import {
+  challengeRecordName,
+  type DnsProvider,
+  normalizeDnsName,
+  providerCapabilities,
+  providerRecordName,
+} from "../dns/provider.ts";
 import { type Finding, finding } from "./report.ts";
 
 export interface WriteTestOptions {
@@ -21,7 +27,11 @@ export interface WriteTestOptions {
 export async function writeTest(provider: DnsProvider, options: WriteTestOptions): Promise<Finding> {
   const { area, subject } = options;
   const fqdn = normalizeDnsName(challengeRecordName(options.name));
-  const value = `nexo-doctor-${crypto.randomUUID()}`;
+  // The shape of a real DNS-01 value (43 base64url characters, RFC 8555 §8.4): acme-dns accepts nothing else.
+  const value = crypto.getRandomValues(new Uint8Array(32)).toBase64({
+    alphabet: "base64url",
+    omitPadding: true,
+  });
   let handle;
   try {
     handle = await provider.createTxtRecord(fqdn, value);
@@ -36,9 +46,11 @@ export async function writeTest(provider: DnsProvider, options: WriteTestOptions
   const started = Date.now();
   let seen: Finding;
   try {
-    await waitForTxt(fqdn, value, {
+    const record = providerRecordName(provider, fqdn);
+    await waitForTxt(record, value, {
       resolvers: options.resolvers,
-      zone: options.zone,
+      // Where the record lives elsewhere (acme-dns), that name's own zone holds it.
+      ...(record === fqdn ? { zone: options.zone } : {}),
       timeoutMs: options.timeoutMs,
       intervalMs: 1_000,
     });
@@ -70,5 +82,8 @@ export async function writeTest(provider: DnsProvider, options: WriteTestOptions
       fix: seen.fix === undefined ? cleanup : `${seen.fix}; and ${cleanup}`,
     };
   }
-  return { ...seen, message: `${seen.message}; deleted again` };
+  const deleted = providerCapabilities(provider).deletes
+    ? "deleted again"
+    : "left for the provider to replace (it cannot delete)";
+  return { ...seen, message: `${seen.message}; ${deleted}` };
 }

@@ -3,7 +3,7 @@
 // update, and changes nothing), and with --write-test a record written, seen and deleted.
 
 import { errorMessage } from "../error_message.ts";
-import type { Config } from "../config/types.ts";
+import type { Config, Rfc2136Config } from "../config/types.ts";
 import { parseTsigSecret } from "../config/tsig_secret.ts";
 import { challengeRecordName } from "../dns/provider.ts";
 import { Rfc2136DnsProvider } from "../dns/rfc2136.ts";
@@ -13,12 +13,12 @@ import { formatAddr } from "../ip_address.ts";
 
 const AREA = "dns provider";
 
-/** Runs the checks with `config.rfc2136` (which must be set). */
+/** Runs the checks with one RFC 2136 provider of the config, for the names it serves. */
 export async function checkRfc2136(
   config: Config,
+  settings: Rfc2136Config,
   options: { names: readonly string[]; writeTest: boolean },
 ): Promise<Finding[]> {
-  const settings = config.rfc2136!;
   const server = formatAddr(settings.server);
   let secret: Uint8Array;
   try {

@@ -4,6 +4,8 @@
 
 import { joinKey, loadText, type Storage, type StorageKey } from "./storage.ts";
 
+/** The folder under base_dir holding every account (the ACME worker may write there). */
+export const ACCOUNTS_DIR = "acme";
 const KEY_FILE = "account.key";
 const INFO_FILE = "account.json";
 
@@ -54,7 +56,7 @@ export function accountDir(directoryUrl: string): StorageKey {
     /[^a-z0-9._-]/g,
     "_",
   );
-  return joinKey("acme", name);
+  return joinKey(ACCOUNTS_DIR, name);
 }
 
 /** Reads and writes ACME accounts in `storage` (rooted at base_dir). Calls may overlap; see each method. */

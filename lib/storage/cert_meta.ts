@@ -32,6 +32,24 @@ export interface CertMeta {
   lastFailureAt: Date | null;
   /** `next_attempt_at`: not before this instant should the next attempt start. */
   nextAttemptAt: Date | null;
+  /**
+   * `renewal_info` (absent from the file when null): the CA's suggested renewal window for this certificate
+   * (RFC 9773) and the time nexo picked in it, so a restart keeps the pick. Null when nexo has none.
+   */
+  renewalInfo: RenewalInfoRecord | null;
+}
+
+/** The renewal window an ACME server suggested (RFC 9773 §4.2) and nexo's pick, as meta.json keeps it. */
+export interface RenewalInfoRecord {
+  /** `cert_id`: the RFC 9773 §4.1 certID asked about; a record whose ID is not the stored leaf's is stale. */
+  certId: string;
+  /** `window_start`, `window_end`: the suggested window (end after start). */
+  windowStart: Date;
+  windowEnd: Date;
+  /** `renew_at`: the uniformly random time nexo picked in the window (kept while the window is unchanged). */
+  renewAt: Date;
+  /** `explanation_url`: the CA's page on why the window is what it is, or null. */
+  explanationUrl: string | null;
 }
 
 /** One certificate directory (or failure record) as the certificate repository found it. */
@@ -59,6 +77,7 @@ export function emptyCertMeta(names: string[]): CertMeta {
     failures: 0,
     lastFailureAt: null,
     nextAttemptAt: null,
+    renewalInfo: null,
   };
 }
 
@@ -110,9 +129,13 @@ export function certDirName(names: readonly string[]): string {
   return first.startsWith("*") ? "wildcard_" + first.slice(1) : first;
 }
 
-/** Serializes `meta` as meta.json: snake_case keys, ISO 8601 UTC times, two-space indent, final newline. */
+/**
+ * Serializes `meta` as meta.json: snake_case keys, ISO 8601 UTC times, two-space indent, final newline.
+ * `renewal_info` is written only when there is one, so files without it keep their shape.
+ */
 export function encodeMeta(meta: CertMeta): string {
   const time = (date: Date | null) => date === null ? null : date.toISOString();
+  const info = meta.renewalInfo;
   const lastError = meta.lastError === null || meta.lastError.length <= MAX_ERROR_LENGTH
     ? meta.lastError
     : meta.lastError.slice(0, MAX_ERROR_LENGTH) + "…";
@@ -128,6 +151,15 @@ export function encodeMeta(meta: CertMeta): string {
       failures: meta.failures,
       last_failure_at: time(meta.lastFailureAt),
       next_attempt_at: time(meta.nextAttemptAt),
+      ...(info === null ? {} : {
+        renewal_info: {
+          cert_id: info.certId,
+          window_start: time(info.windowStart),
+          window_end: time(info.windowEnd),
+          renew_at: time(info.renewAt),
+          explanation_url: info.explanationUrl,
+        },
+      }),
     },
     null,
     2,
@@ -136,8 +168,9 @@ export function encodeMeta(meta: CertMeta): string {
 
 /**
  * Parses meta.json text. Missing optional fields read as null (0 for `failures`), so files from older
- * versions load. Throws an Error naming `source` and the bad field when it is not JSON or `names` is not
- * a list of strings; the message never quotes the file.
+ * versions load; a `renewal_info` missing any field, or whose window does not end after it starts, reads as
+ * null (nexo asks the CA again). Throws an Error naming `source` and the bad field when it is not JSON or
+ * `names` is not a list of strings; the message never quotes the file.
  */
 export function decodeMeta(text: string, source: string): CertMeta {
   let raw: unknown;
@@ -181,5 +214,22 @@ export function decodeMeta(text: string, source: string): CertMeta {
     failures,
     lastFailureAt: timeField("last_failure_at"),
     nextAttemptAt: timeField("next_attempt_at"),
+    renewalInfo: decodeRenewalInfo(record.renewal_info),
   };
+}
+
+function decodeRenewalInfo(raw: unknown): RenewalInfoRecord | null {
+  if (typeof raw !== "object" || raw === null) return null;
+  const record = raw as Record<string, unknown>;
+  const time = (key: string): Date | null => {
+    const value = record[key];
+    const date = typeof value === "string" ? new Date(value) : null;
+    return date === null || Number.isNaN(date.getTime()) ? null : date;
+  };
+  const [windowStart, windowEnd, renewAt] = [time("window_start"), time("window_end"), time("renew_at")];
+  const certId = record.cert_id;
+  if (typeof certId !== "string" || certId === "" || !windowStart || !windowEnd || !renewAt) return null;
+  if (windowEnd.getTime() <= windowStart.getTime()) return null; // RFC 9773 §4.2: such a window is invalid
+  const explanationUrl = typeof record.explanation_url === "string" ? record.explanation_url : null;
+  return { certId, windowStart, windowEnd, renewAt, explanationUrl };
 }

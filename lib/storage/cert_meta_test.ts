@@ -12,6 +12,7 @@ const META: CertMeta = {
   failures: 0,
   lastFailureAt: null,
   nextAttemptAt: null,
+  renewalInfo: null,
 };
 
 Deno.test("certDirName() names the directory after the first name, writing a leading * as wildcard_", () => {
@@ -33,6 +34,40 @@ Deno.test("encodeMeta() writes snake_case keys and ISO times that decodeMeta() r
   assert.match(text, /"not_after": "2025-04-01T00:00:00.000Z"/);
   assert.ok(text.endsWith("}\n"));
   assert.deepEqual(decodeMeta(text, "meta.json"), META);
+});
+
+Deno.test("encodeMeta() writes renewal_info only when there is one, and decodeMeta() reads it back", () => {
+  assert.ok(!encodeMeta(META).includes("renewal_info"), "files without a window keep their shape");
+  const renewalInfo = {
+    certId: "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE",
+    windowStart: new Date("2025-03-01T00:00:00Z"),
+    windowEnd: new Date("2025-03-03T00:00:00Z"),
+    renewAt: new Date("2025-03-02T11:12:13Z"),
+    explanationUrl: "https://acme.example/docs/ari",
+  };
+  const text = encodeMeta({ ...META, renewalInfo });
+  assert.match(text, /"renewal_info": \{\n {4}"cert_id": "aYhba4dGQEHhs3uEe6CuLN4ByNQ\.AIdlQyE"/);
+  assert.match(text, /"renew_at": "2025-03-02T11:12:13.000Z"/);
+  assert.deepEqual(decodeMeta(text, "meta.json"), { ...META, renewalInfo });
+});
+
+Deno.test("decodeMeta() reads an incomplete or inverted renewal_info as none", () => {
+  const base = { names: ["a.example"] };
+  const good = {
+    cert_id: "x.y",
+    window_start: "2025-03-01T00:00:00Z",
+    window_end: "2025-03-03T00:00:00Z",
+    renew_at: "2025-03-02T00:00:00Z",
+  };
+  const read = (info: unknown) =>
+    decodeMeta(JSON.stringify({ ...base, renewal_info: info }), "m").renewalInfo;
+  assert.equal(read(good)?.explanationUrl, null);
+  for (const key of Object.keys(good)) {
+    assert.equal(read({ ...good, [key]: undefined }), null, `without ${key}`);
+  }
+  assert.equal(read({ ...good, window_end: "2025-03-01T00:00:00Z" }), null, "end equal to start");
+  assert.equal(read({ ...good, renew_at: "soon" }), null);
+  assert.equal(read("2025-03-01"), null);
 });
 
 Deno.test("encodeMeta() cuts a runaway error message to 1000 characters", () => {

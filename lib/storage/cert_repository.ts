@@ -26,6 +26,7 @@ import {
   normalizeCertNames,
   pendingDir,
   pendingOwner,
+  type RenewalInfoRecord,
   type StoredCertificate,
 } from "./cert_meta.ts";
 import { recoverDirectory, replaceDirectory, swapOwner } from "./dir_swap.ts";
@@ -130,6 +131,7 @@ export class CertRepository {
       failures: 0,
       lastFailureAt: null,
       nextAttemptAt: null,
+      renewalInfo: null, // a new certificate: the CA is asked about it afresh (RFC 9773 §4.3)
     };
     await withLock(this.#certs.lock(`write/${dir}`), async () => {
       await recoverDirectory(this.#certs, dir);
@@ -183,6 +185,23 @@ export class CertRepository {
       };
       await this.#certs.store(key, encodeMeta(meta));
       return meta;
+    });
+  }
+
+  /**
+   * Sets (or, with null, clears) `renewal_info` in the meta.json of the certificate for `names`, changing
+   * nothing else. Resolves false, writing nothing, when nexo does not manage that directory (no meta.json):
+   * only a stored certificate has a renewal window. Called by the main thread (lib/acme/ari_client.ts).
+   */
+  recordRenewalInfo(names: readonly string[], info: RenewalInfoRecord | null): Promise<boolean> {
+    const dir = certDirName(normalizeCertNames(names));
+    return withLock(this.#certs.lock(`write/${dir}`), async () => {
+      await recoverDirectory(this.#certs, dir);
+      const key = `${dir}/${META_FILE}`;
+      const previous = (await readMeta(this.#certs, key)).value;
+      if (previous === null) return false;
+      await this.#certs.store(key, encodeMeta({ ...previous, renewalInfo: info }));
+      return true;
     });
   }
 

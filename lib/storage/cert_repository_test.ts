@@ -200,6 +200,30 @@ Deno.test("recordFailure() for a certificate never issued keeps a hidden record 
   });
 });
 
+Deno.test("recordRenewalInfo() keeps the CA's window through a failure and is cleared by the next certificate", async () => {
+  await withDirs(async (dirs) => {
+    const repository = fileRepository(dirs);
+    const info = {
+      certId: "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE",
+      windowStart: new Date("2025-06-01T00:00:00Z"),
+      windowEnd: new Date("2025-06-03T00:00:00Z"),
+      renewAt: new Date("2025-06-02T07:30:00Z"),
+      explanationUrl: null,
+    };
+    assert.equal(await repository.recordRenewalInfo(["example.com"], info), false, "nothing stored yet");
+    await repository.saveCertificate(["example.com"], await issue(dirs, ["example.com"]));
+    assert.equal(await repository.recordRenewalInfo(["example.com"], info), true);
+    await repository.recordFailure(["example.com"], { error: "timeout", nextAttemptAt: new Date(0) });
+    const [stored] = (await repository.loadCertificates()).certificates;
+    assert.deepEqual(stored?.renewalInfo, info);
+    assert.equal(stored?.failures, 1, "the failure record went in beside it");
+
+    await repository.saveCertificate(["example.com"], await issue(dirs, ["example.com"]));
+    const [renewed] = (await repository.loadCertificates()).certificates;
+    assert.equal(renewed?.renewalInfo, null, "a new certificate starts without a window");
+  });
+});
+
 Deno.test("saveCertificate() refuses to replace a directory nexo did not write and leaves it untouched", async () => {
   await withDirs(async (dirs) => {
     const own = await issue(dirs, ["example.com"]);

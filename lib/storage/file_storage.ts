@@ -27,7 +27,8 @@ import { toStorageError } from "./fs_errors.ts";
  */
 export const DEFAULT_LOCK_TIMINGS: LockTimings = { staleMs: 60_000, refreshMs: 5_000, pollMs: 1_000 };
 
-const LOCK_DIR = ".locks";
+/** Where lock files live under a storage root (the ACME worker may write there). */
+export const LOCK_DIR = ".locks";
 const TEMP_NAME = /^\..*\.tmp-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const PRIVATE_FILE_MODE = 0o600;
 const PUBLIC_FILE_MODE = 0o644;

@@ -1,7 +1,7 @@
 // Reads the fields nexo uses out of one DER X.509 certificate (RFC 5280 §4.1): its DNS names, validity,
-// issuer name as text and SubjectPublicKeyInfo. It checks the structure it walks, not signatures, chains or
-// the extensions it skips (TLS clients verify those); pem.ts turns its RangeErrors into messages with file
-// names. Own code instead of node:crypto: see der_decode.ts.
+// issuer name as text, SubjectPublicKeyInfo, serial number and authority key identifier. It checks the
+// structure it walks, not signatures, chains or the extensions it skips (TLS clients verify those); pem.ts
+// turns its RangeErrors into messages with file names. Own code instead of node:crypto: see der_decode.ts.
 
 import { type Bytes, type DerElement, readChildren, TAG } from "./der.ts";
 import {
@@ -24,10 +24,16 @@ export interface ParsedCertificate {
   issuer: string;
   /** The SubjectPublicKeyInfo element, DER. */
   spki: Bytes;
+  /** The serialNumber INTEGER's content bytes as encoded, a leading 0x00 kept (what RFC 9773 §4.1 wants). */
+  serial: Bytes;
+  /** The authorityKeyIdentifier's keyIdentifier (RFC 5280 §4.2.1.1); null when absent or malformed. */
+  authorityKeyId: Bytes | null;
 }
 
 const OID_COMMON_NAME = "2.5.4.3";
 const OID_SUBJECT_ALT_NAME = "2.5.29.17";
+const OID_AUTHORITY_KEY_IDENTIFIER = "2.5.29.35";
+const KEY_IDENTIFIER_TAG = 0x80; // AuthorityKeyIdentifier keyIdentifier [0] IMPLICIT OCTET STRING
 const DNS_NAME_TAG = 0x82; // GeneralName dNSName [2] IMPLICIT IA5String (RFC 5280 §4.2.1.6)
 const VERSION_TAG = 0xa0; // [0] EXPLICIT Version
 const EXTENSIONS_TAG = 0xa3; // [3] EXPLICIT Extensions
@@ -74,7 +80,7 @@ export function readCertificateFields(der: Bytes): ParsedCertificate {
   expectTag(parts[2], TAG.BIT_STRING, "the signature");
   if (parts.length !== 3) throw new RangeError("the certificate has more than three parts");
   const at = tbs[0]?.tag === VERSION_TAG ? 1 : 0;
-  expectTag(tbs[at], TAG.INTEGER, "the serial number");
+  const serial = expectTag(tbs[at], TAG.INTEGER, "the serial number").content;
   expectTag(tbs[at + 1], TAG.SEQUENCE, "the TBS signature algorithm");
   const issuer = expectTag(tbs[at + 2], TAG.SEQUENCE, "the issuer");
   const validity = readChildren(expectTag(tbs[at + 3], TAG.SEQUENCE, "the validity").content);
@@ -90,7 +96,26 @@ export function readCertificateFields(der: Bytes): ParsedCertificate {
     notAfter: decodeTime(validity[1], "notAfter"),
     issuer: formatName(issuer.content),
     spki: spki.encoded,
+    serial,
+    authorityKeyId: extensions === undefined ? null : readAuthorityKeyId(extensions.content),
   };
+}
+
+/**
+ * The keyIdentifier of the authorityKeyIdentifier extension (RFC 5280 §4.2.1.1), or null when there is none
+ * or it is malformed: only ACME renewal information needs it, so it never makes a served certificate
+ * unreadable.
+ */
+function readAuthorityKeyId(explicitExtensions: Bytes): Bytes | null {
+  try {
+    const aki = findExtension(explicitExtensions, OID_AUTHORITY_KEY_IDENTIFIER);
+    if (aki === undefined) return null;
+    const fields = readChildren(readWhole(aki, TAG.SEQUENCE, "the authorityKeyIdentifier").content);
+    return fields.find((field) => field.tag === KEY_IDENTIFIER_TAG)?.content ?? null;
+  } catch (err) {
+    if (err instanceof RangeError) return null;
+    throw err;
+  }
 }
 
 /** The value (extnValue's content) of the first extension with `oid`, or undefined. */

@@ -13,9 +13,11 @@ const scope = self as unknown as {
 
 scope.onmessage = async (event) => {
   const { jobId, settings, certificates } = event.data;
-  const marker = `${settings.baseDir}/crashed-once`;
+  // In cert_dir: the worker may not write base_dir itself.
+  const marker = `${settings.certDir}/crashed-once`;
   const crashedBefore = await Deno.stat(marker).then(() => true, () => false);
   if (!crashedBefore) {
+    await Deno.mkdir(settings.certDir, { recursive: true });
     await Deno.writeTextFile(marker, "x");
     throw new Error("simulated worker crash");
   }

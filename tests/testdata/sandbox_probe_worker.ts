@@ -24,5 +24,9 @@ scope.onmessage = async (event) => {
     readEnv: await attempt(() => Deno.env.get("HOME")),
     run: await attempt(() => new Deno.Command("true").output()),
     writeBaseDir: await attempt(() => Deno.writeTextFile(`${baseDir}/probe.txt`, "x")),
+    writeAccounts: await attempt(async () => {
+      await Deno.mkdir(`${baseDir}/acme`, { recursive: true });
+      await Deno.writeTextFile(`${baseDir}/acme/probe.txt`, "x");
+    }),
   });
 };

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { type AcmeClient, AcmeError } from "./acme_client.ts";
+import { createOrder, isReplacesRefused } from "./issue.ts";
+import type { ChallengeSolver } from "./solvers.ts";
+
+const problem = (type: string, status: number, detail: string) =>
+  new AcmeError("Cannot create an order", { type, status, detail, retryAfterMs: null });
+
+Deno.test("isReplacesRefused() knows RFC 9773's alreadyReplaced and a 400 about the replaces field", () => {
+  assert.equal(isReplacesRefused(problem("urn:ietf:params:acme:error:alreadyReplaced", 409, "")), true);
+  assert.equal(
+    isReplacesRefused(problem("urn:ietf:params:acme:error:malformed", 400, 'unknown field "replaces"')),
+    true,
+  );
+  assert.equal(isReplacesRefused(problem("urn:ietf:params:acme:error:malformed", 400, "bad CSR")), false);
+  assert.equal(isReplacesRefused(problem("urn:ietf:params:acme:error:rateLimited", 429, "replaces")), false);
+  assert.equal(isReplacesRefused(new AcmeError("refused", null)), false);
+  assert.equal(isReplacesRefused(new Error("replaces")), false);
+});
+
+Deno.test("createOrder() sends replaces only when there is a predecessor", async () => {
+  const payloads: unknown[] = [];
+  const client = {
+    createOrder: (payload: unknown) => {
+      payloads.push(payload);
+      return Promise.resolve({ status: "pending" });
+    },
+  } as unknown as AcmeClient;
+  const options = {
+    client,
+    directoryUrl: "https://acme.test/dir",
+    solver: {} as ChallengeSolver,
+    keyType: "ecdsa" as const,
+  };
+  await createOrder(["a.example.com"], options);
+  await createOrder(["a.example.com"], { ...options, replaces: "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE" });
+  assert.deepEqual(payloads, [
+    { identifiers: [{ type: "dns", value: "a.example.com" }] },
+    {
+      identifiers: [{ type: "dns", value: "a.example.com" }],
+      replaces: "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE",
+    },
+  ]);
+});
