@@ -4,7 +4,7 @@
 // hosts or read the environment.
 
 import assert from "node:assert/strict";
-import { workerPermissions } from "../lib/acme/supervisor.ts";
+import { workerPermissions } from "../lib/acme/worker_permissions.ts";
 import type { WorkerSettings } from "../lib/acme/messages.ts";
 import { dns01Config } from "./acme_world.ts";
 import { startChallTestSrv } from "./challtestsrv.ts";

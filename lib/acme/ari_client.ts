@@ -64,8 +64,11 @@ export interface AdviceContext {
   repository: CertRepository;
   /** `acme.check_interval`, ms: bounds how often the CA is asked (ari_schedule.ts). */
   checkIntervalMs: number;
-  /** `acme.ca_cert`: a PEM file of an extra CA trusted for the ACME server's TLS, or null. */
-  caCertPath: string | null;
+  /**
+   * The PEM file of extra CAs trusted for the TLS of the ACME server at a directory URL (`acme.ca_cert`, or
+   * that CA's own in `acme.issuers`), or null.
+   */
+  caCertFor: (directoryUrl: string) => string | null;
 }
 
 export interface RenewalInfoClientOptions {
@@ -196,14 +199,15 @@ export class RenewalInfoClient {
   ): Promise<void> {
     const names = request.names.join(",");
     try {
-      const base = await this.#http.renewalInfoUrl(request.directoryUrl, context.caCertPath, now);
+      const caCertPath = context.caCertFor(request.directoryUrl);
+      const base = await this.#http.renewalInfoUrl(request.directoryUrl, caCertPath, now);
       if (base === null) {
         state.answer = null;
         state.failures = 0;
         state.nextPollAt = now + DIRECTORY_TTL_MS; // when the directory is looked at again
         return;
       }
-      const info = await this.#http.renewalInfo(base, certId, context.caCertPath, this.#now);
+      const info = await this.#http.renewalInfo(base, certId, caCertPath, this.#now);
       const stored = request.stored?.certId === certId ? request.stored : null;
       const previous = state.answer ?? (stored === null ? null : {
         window: { start: stored.windowStart.getTime(), end: stored.windowEnd.getTime() },

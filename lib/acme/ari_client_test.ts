@@ -114,7 +114,7 @@ async function withWorld(fn: (world: World) => Promise<void>): Promise<void> {
 const context = (repository: CertRepository, checkIntervalMs = DAY) => ({
   repository,
   checkIntervalMs,
-  caCertPath: null,
+  caCertFor: () => null,
 });
 
 Deno.test("RenewalInfoClient asks the CA's renewalInfo URL, picks a time in the window and stores it", async () => {
@@ -261,7 +261,7 @@ Deno.test("RenewalInfoClient reports a network failure as temporary and a CA fil
       clock.now += HOUR;
       const [missing] = await refused.advise([await request()], {
         ...context(repository, 1_000),
-        caCertPath: "/nonexistent/ca.pem",
+        caCertFor: () => "/nonexistent/ca.pem",
       });
       assert.equal(missing?.window, null);
       assert.match(

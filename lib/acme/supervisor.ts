@@ -6,23 +6,16 @@
 // resident between jobs; a crashed one is restarted with backoff. Nothing here blocks serving.
 
 import { errorMessage } from "../error_message.ts";
-import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
-import { challengeRecordName } from "../dns/provider.ts";
 import type { Config } from "../config/types.ts";
-import { parseTsigSecret } from "../config/tsig_secret.ts";
-import { dnsProviders, providerFor } from "../config/dns_zones.ts";
-import { readAcmeDnsPassword } from "../config/dns_files.ts";
-import type { DnsProviderConfig } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { normalizeCertNames, type StoredCertificate } from "../storage/cert_meta.ts";
 import { CertRepository } from "../storage/cert_repository.ts";
-import { ACCOUNTS_DIR } from "../storage/acme_accounts.ts";
-import { LOCK_DIR } from "../storage/file_storage.ts";
-import { join } from "../path.ts";
 import type { CertStore } from "../tls/cert_store.ts";
 import { parseCertificate } from "../tls/pem.ts";
 import { shrinkHeap } from "../shrink_heap.ts";
-import type { FromWorker, ToWorker, WorkerDnsProvider, WorkerSettings } from "./messages.ts";
+import type { FromWorker, ToWorker } from "./messages.ts";
+import { buildWorkerSettings } from "./worker_settings.ts";
+import { checkedWorkerPermissions } from "./worker_permissions.ts";
 import type { AdviceRequest, RenewalAdvice, RenewalInfoClient } from "./ari_client.ts";
 import { planCertificates } from "./plan.ts";
 import {
@@ -33,7 +26,6 @@ import {
   renewalWindowNote,
   retryDelayMs,
 } from "./schedule.ts";
-import { formatAddr } from "../ip_address.ts";
 
 /** When a stored certificate renews, and by whose rule. */
 interface RenewalTime {
@@ -295,7 +287,9 @@ export class AcmeSupervisor {
     const advice = await this.#renewalInfo.advise(requests, {
       repository,
       checkIntervalMs: acme.checkIntervalMs,
-      caCertPath: acme.caCert,
+      caCertFor: (directoryUrl) =>
+        [{ directory: acme.directory, caCert: acme.caCert }, ...acme.fallbacks]
+          .find((ca) => ca.directory === directoryUrl)?.caCert ?? acme.caCert,
     });
     return new Map(requests.map((request, i) => [request.key, advice[i]!]));
   }
@@ -369,33 +363,13 @@ export class AcmeSupervisor {
   }
 
   async #runJob(certificates: string[][], replaces: Array<string | null>): Promise<void> {
-    const settings = await this.#settings(certificates);
+    const settings = await buildWorkerSettings(this.#config, certificates, this.#log);
     const job: ToWorker = { type: "job", jobId: ++this.#jobId, settings, certificates, replaces };
     this.#log.info("certificate job started", {
       job: job.jobId,
       certificates: certificates.map((c) => c.join("+")).join(" "),
     });
-    const permissions = workerPermissions(settings);
-    // Deno refuses a worker more than nexo has ("Can't escalate parent thread permissions"): name the flag.
-    const missing = missingPermissionFlags(permissions);
-    if (missing.length > 0) {
-      throw new Error(
-        `nexo runs without permissions its ACME worker needs: run it with ${missing.join(" ")} ` +
-          "(the compiled binary, deno task start and the README's commands have them)",
-      );
-    }
-    const writable = (program: string) =>
-      permissions.write.find((dir) => program === dir || program.startsWith(`${dir}/`));
-    for (const program of permissions.run || []) {
-      const dir = writable(program);
-      if (dir !== undefined) {
-        throw new Error(
-          `dns.exec.command: ${program} is inside ${dir}, which the ACME worker writes to; a worker that may ` +
-            `rewrite the program it runs could run anything, so Deno refuses it: move the hook (like ` +
-            `/etc/nexo/dns-hook)`,
-        );
-      }
-    }
+    const permissions = checkedWorkerPermissions(settings);
     const worker = new Worker(this.#workerUrl, {
       type: "module",
       // deno-lint-ignore no-explicit-any
@@ -498,213 +472,8 @@ export class AcmeSupervisor {
     shrinkHeap();
     this.#wake(delayMs);
   }
-
-  async #settings(certificates: string[][]): Promise<WorkerSettings> {
-    const { acme, dns } = this.#config;
-    const workerDns = dns === null ? null : {
-      default: dns.default === null ? null : await workerDnsProvider(dns.default),
-      zones: await Promise.all(
-        dns.zones.map(async ({ zone, provider }) => ({ zone, provider: await workerDnsProvider(provider) })),
-      ),
-    };
-    const checkServers: Record<string, string[]> = {};
-    if (dns !== null) {
-      const places = [
-        ...(dns.default === null ? [] : [{ key: "", provider: dns.default }]),
-        ...dns.zones.map(({ zone, provider }) => ({ key: zone, provider })),
-      ];
-      for (const { key, provider } of places) {
-        const names = certificates.flat().filter((name) => providerFor(name, dns) === provider);
-        checkServers[key] = acme.dnsResolvers.length > 0
-          ? acme.dnsResolvers
-          : names.length === 0
-          ? []
-          : await this.#checkServers(provider, names);
-      }
-    }
-    return {
-      directoryUrl: acme.directory,
-      caCertsPem: acme.caCert ? [await Deno.readTextFile(acme.caCert)] : [],
-      email: this.#config.email,
-      certDir: this.#config.certDir,
-      baseDir: this.#config.baseDir,
-      keyType: acme.keyType,
-      eab: acme.eab,
-      fallbacks: await Promise.all(acme.fallbacks.map(async (issuer) => ({
-        directoryUrl: issuer.directory,
-        eab: issuer.eab,
-        caCertsPem: issuer.caCert ? [await Deno.readTextFile(issuer.caCert)] : [],
-      }))),
-      dns: workerDns,
-      checkServers,
-      // Names no DNS provider serves are proven with HTTP-01 through http_listen (no propagation checks).
-      http01: (dns === null || dns.default === null) && this.#config.httpListen !== null,
-      dnsResolvers: [...new Set([...acme.dnsResolvers, ...Object.values(checkServers).flat()])],
-      retryIntervalMs: acme.retryIntervalMs,
-      propagationTimeoutMs: acme.propagationTimeoutMs,
-    };
-  }
-
-  /** Where a provider's records for `names` are checked when acme.dns_resolvers does not say. */
-  async #checkServers(provider: DnsProviderConfig, names: string[]): Promise<string[]> {
-    switch (provider.provider) {
-      case "rfc2136":
-        // Updates go to a primary that is authoritative itself (and may be a private one no public NS record
-        // names): records are checked there and at the zone's public servers if it has any (a hidden
-        // primary's secondaries lag).
-        return [
-          ...new Set([formatAddr(provider.rfc2136.server), ...await this.#authoritativeServers([names])]),
-        ];
-      case "acme-dns":
-        // The records live at the account's fulldomain, whose zone acme-dns serves itself; the user's own
-        // servers answer `_acme-challenge` with the CNAME alone (RFC 1034 §4.3.2, no recursion).
-        return await this.#authoritativeServers([
-          provider.acmeDns.fulldomain === null ? names : [provider.acmeDns.fulldomain],
-        ]);
-      default:
-        return await this.#authoritativeServers([names]);
-    }
-  }
-
-  /**
-   * The authoritative nameservers of every certificate's zone, as "address:53", looked up here so that the
-   * worker's network permission can list them. A lookup that fails leaves the list shorter: the worker's
-   * propagation check then reports which record it could not see.
-   */
-  async #authoritativeServers(certificates: string[][]): Promise<string[]> {
-    const servers = new Set<string>();
-    const lookup = new DnsLookup({
-      resolveDns: Deno.resolveDns,
-      queryTimeoutMs: 5_000,
-      deadline: Date.now() + 30_000,
-      now: Date.now,
-      signal: undefined,
-    });
-    for (const name of new Set(certificates.flat().map(challengeRecordName))) {
-      try {
-        for (const server of await findNameServers(name, { resolvers: [], zone: undefined, lookup })) {
-          servers.add(formatAddr({ hostname: server.ipAddr, port: server.port }));
-        }
-      } catch (error) {
-        this.#log.warn("nameserver lookup failed", {
-          name,
-          error: errorMessage(error),
-        });
-      }
-    }
-    return [...servers];
-  }
-}
-
-/** A worker's Deno permissions, as `new Worker(..., { deno: { permissions } })` takes them. */
-export interface WorkerPermissions {
-  net: string[];
-  read: string[];
-  write: string[];
-  env: false;
-  /** Exactly the exec DNS hooks, or nothing. */
-  run: string[] | false;
-  ffi: false;
-  sys: string[];
-  import: false;
-}
-
-/**
- * The worker's permissions: network only to the ACME server, the DNS APIs and the DNS servers it polls;
- * files only under base_dir and cert_dir; the system's CA store; running only the exec DNS hook, when one is
- * configured; nothing else (no env, ffi).
- */
-export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
-  const net = new Set<string>(
-    [settings.directoryUrl, ...settings.fallbacks.map((f) => f.directoryUrl)].map(hostPort),
-  );
-  const run: string[] = [];
-  for (const provider of dnsProviders(settings.dns)) {
-    if (provider.provider === "cloudflare") net.add(hostPort(provider.apiBase));
-    if (provider.provider === "rfc2136") net.add(formatAddr(provider.server));
-    if (provider.provider === "acme-dns") net.add(hostPort(provider.api));
-    // The exec hook, and only it: the worker may run no other program.
-    if (provider.provider === "exec") run.push(provider.command[0]!);
-  }
-  for (const resolver of settings.dnsResolvers) {
-    const { host, port } = parseResolver(resolver);
-    net.add(formatAddr({ hostname: host, port }));
-  }
-  return {
-    net: [...net],
-    read: [settings.baseDir, settings.certDir],
-    // Its own folders only (ACME accounts, locks, certificates), not base_dir itself: the worker cannot
-    // rewrite the config, nor the exec hook it may run (Deno refuses a worker write access to a program it
-    // may run, since that is running anything).
-    write: [join(settings.baseDir, ACCOUNTS_DIR), join(settings.baseDir, LOCK_DIR), settings.certDir],
-    env: false,
-    run: run.length === 0 ? false : run,
-    ffi: false,
-    // node:https (under acme-client) reads the system's trusted CA certificates to verify the ACME server.
-    sys: ["ca"],
-    import: false,
-  };
-}
-
-/** The `--allow-*` flags this process lacks for `permissions` (as workerPermissions() returns them). */
-export function missingPermissionFlags(permissions: WorkerPermissions): string[] {
-  const missing: string[] = [];
-  const granted = (descriptor: Deno.PermissionDescriptor) =>
-    Deno.permissions.querySync(descriptor).state === "granted";
-  const hosts = permissions.net.filter((host) => !granted({ name: "net", host }));
-  if (hosts.length > 0) missing.push(`--allow-net=${hosts.join(",")}`);
-  for (const name of ["read", "write"] as const) {
-    const paths = permissions[name].filter((path) => !granted({ name, path }));
-    if (paths.length > 0) missing.push(`--allow-${name}=${paths.join(",")}`);
-  }
-  const programs = (permissions.run || []).filter((command) => !granted({ name: "run", command }));
-  if (programs.length > 0) missing.push(`--allow-run=${programs.join(",")}`);
-  // "ca" (the system's trusted certificates) is a kind Deno 2.9.6 accepts but does not type.
-  const sys = permissions.sys.filter((kind) => !granted({ name: "sys", kind } as Deno.PermissionDescriptor));
-  if (sys.length > 0) missing.push("--allow-sys");
-  return missing;
-}
-
-function hostPort(url: string): string {
-  const parsed = new URL(url);
-  const port = parsed.port || (parsed.protocol === "https:" ? "443" : "80");
-  return `${parsed.hostname}:${port}`;
 }
 
 function certKey(names: readonly string[]): string {
   return normalizeCertNames(names).join(",");
-}
-
-/**
- * One provider's settings for the worker, with its secret read from its file now: for each job, so a rotated
- * key or password applies without a restart (the file was checked when the config loaded).
- */
-async function workerDnsProvider(config: DnsProviderConfig): Promise<WorkerDnsProvider> {
-  switch (config.provider) {
-    case "cloudflare": {
-      const { apiToken, apiBase, zoneId } = config.cloudflare;
-      return { provider: "cloudflare", apiToken, apiBase, zoneId };
-    }
-    case "rfc2136": {
-      const { server, tsigKey, tsigAlgorithm, tsigSecretFile, zone } = config.rfc2136;
-      const secret = parseTsigSecret(await Deno.readTextFile(tsigSecretFile)).secret;
-      return {
-        provider: "rfc2136",
-        server,
-        keyName: tsigKey,
-        algorithm: tsigAlgorithm,
-        secretBase64: secret.toBase64(),
-        zone,
-      };
-    }
-    case "exec": {
-      const { command, timeoutMs, zone } = config.exec;
-      return { provider: "exec", command, timeoutMs, zone };
-    }
-    case "acme-dns": {
-      const { api, username, passwordFile, subdomain, fulldomain } = config.acmeDns;
-      const password = readAcmeDnsPassword(await Deno.readTextFile(passwordFile));
-      return { provider: "acme-dns", api, username, password, subdomain, fulldomain };
-    }
-  }
 }
