@@ -5,6 +5,9 @@
 
 import assert from "node:assert/strict";
 import { ZonedDnsProvider } from "../lib/dns/zoned.ts";
+import { delegationTarget } from "../lib/acme/worker_settings.ts";
+import { fallsBack } from "../lib/acme/issuers.ts";
+import { AcmeError } from "../lib/acme/acme_client.ts";
 import { type DnsProvider, DnsProviderError, type TxtRecordHandle } from "../lib/dns/provider.ts";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeAcmeDns } from "./fake_acme_dns.ts";
@@ -45,16 +48,20 @@ Deno.test("nexo issues through the provider of each name's zone: Cloudflare for 
         `      cloudflare: { api_token: ${TOKEN}, api_base: "${cloudflare.apiBase}" }`,
         "    example.net:",
         "      provider: acme-dns",
-        "      acme_dns:",
+        "      acme_dns:", // no fulldomain: nexo learns it from the CNAME
         `        api: ${acmeDns.api}`,
         `        username: ${account.username}`,
         `        password_file: ${dir}/acme-dns.pass`,
         `        subdomain: ${account.subdomain}`,
-        `        fulldomain: ${account.fulldomain}`,
+        // A zone whose provider refuses nexo fails its own certificate only.
+        "    example.org:",
+        "      provider: cloudflare",
+        `      cloudflare: { api_token: wrong-token-0123456789, api_base: "${cloudflare.apiBase}" }`,
         `wildcards: ["*.example.com", "*.example.net"]`,
         "proxies:",
         `  "app.example.com": { upstream: "${app.url}" }`,
         `  "app.example.net": { upstream: "${app.url}" }`,
+        `  "app.example.org": { upstream: "${app.url}" }`,
         "",
       ].join("\n"),
       { dir },
@@ -66,6 +73,10 @@ Deno.test("nexo issues through the provider of each name's zone: Cloudflare for 
           60_000,
         );
       }
+      const refused = await nexo.waitForLog((l) =>
+        l.msg === "certificate failed" && l.names === "app.example.org"
+      );
+      assert.match(String(refused.error), /token/i);
       const cloudflareNames = cloudflare.requests
         .filter((r) => r.method === "POST")
         .map((r) => String(JSON.parse(r.body).name));
@@ -195,4 +206,42 @@ Deno.test("nexo doctor checks each zone's provider: an exec hook writes and dele
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("without fulldomain, nexo learns an acme-dns account's domain from the _acme-challenge CNAME", async () => {
+  await using dns = await startChallTestSrv();
+  await using acmeDns = await startFakeAcmeDns({ challtestsrv: dns });
+  const account = await acmeDns.register();
+  await acmeDns.delegate("example.net", account);
+  const resolvers = [dns.dnsServer];
+  assert.equal(await delegationTarget(["*.example.net"], account.subdomain, resolvers), account.fulldomain);
+  // A CNAME to another account, or none, teaches nothing.
+  assert.equal(await delegationTarget(["example.net"], "another-subdomain", resolvers), null);
+  assert.equal(await delegationTarget(["example.org"], account.subdomain, resolvers), null);
+});
+
+Deno.test("a challenge the CA could not validate is not retried at the next CA; its outages and refusals are", () => {
+  const failure = (type: string | null) =>
+    new AcmeError(
+      "Cannot validate",
+      type === null
+        ? null
+        : { type: `urn:ietf:params:acme:error:${type}`, status: 400, detail: "", retryAfterMs: null },
+    );
+  for (const type of ["unauthorized", "dns", "connection", "incorrectResponse", "tls"]) {
+    assert.equal(fallsBack(failure(type)), false, type);
+  }
+  for (
+    const type of [
+      null,
+      "caa",
+      "externalAccountRequired",
+      "rateLimited",
+      "serverInternal",
+      "rejectedIdentifier",
+    ]
+  ) {
+    assert.equal(fallsBack(failure(type)), true, String(type));
+  }
+  assert.equal(fallsBack(new Error("disk full")), false);
 });

@@ -132,8 +132,11 @@ Deno.test("scripts/install.sh stages nexo with the compiled binary's permissions
     });
     assert.equal(untrusted.code, 0, untrusted.out);
     assert.match(untrusted.out, /removed +browsers/);
-    // Any other command still may not run a program: `check` under the same launcher has no --allow-run.
-    assert.doesNotMatch(launcher.split("\n").find((line) => line.startsWith("exec "))!, /--allow-run=/);
+    // Any other command may run only the exec DNS hook, as the compiled binary.
+    const runGrants = launcher.split("\n").find((line) => line.startsWith("exec "))!.match(
+      /--allow-run=\S+/g,
+    );
+    assert.deepEqual(runGrants, ["--allow-run=/etc/nexo/dns-hook"]);
 
     // systemd accepts the unit once its ExecStart exists (here: the staged launcher).
     const unit = (await Deno.readTextFile(`${stage}/etc/systemd/system/nexo.service`))

@@ -105,9 +105,6 @@ export async function issueCertificate(names: string[], options: IssueOptions): 
   return { certPem, keyPem };
 }
 
-/** RFC 9773 §7.4: the certificate named in `replaces` was already replaced by another order. */
-const ALREADY_REPLACED = "urn:ietf:params:acme:error:alreadyReplaced";
-
 /**
  * newOrder (RFC 8555 §7.4) for `names`, with `replaces` when `options.replaces` is set (RFC 9773 §5). When
  * the CA refuses that field (`isReplacesRefused`), the order is sent once more without it: `replaces` only
@@ -138,15 +135,19 @@ export async function createOrder(
 }
 
 /**
- * Whether a failed newOrder was refused over its `replaces` field: RFC 9773 §5's 409 alreadyReplaced (the
- * certificate was replaced by another order, a crash between two runs, say), or a 400 whose problem names the
- * field (a CA that checks `replaces` its own way, or an older draft's server).
+ * Whether a failed newOrder may have been refused over its `replaces` field, so that the same order without it
+ * is worth one more try: any problem the CA sent except a rate limit (which the plain order would meet too).
+ * RFC 9773 §5 names 409 alreadyReplaced, but CAs refuse the field their own ways: Boulder answers 403
+ * unauthorized when another account issued the certificate (an account re-registered after base_dir/acme was
+ * lost) and 404 when it no longer knows the serial. A certificate must never stop renewing over a hint.
  */
 export function isReplacesRefused(error: unknown): boolean {
   if (!(error instanceof AcmeError) || error.problem === null) return false;
-  const { type, status, detail } = error.problem;
-  return type === ALREADY_REPLACED || (status === 400 && /replace/i.test(detail));
+  return error.problem.type !== RATE_LIMITED;
 }
+
+/** RFC 8555 §6.7: the request exceeds a rate limit. */
+const RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited";
 
 async function withdrawAll(handles: unknown[], options: IssueOptions): Promise<void> {
   for (const handle of handles) {

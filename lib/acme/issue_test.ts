@@ -6,13 +6,25 @@ import type { ChallengeSolver } from "./solvers.ts";
 const problem = (type: string, status: number, detail: string) =>
   new AcmeError("Cannot create an order", { type, status, detail, retryAfterMs: null });
 
-Deno.test("isReplacesRefused() knows RFC 9773's alreadyReplaced and a 400 about the replaces field", () => {
+Deno.test("isReplacesRefused(): any problem but a rate limit is worth one order without replaces", () => {
   assert.equal(isReplacesRefused(problem("urn:ietf:params:acme:error:alreadyReplaced", 409, "")), true);
   assert.equal(
     isReplacesRefused(problem("urn:ietf:params:acme:error:malformed", 400, 'unknown field "replaces"')),
     true,
   );
-  assert.equal(isReplacesRefused(problem("urn:ietf:params:acme:error:malformed", 400, "bad CSR")), false);
+  // Boulder's refusals of a certificate another account holds, or one it no longer knows.
+  assert.equal(
+    isReplacesRefused(problem(
+      "urn:ietf:params:acme:error:unauthorized",
+      403,
+      "requester account did not request the certificate being replaced by this order",
+    )),
+    true,
+  );
+  assert.equal(
+    isReplacesRefused(problem("urn:ietf:params:acme:error:malformed", 404, "no current certificate")),
+    true,
+  );
   assert.equal(isReplacesRefused(problem("urn:ietf:params:acme:error:rateLimited", 429, "replaces")), false);
   assert.equal(isReplacesRefused(new AcmeError("refused", null)), false);
   assert.equal(isReplacesRefused(new Error("replaces")), false);

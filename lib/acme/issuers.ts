@@ -23,8 +23,8 @@ type Issuer = Pick<WorkerSettings, "directoryUrl" | "eab" | "caCertsPem">;
 /**
  * The CAs of a job (`acme.directory`, then `acme.issuers`' others), each with its account client made on
  * first use. A certificate the first CA fails to issue (an ACME error, or the CA unreachable) is ordered from
- * the next, as Caddy falls back from Let's Encrypt to ZeroSSL; a failure on nexo's side (DNS, the disk) is
- * the same at every CA and is not retried elsewhere.
+ * the next, as Caddy falls back from Let's Encrypt to ZeroSSL; a failure on nexo's side (DNS, the disk, a
+ * challenge that did not validate) is the same at every CA and is not retried elsewhere.
  */
 export class Issuers {
   readonly #settings: WorkerSettings;
@@ -59,7 +59,7 @@ export class Issuers {
         return { chain, directoryUrl: issuer.directoryUrl };
       } catch (error) {
         const next = issuers[i + 1];
-        if (next === undefined || !(error instanceof AcmeError)) throw error;
+        if (next === undefined || !fallsBack(error)) throw error;
         this.#log("warn", "certificate issuer failed, trying the next", {
           names: names.join(","),
           directory: issuer.directoryUrl,
@@ -159,4 +159,21 @@ async function accountClient(
     }
   }
   return client;
+}
+
+/**
+ * Problems another CA would meet the same way: a challenge that did not validate (the DNS record, the
+ * HTTP-01 answer, the network path to this machine), so trying the next CA would only double the failed
+ * validations. CAA refusals and everything on the CA's side (its outage, account, policy, limits) fall back.
+ */
+const VALIDATION_PROBLEMS = new Set(
+  ["unauthorized", "dns", "connection", "incorrectResponse", "tls"].map((t) =>
+    `urn:ietf:params:acme:error:${t}`
+  ),
+);
+
+/** Whether a failed order is worth trying at the next CA (see VALIDATION_PROBLEMS). */
+export function fallsBack(error: unknown): boolean {
+  if (!(error instanceof AcmeError)) return false;
+  return error.problem === null || !VALIDATION_PROBLEMS.has(error.problem.type);
 }

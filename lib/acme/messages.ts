@@ -60,7 +60,9 @@ export type WorkerDnsProvider =
     password: string;
     subdomain: string;
     fulldomain: string | null;
-  };
+  }
+  /** A provider this job cannot use (no name of it needs it, or its secret file failed): every call fails. */
+  | { provider: "unavailable"; reason: string };
 
 /** Main -> worker. */
 export type ToWorker =

@@ -249,6 +249,8 @@ export class AcmeSupervisor {
     }
     this.#renewals = renewals;
     if (due.length === 0) return this.#wake(wakeAt - now);
+    // The CAs' renewal information may have taken seconds: a stop meanwhile starts no worker.
+    if (this.#stopped) return;
     await this.#runJob(due, replaces);
   }
 

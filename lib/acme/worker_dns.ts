@@ -6,9 +6,9 @@ import { lookupTxt, lookupZone } from "../dns/lookups.ts";
 import {
   challengeRecordName,
   type DnsProvider,
+  DnsProviderError,
   normalizeDnsName,
   providerCapabilities,
-  providerRecordName,
 } from "../dns/provider.ts";
 import { ZonedDnsProvider } from "../dns/zoned.ts";
 import { isInZone, providerFor } from "../config/dns_zones.ts";
@@ -23,24 +23,24 @@ export function checkServersFor(fqdn: string, settings: WorkerSettings): string[
 }
 
 /**
- * Refuses an order whose challenges cannot all be published at once: a provider keeping N values per name
- * (acme-dns keeps 2 per account) would lose the first values before the CA checks them.
+ * Refuses an order whose challenges cannot all be published at once: a provider keeping N values (acme-dns
+ * keeps 2 per account, whatever names are delegated to it) would lose the first before the CA checks them.
+ * Counted per provider instance (one acme-dns account each).
  */
-export function checkValueLimit(names: string[], dns: DnsProvider): void {
-  const limit = providerCapabilities(dns).maxValuesPerName;
-  if (limit === null) return;
-  const byRecord = new Map<string, number>();
+export function checkValueLimit(names: string[], dns: DnsSide): void {
+  const byProvider = new Map<DnsProvider, number>();
   for (const name of names) {
-    const record = providerRecordName(dns, challengeRecordName(name));
-    byRecord.set(record, (byRecord.get(record) ?? 0) + 1);
+    const provider = dns.providerOf(challengeRecordName(name));
+    byProvider.set(provider, (byProvider.get(provider) ?? 0) + 1);
   }
-  for (const [record, count] of byRecord) {
-    if (count > limit) {
+  for (const [provider, count] of byProvider) {
+    const limit = providerCapabilities(provider).maxValuesPerName;
+    if (limit !== null && count > limit) {
       throw new Error(
         `${
           names.join(", ")
-        } need ${count} DNS-01 values at ${record} at once, and its provider keeps ${limit}: ` +
-          `give these names their own acme-dns accounts in dns.zones (one per name and its wildcard)`,
+        } need ${count} DNS-01 values at once at one ${provider.name} account, which keeps ` +
+          `${limit}: give these names their own acme-dns accounts in dns.zones (one per name and its wildcard)`,
       );
     }
   }
@@ -57,10 +57,22 @@ export function noChallengeMethod(names: string[], settings: WorkerSettings): st
       "add the zone to dns.zones, set dns.provider for every other name, or set http_listen (HTTP-01)";
 }
 
+/** A job's DNS providers behind one router (`provider`), and which of them serves a name. */
+export interface DnsSide {
+  provider: DnsProvider;
+  /** Whether a DNS provider serves `name` (a certificate name). */
+  serves(name: string): boolean;
+  /** The provider serving `fqdn` (an `_acme-challenge` name). */
+  providerOf(fqdn: string): DnsProvider;
+  /**
+   * Checks, once per job and provider, the providers serving `names` (certificate names): a provider with a
+   * bad token fails its own certificates only. `jobNames` are every name of the job, verified together.
+   */
+  verify(names: string[], jobNames: string[]): Promise<void>;
+}
+
 /** The DNS providers `settings.dns` names, behind one router, and which names they serve. */
-export async function dnsProviders(
-  settings: WorkerSettings,
-): Promise<{ provider: DnsProvider; serves: (name: string) => boolean }> {
+export async function dnsProviders(settings: WorkerSettings): Promise<DnsSide> {
   const dns = settings.dns!;
   const built = new Map<WorkerDnsProvider, DnsProvider>();
   if (dns.default !== null) {
@@ -73,10 +85,26 @@ export async function dnsProviders(
     default: dns.default === null ? null : built.get(dns.default)!,
     zones: dns.zones.map((entry) => ({ zone: entry.zone, provider: built.get(entry.provider)! })),
   });
-  return {
+  const verified = new Map<DnsProvider, Promise<void>>();
+  const side: DnsSide = {
     provider: dns.zones.length === 0 ? built.get(dns.default!)! : zoned,
     serves: (name) => providerFor(normalizeDnsName(name), dns) !== null,
+    providerOf: (fqdn) => zoned.providerFor(fqdn),
+    async verify(names, jobNames) {
+      for (const provider of new Set(names.map((name) => side.providerOf(challengeRecordName(name))))) {
+        let check = verified.get(provider);
+        if (check === undefined) {
+          const fqdns = jobNames.map(challengeRecordName).filter((fqdn) =>
+            side.providerOf(fqdn) === provider
+          );
+          check = provider.verify(fqdns);
+          verified.set(provider, check);
+        }
+        await check;
+      }
+    },
   };
+  return side;
 }
 
 /**
@@ -115,6 +143,8 @@ async function buildProvider(
         lookupZone: (fqdn) => lookupZone(fqdn, settings.checkServers[zone ?? ""] ?? []),
       });
     }
+    case "unavailable":
+      return unavailableProvider(entry.reason);
     case "acme-dns": {
       const { AcmeDnsProvider } = await import("../dns/acme_dns.ts");
       return new AcmeDnsProvider({
@@ -127,4 +157,18 @@ async function buildProvider(
       });
     }
   }
+}
+
+/** A provider the job cannot use: every call fails with `reason` (safe to log: no secret in it). */
+function unavailableProvider(reason: string): DnsProvider {
+  const fail = () =>
+    Promise.reject(new DnsProviderError("credentials", `This DNS provider cannot be used: ${reason}`));
+  return {
+    name: "unavailable",
+    verify: fail,
+    findZone: fail,
+    createTxtRecord: fail,
+    deleteTxtRecord: fail,
+    cleanupStale: fail,
+  };
 }

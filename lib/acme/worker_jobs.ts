@@ -60,14 +60,16 @@ export async function runJob(job: Job, post: Post): Promise<void> {
     // Certificates whose every name a DNS provider serves use DNS-01; the rest HTTP-01 when http_listen is set.
     const viaDns = (names: string[]) => zoned !== null && names.every((name) => zoned.serves(name));
     const dnsNames = job.certificates.filter(viaDns).flat();
-    if (dnsNames.length > 0) await zoned!.provider.verify(dnsNames.map(challengeRecordName));
     const issuers = new Issuers(settings, repository, log);
     for (const [index, names] of job.certificates.entries()) {
       const lock = await repository.lockIssuance(names);
       try {
         const dns = viaDns(names) ? zoned!.provider : null;
         if (dns === null && !settings.http01) throw new Error(noChallengeMethod(names, settings));
-        if (dns !== null) checkValueLimit(names, dns);
+        if (dns !== null) {
+          await zoned!.verify(names, dnsNames);
+          checkValueLimit(names, zoned!);
+        }
         for (const fqdn of dns ? new Set(names.map(challengeRecordName)) : []) {
           const removed = await dns!.cleanupStale(fqdn);
           if (removed > 0) log("info", "stale dns records removed", { name: fqdn, count: String(removed) });

@@ -3,8 +3,8 @@
 // are checked at, looked up here so the worker's network permission can name them. It runs nothing itself.
 
 import { errorMessage } from "../error_message.ts";
-import { DnsLookup, findNameServers } from "../dns/name_servers.ts";
-import { challengeRecordName } from "../dns/provider.ts";
+import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
+import { challengeRecordName, normalizeDnsName } from "../dns/provider.ts";
 import type { Config, DnsProviderConfig } from "../config/types.ts";
 import { parseTsigSecret } from "../config/tsig_secret.ts";
 import { providerFor } from "../config/dns_zones.ts";
@@ -20,10 +20,24 @@ export async function buildWorkerSettings(
   log: Logger,
 ): Promise<WorkerSettings> {
   const { acme, dns } = config;
+  const served = (provider: DnsProviderConfig) =>
+    dns === null ? [] : certificates.flat().filter((name) => providerFor(name, dns) === provider);
+  // A provider no name of this job uses is not read (its secret file may be broken without harm now), and
+  // one whose file cannot be read fails only its own certificates, in the worker.
+  const forWorker = async (provider: DnsProviderConfig): Promise<WorkerDnsProvider> => {
+    const names = served(provider);
+    if (names.length === 0) return { provider: "unavailable", reason: "no certificate of this job uses it" };
+    try {
+      return await workerDnsProvider(provider, { names, resolvers: acme.dnsResolvers });
+    } catch (error) {
+      log.warn("dns provider settings unreadable", { error: errorMessage(error) });
+      return { provider: "unavailable", reason: errorMessage(error) };
+    }
+  };
   const workerDns = dns === null ? null : {
-    default: dns.default === null ? null : await workerDnsProvider(dns.default),
+    default: dns.default === null ? null : await forWorker(dns.default),
     zones: await Promise.all(
-      dns.zones.map(async ({ zone, provider }) => ({ zone, provider: await workerDnsProvider(provider) })),
+      dns.zones.map(async ({ zone, provider }) => ({ zone, provider: await forWorker(provider) })),
     ),
   };
   const checkServers: Record<string, string[]> = {};
@@ -33,12 +47,16 @@ export async function buildWorkerSettings(
       ...dns.zones.map(({ zone, provider }) => ({ key: zone, provider })),
     ];
     for (const { key, provider } of places) {
-      const names = certificates.flat().filter((name) => providerFor(name, dns) === provider);
+      const names = served(provider);
+      const worker = key === "" ? workerDns!.default : workerDns!.zones.find((z) => z.zone === key)?.provider;
+      // acme-dns's records live at the account's fulldomain (configured, or found through the CNAME), in a
+      // zone acme-dns serves itself; the user's own servers answer `_acme-challenge` with the CNAME alone.
+      const fulldomain = worker?.provider === "acme-dns" ? worker.fulldomain : null;
       checkServers[key] = acme.dnsResolvers.length > 0
         ? acme.dnsResolvers
         : names.length === 0
         ? []
-        : await serversFor(provider, names, log);
+        : await serversFor(provider, fulldomain === null ? names : [fulldomain], log);
     }
   }
   return {
@@ -74,12 +92,6 @@ async function serversFor(provider: DnsProviderConfig, names: string[], log: Log
       return [
         ...new Set([formatAddr(provider.rfc2136.server), ...await authoritativeServers(log, [names])]),
       ];
-    case "acme-dns":
-      // The records live at the account's fulldomain, whose zone acme-dns serves itself; the user's own
-      // servers answer `_acme-challenge` with the CNAME alone (RFC 1034 §4.3.2, no recursion).
-      return await authoritativeServers(log, [
-        provider.acmeDns.fulldomain === null ? names : [provider.acmeDns.fulldomain],
-      ]);
     default:
       return await authoritativeServers(log, [names]);
   }
@@ -118,7 +130,10 @@ async function authoritativeServers(log: Logger, certificates: string[][]): Prom
  * One provider's settings for the worker, with its secret read from its file now: for each job, so a rotated
  * key or password applies without a restart (the file was checked when the config loaded).
  */
-async function workerDnsProvider(config: DnsProviderConfig): Promise<WorkerDnsProvider> {
+async function workerDnsProvider(
+  config: DnsProviderConfig,
+  job: { names: string[]; resolvers: string[] },
+): Promise<WorkerDnsProvider> {
   switch (config.provider) {
     case "cloudflare": {
       const { apiToken, apiBase, zoneId } = config.cloudflare;
@@ -141,9 +156,37 @@ async function workerDnsProvider(config: DnsProviderConfig): Promise<WorkerDnsPr
       return { provider: "exec", command, timeoutMs, zone };
     }
     case "acme-dns": {
-      const { api, username, passwordFile, subdomain, fulldomain } = config.acmeDns;
+      const { api, username, passwordFile, subdomain } = config.acmeDns;
       const password = readAcmeDnsPassword(await Deno.readTextFile(passwordFile));
+      const fulldomain = config.acmeDns.fulldomain ??
+        await delegationTarget(job.names, subdomain, job.resolvers);
       return { provider: "acme-dns", api, username, password, subdomain, fulldomain };
     }
+  }
+}
+
+/**
+ * Without `fulldomain`: the target of the first name's `_acme-challenge` CNAME when it is the account's
+ * ("<subdomain>.<acme-dns domain>"), asked of `acme.dns_resolvers`' first or the system's resolver; null
+ * when it cannot be learnt (the worker then checks `_acme-challenge` itself, which only a recursive
+ * resolver answers, and doctor names the missing CNAME).
+ */
+export async function delegationTarget(
+  names: string[],
+  subdomain: string,
+  resolvers: string[],
+): Promise<string | null> {
+  const [first] = names;
+  if (first === undefined) return null;
+  const resolver = resolvers[0] === undefined ? null : parseResolver(resolvers[0]);
+  try {
+    const [target] = await Deno.resolveDns(challengeRecordName(first), "CNAME", {
+      ...(resolver === null ? {} : { nameServer: { ipAddr: resolver.host, port: resolver.port } }),
+      signal: AbortSignal.timeout(5_000),
+    });
+    const name = target === undefined ? null : normalizeDnsName(target);
+    return name !== null && name.startsWith(`${subdomain.toLowerCase()}.`) ? name : null;
+  } catch {
+    return null;
   }
 }

@@ -93,6 +93,7 @@ export class ExecDnsProvider implements DnsProvider {
     if (known !== undefined) return known;
     const zone = await this.findZone(name).catch(() => name.replace(/^_acme-challenge\./, ""));
     await this.#run("present", name, value);
+    this.#deleted.delete(`${name} ${value}`);
     const handle: TxtRecordHandle = { provider: this.name, fqdn: name, value, zone, ref: {} };
     this.#published.set(`${name} ${value}`, handle);
     return handle;
@@ -146,7 +147,8 @@ export class ExecDnsProvider implements DnsProvider {
 /** Runs `command... args` with a timeout; resolves on exit 0, else throws naming the exit and stderr's end. */
 async function runHook(options: ExecDnsProviderOptions, args: string[]): Promise<void> {
   const [program, ...fixed] = options.command as [string, ...string[]];
-  const shown = [program, ...fixed, ...args].join(" ");
+  // The fixed arguments may carry a token: messages (the log, meta.json) name the program and the call only.
+  const shown = [program, ...args].join(" ");
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(program, {
