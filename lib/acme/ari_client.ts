@@ -97,6 +97,12 @@ interface PollState {
  * supervisor runs one check at a time). Requests go through `Deno.createHttpClient` trusting `acme.ca_cert`
  * when it is set; `close()` releases that client.
  */
+/**
+ * The most one round of `advise` spends asking CAs before it answers from what it knows: 30 s is three
+ * requests that hit their 10 s timeout, while a healthy CA answers a hundred certificates in that time.
+ */
+const ADVICE_BUDGET_MS = 30_000;
+
 export class RenewalInfoClient {
   readonly #log: Logger;
   readonly #http: RenewalInfoFetcher;
@@ -121,9 +127,11 @@ export class RenewalInfoClient {
   async advise(requests: AdviceRequest[], context: AdviceContext): Promise<RenewalAdvice[]> {
     const advice: RenewalAdvice[] = [];
     const seen = new Set<string>();
+    // Orders (a new host's first certificate among them) wait for this: a slow CA gets a bounded share.
+    const pollUntil = this.#now() + ADVICE_BUDGET_MS;
     for (const request of requests) {
       try {
-        advice.push(await this.#adviseOne(request, context, seen));
+        advice.push(await this.#adviseOne(request, { ...context, pollUntil }, seen));
       } catch (error) {
         // A bug here must not stop renewals: the fixed schedule still holds.
         this.#log.error("renewal information check failed", {
@@ -144,7 +152,7 @@ export class RenewalInfoClient {
 
   async #adviseOne(
     request: AdviceRequest,
-    context: AdviceContext,
+    context: AdviceContext & { pollUntil: number },
     seen: Set<string>,
   ): Promise<RenewalAdvice> {
     const none: RenewalAdvice = { replaces: null, window: null, nextCheckAt: null };
@@ -157,7 +165,9 @@ export class RenewalInfoClient {
       state = { nextPollAt: now, failures: 0, answer: null, logged: "" };
       this.#polls.set(certId, state);
     }
-    if (state.nextPollAt <= now) {
+    // Past the round's budget, a due poll waits for the next check; the last answer (or the fixed schedule)
+    // holds meanwhile.
+    if (state.nextPollAt <= now && now < context.pollUntil) {
       // RFC 9773 §4.3: an expired certificate is not asked about any more (it is due anyway).
       if (now >= request.validity.notAfter.getTime()) return none;
       await this.#poll(request, certId, state, context, now);
@@ -243,7 +253,8 @@ export class RenewalInfoClient {
         : new RenewalInfoError(errorMessage(error), "temporary", { cause: error });
       state.answer = null;
       state.failures++;
-      state.nextPollAt = now + failureDelayMs(failure.kind, state.failures, context.checkIntervalMs);
+      state.nextPollAt = now +
+        failureDelayMs(failure.kind, state.failures, context.checkIntervalMs, failure.retryAfterMs);
       this.#logOnce(
         state,
         `error ${failure.message}`,

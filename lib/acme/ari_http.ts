@@ -6,6 +6,7 @@
 import { errorMessage } from "../error_message.ts";
 import type { Logger } from "../log.ts";
 import { parseRenewalInfo, type RenewalInfo, RenewalInfoError } from "./ari_schedule.ts";
+import { parseRetryAfter } from "./schedule.ts";
 
 /**
  * A directory's `renewalInfo` URL is looked up again after a day: a CA that starts (or stops) offering it is
@@ -158,5 +159,8 @@ function statusError(response: Response, body: string, what: string): RenewalInf
     // not a problem document
   }
   const kind = response.status >= 500 || response.status === 429 ? "temporary" : "longTerm";
-  return new RenewalInfoError(`the CA answered HTTP ${response.status} for ${what}${detail}`, kind);
+  const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"), Date.now()) ?? null;
+  return new RenewalInfoError(`the CA answered HTTP ${response.status} for ${what}${detail}`, kind, {
+    retryAfterMs,
+  });
 }

@@ -56,8 +56,15 @@ export interface RenewalInfo {
  */
 export class RenewalInfoError extends Error {
   override name = "RenewalInfoError";
-  constructor(message: string, readonly kind: "temporary" | "longTerm", options?: { cause?: unknown }) {
-    super(message, options);
+  /** The answer's Retry-After as a delay in ms (a 429 or 503 saying when to come back), or null. */
+  readonly retryAfterMs: number | null;
+  constructor(
+    message: string,
+    readonly kind: "temporary" | "longTerm",
+    options?: { cause?: unknown; retryAfterMs?: number | null },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.retryAfterMs = options?.retryAfterMs ?? null;
   }
 }
 
@@ -137,16 +144,21 @@ export function pollDelayMs(retryAfterMs: number | null, checkIntervalMs: number
  * How long to wait, in ms, before asking again after `failures` failed requests in a row (1 for the first)
  * whose last was of `kind` (RFC 9773 §4.3.3): temporary ones double from the minimum interval for
  * TEMPORARY_ERROR_TRIES tries, never past the long-term delay; after that, and for long-term errors, the
- * long-term delay: LONG_TERM_ERROR_MS, or `checkIntervalMs` when that is shorter.
+ * long-term delay: LONG_TERM_ERROR_MS, or `checkIntervalMs` when that is shorter. Never sooner than the
+ * failed answer's `retryAfterMs`.
  */
 export function failureDelayMs(
   kind: RenewalInfoError["kind"],
   failures: number,
   checkIntervalMs: number,
+  retryAfterMs: number | null = null,
 ): number {
   const longTerm = longTermDelayMs(checkIntervalMs);
-  if (kind === "longTerm" || failures > TEMPORARY_ERROR_TRIES) return longTerm;
-  return Math.min(minPollMs(checkIntervalMs) * 2 ** Math.max(0, Math.floor(failures) - 1), longTerm);
+  const backoff = kind === "longTerm" || failures > TEMPORARY_ERROR_TRIES
+    ? longTerm
+    : Math.min(minPollMs(checkIntervalMs) * 2 ** Math.max(0, Math.floor(failures) - 1), longTerm);
+  // A 429 or 503 that says when to come back is obeyed (bounded like any Retry-After, §4.3.2).
+  return retryAfterMs === null ? backoff : Math.max(backoff, Math.min(retryAfterMs, MAX_POLL_MS));
 }
 
 function minPollMs(checkIntervalMs: number): number {

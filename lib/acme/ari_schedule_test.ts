@@ -158,3 +158,11 @@ Deno.test("planRenewal() waits for a window in the far future, but never past a 
   // A window inside the lifetime is never moved.
   assert.deepEqual(boundRenewalTime(NOW + 5 * DAY, VALIDITY), { renewAt: NOW + 5 * DAY, capped: false });
 });
+
+Deno.test("failureDelayMs() never asks again sooner than a failed answer's Retry-After, capped at a day", () => {
+  const hour = 3_600_000;
+  assert.equal(failureDelayMs("temporary", 1, 24 * hour, hour), hour);
+  assert.equal(failureDelayMs("temporary", 1, 24 * hour, 1_000), 60_000, "the backoff when it is longer");
+  assert.equal(failureDelayMs("longTerm", 1, 24 * hour, 30 * 24 * hour), 24 * hour);
+  assert.equal(failureDelayMs("temporary", 1, 24 * hour, null), 60_000);
+});

@@ -4,7 +4,8 @@
 // themselves live in lib/dns.
 
 import type { DnsConfig, DnsProviderConfig } from "./types.ts";
-import { normalizeHostname } from "./hostname.ts";
+import { coveringWildcard, normalizeHostname } from "./hostname.ts";
+import { providerFor } from "./dns_zones.ts";
 import { type Field, quoteValue, type Reader } from "./reader.ts";
 import { readCloudflare } from "./sections.ts";
 import { didYouMean } from "./suggest.ts";
@@ -171,4 +172,31 @@ function readZones(
     r.report(field.at, `${field.path} is empty: name a zone and its provider, or remove it`);
   }
   return zones.sort((a, b) => b.zone.length - a.zone.length);
+}
+
+/**
+ * An acme-dns account under a `dns.zones` key answers the challenges of that one name and its wildcard (the
+ * `_acme-challenge` CNAME the user set): another host the zone's routing sends it (www.<zone>, not covered by
+ * `*.<zone>` in `wildcards`) could never be proven. Reported at the `dns:` key.
+ */
+export function checkAcmeDnsNames(
+  r: Reader,
+  field: Field,
+  config: { dns: DnsConfig; wildcards: readonly string[]; hosts: readonly string[] },
+): void {
+  for (const { zone, provider } of config.dns.zones) {
+    if (provider.provider !== "acme-dns") continue;
+    const stray = config.hosts.filter((host) => {
+      if (providerFor(host, config.dns) !== provider || host === zone) return false;
+      const wildcard = coveringWildcard(host);
+      return wildcard !== `*.${zone}` || !config.wildcards.includes(wildcard);
+    });
+    if (stray.length > 0) {
+      r.report(
+        field.keyNode,
+        `dns.zones."${zone}" is an acme-dns account, which answers only _acme-challenge.${zone} (and *.${zone}); ` +
+          `${stray.join(", ")} need their own dns.zones entries (one acme-dns account each)`,
+      );
+    }
+  }
 }

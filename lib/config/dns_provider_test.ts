@@ -225,3 +225,16 @@ Deno.test("parseConfig() reads dns.zones: a provider per zone, longest zone firs
     /a zone is a domain/,
   );
 });
+
+Deno.test("parseConfig() refuses a host an acme-dns zone entry could never prove", () => {
+  const zone = "dns:\n  zones:\n    example.net:\n      provider: acme-dns\n      acme_dns: " +
+    "{ api: https://auth.example.org, username: u, password_file: p, subdomain: d420c923 }\n";
+  const hosts = (names: string[]) =>
+    "proxies:\n" + names.map((name) => `  "${name}": { upstream: "http://127.0.0.1:9" }\n`).join("");
+  // The zone's own name, and hosts under its wildcard, share the account's _acme-challenge name.
+  parseConfig(zone + `wildcards: ["*.example.net"]\n` + hosts(["example.net", "app.example.net"]), FILE);
+  assert.match(
+    messages(zone + hosts(["example.net", "www.example.net"])).join(),
+    /dns\.zones\."example\.net" is an acme-dns account, which answers only _acme-challenge\.example\.net .*www\.example\.net need their own dns\.zones entries/,
+  );
+});

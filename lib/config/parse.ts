@@ -24,7 +24,7 @@ import { didYouMean } from "./suggest.ts";
 import { unreadableReason } from "./unreadable.ts";
 import { readCidrList } from "./access.ts";
 import { AUTH_KEYS, readSignIn, withSignInRoute } from "./sign_in.ts";
-import { cloudflareShorthand, DNS_KEYS, readDns } from "./dns_provider.ts";
+import { checkAcmeDnsNames, cloudflareShorthand, DNS_KEYS, readDns } from "./dns_provider.ts";
 import { ACME_DNS_KEYS, EXEC_KEYS, RFC2136_KEYS } from "./dns_settings.ts";
 import { providerFor } from "./dns_zones.ts";
 
@@ -169,6 +169,9 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
   if (!dnsUnread) checkWildcardsCanBeIssued(r, get("wildcards"), { wildcards, issuer, dns: dnsConfig });
   const auth = readSignIn(r, get("auth"));
   const routes = optional(get("proxies"), (f) => readRoutes(r, f, { limits, hsts, configDir })) ?? [];
+  if (dns !== null && issuer === "acme") {
+    checkAcmeDnsNames(r, get("dns")!, { dns, wildcards, hosts: routes.map((route) => route.host) });
+  }
   return {
     file,
     baseDir,
