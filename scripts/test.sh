@@ -14,6 +14,8 @@ NEEDED="$NEEDED slowhttptest:slowhttptest cc:gcc"
 NEEDED="$NEEDED chromium:chromium certutil:libnss3-tools testssl:testssl.sh jq:jq"
 # tests/rfc2136_test.ts runs a real BIND (named is in /usr/sbin, outside a plain user's PATH) and its nsupdate.
 NEEDED="$NEEDED /usr/sbin/named:bind9 nsupdate:bind9-dnsutils"
+# tests/redis_storage_test.ts runs a real Redis.
+NEEDED="$NEEDED redis-server:redis-server"
 missing=""
 for pair in $NEEDED; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"

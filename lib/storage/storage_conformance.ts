@@ -1,6 +1,7 @@
-// The shared test suite every Storage implementation runs (file_storage_test.ts, memory_storage_test.ts), so
-// that code written against the Storage contract behaves the same on each. It checks only the contract in
-// storage.ts; file modes, fsync and cross-process locks are tested beside FileStorage.
+// The shared test suite every Storage implementation runs (file_storage_test.ts, memory_storage_test.ts,
+// tests/redis_storage_test.ts), so that code written against the Storage contract behaves the same on each.
+// It checks only the contract in storage.ts; file modes, fsync and cross-process locks are tested beside
+// each implementation.
 
 import assert from "node:assert/strict";
 import { loadText, type Storage, StorageError, withLock } from "./storage.ts";

@@ -1,0 +1,75 @@
+// Runs a real Redis (Debian `redis-server`) for tests: on a free loopback port, without persistence, in a temp
+// directory, optionally with a password. `stop()` and `start()` again on the same port model an outage.
+
+import { closedPort } from "./upstreams.ts";
+
+export interface RedisServer {
+  /** "redis://127.0.0.1:port/0" (without the password). */
+  url: string;
+  port: number;
+  /** Stops the server (SIGTERM) and waits for it; `start()` brings it back on the same port, empty. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 10_000;
+
+/** Starts redis-server and resolves once it answers PING. Throws with its output when it cannot start. */
+export async function startRedis(options: { password?: string } = {}): Promise<RedisServer> {
+  const dir = await Deno.makeTempDir({ prefix: "nexo-redis-" });
+  const port = closedPort();
+  let child: Deno.ChildProcess | null = null;
+  const start = async () => {
+    child = new Deno.Command("redis-server", {
+      args: [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir,
+        ...(options.password ? ["--requirepass", options.password] : []),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        conn.close();
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    throw new Error(`redis-server did not start on port ${port} (apt-get install redis-server)`);
+  };
+  const stop = async () => {
+    const running = child as Deno.ChildProcess | null;
+    child = null;
+    if (running === null) return;
+    try {
+      running.kill("SIGTERM");
+    } catch {
+      // exited already
+    }
+    await running.output();
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    port,
+    stop,
+    start,
+    [Symbol.asyncDispose]: async () => {
+      await stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
