@@ -13,7 +13,7 @@ export function summarizeConfig(config: Config, warnings: readonly ConfigWarning
   const lines = [`${config.file}: ok`];
   const issuer = config.issuer === "internal"
     ? "internal (local CA in base_dir/ca)"
-    : `acme (${config.acme.directory})`;
+    : `acme (${[config.acme.directory, ...config.acme.fallbacks.map((ca) => ca.directory)].join(", then ")})`;
   lines.push(
     `listen ${formatAddr(config.listen)}, http_listen ${
       config.httpListen ? formatAddr(config.httpListen) : "off"

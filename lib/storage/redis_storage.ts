@@ -3,7 +3,8 @@
 // `list` reads); locks are `<prefix>:l:<name>` (SET NX PX with a random token, kept alive while held). Every
 // change that touches more than one Redis key runs as one Lua script, which Redis executes atomically.
 
-import { type RespClient, RespConnectionError, type RespReply, RespServerError } from "./resp_client.ts";
+import type { RespClient } from "./resp_client.ts";
+import { RespConnectionError, type RespReply, RespServerError } from "./resp_wire.ts";
 import {
   checkKey,
   type LockOptions,

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  encodeCommand,
-  parseRedisUrl,
-  ReplyReader,
-  RespConnectionError,
-  RespServerError,
-} from "./resp_client.ts";
+import { parseRedisUrl } from "./resp_client.ts";
+import { encodeCommand, ReplyReader, RespConnectionError, RespServerError } from "./resp_wire.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
