@@ -5,7 +5,7 @@
 
 import { errorMessage } from "../error_message.ts";
 import { parseRetryAfter } from "./cloudflare_api.ts";
-import { DnsProviderError } from "./provider.ts";
+import { type DnsProviderError, secretSafeError } from "./provider.ts";
 
 export interface AcmeDnsApiOptions {
   /** Base URL of the API ("https://auth.example.org"); "/update" is appended. */
@@ -205,22 +205,7 @@ export class AcmeDnsApi {
     message: string,
     options: { status?: number | null; retryAfterMs?: number | null; cause?: unknown } = {},
   ): DnsProviderError {
-    const cause = options.cause === undefined || !this.#carriesPassword(errorMessage(options.cause))
-      ? options.cause
-      : new Error(this.#redact(errorMessage(options.cause)));
-    return new DnsProviderError(kind, this.#redact(message), {
-      status: options.status ?? null,
-      retryAfterMs: options.retryAfterMs ?? null,
-      cause,
-    });
-  }
-
-  #carriesPassword(text: string): boolean {
-    return this.#password !== "" && text.includes(this.#password);
-  }
-
-  #redact(text: string): string {
-    return this.#password === "" ? text : text.replaceAll(this.#password, "[redacted]");
+    return secretSafeError(this.#password, kind, message, options);
   }
 }
 

@@ -7,7 +7,7 @@
 import { errorMessage } from "../error_message.ts";
 import { CLOUDFLARE_API_BASE } from "../config/defaults.ts";
 import { sleep } from "../sleep.ts";
-import { DnsProviderError } from "./provider.ts";
+import { DnsProviderError, secretSafeError } from "./provider.ts";
 
 /** One entry of an envelope's `errors` or `messages` array. */
 export interface CloudflareMessage {
@@ -256,18 +256,7 @@ export class CloudflareApi {
     message: string,
     options: { status?: number | null; retryAfterMs?: number | null; cause?: unknown } = {},
   ): DnsProviderError {
-    const cause = options.cause === undefined || !errorMessage(options.cause).includes(this.#token)
-      ? options.cause
-      : new Error(this.#redact(errorMessage(options.cause)));
-    return new DnsProviderError(kind, this.#redact(message), {
-      status: options.status ?? null,
-      retryAfterMs: options.retryAfterMs ?? null,
-      cause,
-    });
-  }
-
-  #redact(text: string): string {
-    return this.#token === "" ? text : text.replaceAll(this.#token, "[redacted]");
+    return secretSafeError(this.#token, kind, message, options);
   }
 }
 

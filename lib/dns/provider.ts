@@ -3,6 +3,8 @@
 // capabilities a limited provider declares, and the one error type providers throw. It holds no provider logic
 // and does not check propagation (propagation.ts does) or decide when to retry (the scheduler reads `kind`).
 
+import { errorMessage } from "../error_message.ts";
+
 /**
  * The name a DNS-01 challenge's TXT record lives at, for a domain: "example.com" and "*.example.com" both give
  * "_acme-challenge.example.com" (RFC 8555 §8.4: the wildcard's "*." is dropped, so a wildcard and its apex put
@@ -184,6 +186,27 @@ export class DnsProviderError extends Error {
     this.retryAfterMs = options.retryAfterMs ?? null;
     this.status = options.status ?? null;
   }
+}
+
+/**
+ * A DnsProviderError with every occurrence of `secret` (an API token, a password) cut out of its message and
+ * its cause's: the one way provider API code builds errors, so a credential that a server or a library echoes
+ * never reaches a log line or meta.json.
+ */
+export function secretSafeError(
+  secret: string,
+  kind: DnsProviderErrorKind,
+  message: string,
+  options: { status?: number | null; retryAfterMs?: number | null; cause?: unknown } = {},
+): DnsProviderError {
+  const redact = (text: string) => secret === "" ? text : text.replaceAll(secret, "[redacted]");
+  const causeText = options.cause === undefined ? "" : errorMessage(options.cause);
+  const cause = secret === "" || !causeText.includes(secret) ? options.cause : new Error(redact(causeText));
+  return new DnsProviderError(kind, redact(message), {
+    status: options.status ?? null,
+    retryAfterMs: options.retryAfterMs ?? null,
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
 /**
