@@ -15,7 +15,8 @@ import { X509Certificate } from "node:crypto";
 import { createAcmeClient, createPrivateKey, ensureAccount } from "../lib/acme/acme_client.ts";
 import { AcmeSupervisor } from "../lib/acme/supervisor.ts";
 import { parseConfig } from "../lib/config/parse.ts";
-import { Logger } from "../lib/log.ts";
+import type { Logger } from "../lib/log.ts";
+import { capturingLogger, type LogLine } from "../lib/log_capture.ts";
 import { serveTls } from "../lib/server/listen.ts";
 import { CertRepository } from "../lib/storage/cert_repository.ts";
 import { loadCertDir } from "../lib/tls/cert_files.ts";
@@ -31,8 +32,6 @@ import { startEchoUpstream } from "./upstreams.ts";
 
 const TOKEN = "faults-token-3c9e1f5a7b2d4e60";
 const HOUR_MS = 3_600_000;
-
-type LogLine = Record<string, unknown>;
 
 Deno.test("with the ACME server unreachable, nexo keeps serving its due certificate, retries renewal and first issuance with a doubling backoff, and recovers without a restart", async () => {
   const dns = await startChallTestSrv();
@@ -565,18 +564,6 @@ async function servedCertificate(
   } finally {
     conn.close();
   }
-}
-
-function capturingLogger(): { log: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const decoder = new TextDecoder();
-  const sink = {
-    writeSync(bytes: Uint8Array) {
-      for (const line of decoder.decode(bytes).split("\n")) if (line) lines.push(JSON.parse(line));
-      return bytes.length;
-    },
-  };
-  return { log: new Logger({ format: "json", sink }), lines };
 }
 
 /** Resolves with the first captured line matching `predicate`, flushing the logger while it waits. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Logger } from "../log.ts";
+import { capturingLogger } from "../log_capture.ts";
 import { CertRepository } from "../storage/cert_repository.ts";
 import { MemoryStorage } from "../storage/memory_storage.ts";
 import { LocalCa } from "../tls/local_ca.ts";
@@ -45,19 +46,6 @@ function windowAnswer(start: number, end: number, retryAfter = "3600"): () => Re
     }, { headers: { "retry-after": retryAfter } });
 }
 
-function capturingLogger(): { log: Logger; lines: () => Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const decoder = new TextDecoder();
-  const sink = {
-    writeSync(bytes: Uint8Array) {
-      for (const line of decoder.decode(bytes).split("\n")) if (line) lines.push(JSON.parse(line));
-      return bytes.length;
-    },
-  };
-  const log = new Logger({ format: "json", sink });
-  return { log, lines: () => (log.flush(), lines) };
-}
-
 interface World {
   ca: FakeCa;
   repository: CertRepository;
@@ -98,7 +86,7 @@ async function withWorld(fn: (world: World) => Promise<void>): Promise<void> {
     };
     const clients: RenewalInfoClient[] = [];
     const client = (random = () => 0.5) => {
-      const { log, lines } = capturingLogger();
+      const { log, flushed: lines } = capturingLogger();
       const made = new RenewalInfoClient({ log, fetch: ca.fetch, now: () => clock.now, random });
       clients.push(made);
       return { client: made, lines };
@@ -248,7 +236,7 @@ Deno.test("RenewalInfoClient asks nothing of a CA without renewalInfo, nor about
 
 Deno.test("RenewalInfoClient reports a network failure as temporary and a CA file it cannot read by name", async () => {
   await withWorld(async ({ repository, clock, request }) => {
-    const { log, lines } = capturingLogger();
+    const { log, flushed: lines } = capturingLogger();
     const refused = new RenewalInfoClient({
       log,
       fetch: () => Promise.reject(new TypeError("error sending request: connection refused")),

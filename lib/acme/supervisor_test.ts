@@ -1,20 +1,8 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../config/parse.ts";
-import { Logger } from "../log.ts";
+import { capturingLogger } from "../log_capture.ts";
 import { CertStore } from "../tls/cert_store.ts";
 import { AcmeSupervisor } from "./supervisor.ts";
-
-function capturingLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const decoder = new TextDecoder();
-  const sink = {
-    writeSync(bytes: Uint8Array) {
-      for (const line of decoder.decode(bytes).split("\n")) if (line) lines.push(JSON.parse(line));
-      return bytes.length;
-    },
-  };
-  return { log: new Logger({ format: "json", sink }), lines };
-}
 
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

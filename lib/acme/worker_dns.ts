@@ -11,15 +11,13 @@ import {
   providerCapabilities,
 } from "../dns/provider.ts";
 import { ZonedDnsProvider } from "../dns/zoned.ts";
-import { isInZone, providerFor } from "../config/dns_zones.ts";
+import { providerFor, zoneFor } from "../config/dns_zones.ts";
 import type { WorkerDnsProvider, WorkerSettings } from "./messages.ts";
 
 /** The propagation check's servers for the provider serving `fqdn` (see `WorkerSettings.checkServers`). */
 export function checkServersFor(fqdn: string, settings: WorkerSettings): string[] {
-  const name = normalizeDnsName(fqdn).replace(/^_acme-challenge\./, "");
-  const zone = settings.dns?.zones.find((entry) => isInZone(name.replace(/^\*\./, ""), entry.zone))?.zone ??
-    "";
-  return settings.checkServers[zone] ?? [];
+  const zone = settings.dns === null ? null : zoneFor(normalizeDnsName(fqdn), settings.dns);
+  return settings.checkServers[zone ?? ""] ?? [];
 }
 
 /**

@@ -3,7 +3,8 @@
 // are checked at, looked up here so the worker's network permission can name them. It runs nothing itself.
 
 import { errorMessage } from "../error_message.ts";
-import { DnsLookup, findNameServers, parseResolver } from "../dns/name_servers.ts";
+import { DnsLookup, findNameServers } from "../dns/name_servers.ts";
+import { resolveDnsAt } from "../dns/lookups.ts";
 import { challengeRecordName, normalizeDnsName } from "../dns/provider.ts";
 import type { Config, DnsProviderConfig } from "../config/types.ts";
 import { parseTsigSecret } from "../config/tsig_secret.ts";
@@ -178,10 +179,8 @@ export async function delegationTarget(
 ): Promise<string | null> {
   const [first] = names;
   if (first === undefined) return null;
-  const resolver = resolvers[0] === undefined ? null : parseResolver(resolvers[0]);
   try {
-    const [target] = await Deno.resolveDns(challengeRecordName(first), "CNAME", {
-      ...(resolver === null ? {} : { nameServer: { ipAddr: resolver.host, port: resolver.port } }),
+    const [target] = await resolveDnsAt(resolvers)(challengeRecordName(first), "CNAME", {
       signal: AbortSignal.timeout(5_000),
     });
     const name = target === undefined ? null : normalizeDnsName(target);

@@ -3,7 +3,7 @@
 // the supervisor (which names need HTTP-01) and the ACME worker's provider router. Pure.
 
 /** Whether `name` is `zone` or a name below it; both lowercase without a trailing dot. */
-export function isInZone(name: string, zone: string): boolean {
+function isInZone(name: string, zone: string): boolean {
   return name === zone || name.endsWith(`.${zone}`);
 }
 
@@ -16,8 +16,20 @@ export function providerFor<T>(
   name: string,
   dns: { default: T | null; zones: ReadonlyArray<{ zone: string; provider: T }> },
 ): T | null {
+  return zoneEntryFor(name, dns)?.provider ?? dns.default;
+}
+
+/** The `dns.zones` key whose provider serves `name` (as `providerFor` reads it), or null for the default's. */
+export function zoneFor(name: string, dns: { zones: ReadonlyArray<{ zone: string }> }): string | null {
+  return zoneEntryFor(name, dns)?.zone ?? null;
+}
+
+function zoneEntryFor<E extends { zone: string }>(
+  name: string,
+  dns: { zones: ReadonlyArray<E> },
+): E | undefined {
   const bare = name.startsWith("*.") ? name.slice(2) : name;
-  return dns.zones.find((entry) => isInZone(bare, entry.zone))?.provider ?? dns.default;
+  return dns.zones.find((entry) => isInZone(bare, entry.zone));
 }
 
 /** Every provider `dns` names, the default first, then the zones' (longest zone first). */

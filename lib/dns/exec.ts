@@ -46,6 +46,8 @@ export class ExecDnsProvider implements DnsProvider {
   #queue: Promise<unknown> = Promise.resolve();
   /** "fqdn value" of records this provider published and has not removed, with their handles. */
   readonly #published = new Map<string, TxtRecordHandle>();
+  /** "fqdn value" of records this provider removed (a second delete of the handle does nothing). */
+  readonly #deleted = new Set<string>();
 
   constructor(options: ExecDnsProviderOptions) {
     if (!options.command[0]?.startsWith("/")) {
@@ -111,8 +113,6 @@ export class ExecDnsProvider implements DnsProvider {
     this.#published.delete(key);
     this.#deleted.add(key);
   }
-
-  readonly #deleted = new Set<string>();
 
   async cleanupStale(fqdn: string): Promise<number> {
     const name = assertChallengeName(fqdn);

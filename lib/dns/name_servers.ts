@@ -58,17 +58,22 @@ export async function findNameServers(
 
 /**
  * The longest suffix of `name` (two labels or more, no "_" label) that has NS records, the zone apex, with
- * those records.
+ * those records; asked of the system resolver, or of `server` (an authoritative server answers NS for its
+ * own zone). Throws when there is none.
  */
-async function findZoneApex(name: string, lookup: DnsLookup): Promise<{ zone: string; nsNames: string[] }> {
+export async function findZoneApex(
+  name: string,
+  lookup: DnsLookup,
+  server?: NameServer,
+): Promise<{ zone: string; nsNames: string[] }> {
   const labels = name.split(".");
   for (let i = 0; i <= labels.length - 2; i++) {
     if (labels[i]?.startsWith("_")) continue;
     const zone = labels.slice(i).join(".");
-    const nsNames = await lookup.ns(zone);
+    const nsNames = await lookup.ns(zone, server);
     if (nsNames.length > 0) return { zone, nsNames };
   }
-  throw new Error(`no NS records found for any parent of ${name}`);
+  throw new Error(`no NS records found for any parent of ${name}${server ? ` at ${server.label}` : ""}`);
 }
 
 /** A configured resolver, parsed. */
@@ -145,10 +150,13 @@ export class DnsLookup {
     }
   }
 
-  /** NS names of `zone` from the system resolver; [] when it has none. */
-  async ns(zone: string): Promise<string[]> {
+  /** NS names of `zone` from the system resolver, or from `server`; [] when it has none. */
+  async ns(zone: string, server?: NameServer): Promise<string[]> {
+    const nameServer = server === undefined
+      ? {}
+      : { nameServer: { ipAddr: server.ipAddr, port: server.port } };
     try {
-      const names = await this.#query((signal) => this.#resolve(zone, "NS", { signal }));
+      const names = await this.#query((signal) => this.#resolve(zone, "NS", { ...nameServer, signal }));
       return names.map(normalizeDnsName);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return [];

@@ -10,7 +10,6 @@ import type { DnsProvider } from "../dns/provider.ts";
 import { challengeRecordName } from "../dns/provider.ts";
 import { type Finding, finding } from "./report.ts";
 import { writeTest } from "./record_probe.ts";
-import { parseResolver } from "../dns/name_servers.ts";
 
 const AREA = "dns provider";
 
@@ -74,18 +73,6 @@ async function execProvider(exec: ExecDnsConfig, config: Config): Promise<Built>
   };
 }
 
-/** Deno.resolveDns asking the first of `resolvers` ("host:port" with an IP host), or the system's. */
-function resolverOf(resolvers: readonly string[]): typeof Deno.resolveDns {
-  const [first] = resolvers;
-  if (first === undefined) return Deno.resolveDns;
-  const { host, port } = parseResolver(first);
-  return ((query: string, type: Deno.RecordType, options?: Deno.ResolveDnsOptions) =>
-    Deno.resolveDns(query, type, {
-      ...options,
-      nameServer: { ipAddr: host, port },
-    })) as typeof Deno.resolveDns;
-}
-
 async function acmeDnsProvider(acmeDns: AcmeDnsConfig, config: Config): Promise<Built> {
   const subject = `acme-dns at ${acmeDns.api}`;
   let password: string;
@@ -102,6 +89,7 @@ async function acmeDnsProvider(acmeDns: AcmeDnsConfig, config: Config): Promise<
     };
   }
   const { AcmeDnsProvider } = await import("../dns/acme_dns.ts");
+  const { resolveDnsAt } = await import("../dns/lookups.ts");
   return {
     provider: new AcmeDnsProvider({
       api: acmeDns.api,
@@ -111,7 +99,7 @@ async function acmeDnsProvider(acmeDns: AcmeDnsConfig, config: Config): Promise<
       fulldomain: acmeDns.fulldomain,
       // Each name's _acme-challenge must be a CNAME to the account: asked of acme.dns_resolvers' first, else
       // of the machine's resolver.
-      resolveDns: resolverOf(config.acme.dnsResolvers),
+      resolveDns: resolveDnsAt(config.acme.dnsResolvers),
     }),
     subject,
     ready: "the API answers and every name's _acme-challenge is delegated to the account",
