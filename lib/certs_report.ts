@@ -8,7 +8,8 @@ import { boundRenewalTime } from "./acme/ari_schedule.ts";
 import { renewalDueAt, renewalWindowNote } from "./acme/schedule.ts";
 import type { Config } from "./config/types.ts";
 import type { StoredCertificate } from "./storage/cert_meta.ts";
-import { CertRepository } from "./storage/cert_repository.ts";
+import type { CertRepository } from "./storage/cert_repository.ts";
+import { openRepository } from "./storage/open_repository.ts";
 import { INTERNAL_LEAF_LIFETIME_MS } from "./server/internal_issuer.ts";
 import { localCaDir, localCaRootPath } from "./tls/local_ca.ts";
 import { CertificateError, parseCertificate } from "./tls/pem.ts";
@@ -20,10 +21,17 @@ import { CertificateError, parseCertificate } from "./tls/pem.ts";
  */
 export async function certificatesReport(config: Config, now: number = Date.now()): Promise<string> {
   const local = config.issuer === "internal" ? await localCaReport(config) : "";
-  const repository = CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
-  const { certificates, problems } = await repository.loadCertificates();
+  const opened = await openRepository(config);
+  let loaded: Awaited<ReturnType<CertRepository["loadCertificates"]>>;
+  try {
+    loaded = await opened.repository.loadCertificates();
+  } finally {
+    opened.close();
+  }
+  const { certificates, problems } = loaded;
   if (certificates.length === 0 && problems.length === 0) {
-    return local + (local === "" ? `No certificates in ${config.certDir}\n` : "");
+    const where = config.storage === null ? config.certDir : opened.where;
+    return local + (local === "" ? `No certificates in ${where}\n` : "");
   }
   return local + storedReport(config, certificates, problems, now);
 }

@@ -96,8 +96,22 @@ export const PROGRAM: ProgramSpec = {
     },
     {
       name: "certs",
-      description: "list the certificates under cert_dir: names, expiry, renewal, errors",
+      description: "list the stored certificates (cert_dir, or storage:): names, expiry, renewal, errors",
       options: [CONFIG_OPTION],
+    },
+    {
+      name: "migrate-storage",
+      description: "copy certificates and ACME accounts from cert_dir into storage: (--to redis), or back",
+      options: [
+        CONFIG_OPTION,
+        {
+          long: "to",
+          value: "where",
+          description: "redis: into the shared store; files: back into cert_dir and base_dir",
+          choices: ["redis", "files"],
+        },
+        { long: "overwrite", description: "replace what differs at the destination (default: report it)" },
+      ],
     },
     {
       name: "trust",
@@ -164,6 +178,21 @@ export async function runCli(args: string[]): Promise<number> {
     case "certs": {
       const { certificatesReport } = await import("./certs_report.ts");
       return await printFromConfig(resolveConfigPath(options.config), certificatesReport);
+    }
+    case "migrate-storage": {
+      if (options.to === undefined) {
+        printErr(
+          "error: migrate-storage needs --to redis (into storage:) or --to files (back into cert_dir)\n",
+        );
+        return 1;
+      }
+      const { migrateStorage } = await import("./migrate_storage.ts");
+      const to = options.to as "redis" | "files";
+      return await runFromConfig(resolveConfigPath(options.config), async (config) => {
+        const { code, text } = await migrateStorage(config, { to, overwrite: options.overwrite === "true" });
+        (code === 0 ? printOut : printErr)(text);
+        return code;
+      });
     }
     case "trust":
     case "untrust": {

@@ -290,6 +290,7 @@ Deno.test("the ACME worker's permissions keep it away from the config, other hos
       dnsResolvers: ["127.0.0.1:8053"],
       retryIntervalMs: 1000,
       propagationTimeoutMs: 1000,
+      storage: null,
     };
     const worker = new Worker(new URL("./testdata/sandbox_probe_worker.ts", import.meta.url), {
       type: "module",

@@ -29,6 +29,7 @@ import { startNexo } from "./harness.ts";
 import { startPebble } from "./pebble.ts";
 import { TcpGate } from "./tcp_gate.ts";
 import { startEchoUpstream } from "./upstreams.ts";
+import { LocalHttp01Tokens } from "../lib/http01_tokens.ts";
 
 const TOKEN = "faults-token-3c9e1f5a7b2d4e60";
 const HOUR_MS = 3_600_000;
@@ -323,7 +324,7 @@ ${
       config,
       store,
       log,
-      http01: new Map(),
+      http01: new LocalHttp01Tokens(),
       onInstalled: () => tls.refresh(),
     });
     supervisor.start();

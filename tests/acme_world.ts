@@ -129,3 +129,72 @@ export function dns01Config(setup: Dns01Setup, acmeLines: string[] = []): string
     `  api_base: ${setup.apiBase}`,
   ].join("\n") + "\n";
 }
+
+/**
+ * GET / on a new TLS connection verified against `root`, as HTTP clients do it: a connection closed before
+ * any byte of a response is retried once on a fresh one (RFC 9110 §9.2.2 lets clients repeat idempotent
+ * requests; browsers and curl do). That covers the one race of a listener swap: a connection the old
+ * listener accepted just before its graceful shutdown, whose request had not arrived. Any error response or
+ * a second failure counts as a failed request. Returns the serial number of the certificate served.
+ */
+export async function getLikeAClient(port: number, host: string, root: string): Promise<string> {
+  try {
+    return await fetchSerial(port, host, root);
+  } catch (error) {
+    if (!(error instanceof ClosedBeforeResponse)) throw error;
+    return await fetchSerial(port, host, root);
+  }
+}
+
+class ClosedBeforeResponse extends Error {}
+
+/** Opens a new TLS connection verified against `root`, makes one request, returns the leaf's serial number. */
+async function fetchSerial(port: number, host: string, root: string): Promise<string> {
+  // deno-lint-ignore no-explicit-any
+  const internals = (Deno as any)[(Deno as any).internal];
+  let conn: Deno.TlsConn;
+  try {
+    conn = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port,
+      caCerts: [root],
+      [internals.serverNameSymbol]: host,
+    } as Deno.ConnectTlsOptions);
+    await conn.handshake();
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionReset) throw new ClosedBeforeResponse(String(error));
+    throw error;
+  }
+  try {
+    // Deno's internal peer-certificate accessor (what node:tls uses): the serial tells certificates apart.
+    const peer = (conn as unknown as Record<symbol, (detailed: boolean) => { serialNumber: string }>)[
+      internals.getPeerCertificate
+    ];
+    const serial = peer ? peer.call(conn, false).serialNumber : "unknown";
+    await conn.write(
+      new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+    );
+    // Read the response head only: at EOF Deno's TLS client reports the server's close_notify as an error.
+    const buffer = new Uint8Array(4096);
+    let text = "";
+    try {
+      while (!text.includes("\r\n\r\n")) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        text += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+    } catch (error) {
+      if (text === "") throw new ClosedBeforeResponse(String(error));
+      throw error;
+    }
+    if (text === "") throw new ClosedBeforeResponse("closed before any response byte");
+    if (!text.startsWith("HTTP/1.1 200")) throw new Error(text.split("\r\n")[0]);
+    return serial;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -33,6 +33,9 @@ const ENTRIES = [
   "lib/dns/lookups.ts",
   "lib/dns/exec.ts",
   "lib/doctor/dns_hooks.ts",
+  "lib/cluster/shared_state.ts",
+  "lib/storage/shared_store.ts",
+  "lib/migrate_storage.ts",
 ];
 
 /**

@@ -7,7 +7,10 @@ export interface RedisServer {
   /** "redis://127.0.0.1:port/0" (without the password). */
   url: string;
   port: number;
-  /** Stops the server (SIGTERM) and waits for it; `start()` brings it back on the same port, empty. */
+  /**
+   * Stops the server (SIGTERM) and waits for it; `start()` brings it back on the same port, empty unless
+   * started `persistent`.
+   */
   stop(): Promise<void>;
   start(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -16,7 +19,9 @@ export interface RedisServer {
 const READY_TIMEOUT_MS = 10_000;
 
 /** Starts redis-server and resolves once it answers PING. Throws with its output when it cannot start. */
-export async function startRedis(options: { password?: string } = {}): Promise<RedisServer> {
+export async function startRedis(
+  options: { password?: string; persistent?: boolean } = {},
+): Promise<RedisServer> {
   const dir = await Deno.makeTempDir({ prefix: "nexo-redis-" });
   const port = closedPort();
   let child: Deno.ChildProcess | null = null;
@@ -29,8 +34,11 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
         "127.0.0.1",
         "--save",
         "",
+        // Persistent: every write reaches the append-only file before Redis answers, so stop() and start()
+        // model an outage that loses nothing (a restart of a Redis with its data, as operators run it).
         "--appendonly",
-        "no",
+        options.persistent ? "yes" : "no",
+        ...(options.persistent ? ["--appendfsync", "always"] : []),
         "--dir",
         dir,
         ...(options.password ? ["--requirepass", options.password] : []),

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { runStorageConformance } from "../lib/storage/storage_conformance.ts";
 import { RedisStorage } from "../lib/storage/redis_storage.ts";
-import { parseRedisUrl, RespClient } from "../lib/storage/resp_client.ts";
+import { RespClient } from "../lib/storage/resp_client.ts";
+import { parseRedisUrl } from "../lib/storage/redis_url.ts";
 import { StorageError } from "../lib/storage/storage.ts";
 import { startRedis } from "./redis.ts";
 

@@ -2,6 +2,8 @@
 // plain structured-clone data. Private keys cross this boundary only inside `issued` (the main thread must
 // serve them); tokens cross it only inside `job` (the worker must use them). Neither is ever logged.
 
+import type { SharedStoreSettings } from "../storage/shared_store.ts";
+
 /** What the worker needs to run jobs; sent with every job so a restarted worker needs no other state. */
 export interface WorkerSettings {
   directoryUrl: string;
@@ -39,6 +41,11 @@ export interface WorkerSettings {
   retryIntervalMs: number;
   /** Bound on waiting for a TXT record to become visible, ms. */
   propagationTimeoutMs: number;
+  /**
+   * The shared store (`storage:`) with its files read, or null: certificates, accounts and locks are then in
+   * Redis, not in cert_dir and base_dir. Secrets inside: never log them.
+   */
+  storage: SharedStoreSettings | null;
 }
 
 /** One DNS provider's settings as the worker builds it (lib/dns). */
@@ -78,6 +85,13 @@ export type ToWorker =
      * Absent: no order replaces anything.
      */
     replaces?: Array<string | null>;
+    /**
+     * One entry per `certificates` entry: the notAfter (ms since the epoch) of the stored certificate the
+     * main thread planned from, or null when it saw none. Once it holds the issuance lock, the worker finds
+     * a stored certificate newer than that (another instance sharing the store got it meanwhile) and posts
+     * it as `adopted` instead of ordering again. Absent: always order.
+     */
+    known?: Array<number | null>;
   }
   /** The main thread now serves (or no longer serves) the HTTP-01 response asked for by `requestId`. */
   | { type: "http01-ack"; requestId: number };
@@ -99,6 +113,8 @@ export type FromWorker =
     storeError: string | null;
     /** The directory that issued it, for the main thread's own write (meta.json records it). */
     directoryUrl: string;
+    /** Another instance sharing the store obtained it (see `known`): nothing was ordered or written. */
+    adopted: boolean;
   }
   | {
     type: "failed";

@@ -15,6 +15,7 @@ import { parseCertificate } from "../tls/pem.ts";
 import { shrinkHeap } from "../shrink_heap.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { buildWorkerSettings } from "./worker_settings.ts";
+import type { Http01Tokens } from "../http01_tokens.ts";
 import { checkedWorkerPermissions } from "./worker_permissions.ts";
 import type { AdviceRequest, RenewalAdvice, RenewalInfoClient } from "./ari_client.ts";
 import { planCertificates } from "./plan.ts";
@@ -71,7 +72,14 @@ export interface AcmeSupervisorOptions {
   store: CertStore;
   log: Logger;
   /** HTTP-01 responses by token, served by the plain-HTTP listener (lib/server/http_redirect.ts). */
-  http01: Map<string, string>;
+  http01: Http01Tokens;
+  /**
+   * Where certificates and accounts are kept: a shared store (`storage:`), or by default cert_dir and
+   * base_dir.
+   */
+  repository?: CertRepository;
+  /** Called after this instance stored a certificate it obtained (a shared store tells the others). */
+  onStored?: (names: string[]) => void;
   /** Called after a certificate was put into the store (the TLS listener must pick it up). */
   onInstalled?: () => void;
   /** Called when an order ends, for the metrics. */
@@ -86,7 +94,9 @@ export class AcmeSupervisor {
   readonly #store: CertStore;
   readonly #log: Logger;
   readonly #workerUrl: URL;
-  readonly #http01: Map<string, string>;
+  readonly #http01: Http01Tokens;
+  readonly #repository: CertRepository;
+  readonly #onStored: (names: string[]) => void;
   readonly #onInstalled: () => void;
   readonly #onOrder: (outcome: "success" | "failure") => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -110,6 +120,8 @@ export class AcmeSupervisor {
   /** A check is running; another asked for meanwhile (a reload) runs right after it. */
   #checking = false;
   #checkAgain = false;
+  /** Checks that failed in a row (storage unreadable), for their backoff. */
+  #checkFailures = 0;
 
   constructor(options: AcmeSupervisorOptions) {
     this.#config = options.config;
@@ -117,6 +129,9 @@ export class AcmeSupervisor {
     this.#log = options.log;
     this.#workerUrl = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
     this.#http01 = options.http01;
+    this.#repository = options.repository ??
+      CertRepository.open({ certDir: options.config.certDir, baseDir: options.config.baseDir });
+    this.#onStored = options.onStored ?? (() => {});
     this.#onInstalled = options.onInstalled ?? (() => {});
     this.#onOrder = options.onOrder ?? (() => {});
   }
@@ -153,6 +168,11 @@ export class AcmeSupervisor {
   /** Uses `config` from now on (a reload) and checks at once whether new certificates are needed. */
   updateConfig(config: Config): void {
     this.#config = config;
+    this.checkNow();
+  }
+
+  /** Checks at once (unless a job runs): the shared store is reachable again, say. */
+  checkNow(): void {
     if (!this.#worker) this.#wake(0);
   }
 
@@ -185,11 +205,17 @@ export class AcmeSupervisor {
     this.#checking = true;
     try {
       await this.#check();
+      this.#checkFailures = 0;
     } catch (error) {
+      // Storage that cannot be read (a shared store down): checked again after a growing delay, or at once
+      // when the store answers again (checkNow).
+      this.#checkFailures++;
+      const delayMs = retryDelayMs(this.#checkFailures, this.#config.acme.retryIntervalMs);
       this.#log.error("certificate check failed", {
         error: errorMessage(error),
+        next_check: new Date(Date.now() + delayMs).toISOString(),
       });
-      this.#wake(this.#config.acme.retryIntervalMs);
+      this.#wake(delayMs);
     } finally {
       this.#checking = false;
       if (this.#checkAgain) {
@@ -203,7 +229,7 @@ export class AcmeSupervisor {
     if (this.#worker || this.#stopped) return;
     const config = this.#config;
     const now = Date.now();
-    const repository = CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
+    const repository = this.#repository;
     const { certificates, problems } = await repository.loadCertificates();
     for (const problem of problems) this.#log.warn("certificate storage problem", { error: problem });
     let wakeAt = nextCheckAt(now, config.acme.checkIntervalMs);
@@ -213,6 +239,7 @@ export class AcmeSupervisor {
     const renewals = new Map<string, RenewalTime>();
     const due: string[][] = [];
     const replaces: Array<string | null> = [];
+    const known: Array<number | null> = [];
     for (const plan of plans) {
       const key = certKey(plan.names);
       const unsaved = this.#unsaved.get(key);
@@ -246,6 +273,7 @@ export class AcmeSupervisor {
       // RFC 9773 §5: a renewal at the CA that issued the certificate names it; another CA does not know it.
       const predecessor = stored?.directoryUrl === config.acme.directory ? ari?.replaces ?? null : null;
       replaces.push(predecessor);
+      known.push(stored?.pair ? stored.notAfter?.getTime() ?? null : null);
       if (renewal !== null) {
         this.#log.info("certificate renewal due", {
           names: plan.names.join(","),
@@ -259,7 +287,7 @@ export class AcmeSupervisor {
     if (due.length === 0) return this.#wake(wakeAt - now);
     // The CAs' renewal information may have taken seconds: a stop meanwhile starts no worker.
     if (this.#stopped) return;
-    await this.#runJob(due, replaces);
+    await this.#runJob(due, { replaces, known });
   }
 
   /**
@@ -345,6 +373,7 @@ export class AcmeSupervisor {
           directoryUrl: unsaved.directoryUrl,
         });
         this.#unsaved.delete(key);
+        this.#onStored(unsaved.names);
         this.#log.info("certificate stored", {
           names: unsaved.names.join(","),
           after_attempts: unsaved.writes + 1,
@@ -380,9 +409,12 @@ export class AcmeSupervisor {
     });
   }
 
-  async #runJob(certificates: string[][], replaces: Array<string | null>): Promise<void> {
+  async #runJob(
+    certificates: string[][],
+    plan: { replaces: Array<string | null>; known: Array<number | null> },
+  ): Promise<void> {
     const settings = await buildWorkerSettings(this.#config, certificates, this.#log);
-    const job: ToWorker = { type: "job", jobId: ++this.#jobId, settings, certificates, replaces };
+    const job: ToWorker = { type: "job", jobId: ++this.#jobId, settings, certificates, ...plan };
     this.#log.info("certificate job started", {
       job: job.jobId,
       certificates: certificates.map((c) => c.join("+")).join(" "),
@@ -408,11 +440,18 @@ export class AcmeSupervisor {
       case "log":
         this.#log.write(message.level, message.event, message.fields);
         return;
-      case "http01":
-        if (message.action === "publish") this.#http01.set(message.token, message.keyAuthorization);
-        else this.#http01.delete(message.token);
-        worker.postMessage({ type: "http01-ack", requestId: message.requestId } satisfies ToWorker);
+      case "http01": {
+        const done = message.action === "publish"
+          ? this.#http01.publish(message.token, message.keyAuthorization)
+          : this.#http01.withdraw(message.token);
+        // Acked either way: a response not served fails the challenge, which the order reports.
+        done.catch((error) =>
+          this.#log.warn("acme challenge not shared", { action: message.action, error: errorMessage(error) })
+        ).finally(() =>
+          worker.postMessage({ type: "http01-ack", requestId: message.requestId } satisfies ToWorker)
+        );
         return;
+      }
       case "issued": {
         const info = parseCertificate(message.certPem);
         this.#store.set({
@@ -425,14 +464,16 @@ export class AcmeSupervisor {
         const key = certKey(message.names);
         this.#notBefore.delete(key);
         this.#onInstalled();
-        this.#onOrder("success");
+        if (!message.adopted) this.#onOrder("success");
         this.#log.info("certificate installed", {
           names: message.names.join(","),
           not_after: info.notAfter.toISOString(),
           issuer: info.issuer,
+          obtained_by: message.adopted ? "another instance" : undefined,
         });
         if (message.storeError === null) {
           this.#unsaved.delete(key);
+          if (!message.adopted) this.#onStored(message.names);
           return;
         }
         const nextWriteAt = Date.now() + retryDelayMs(1, this.#config.acme.retryIntervalMs);

@@ -3,6 +3,7 @@ import { parseConfig } from "../config/parse.ts";
 import { capturingLogger } from "../log_capture.ts";
 import { CertStore } from "../tls/cert_store.ts";
 import { AcmeSupervisor } from "./supervisor.ts";
+import { LocalHttp01Tokens } from "../http01_tokens.ts";
 
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -24,7 +25,7 @@ Deno.test("AcmeSupervisor restarts a crashed worker after a backoff and runs the
     config,
     store: new CertStore(),
     log,
-    http01: new Map(),
+    http01: new LocalHttp01Tokens(),
     workerUrl: new URL("../../tests/testdata/crashing_worker.ts", import.meta.url),
   });
   try {
@@ -77,6 +78,7 @@ Deno.test("missingPermissionFlags() names the --allow-* flags nexo lacks for its
     dnsResolvers: ["127.0.0.1:8053"],
     retryIntervalMs: 1000,
     propagationTimeoutMs: 1000,
+    storage: null,
   };
   const run = async (flags: string[]) => {
     const output = await new Deno.Command(Deno.execPath(), {

@@ -49,7 +49,17 @@ export async function runJob(job: Job, post: Post): Promise<void> {
   const { settings, jobId } = job;
   const log = (level: "info" | "warn", event: string, fields: Record<string, string>) =>
     post({ type: "log", level, event, fields });
-  const repository = CertRepository.open({ certDir: settings.certDir, baseDir: settings.baseDir });
+  const startedAt = Date.now();
+  const store = await openStore(settings).catch((error) => error as Error);
+  if (store instanceof Error) {
+    // Nothing can be recorded without the store: every certificate fails now and is tried again later.
+    for (const names of job.certificates) {
+      post(failedMessage(names, store, { jobId, settings, failures: 1 }));
+    }
+    post({ type: "done", jobId });
+    return;
+  }
+  const { repository } = store;
   const failAll = async (error: unknown) => {
     for (const names of job.certificates) {
       await reportFailure(names, error, { jobId, settings, repository, post });
@@ -64,6 +74,28 @@ export async function runJob(job: Job, post: Post): Promise<void> {
     for (const [index, names] of job.certificates.entries()) {
       const lock = await repository.lockIssuance(names);
       try {
+        // Another instance sharing the store may have got it, or failed it, while this one waited for the lock.
+        const shared = await sharedOutcome(repository, names, { known: job.known?.[index], startedAt });
+        if (shared !== null) {
+          post(
+            shared.kind === "adopted" ? { ...shared.message, jobId } : failedMessage(names, shared.error, {
+              jobId,
+              settings,
+              failures: shared.failures,
+              nextAttemptAt: shared.nextAttemptAt,
+            }),
+          );
+          log(
+            "info",
+            shared.kind === "adopted"
+              ? "certificate obtained by another instance"
+              : "certificate failed at another instance",
+            {
+              names: names.join(","),
+            },
+          );
+          continue;
+        }
         const dns = viaDns(names) ? zoned!.provider : null;
         if (dns === null && !settings.http01) throw new Error(noChallengeMethod(names, settings));
         if (dns !== null) {
@@ -105,6 +137,7 @@ export async function runJob(job: Job, post: Post): Promise<void> {
           notAfter: info.notAfter.getTime(),
           storeError,
           directoryUrl,
+          adopted: false,
         });
       } catch (error) {
         await reportFailure(names, error, { jobId, settings, repository, post });
@@ -114,8 +147,72 @@ export async function runJob(job: Job, post: Post): Promise<void> {
     }
   } catch (error) {
     await failAll(error);
+  } finally {
+    store.close();
   }
   post({ type: "done", jobId });
+}
+
+/** The job's certificate store: the shared one (`storage:`, imported only then) or cert_dir and base_dir. */
+async function openStore(
+  settings: WorkerSettings,
+): Promise<{ repository: CertRepository; close(): void }> {
+  if (settings.storage === null) {
+    return {
+      repository: CertRepository.open({ certDir: settings.certDir, baseDir: settings.baseDir }),
+      close: () => {},
+    };
+  }
+  return await (await import("../storage/shared_store.ts")).openSharedStore(settings.storage);
+}
+
+type SharedOutcome =
+  | { kind: "adopted"; message: Omit<Extract<FromWorker, { type: "issued" }>, "jobId"> }
+  | { kind: "failed"; error: Error; failures: number; nextAttemptAt: number };
+
+/**
+ * What the store says happened to `names` since the main thread planned this job, or null (order it): a
+ * certificate newer than the one it planned from (`known`) is adopted; a failure recorded after the job
+ * started, with its backoff still running, stands for this instance too. Only instances sharing a store see
+ * either, and so one order is made per certificate across them.
+ */
+async function sharedOutcome(
+  repository: CertRepository,
+  names: string[],
+  options: { known: number | null | undefined; startedAt: number },
+): Promise<SharedOutcome | null> {
+  if (options.known === undefined) return null;
+  const stored = await repository.loadCertificate(names);
+  if (stored === null) return null;
+  const newer = stored.pair !== null && stored.managed && stored.notAfter !== null &&
+    stored.notAfter.getTime() > (options.known ?? Date.now());
+  if (newer) {
+    const { pair, notAfter, directoryUrl } = stored;
+    return {
+      kind: "adopted",
+      message: {
+        type: "issued",
+        names,
+        certPem: pair!.certPem,
+        keyPem: pair!.keyPem,
+        notAfter: notAfter!.getTime(),
+        storeError: null,
+        directoryUrl: directoryUrl ?? "",
+        adopted: true,
+      },
+    };
+  }
+  const failedAt = stored.lastFailureAt?.getTime() ?? 0;
+  const nextAttemptAt = stored.nextAttemptAt?.getTime() ?? 0;
+  if (failedAt > options.startedAt && nextAttemptAt > Date.now() && stored.lastError !== null) {
+    return {
+      kind: "failed",
+      error: new Error(`${stored.lastError} (at another instance sharing the store)`),
+      failures: stored.failures,
+      nextAttemptAt,
+    };
+  }
+  return null;
 }
 
 async function reportFailure(
@@ -123,18 +220,14 @@ async function reportFailure(
   error: unknown,
   context: { jobId: number; settings: WorkerSettings; repository: CertRepository; post: Post },
 ): Promise<void> {
-  const message = errorMessage(error);
-  const problem = error instanceof AcmeError ? error.problem : null;
-  const classified = problem ? classifyAcmeError(problem) : null;
-  const retryAfterMs = problem?.retryAfterMs ?? classified?.retryAfterMs ??
-    (error as { retryAfterMs?: number | null }).retryAfterMs ?? null;
   const known = (await context.repository.loadCertificates().catch(() => ({ certificates: [] }))).certificates
     .find((c) => sameNames(c.names, names));
-  const failures = (known?.failures ?? 0) + 1;
-  const nextAttemptAt = Date.now() +
-    retryDelayMs(failures, context.settings.retryIntervalMs, retryAfterMs === null ? {} : { retryAfterMs });
+  const message = failedMessage(names, error, { ...context, failures: (known?.failures ?? 0) + 1 });
   try {
-    await context.repository.recordFailure(names, { error: message, nextAttemptAt: new Date(nextAttemptAt) });
+    await context.repository.recordFailure(names, {
+      error: message.error,
+      nextAttemptAt: new Date(message.nextAttemptAt),
+    });
   } catch (recordError) {
     context.post({
       type: "log",
@@ -146,16 +239,38 @@ async function reportFailure(
       },
     });
   }
-  context.post({
+  context.post(message);
+}
+
+/**
+ * The `failed` message for `error`: the next attempt after the backoff for `failures` (the server's
+ * Retry-After when it sent one), unless `nextAttemptAt` is given (another instance's record).
+ */
+function failedMessage(
+  names: string[],
+  error: unknown,
+  context: { jobId: number; settings: WorkerSettings; failures: number; nextAttemptAt?: number },
+): Extract<FromWorker, { type: "failed" }> {
+  const problem = error instanceof AcmeError ? error.problem : null;
+  const classified = problem ? classifyAcmeError(problem) : null;
+  const retryAfterMs = problem?.retryAfterMs ?? classified?.retryAfterMs ??
+    (error as { retryAfterMs?: number | null }).retryAfterMs ?? null;
+  const nextAttemptAt = context.nextAttemptAt ?? Date.now() +
+      retryDelayMs(
+        context.failures,
+        context.settings.retryIntervalMs,
+        retryAfterMs === null ? {} : { retryAfterMs },
+      );
+  return {
     type: "failed",
     jobId: context.jobId,
     names,
-    error: message,
+    error: errorMessage(error),
     problemType: problem?.type ?? null,
     retryAfterMs,
     nextAttemptAt,
-    failures,
-  });
+    failures: context.failures,
+  };
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {

@@ -5,6 +5,7 @@
 import { parseResolver } from "../dns/name_servers.ts";
 import { dnsProviders } from "../config/dns_zones.ts";
 import { formatAddr } from "../ip_address.ts";
+import { parseRedisUrl } from "../storage/redis_url.ts";
 import { join } from "../path.ts";
 import { ACCOUNTS_DIR } from "../storage/acme_accounts.ts";
 import { LOCK_DIR } from "../storage/file_storage.ts";
@@ -14,7 +15,8 @@ import type { WorkerSettings } from "./messages.ts";
 export interface WorkerPermissions {
   net: string[];
   read: string[];
-  write: string[];
+  /** Nothing with a shared store (`storage:`): the worker then keeps no file. */
+  write: string[] | false;
   env: false;
   /** Exactly the exec DNS hooks, or nothing. */
   run: string[] | false;
@@ -40,6 +42,8 @@ export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
     // The exec hook, and only it: the worker may run no other program.
     if (provider.provider === "exec") run.push(provider.command[0]!);
   }
+  // The shared store, and only its address: Redis answers on one port.
+  if (settings.storage !== null) net.add(formatAddr(parseRedisUrl(settings.storage.url)));
   for (const resolver of settings.dnsResolvers) {
     const { host, port } = parseResolver(resolver);
     net.add(formatAddr({ hostname: host, port }));
@@ -50,7 +54,9 @@ export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
     // Its own folders only (ACME accounts, locks, certificates), not base_dir itself: the worker cannot
     // rewrite the config, nor the exec hook it may run (Deno refuses a worker write access to a program it
     // may run, since that is running anything).
-    write: [join(settings.baseDir, ACCOUNTS_DIR), join(settings.baseDir, LOCK_DIR), settings.certDir],
+    write: settings.storage !== null
+      ? false
+      : [join(settings.baseDir, ACCOUNTS_DIR), join(settings.baseDir, LOCK_DIR), settings.certDir],
     env: false,
     run: run.length === 0 ? false : run,
     ffi: false,
@@ -68,7 +74,7 @@ export function missingPermissionFlags(permissions: WorkerPermissions): string[]
   const hosts = permissions.net.filter((host) => !granted({ name: "net", host }));
   if (hosts.length > 0) missing.push(`--allow-net=${hosts.join(",")}`);
   for (const name of ["read", "write"] as const) {
-    const paths = permissions[name].filter((path) => !granted({ name, path }));
+    const paths = (permissions[name] || []).filter((path) => !granted({ name, path }));
     if (paths.length > 0) missing.push(`--allow-${name}=${paths.join(",")}`);
   }
   const programs = (permissions.run || []).filter((command) => !granted({ name: "run", command }));
@@ -100,7 +106,7 @@ export function checkedWorkerPermissions(settings: WorkerSettings): WorkerPermis
     );
   }
   for (const program of permissions.run || []) {
-    const dir = permissions.write.find((dir) => program === dir || program.startsWith(`${dir}/`));
+    const dir = (permissions.write || []).find((dir) => program === dir || program.startsWith(`${dir}/`));
     if (dir !== undefined) {
       throw new Error(
         `dns.exec.command: ${program} is inside ${dir}, which the ACME worker writes to; a worker that may ` +

@@ -9,7 +9,7 @@ import { challengeRecordName, normalizeDnsName } from "../dns/provider.ts";
 import type { Config, DnsProviderConfig } from "../config/types.ts";
 import { parseTsigSecret } from "../config/tsig_secret.ts";
 import { providerFor } from "../config/dns_zones.ts";
-import { readAcmeDnsPassword } from "../config/dns_files.ts";
+import { readSecretLine } from "../config/secret_line.ts";
 import { formatAddr } from "../ip_address.ts";
 import type { Logger } from "../log.ts";
 import type { WorkerDnsProvider, WorkerSettings } from "./messages.ts";
@@ -80,6 +80,9 @@ export async function buildWorkerSettings(
     dnsResolvers: [...new Set([...acme.dnsResolvers, ...Object.values(checkServers).flat()])],
     retryIntervalMs: acme.retryIntervalMs,
     propagationTimeoutMs: acme.propagationTimeoutMs,
+    storage: config.storage === null
+      ? null
+      : await (await import("../storage/shared_store.ts")).readSharedStoreSettings(config.storage),
   };
 }
 
@@ -158,7 +161,7 @@ async function workerDnsProvider(
     }
     case "acme-dns": {
       const { api, username, passwordFile, subdomain } = config.acmeDns;
-      const password = readAcmeDnsPassword(await Deno.readTextFile(passwordFile));
+      const password = readSecretLine(await Deno.readTextFile(passwordFile));
       const fulldomain = config.acmeDns.fulldomain ??
         await delegationTarget(job.names, subdomain, job.resolvers);
       return { provider: "acme-dns", api, username, password, subdomain, fulldomain };

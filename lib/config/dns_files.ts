@@ -7,6 +7,7 @@ import type { AcmeDnsConfig, DnsConfig, ExecDnsConfig } from "./types.ts";
 import { dnsProviders } from "./dns_zones.ts";
 import { checkTsigSecretFile } from "./tsig_secret.ts";
 import { unreadableReason } from "./unreadable.ts";
+import { readSecretLine } from "./secret_line.ts";
 
 /** Every problem with the files `dns` names; [] when all are usable. */
 export async function checkDnsFiles(dns: DnsConfig): Promise<ConfigIssue[]> {
@@ -48,7 +49,7 @@ async function checkExecProgram(exec: ExecDnsConfig): Promise<ConfigIssue[]> {
 async function checkPasswordFile(acmeDns: AcmeDnsConfig): Promise<ConfigIssue[]> {
   const where = "dns.acme_dns.password_file";
   try {
-    readAcmeDnsPassword(await Deno.readTextFile(acmeDns.passwordFile));
+    readSecretLine(await Deno.readTextFile(acmeDns.passwordFile));
     return [];
   } catch (error) {
     const reason = unreadableReason(error, {
@@ -59,13 +60,4 @@ async function checkPasswordFile(acmeDns: AcmeDnsConfig): Promise<ConfigIssue[]>
     if (reason === null) throw error;
     return [{ ...acmeDns.position, message: `${where}: cannot use ${acmeDns.passwordFile}: ${reason}` }];
   }
-}
-
-/** The password in an acme-dns password file's text (surrounding blanks and newlines dropped). */
-export function readAcmeDnsPassword(text: string): string {
-  const password = text.trim();
-  if (password === "" || /\s/.test(password)) {
-    throw new TypeError("it must hold the password alone, on one line (acme-dns passwords have no blanks)");
-  }
-  return password;
 }

@@ -4,7 +4,7 @@
 
 import { dirname, resolve } from "../path.ts";
 import { isMap, LinePositions, parseYaml, type YamlSyntaxError } from "./yaml.ts";
-import type { Config, DnsConfig, Issuer, ListenAddress } from "./types.ts";
+import type { Config, DnsConfig, Issuer, ListenAddress, StorageConfig } from "./types.ts";
 import { ConfigError, type ConfigIssue, sortIssues } from "./errors.ts";
 import { DEFAULTS, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY } from "./defaults.ts";
 import { parseListenAddress } from "./address.ts";
@@ -27,6 +27,7 @@ import { AUTH_KEYS, readSignIn, withSignInRoute } from "./sign_in.ts";
 import { checkAcmeDnsNames, cloudflareShorthand, DNS_KEYS, readDns } from "./dns_provider.ts";
 import { ACME_DNS_KEYS, EXEC_KEYS, RFC2136_KEYS } from "./dns_settings.ts";
 import { providerFor } from "./dns_zones.ts";
+import { readStorage, REDIS_KEYS, STORAGE_KEYS } from "./storage.ts";
 
 const TOP_KEYS = [
   "base_dir",
@@ -45,6 +46,7 @@ const TOP_KEYS = [
   "trusted_proxies",
   "deny",
   "admin",
+  "storage",
   "hsts",
   "auth",
   "proxies",
@@ -100,6 +102,15 @@ export async function loadConfig(path: string): Promise<Config> {
   if (config.dns !== null) {
     const issues = await (await import("./dns_files.ts")).checkDnsFiles(config.dns);
     if (issues.length > 0) throw new ConfigError(sortIssues(escapeControls(issues)));
+  }
+  if (config.storage !== null) {
+    // The password, CA and encryption key files are read now, so a missing or wrong one is a config error
+    // rather than a server that cannot reach its certificates.
+    const { readSharedStoreSettings } = await import("../storage/shared_store.ts");
+    const position = config.storage.position;
+    await readSharedStoreSettings(config.storage).catch((error: Error) => {
+      throw new ConfigError(escapeControls([{ ...position, message: `storage: ${error.message}` }]));
+    });
   }
   if (config.routes.some((route) => route.kind === "proxy" && route.upstreamTls !== null)) {
     const issues = await (await import("./upstream_tls_files.ts")).loadUpstreamTlsFiles(config);
@@ -192,6 +203,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     trustedProxies: readCidrList(r, get("trusted_proxies")),
     deny: readCidrList(r, get("deny")),
     admin: readAdmin(r, get("admin")),
+    storage: readStorageFor(r, get("storage"), { configDir, issuer }),
     auth,
     routes: withSignInRoute(r, routes, { config: auth, field: get("auth"), hsts }),
   };
@@ -227,6 +239,26 @@ function readAdmin(r: Reader, field: Field | undefined): { listen: ListenAddress
   return { listen: listen.hostname === "" ? { hostname: "127.0.0.1", port: listen.port } : listen };
 }
 
+/**
+ * `storage:` (storage.ts). It shares what ACME obtains; `issuer: internal` mints from each instance's own
+ * local CA, which a shared store would not make one.
+ */
+function readStorageFor(
+  r: Reader,
+  field: Field | undefined,
+  options: { configDir: string; issuer: Issuer },
+): StorageConfig | null {
+  const storage = readStorage(r, field, options);
+  if (storage !== null && options.issuer === "internal") {
+    r.report(
+      field!.keyNode,
+      `storage: shares certificates obtained through ACME, and issuer: internal obtains none (each instance ` +
+        `has its own local CA): remove storage:, or use issuer: acme`,
+    );
+  }
+  return storage;
+}
+
 /** Where a key that is unknown at the top level belongs, if it belongs somewhere else. */
 function hintTopLevel(name: string): string | null {
   const blocks: [string, readonly string[]][] = [
@@ -238,6 +270,8 @@ function hintTopLevel(name: string): string | null {
     ["dns.exec:", EXEC_KEYS],
     ["dns.acme_dns:", ACME_DNS_KEYS],
     ["hsts:", HSTS_KEYS],
+    ["storage:", STORAGE_KEYS],
+    ["storage.redis:", REDIS_KEYS],
     ["auth:", AUTH_KEYS],
     [`a route, under a host in proxies:`, ROUTE_KEYS],
   ];

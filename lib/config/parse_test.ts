@@ -85,6 +85,7 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
     trustedProxies: [],
     deny: [],
     admin: null,
+    storage: null,
     auth: null,
     routes: [],
   });

@@ -361,6 +361,23 @@ export interface ServerLimits extends RouteLimits {
   idleTimeoutMs: number;
 }
 
+/** `storage:`: state shared by several nexo instances (Redis). */
+export interface StorageConfig {
+  redis: {
+    /** redis:// or rediss:// URL. May hold a password: a secret, never logged (use RespClient's label). */
+    url: string;
+    /** Key namespace, so one Redis can hold several clusters. */
+    prefix: string;
+    /** A file holding the password, when the URL has none; checked at load. */
+    passwordFile: string | null;
+    /** Extra CA certificate (PEM file) trusted for rediss://, or null. */
+    caCert: string | null;
+  };
+  /** A file holding the AES-256 key private keys are encrypted with in the store, or null. */
+  encryptionKeyFile: string | null;
+  position: SourcePosition;
+}
+
 export interface Config {
   /** Absolute path of the file this was read from. */
   file: string;
@@ -396,6 +413,11 @@ export interface Config {
   auth: SignInConfig | null;
   /** Where /status and /metrics are served (plain HTTP), or null when `admin.listen` is not set. */
   admin: { listen: ListenAddress } | null;
+  /**
+   * Where certificates, ACME accounts and locks live when several instances share them (`storage:`); null:
+   * files in cert_dir and base_dir, and no Redis code is loaded.
+   */
+  storage: StorageConfig | null;
   /** In file order; keys are unique case-insensitively. */
   routes: Route[];
 }

@@ -5,7 +5,7 @@
 
 import { errorMessage } from "../error_message.ts";
 import type { AcmeDnsConfig, Config, ExecDnsConfig } from "../config/types.ts";
-import { readAcmeDnsPassword } from "../config/dns_files.ts";
+import { readSecretLine } from "../config/secret_line.ts";
 import type { DnsProvider } from "../dns/provider.ts";
 import { challengeRecordName } from "../dns/provider.ts";
 import { type Finding, finding } from "./report.ts";
@@ -77,7 +77,7 @@ async function acmeDnsProvider(acmeDns: AcmeDnsConfig, config: Config): Promise<
   const subject = `acme-dns at ${acmeDns.api}`;
   let password: string;
   try {
-    password = readAcmeDnsPassword(await Deno.readTextFile(acmeDns.passwordFile));
+    password = readSecretLine(await Deno.readTextFile(acmeDns.passwordFile));
   } catch (error) {
     return {
       finding: {

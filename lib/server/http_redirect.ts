@@ -4,6 +4,7 @@
 // Strict-Transport-Security: over plain HTTP the header must not be sent (RFC 6797 §7.2), since anyone on the
 // path could forge or strip it; the HTTPS response after the 308 carries it.
 
+import type { Http01Tokens } from "../http01_tokens.ts";
 import type { Logger } from "../log.ts";
 import { errorPage } from "../proxy/error_page.ts";
 import { matchRoute, normalizeHost } from "../router.ts";
@@ -20,7 +21,7 @@ export interface HttpRedirectOptions {
   snapshot: () => ServingSnapshot;
   log: Logger;
   /** HTTP-01 key authorizations by token, filled by the ACME supervisor while an order runs. */
-  http01: ReadonlyMap<string, string>;
+  http01: Http01Tokens;
 }
 
 const CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
@@ -32,7 +33,7 @@ export function serveHttpRedirect(options: HttpRedirectOptions): Deno.HttpServer
     port: options.port,
     onListen: () => {},
     onError: () => errorPage(500, "Internal error."),
-  }, (req) => {
+  }, async (req) => {
     let url: URL;
     try {
       url = new URL(req.url);
@@ -40,7 +41,11 @@ export function serveHttpRedirect(options: HttpRedirectOptions): Deno.HttpServer
       return errorPage(400, "The request's Host header is not a valid host name.");
     }
     if (url.pathname.startsWith(CHALLENGE_PREFIX)) {
-      const keyAuthorization = options.http01.get(url.pathname.slice(CHALLENGE_PREFIX.length));
+      const token = url.pathname.slice(CHALLENGE_PREFIX.length);
+      // RFC 8555 §8.3: a token is base64url; nothing else is looked up (a shared store is asked too).
+      const keyAuthorization = /^[A-Za-z0-9_-]{1,256}$/.test(token)
+        ? await options.http01.lookup(token)
+        : undefined;
       if (keyAuthorization === undefined) return errorPage(404, "No such ACME challenge.");
       options.log.info("acme challenge served", { path: url.pathname });
       return new Response(keyAuthorization, { headers: { "content-type": "application/octet-stream" } });

@@ -17,6 +17,8 @@ import { UpstreamPool } from "../proxy/upstream_client.ts";
 import { buildRouteTable } from "../router.ts";
 import { loadCertDir } from "../tls/cert_files.ts";
 import { CertStore } from "../tls/cert_store.ts";
+import { CertRepository } from "../storage/cert_repository.ts";
+import { LocalHttp01Tokens } from "../http01_tokens.ts";
 import { createHandler, type ServingSnapshot } from "./handler.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
 import { shrinkHeapSoon } from "../shrink_heap.ts";
@@ -54,8 +56,25 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const balancers = await balancersFor(config, null, { pool, log });
   let snapshot = servingSnapshot(config, await accessRules(config, null, log), balancers);
   const store = new CertStore();
-  const { errors } = await loadCertDir(config.certDir, store);
-  for (const message of errors) log.warn("certificate skipped", { reason: message });
+  // Set once the HTTPS listener exists: certificates installed before it need no listener refresh.
+  let onInstalled = () => {};
+  // A shared store (`storage:`) replaces cert_dir; its code is imported only then.
+  const shared = config.storage === null
+    ? null
+    : await (await import("../cluster/shared_state.ts")).SharedState.open(config.storage, {
+      store,
+      log,
+      onInstalled: () => onInstalled(),
+      onReachable: () => acme?.checkNow(),
+    });
+  if (shared !== null) {
+    await shared.sync();
+  } else {
+    const { errors } = await loadCertDir(config.certDir, store);
+    for (const message of errors) log.warn("certificate skipped", { reason: message });
+  }
+  const repository = shared?.repository ??
+    CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
 
   // Optional parts are imported only when the config uses them: each module graph stays in memory for the
   // life of the process (DEVELOPERS.md, "What an import costs").
@@ -134,8 +153,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       },
     }));
   log.info("listening", { addr: formatAddr(https.addr), protocol: "https", routes: config.routes.length });
+  // A new certificate replaces the listener when the listener's cache holds something else for one of its
+  // names (the old certificate, or a failure); a name no client has asked for yet needs nothing.
+  onInstalled = () => void https.refreshIfStale({ urgentWithinMs: 0, anyStale: true });
 
-  const http01 = new Map<string, string>();
+  const http01 = shared?.http01 ?? new LocalHttp01Tokens();
   const startHttp = (listen: ListenAddress) => {
     const server = listenOrExplain("http_listen", listen, () =>
       serveHttpRedirect({
@@ -191,13 +213,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       store,
       log,
       http01,
-      // A new certificate replaces the listener when the listener's cache holds something else for one of
-      // its names (the old certificate, or a failure); a name no client has asked for yet needs nothing.
-      onInstalled: () => void https.refreshIfStale({ urgentWithinMs: 0, anyStale: true }),
+      repository,
+      onStored: (names) => void shared?.announce(names),
+      onInstalled: () => onInstalled(),
       onOrder: (outcome) => metrics.recordRenewal(outcome),
     })
     : null;
   acme?.start();
+  shared?.start();
   // Deno caches each name's certificate per listener; a periodic fresh listener lets expiring entries (the
   // local CA's week-long leaves, files replaced by hand) be looked up again. See TlsServer.refresh().
   const refresher = setInterval(
@@ -217,6 +240,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       httpListen: http ? formatAddr(http.addr) : null,
       served: servedCertificates(),
       acme: acme?.state() ?? null,
+      repository,
+      storage: shared?.status() ?? null,
       upstreams: snapshot.balancers?.status() ?? {},
     });
   const serveAdmin = config.admin ? (await import("./admin.ts")).serveAdmin : null;
@@ -255,6 +280,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         issuer: current.issuer,
         baseDir: current.baseDir,
         certDir: current.certDir,
+        storage: current.storage,
       };
       acme?.updateConfig(current);
       // Deno 2.9.6 also caches failed lookups per listener: a host that had no route (so no certificate) at
@@ -286,6 +312,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       snapshot.balancers?.stop();
       await Promise.all([https.shutdown(graceMs), http?.shutdown(), admin?.shutdown()]);
       pool.close();
+      await shared?.close();
     },
   };
 }
@@ -314,7 +341,7 @@ function listenOrExplain<T>(key: string, addr: ListenAddress, listen: () => T): 
 }
 
 /** Config keys a running server cannot change in place (new sockets, a new issuer or new state folders). */
-const RESTART_KEYS = ["issuer", "baseDir", "certDir"] as const;
+const RESTART_KEYS = ["issuer", "baseDir", "certDir", "storage"] as const;
 
 function sameAddress(a: ListenAddress | null, b: ListenAddress | null): boolean {
   return a?.hostname === b?.hostname && a?.port === b?.port;

@@ -2,7 +2,8 @@
 // the serving config, the certificate store and what is stored under cert_dir. No keys, no tokens.
 
 import type { Config } from "../config/types.ts";
-import { CertRepository } from "../storage/cert_repository.ts";
+import type { CertRepository } from "../storage/cert_repository.ts";
+import { errorMessage } from "../error_message.ts";
 import type { CertStore } from "../tls/cert_store.ts";
 import { VERSION } from "../version.ts";
 
@@ -35,15 +36,21 @@ export interface StatusContext {
   httpListen: string | null;
   served: ServedCertificate[];
   acme: unknown;
+  /** Where the stored certificates are read: cert_dir, or the shared store. */
+  repository: CertRepository;
+  /** The shared store's state (lib/cluster/shared_state.ts), or null without `storage:`. */
+  storage: unknown;
   /** Each balanced route's upstreams and their health (lib/balance/), by route host. */
   upstreams: Record<string, unknown[]>;
 }
 
-/** Builds the /status JSON value; reads meta.json files under cert_dir (failure state, last errors). */
+/** Builds the /status JSON value; reads the stored certificates' meta.json (failure state, last errors). */
 export async function buildStatus(context: StatusContext): Promise<unknown> {
   const { config } = context;
-  const repository = CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
-  const stored = await repository.loadCertificates().catch(() => ({ certificates: [], problems: [] }));
+  const stored = await context.repository.loadCertificates().catch((error) => ({
+    certificates: [],
+    problems: [`Cannot read the stored certificates: ${errorMessage(error)}`],
+  }));
   return {
     nexo: VERSION,
     uptime_s: Math.round((Date.now() - context.startedAt) / 1000),
@@ -80,5 +87,6 @@ export async function buildStatus(context: StatusContext): Promise<unknown> {
       problems: stored.problems,
     },
     acme: context.acme,
+    storage: context.storage,
   };
 }

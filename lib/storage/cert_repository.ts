@@ -236,6 +236,22 @@ export class CertRepository {
     return { certificates, problems };
   }
 
+  /**
+   * The certificate for `names` as `loadCertificates` would report it (an interrupted save finished or undone
+   * first; a certificate never issued yet as its failure record, `pair: null`), or null when nothing is
+   * stored. Problems are left out: loadCertificates reports them.
+   */
+  async loadCertificate(names: readonly string[]): Promise<StoredCertificate | null> {
+    const dir = certDirName(normalizeCertNames(names));
+    await withLock(this.#certs.lock(`write/${dir}`), () => recoverDirectory(this.#certs, dir));
+    const found = (await readCertDir(this.#certs, dir)).value;
+    if (found !== null) return found;
+    const meta = (await readMeta(this.#certs, `${pendingDir(dir)}/${META_FILE}`)).value;
+    return meta === null
+      ? null
+      : { ...meta, dir, location: this.#certs.describe(dir), managed: false, pair: null };
+  }
+
   /** The ACME account for `directoryUrl`, or null; see AcmeAccountStore.loadAccount. */
   loadAccount(directoryUrl: string): Promise<AcmeAccount | null> {
     return this.#accounts.loadAccount(directoryUrl);

@@ -34,6 +34,11 @@ export interface RedisStorageOptions {
   client: RespClient;
   /** Key namespace (`storage.redis.prefix`), so one Redis can hold several clusters. */
   prefix: string;
+  /**
+   * A second namespace level below the prefix ("certs", "state"): two RedisStorages on one prefix then keep
+   * apart what FileStorage keeps in two folders. Letters only.
+   */
+  area?: string;
   lockTimings?: RedisLockTimings;
 }
 
@@ -52,7 +57,10 @@ export class RedisStorage implements Storage {
       throw new TypeError(`A Redis key prefix is 1 to 64 letters, digits, "_", "." or "-"`);
     }
     this.#client = options.client;
-    this.#prefix = options.prefix;
+    if (options.area !== undefined && !/^[a-z]{1,16}$/.test(options.area)) {
+      throw new TypeError(`A Redis storage area is 1 to 16 lowercase letters`);
+    }
+    this.#prefix = options.area === undefined ? options.prefix : `${options.prefix}:${options.area}`;
     this.#timings = options.lockTimings ?? DEFAULT_REDIS_LOCK_TIMINGS;
   }
 

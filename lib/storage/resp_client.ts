@@ -1,7 +1,7 @@
 // A small Redis client speaking RESP2 over Deno.connect or Deno.connectTls: commands in, replies out,
 // pipelined in order, binary-safe (the wire format is resp_wire.ts). The npm clients would bring up Deno's
-// Node layer (+26 to +49 MiB of RSS, DEVELOPERS.md). It knows no command beyond AUTH and SELECT at connect;
-// redis_storage.ts uses it.
+// Node layer (+26 to +49 MiB of RSS, DEVELOPERS.md). It knows no command beyond AUTH and SELECT at connect,
+// which it shares with resp_subscriber.ts (openRedisConnection); redis_storage.ts uses it.
 
 import {
   encodeCommand,
@@ -11,59 +11,21 @@ import {
   type RespReply,
   RespServerError,
 } from "./resp_wire.ts";
+import { type RedisAddress, redisLabel } from "./redis_url.ts";
 
-/** Where to connect, from a `redis://` or `rediss://` URL. */
-export interface RedisAddress {
-  hostname: string;
-  port: number;
-  tls: boolean;
-  /** The database number of the URL's path ("/0"); 0 when absent. */
-  db: number;
-  username: string | null;
-  /** A secret: never put it in a message. */
-  password: string | null;
-}
-
-/**
- * Parses `redis://[user[:password]@]host[:port][/db]` (rediss:// for TLS), port 6379 by default; throws a
- * TypeError naming what is wrong, never quoting the password.
- */
-export function parseRedisUrl(text: string): RedisAddress {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new TypeError(`not a URL: write it like "redis://127.0.0.1:6379/0"`);
-  }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    throw new TypeError(`the scheme must be redis:// or rediss:// (TLS), got ${url.protocol}//`);
-  }
-  const dbText = url.pathname.replace(/^\//, "");
-  const db = dbText === "" ? 0 : Number(dbText);
-  if (!Number.isInteger(db) || db < 0 || db > 65535) {
-    throw new TypeError(`the path must be a database number like "/0", got "/${dbText}"`);
-  }
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (hostname === "") throw new TypeError(`it names no host: write it like "redis://127.0.0.1:6379/0"`);
-  return {
-    hostname,
-    port: url.port === "" ? 6379 : Number(url.port),
-    tls: url.protocol === "rediss:",
-    db,
-    username: url.username === "" ? null : decodeURIComponent(url.username),
-    password: url.password === "" ? null : decodeURIComponent(url.password),
-  };
-}
-
-export interface RespClientOptions {
+/** How to open a connection: RespClient's and resp_subscriber.ts's. */
+export interface RedisConnectOptions {
   /** A connection attempt taking longer fails, in ms. */
   connectTimeoutMs: number;
-  /** A command whose reply takes longer breaks the connection (its replies can no longer be matched), in ms. */
-  commandTimeoutMs: number;
   /** Extra CA certificates (PEM) trusted for rediss://. */
   caCerts?: string[];
   /** The password when the URL has none (`storage.redis.password_file`). A secret. */
   password?: string | null;
+}
+
+export interface RespClientOptions extends RedisConnectOptions {
+  /** A command whose reply takes longer breaks the connection (its replies can no longer be matched), in ms. */
+  commandTimeoutMs: number;
 }
 
 interface Pending {
@@ -89,10 +51,7 @@ export class RespClient {
 
   /** "host:port" for messages (never the password). */
   get label(): string {
-    const host = this.#address.hostname.includes(":")
-      ? `[${this.#address.hostname}]`
-      : this.#address.hostname;
-    return `${this.#address.tls ? "rediss" : "redis"}://${host}:${this.#address.port}/${this.#address.db}`;
+    return redisLabel(this.#address);
   }
 
   /**
@@ -122,20 +81,40 @@ export class RespClient {
   }
 
   #connect(): Promise<Connection> {
-    this.#connection ??= openConnection(this.#address, this.#options, this.label).catch((error) => {
-      this.#connection = null;
-      throw error;
-    });
+    this.#connection ??= openRedisConnection(this.#address, {
+      ...this.#options,
+      loginTimeoutMs: this.#options.commandTimeoutMs,
+    }).then(
+      (conn) => new Connection(conn, this.label, this.#options.commandTimeoutMs),
+      (error) => {
+        this.#connection = null;
+        throw error;
+      },
+    );
     return this.#connection;
   }
 }
 
-async function openConnection(
+export interface OpenRedisConnectionOptions extends RedisConnectOptions {
+  /** Each login reply (AUTH, SELECT) taking longer fails the attempt, in ms. */
+  loginTimeoutMs: number;
+  /** Aborting it ends an attempt under way (RespConnectionError). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Opens a TCP or TLS connection to `address` and logs in: AUTH with the URL's password or else
+ * `options.password`, SELECT of the URL's database. Used by RespClient and RespSubscriber, which then own the
+ * connection. Rejects with RespConnectionError when Redis cannot be reached, does not answer in time or
+ * refuses the login; its message names the server and never contains the password.
+ */
+export async function openRedisConnection(
   address: RedisAddress,
-  options: RespClientOptions,
-  label: string,
-): Promise<Connection> {
-  const signal = AbortSignal.timeout(options.connectTimeoutMs);
+  options: OpenRedisConnectionOptions,
+): Promise<Deno.Conn> {
+  const label = redisLabel(address);
+  const timeout = AbortSignal.timeout(options.connectTimeoutMs);
+  const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
   let conn: Deno.Conn;
   try {
     conn = address.tls
@@ -147,27 +126,75 @@ async function openConnection(
       } as Deno.ConnectTlsOptions)
       : await Deno.connect({ hostname: address.hostname, port: address.port, signal } as Deno.ConnectOptions);
   } catch (error) {
-    const why = signal.aborted ? `no answer within ${options.connectTimeoutMs} ms` : (error as Error).message;
+    const why = timeout.aborted
+      ? `no answer within ${options.connectTimeoutMs} ms`
+      : signal.aborted
+      ? "the attempt was given up"
+      : (error as Error).message;
     throw new RespConnectionError(`Cannot connect to ${label}: ${why}`, { cause: error });
   }
-  const connection = new Connection(conn, label, options.commandTimeoutMs);
   const password = address.password ?? options.password ?? null;
   try {
     if (password !== null) {
-      await connection.send(
-        address.username === null ? ["AUTH", password] : ["AUTH", address.username, password],
-      );
+      const auth = address.username === null ? ["AUTH", password] : ["AUTH", address.username, password];
+      await exchange(conn, auth, label, options);
     }
-    if (address.db !== 0) await connection.send(["SELECT", String(address.db)]);
+    if (address.db !== 0) await exchange(conn, ["SELECT", String(address.db)], label, options);
   } catch (error) {
-    connection.close();
+    closeQuietly(conn);
     if (error instanceof RespServerError) {
       // "WRONGPASS invalid username-password pair", "NOAUTH ...": the server's words carry no secret.
       throw new RespConnectionError(`${label} refused nexo's login: ${error.message}`, { cause: error });
     }
     throw error;
   }
-  return connection;
+  return conn;
+}
+
+/**
+ * Sends one command on a connection nothing else reads yet and reads its one reply. A reply that does not
+ * come within `loginTimeoutMs`, or `signal` aborting, closes the connection.
+ */
+async function exchange(
+  conn: Deno.Conn,
+  args: string[],
+  label: string,
+  options: OpenRedisConnectionOptions,
+): Promise<RespReply> {
+  let why: string | null = null;
+  const giveUp = (reason: string) => {
+    why ??= reason;
+    closeQuietly(conn);
+  };
+  const timer = setTimeout(
+    () => giveUp(`${label} did not answer within ${options.loginTimeoutMs} ms`),
+    options.loginTimeoutMs,
+  );
+  Deno.unrefTimer(timer);
+  const onAbort = () => giveUp(`the connection to ${label} was closed`);
+  options.signal?.addEventListener("abort", onAbort);
+  const reader = new ReplyReader();
+  const buffer = new Uint8Array(4096);
+  try {
+    await writeAll(conn, encodeCommand(args));
+    while (true) {
+      const reply = reader.next();
+      if (reply instanceof RespServerError) throw reply;
+      if (reply !== NEED_MORE) return reply;
+      const n = await conn.read(buffer);
+      if (n === null) throw new RespConnectionError(`${label} closed the connection`);
+      reader.push(buffer.subarray(0, n));
+    }
+  } catch (error) {
+    if (why !== null) throw new RespConnectionError(why, { cause: error });
+    if (error instanceof RespServerError || error instanceof RespConnectionError) throw error;
+    throw new RespConnectionError(`logging in to ${label} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+  }
 }
 
 /** One TCP or TLS connection: writes commands, reads replies in order. */
@@ -237,17 +264,23 @@ class Connection {
   #fail(reason: string): void {
     if (this.#broken === null) {
       this.#broken = new RespConnectionError(reason);
-      try {
-        this.#conn.close();
-      } catch {
-        // already closed
-      }
+      closeQuietly(this.#conn);
     }
     for (const waiter of this.#pending.splice(0)) waiter.reject(this.#broken);
   }
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** Writes every byte (Deno's write may take fewer). */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+}
+
+/** Closes a connection that may be closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
 }

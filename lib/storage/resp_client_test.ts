@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseRedisUrl } from "./resp_client.ts";
+import { parseRedisUrl } from "./redis_url.ts";
 import { encodeCommand, ReplyReader, RespConnectionError, RespServerError } from "./resp_wire.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);

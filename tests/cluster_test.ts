@@ -1,0 +1,309 @@
+// Several nexo instances sharing one Redis (`storage.redis`): three real nexo processes, a real redis-server,
+// Pebble validating DNS-01 through the fake Cloudflare and challtestsrv (HTTP-01 through a load balancer in
+// one test). One order per certificate while all three start at once; one renewal for the cluster with every
+// instance switching and no request failing; the lock holder killed mid-order and another finishing within
+// the lock's expiry plus 10 s; Redis down for 30 s with no failed request and the waiting work resumed.
+
+import assert from "node:assert/strict";
+import { dns01Config, type Dns01Setup, getLikeAClient, servedFingerprint } from "./acme_world.ts";
+import { type ChallTestSrv, startChallTestSrv } from "./challtestsrv.ts";
+import { type FakeCloudflare, startFakeCloudflare } from "./fake_cloudflare.ts";
+import { type NexoProcess, startNexo } from "./harness.ts";
+import { type Pebble, startPebble } from "./pebble.ts";
+import { type RedisServer, startRedis } from "./redis.ts";
+import { closedPort, startEchoUpstream } from "./upstreams.ts";
+
+const TOKEN = "cluster-token-5e4d3c2b1a09";
+/** RedisStorage's default lock expiry: a dead holder's lock frees itself after it. */
+const LOCK_TTL_MS = 30_000;
+
+interface World {
+  dns: ChallTestSrv;
+  cloudflare: FakeCloudflare;
+  pebble: Pebble;
+  redis: RedisServer;
+  setup: Dns01Setup;
+  root: string;
+  upstream: string;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+async function startWorld(options: { validitySeconds?: number; httpPort?: number } = {}): Promise<World> {
+  const dns = await startChallTestSrv();
+  const cloudflare = await startFakeCloudflare({ token: TOKEN, zones: ["example.com"], challtestsrv: dns });
+  const pebble = await startPebble({
+    dnsServer: dns.dnsServer,
+    env: { PEBBLE_VA_NOSLEEP: "1" },
+    ...(options.validitySeconds ? { validitySeconds: options.validitySeconds } : {}),
+    ...(options.httpPort ? { httpPort: options.httpPort } : {}),
+  });
+  const redis = await startRedis({ persistent: true });
+  const app = startEchoUpstream();
+  const caFile = await Deno.makeTempFile({ suffix: ".pem" });
+  await Deno.writeTextFile(caFile, pebble.apiCaPem);
+  return {
+    dns,
+    cloudflare,
+    pebble,
+    redis,
+    root: await pebble.issuerRootPem(),
+    upstream: app.url,
+    setup: {
+      directoryUrl: pebble.directoryUrl,
+      caFile,
+      dnsServer: dns.dnsServer,
+      apiBase: cloudflare.apiBase,
+      token: TOKEN,
+    },
+    async [Symbol.asyncDispose]() {
+      await redis[Symbol.asyncDispose]();
+      await pebble.stop();
+      await app.close();
+      await cloudflare.close();
+      await dns.stop();
+      await Deno.remove(caFile);
+    },
+  };
+}
+
+/** The config every instance runs: DNS-01 at the fake Cloudflare, the shared Redis, `hosts` proxied. */
+function clusterConfig(world: World, hosts: string[], acmeLines: string[] = []): string {
+  return dns01Config(world.setup, ["retry_interval: 1s", ...acmeLines]) +
+    `storage:\n  redis:\n    url: ${world.redis.url}\n    prefix: test-cluster\n` +
+    proxiesBlock(world, hosts);
+}
+
+function proxiesBlock(world: World, hosts: string[]): string {
+  return `proxies:\n${hosts.map((host) => `  "${host}":\n    upstream: ${world.upstream}\n`).join("")}`;
+}
+
+/** Starts `count` instances at once on `config`. */
+async function startCluster(config: string, count = 3): Promise<NexoProcess[]> {
+  const started = await Promise.allSettled(Array.from({ length: count }, () => startNexo(config)));
+  const nexos = started.flatMap((result) => result.status === "fulfilled" ? [result.value] : []);
+  const failed = started.find((result) => result.status === "rejected");
+  if (failed !== undefined) {
+    await Promise.all(nexos.map((nexo) => nexo.stop()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return nexos;
+}
+
+/** Orders started for `host` across `nexos` (each instance logs its own). */
+function ordersFor(nexos: NexoProcess[], host: string): number {
+  return nexos.flatMap((nexo) => nexo.logs)
+    .filter((line) =>
+      line.msg === "certificate order started" && String(line.names).split(",").includes(host)
+    )
+    .length;
+}
+
+function installed(host: string): (line: Record<string, unknown>) => boolean {
+  return (line) => line.msg === "certificate installed" && String(line.names).split(",").includes(host);
+}
+
+/**
+ * New TLS connections to every instance, one after another, until `stop()`, as HTTP clients make them
+ * (getLikeAClient): each request must get 200 with a certificate valid under Pebble's root. Keeps the serial
+ * numbers each instance served, in order.
+ */
+function startTraffic(nexos: NexoProcess[], host: string, root: string) {
+  let running = true;
+  const served = nexos.map(() => [] as string[]);
+  const errors: string[] = [];
+  let requests = 0;
+  const loop = (async () => {
+    while (running) {
+      for (const [i, nexo] of nexos.entries()) {
+        try {
+          served[i]!.push(await getLikeAClient(nexo.port, host, root));
+        } catch (error) {
+          errors.push(`instance ${i}: ${error}`);
+        }
+        requests++;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  return {
+    served,
+    errors,
+    get requests() {
+      return requests;
+    },
+    async stop() {
+      running = false;
+      await loop;
+    },
+  };
+}
+
+async function stopAll(nexos: NexoProcess[]): Promise<void> {
+  await Promise.all(nexos.map((nexo) => nexo.stop()));
+}
+
+Deno.test("three instances starting at once order one certificate, serve it, and renew it once with no failed request", async () => {
+  // 40 s certificates with renew_before past half their life: renewed at about 20 s of age.
+  await using world = await startWorld({ validitySeconds: 40 });
+  const host = "shared.example.com";
+  const nexos = await startCluster(clusterConfig(world, [host], ["renew_before: 720h"]));
+  try {
+    await Promise.all(nexos.map((nexo) => nexo.waitForLog(installed(host), 60_000)));
+    assert.equal(ordersFor(nexos, host), 1, "one order across the three instances");
+    const adopted = nexos.flatMap((nexo) => nexo.logs).filter((line) =>
+      line.msg === "certificate installed" && line.from === "shared storage" ||
+      line.msg === "certificate installed" && line.obtained_by === "another instance"
+    );
+    assert.ok(adopted.length >= 2, "the other two took the stored certificate");
+    const first = await Promise.all(nexos.map((nexo) => getLikeAClient(nexo.port, host, world.root)));
+    assert.equal(new Set(first).size, 1, "all three serve the same certificate");
+
+    const traffic = startTraffic(nexos, host, world.root);
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!traffic.served.every((list) => list.length > 0 && list.at(-1) !== first[0])) {
+        assert.ok(Date.now() < deadline, `not every instance switched: ${traffic.errors.join("\n")}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      await traffic.stop();
+    }
+    assert.deepEqual(traffic.errors, [], "no request failed during the renewal");
+    assert.ok(traffic.requests > 30, `requests kept flowing (${traffic.requests})`);
+    const latest = traffic.served.map((list) => list.at(-1));
+    assert.equal(new Set(latest).size, 1, "all three switched to the same new certificate");
+    assert.equal(ordersFor(nexos, host), 2, "the renewal was ordered once for the cluster");
+    // Pebble reuses an authorization still valid, so the renewal may need no new TXT record: at most one each.
+    const txtCreated = world.cloudflare.requests.filter((r) =>
+      r.method === "POST" && r.path.includes("dns_records")
+    );
+    assert.ok(
+      txtCreated.length <= 2,
+      `no instance published a challenge of its own (${txtCreated.length} TXT records)`,
+    );
+  } finally {
+    await stopAll(nexos);
+  }
+});
+
+Deno.test("the instance holding the lock killed mid-order: another finishes within the lock expiry plus 10 s", async () => {
+  await using world = await startWorld();
+  const host = "killed.example.com";
+  const nexos = await startCluster(clusterConfig(world, [host]));
+  const alive: NexoProcess[] = [];
+  try {
+    const holder = await Promise.race(
+      nexos.map((nexo) =>
+        nexo.waitForLog((line) => line.msg === "certificate order started", 60_000).then(() => nexo)
+      ),
+    );
+    await holder.stop("SIGKILL");
+    const killedAt = Date.now();
+    alive.push(...nexos.filter((nexo) => nexo !== holder));
+    await Promise.all(alive.map((nexo) => nexo.waitForLog(installed(host), LOCK_TTL_MS + 10_000)));
+    const tookMs = Date.now() - killedAt;
+    assert.ok(tookMs < LOCK_TTL_MS + 10_000, `finished ${tookMs} ms after the kill`);
+    const fingerprints = await Promise.all(alive.map((nexo) => servedFingerprint(nexo, host, world.root)));
+    assert.equal(new Set(fingerprints).size, 1, "both survivors serve the same certificate");
+    assert.equal(ordersFor(alive, host), 1, "one survivor ordered; the other took its certificate");
+  } finally {
+    await stopAll(alive);
+  }
+});
+
+Deno.test("Redis down for 30 s: no request fails, and the work that waited resumes once it is back", async () => {
+  await using world = await startWorld();
+  const host = "steady.example.com";
+  const added = "later.example.com";
+  const config = clusterConfig(world, [host]);
+  const nexos = await startCluster(config);
+  try {
+    await Promise.all(nexos.map((nexo) => nexo.waitForLog(installed(host), 60_000)));
+    const traffic = startTraffic(nexos, host, world.root);
+    try {
+      await world.redis.stop();
+      const downAt = Date.now();
+      await Promise.all(
+        nexos.map((nexo) => nexo.waitForLog((line) => line.msg === "shared storage unreachable", 15_000)),
+      );
+      // A host added during the outage: its certificate must wait for the store, then be ordered once.
+      for (const nexo of nexos) {
+        const path = `${nexo.dir}/config.yaml`;
+        const text = await Deno.readTextFile(path);
+        await Deno.writeTextFile(
+          path,
+          text.replace(proxiesBlock(world, [host]), proxiesBlock(world, [host, added])),
+        );
+      }
+      await Promise.all(
+        nexos.map((nexo) => nexo.waitForLog((line) => line.msg === "config reloaded", 10_000)),
+      );
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 30_000 - (Date.now() - downAt))));
+      assert.equal(ordersFor(nexos, added), 0, "nothing was ordered while the store was down");
+      await world.redis.start();
+      await Promise.all(
+        nexos.map((nexo) => nexo.waitForLog((line) => line.msg === "shared storage reachable", 20_000)),
+      );
+      await Promise.all(nexos.map((nexo) => nexo.waitForLog(installed(added), 40_000)));
+    } finally {
+      await traffic.stop();
+    }
+    assert.deepEqual(traffic.errors, [], "no request failed while Redis was down");
+    assert.ok(traffic.requests > 100, `requests kept flowing (${traffic.requests})`);
+    assert.equal(ordersFor(nexos, added), 1, "the waiting certificate was ordered once");
+    const fingerprints = await Promise.all(nexos.map((nexo) => servedFingerprint(nexo, added, world.root)));
+    assert.equal(new Set(fingerprints).size, 1);
+    const checks = nexos.flatMap((nexo) => nexo.logs).filter((line) =>
+      line.msg === "certificate check failed"
+    );
+    assert.ok(checks.length < 3 * 12, `checks backed off while the store was down (${checks.length})`);
+  } finally {
+    await stopAll(nexos);
+  }
+});
+
+Deno.test("HTTP-01 behind a load balancer: the instance the CA reaches answers another instance's challenge", async () => {
+  // Pebble validates at the balancer, which sends each connection to an instance that is not ordering.
+  const balancerPort = closedPort();
+  await using world = await startWorld({ httpPort: balancerPort });
+  const host = "balanced.example.com";
+  const config =
+    `issuer: acme\nacme:\n  directory: ${world.setup.directoryUrl}\n  ca_cert: ${world.setup.caFile}\n` +
+    `  retry_interval: 1s\nhttp_listen: "127.0.0.1:0"\n` +
+    `storage:\n  redis:\n    url: ${world.redis.url}\n    prefix: test-http01\n` +
+    proxiesBlock(world, [host]);
+  const nexos = await startCluster(config);
+  const ordering = () =>
+    nexos.filter((nexo) => nexo.logs.some((line) => line.msg === "certificate order started"));
+  let answeredBy: NexoProcess[] = [];
+  const balancer = Deno.listen({ hostname: "127.0.0.1", port: balancerPort });
+  const forwarding = (async () => {
+    for await (const conn of balancer) {
+      const target = nexos.find((nexo) => !ordering().includes(nexo))!;
+      answeredBy.push(target);
+      void (async () => {
+        const upstream = await Deno.connect({ hostname: "127.0.0.1", port: target.httpPort! });
+        await Promise.allSettled([
+          conn.readable.pipeTo(upstream.writable),
+          upstream.readable.pipeTo(conn.writable),
+        ]);
+      })();
+    }
+  })();
+  try {
+    await Promise.all(nexos.map((nexo) => nexo.waitForLog(installed(host), 60_000)));
+    assert.equal(ordersFor(nexos, host), 1);
+    assert.ok(answeredBy.length > 0, "Pebble validated through the balancer");
+    assert.ok(
+      answeredBy.every((nexo) => !ordering().includes(nexo)),
+      "only instances that did not order answered",
+    );
+    const served = answeredBy[0]!.logs.find((line) => line.msg === "acme challenge served");
+    assert.ok(served, "the challenge was served from the shared store");
+  } finally {
+    answeredBy = [];
+    balancer.close();
+    await forwarding.catch(() => {});
+    await stopAll(nexos);
+  }
+});
