@@ -12,6 +12,8 @@ import { type NexoProcess, startNexo } from "./harness.ts";
 import { type Pebble, startPebble } from "./pebble.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
+import { RespClient } from "../lib/storage/resp_client.ts";
+import { parseRedisUrl } from "../lib/storage/redis_url.ts";
 
 const TOKEN = "cluster-token-5e4d3c2b1a09";
 /** RedisStorage's default lock expiry: a dead holder's lock frees itself after it. */
@@ -138,6 +140,13 @@ function startTraffic(nexos: NexoProcess[], host: string, root: string) {
   };
 }
 
+/** The `storage` section of an instance's /status (its admin listener is on a port it chose). */
+async function storageStatus(nexo: NexoProcess): Promise<Record<string, unknown>> {
+  const line = await nexo.waitForLog((l) => l.msg === "listening" && l.protocol === "admin");
+  const response = await fetch(`http://${line.addr}/status`);
+  return (await response.json()).storage;
+}
+
 async function stopAll(nexos: NexoProcess[]): Promise<void> {
   await Promise.all(nexos.map((nexo) => nexo.stop()));
 }
@@ -215,7 +224,7 @@ Deno.test("Redis down for 30 s: no request fails, and the work that waited resum
   await using world = await startWorld();
   const host = "steady.example.com";
   const added = "later.example.com";
-  const config = clusterConfig(world, [host]);
+  const config = `admin:\n  listen: "127.0.0.1:0"\n` + clusterConfig(world, [host]);
   const nexos = await startCluster(config);
   try {
     await Promise.all(nexos.map((nexo) => nexo.waitForLog(installed(host), 60_000)));
@@ -226,6 +235,9 @@ Deno.test("Redis down for 30 s: no request fails, and the work that waited resum
       await Promise.all(
         nexos.map((nexo) => nexo.waitForLog((line) => line.msg === "shared storage unreachable", 15_000)),
       );
+      const down = await storageStatus(nexos[0]!);
+      assert.equal(down.reachable, false, "/status says the store is unreachable");
+      assert.match(String(down.error), /redis:\/\/127\.0\.0\.1:\d+\/0 /);
       // A host added during the outage: its certificate must wait for the store, then be ordered once.
       for (const nexo of nexos) {
         const path = `${nexo.dir}/config.yaml`;
@@ -245,6 +257,7 @@ Deno.test("Redis down for 30 s: no request fails, and the work that waited resum
         nexos.map((nexo) => nexo.waitForLog((line) => line.msg === "shared storage reachable", 20_000)),
       );
       await Promise.all(nexos.map((nexo) => nexo.waitForLog(installed(added), 40_000)));
+      assert.equal((await storageStatus(nexos[0]!)).reachable, true, "/status says the store is back");
     } finally {
       await traffic.stop();
     }
@@ -305,5 +318,91 @@ Deno.test("HTTP-01 behind a load balancer: the instance the CA reaches answers a
     balancer.close();
     await forwarding.catch(() => {});
     await stopAll(nexos);
+  }
+});
+
+/** Runs `nexo <args>` to the end; resolves its exit code and everything it printed. */
+async function runNexo(args: string[]): Promise<{ code: number; output: string }> {
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: result.code, output: decode(result.stdout) + decode(result.stderr) };
+}
+
+Deno.test("a single instance grows into a cluster: migrate-storage copies cert_dir into Redis, encrypted, and back; nothing is ordered again", async () => {
+  await using world = await startWorld();
+  const host = "grown.example.com";
+  const dir = await Deno.makeTempDir({ prefix: "nexo-migrate-" });
+  const back = await Deno.makeTempDir({ prefix: "nexo-migrate-back-" });
+  const nexos: NexoProcess[] = [];
+  try {
+    const single = await startNexo(
+      dns01Config(world.setup, ["retry_interval: 1s"]) + proxiesBlock(world, [host]),
+      {
+        dir,
+      },
+    );
+    try {
+      await single.waitForLog(installed(host), 60_000);
+    } finally {
+      await single.stop();
+    }
+    const original = await Deno.readTextFile(`${dir}/certs/${host}/privkey.pem`);
+    const keyFile = `${dir}/storage.key`;
+    await Deno.writeTextFile(keyFile, crypto.getRandomValues(new Uint8Array(32)).toBase64() + "\n");
+    const storage = `storage:\n  redis:\n    url: ${world.redis.url}\n    prefix: test-migrate\n` +
+      `  encryption_key_file: ${keyFile}\n`;
+    const clusterBody = dns01Config(world.setup, ["retry_interval: 1s"]) + storage +
+      proxiesBlock(world, [host]);
+    const config = `${dir}/config.yaml`;
+    await Deno.writeTextFile(config, `base_dir: ${dir}\nlisten: "127.0.0.1:0"\n${clusterBody}`);
+
+    const into = await runNexo(["migrate-storage", "--config", config, "--to", "redis"]);
+    assert.equal(into.code, 0, into.output);
+    assert.match(into.output, /certificates: 1 copied/);
+    assert.match(into.output, /ACME accounts: 2 copied/);
+    const client = new RespClient(parseRedisUrl(world.redis.url), {
+      connectTimeoutMs: 2000,
+      commandTimeoutMs: 2000,
+    });
+    try {
+      const raw = await client.command(["GET", `test-migrate:certs:v:${host}/privkey.pem`]);
+      assert.ok(raw instanceof Uint8Array);
+      const text = new TextDecoder().decode(raw);
+      assert.ok(text.startsWith("nexo-aes256gcm-v1\n"), "the private key is encrypted in Redis");
+      assert.ok(!text.includes("PRIVATE KEY"));
+    } finally {
+      client.close();
+    }
+    const again = await runNexo(["migrate-storage", "--config", config, "--to", "redis"]);
+    assert.equal(again.code, 0, again.output);
+    assert.match(again.output, /certificates: 0 copied, 1 already there/);
+
+    // Two new instances with no cert_dir of their own serve the migrated certificate without an order.
+    nexos.push(...await startCluster(clusterBody, 2));
+    const expected = await Promise.all(nexos.map((nexo) => getLikeAClient(nexo.port, host, world.root)));
+    assert.equal(new Set(expected).size, 1);
+    assert.equal(ordersFor(nexos, host), 0, "nothing was ordered again");
+    const certs = await runNexo(["certs", "--config", config]);
+    assert.equal(certs.code, 0, certs.output);
+    assert.match(certs.output, new RegExp(host.replaceAll(".", "\\.")));
+
+    // And back into files elsewhere: the same key, decrypted, mode 0600.
+    const backConfig = `${back}/config.yaml`;
+    await Deno.writeTextFile(backConfig, `base_dir: ${back}\n${clusterBody}`);
+    const out = await runNexo(["migrate-storage", "--config", backConfig, "--to", "files"]);
+    assert.equal(out.code, 0, out.output);
+    assert.equal(await Deno.readTextFile(`${back}/certs/${host}/privkey.pem`), original);
+    assert.equal((await Deno.stat(`${back}/certs/${host}/privkey.pem`)).mode! & 0o777, 0o600);
+    const without = await runNexo(["migrate-storage", "--config", backConfig]);
+    assert.equal(without.code, 1);
+    assert.match(without.output, /needs --to redis .* or --to files/);
+  } finally {
+    await stopAll(nexos);
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(back, { recursive: true });
   }
 });

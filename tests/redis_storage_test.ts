@@ -12,17 +12,34 @@ import { startRedis } from "./redis.ts";
 
 const OPTIONS = { connectTimeoutMs: 2_000, commandTimeoutMs: 5_000 };
 
+/** Short lock timings: a dead holder's lock expires after 600 ms. */
+const CONFORMANCE_LOCKS = { ttlMs: 600, refreshMs: 200, pollMs: 50 };
+
 runStorageConformance("RedisStorage", async () => {
   const redis = await startRedis();
   const client = new RespClient(parseRedisUrl(redis.url), OPTIONS);
   return {
-    storage: new RedisStorage({ client, prefix: "nexo" }),
+    storage: new RedisStorage({ client, prefix: "nexo", lockTimings: CONFORMANCE_LOCKS }),
     close: async () => {
       client.close();
       await redis[Symbol.asyncDispose]();
     },
+    // Another connection, as another nexo has; closing it stops its refreshes, as a killed process would.
+    holdElsewhere: async (name) => {
+      const other = new RespClient(parseRedisUrl(redis.url), OPTIONS);
+      const lock = await new RedisStorage({ client: other, prefix: "nexo", lockTimings: CONFORMANCE_LOCKS })
+        .lock(name);
+      return {
+        die: async () => {
+          other.close();
+          await lock.release(); // only clears its refresh timer: the closed connection sends nothing
+        },
+      };
+    },
+    // The expiry, plus a waiter's poll and a margin for a loaded machine.
+    takeoverMs: CONFORMANCE_LOCKS.ttlMs + CONFORMANCE_LOCKS.pollMs + 400,
   };
-});
+}, { crossProcess: true });
 
 Deno.test("RedisStorage: two clients share values and locks; a dead holder's lock is taken over at its expiry", async () => {
   await using redis = await startRedis();

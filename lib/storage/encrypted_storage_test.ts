@@ -11,7 +11,7 @@ const MAGIC = "nexo-aes256gcm-v1\n";
 
 runStorageConformance("EncryptedStorage", async () => {
   return { storage: await EncryptedStorage.create(new MemoryStorage(), KEY), close: () => Promise.resolve() };
-});
+}, { crossProcess: false });
 
 async function open(key = KEY): Promise<{ inner: MemoryStorage; storage: EncryptedStorage }> {
   const inner = new MemoryStorage();

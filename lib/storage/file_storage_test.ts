@@ -29,11 +29,19 @@ async function modeOf(path: string): Promise<number> {
 
 runStorageConformance("FileStorage", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nexo_file_storage_" });
+  const root = join(dir, "root");
   return {
-    storage: new FileStorage(join(dir, "root"), { lockTimings: FAST_LOCKS }),
+    storage: new FileStorage(root, { lockTimings: FAST_LOCKS }),
     close: () => Deno.remove(dir, { recursive: true }),
+    // A child process on the same folder; the kernel drops its flock when it is killed, so a waiter breaks
+    // the lock at its next poll, long before the stale timeout.
+    holdElsewhere: async (name) => {
+      const holder = await LockHolder.start(root, name, FAST_LOCKS.staleMs);
+      return { die: () => holder.kill() };
+    },
+    takeoverMs: 1_000,
   };
-});
+}, { crossProcess: true });
 
 Deno.test("FileStorage.store() writes private values 0600, creates directories 0700, leaves no temp file", async () => {
   await withTempDir(async (tmp) => {

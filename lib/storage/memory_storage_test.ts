@@ -4,7 +4,7 @@ import { runStorageConformance } from "./storage_conformance.ts";
 
 runStorageConformance("MemoryStorage", () => {
   return Promise.resolve({ storage: new MemoryStorage(), close: () => Promise.resolve() });
-});
+}, { crossProcess: false });
 
 Deno.test("MemoryStorage.isPrivate() reports the private option a key was stored with", async () => {
   const storage = new MemoryStorage();

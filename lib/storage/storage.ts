@@ -31,8 +31,9 @@ export interface StorageLock {
   readonly name: string;
   /**
    * Aborted when the implementation finds that another process has taken the lock over (FileStorage: this
-   * process stalled past the stale-lock timeout and a waiter broke the lock). Long holders should check it
-   * before committing; it is never aborted by `release`.
+   * process stalled past the stale-lock timeout and a waiter broke the lock; RedisStorage: a refresh found
+   * the lock expired and taken, after a stall or a Redis outage longer than its expiry). Long holders should
+   * check it before committing; it is never aborted by `release`.
    */
   readonly lost: AbortSignal;
   /** Releases the lock; resolves once another waiter may take it. Idempotent; never rejects. */
@@ -86,8 +87,11 @@ export interface Storage {
   /**
    * Waits until this caller holds the exclusive lock `name` (a StorageKey-shaped name), then resolves. The
    * lock excludes every other holder using the same backing store, in this process or another; it is not
-   * reentrant (locking a held name again waits forever). A lock whose holder died without releasing it is
-   * given to a waiter after a bounded time (FileStorage: `staleLockMs`).
+   * reentrant (locking a held name again waits forever). The holder keeps it alive while it holds it; one
+   * that died without releasing it (killed, its machine gone) loses it after a bounded time, and a waiter
+   * takes it (FileStorage: at once when the kernel dropped the dead holder's flock, else after the stale
+   * timeout; RedisStorage: at the lock's expiry, 30 s by default). Only the holder's `release` frees it: a
+   * release by a holder whose lock was taken over leaves the new holder's lock alone.
    */
   lock(name: string, options?: LockOptions): Promise<StorageLock>;
 

@@ -1,7 +1,7 @@
 // The shared test suite every Storage implementation runs (file_storage_test.ts, memory_storage_test.ts,
 // tests/redis_storage_test.ts), so that code written against the Storage contract behaves the same on each.
-// It checks only the contract in storage.ts; file modes, fsync and cross-process locks are tested beside
-// each implementation.
+// It checks only the contract in storage.ts, cross-process locks included where the fixture can hold a lock
+// in another process; file modes, fsync and crash cases are tested beside each implementation.
 
 import assert from "node:assert/strict";
 import { loadText, type Storage, StorageError, withLock } from "./storage.ts";
@@ -10,13 +10,25 @@ import { loadText, type Storage, StorageError, withLock } from "./storage.ts";
 export interface StorageFixture {
   storage: Storage;
   close(): Promise<void>;
+  /**
+   * Takes lock `name` in another process sharing the backing store (a child process on the same folder,
+   * another Redis connection) and resolves once it holds it; `die()` ends that holder without releasing,
+   * as SIGKILL would. Absent for stores that live inside one process (memory).
+   */
+  holdElsewhere?: (name: string) => Promise<{ die(): Promise<void> }>;
+  /** How soon after its holder died a lock must be taken over, ms (the implementation's stated bound). */
+  takeoverMs?: number;
 }
 
 /**
  * Registers one `Deno.test` per clause of the Storage contract, named "<implementation>: <behaviour>".
  * `open` is called once per test and must return an empty storage.
  */
-export function runStorageConformance(implementation: string, open: () => Promise<StorageFixture>): void {
+export function runStorageConformance(
+  implementation: string,
+  open: () => Promise<StorageFixture>,
+  options: { crossProcess: boolean },
+): void {
   for (const [behaviour, body] of Object.entries(CASES)) {
     Deno.test(`${implementation}: ${behaviour}`, async () => {
       const fixture = await open();
@@ -27,7 +39,47 @@ export function runStorageConformance(implementation: string, open: () => Promis
       }
     });
   }
+  for (const [behaviour, body] of Object.entries(CROSS_PROCESS_CASES)) {
+    // Ignored, not passed, where no other process can share the store.
+    Deno.test({
+      name: `${implementation}: ${behaviour}`,
+      ignore: !options.crossProcess,
+      fn: async () => {
+        const fixture = await open();
+        try {
+          await body(fixture);
+        } finally {
+          await fixture.close();
+        }
+      },
+    });
+  }
 }
+
+/** Cases that need a second process on the same backing store (`holdElsewhere`). */
+const CROSS_PROCESS_CASES: Record<string, (fixture: StorageFixture) => Promise<void>> = {
+  "lock() waits for a live holder in another process, and takes the lock once that holder dies": async (
+    fixture,
+  ) => {
+    const { storage, holdElsewhere, takeoverMs } = fixture;
+    assert.ok(holdElsewhere && takeoverMs, "the fixture can hold a lock elsewhere");
+    const holder = await holdElsewhere("issue/example.com");
+    let acquiredAt = 0;
+    const waiting = storage.lock("issue/example.com").then((lock) => (acquiredAt = Date.now(), lock));
+    // A holder that keeps its lock alive keeps it past the takeover bound.
+    await new Promise((resolve) => setTimeout(resolve, 2 * takeoverMs));
+    assert.equal(acquiredAt, 0, "a live holder in another process is waited for");
+    await holder.die();
+    const diedAt = Date.now();
+    const lock = await waiting;
+    assert.ok(
+      acquiredAt - diedAt <= takeoverMs,
+      `taken over ${acquiredAt - diedAt} ms after the holder died`,
+    );
+    assert.equal(lock.lost.aborted, false);
+    await lock.release();
+  },
+};
 
 const text = (value: string) => new TextEncoder().encode(value);
 
