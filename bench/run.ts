@@ -164,9 +164,10 @@ async function measureNexoVariants(
     acme: "rss_idle_acme",
     admin: "rss_idle_admin",
     access: "rss_idle_access",
+    storage: "rss_idle_storage",
   };
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const variant of ["acme", "admin", "access"] as const) {
+    for (const variant of ["acme", "admin", "access", "storage"] as const) {
       const server = await startProxy("nexo", env, upstreamUrl, variant);
       running.add(server);
       await sleep(SETTLE_MS);

@@ -50,6 +50,12 @@ export const METRICS: Metric[] = [
   { key: "rss_idle_acme", label: "RSS idle, issuer acme, no order due (nexo)", unit: "MiB", better: "lower" },
   { key: "rss_idle_admin", label: "RSS idle, + admin listener (nexo)", unit: "MiB", better: "lower" },
   {
+    key: "rss_idle_storage",
+    label: "RSS idle, issuer acme + storage.redis, certificate in Redis (nexo)",
+    unit: "MiB",
+    better: "lower",
+  },
+  {
     key: "rss_idle_access",
     label: "RSS idle, + allow, deny, rate_limit and GitHub sign-in (nexo)",
     unit: "MiB",

@@ -92,7 +92,7 @@ export async function startUpstream(env: BenchEnv, uploadSinkUrl: string): Promi
  * CA, the default run), `issuer: acme` with its certificate already on disk (the ACME supervisor, no
  * worker), and the default run plus the admin listener.
  */
-export type NexoVariant = "internal" | "acme" | "admin" | "access";
+export type NexoVariant = "internal" | "acme" | "admin" | "access" | "storage";
 
 /** Starts one proxy by name in front of `upstreamUrl` (nexo as `variant`, "internal" unless given). */
 export function startProxy(
@@ -120,15 +120,18 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
   await Deno.copyFile(env.certFile, join(certDir, "fullchain.pem"));
   await Deno.copyFile(env.keyFile, join(certDir, "privkey.pem"));
   const port = findFreePort();
+  // The shared store variant: its own redis-server, holding the same certificate (as migrate-storage puts it).
+  const redis = variant === "storage" ? await startBenchRedis(dir, join(dir, "certs")) : null;
   // The cert_dir certificate covers "localhost", so the internal CA mints nothing, the ACME variant orders
   // nothing (its directory is never contacted), and every proxy serves the same certificate.
   const config = [
     `base_dir: ${dir}`,
     `cert_dir: ${join(dir, "certs")}`,
     `listen: 127.0.0.1:${port}`,
-    ...(variant === "acme" ? [`issuer: acme`, `acme:`, `  directory: https://127.0.0.1:9/directory`] : [
-      `issuer: internal`,
-    ]),
+    ...(variant === "acme" || variant === "storage"
+      ? [`issuer: acme`, `acme:`, `  directory: https://127.0.0.1:9/directory`]
+      : [`issuer: internal`]),
+    ...(redis ? [`storage:`, `  redis: { url: "${redis.url}", prefix: bench }`] : []),
     ...(variant === "admin" ? [`admin:`, `  listen: 127.0.0.1:${findFreePort()}`] : []),
     // GitHub sign-in loaded too (lib/access/github_auth.ts and its signing key), for a route the bench never asks.
     ...(variant === "access"
@@ -157,7 +160,56 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
   // The V8 flags nexo ships with (lib/v8_flags.ts), as `deno task start` and the compiled binary run it.
   const args = ["run", "-A", V8_FLAGS, mainTs, "server", "--config", configPath, "--log-format", "json"];
-  return await startAndWait("nexo", Deno.execPath(), args, { dir, env, url: `https://localhost:${port}` });
+  const server = await startAndWait("nexo", Deno.execPath(), args, {
+    dir,
+    env,
+    url: `https://localhost:${port}`,
+  });
+  if (redis === null) return server;
+  const stop = async () => {
+    await server.proc.stop();
+    await redis.proc.stop();
+  };
+  return { ...server, proc: { pid: server.proc.pid, exited: server.proc.exited, stop } };
+}
+
+/**
+ * A redis-server on a free port for the "storage" variant (no persistence), seeded with cert_dir's
+ * certificates through the Storage contract, as `nexo migrate-storage --to redis` copies them.
+ */
+async function startBenchRedis(dir: string, certDir: string): Promise<{ url: string; proc: Proc }> {
+  const port = findFreePort();
+  const proc = spawnLogged(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+    { logPath: join(dir, "redis.log") },
+  );
+  const url = `redis://127.0.0.1:${port}/0`;
+  const { openSharedStore } = await import("../lib/storage/shared_store.ts");
+  const { copyStorage } = await import("../lib/storage/copy_storage.ts");
+  const { FileStorage } = await import("../lib/storage/file_storage.ts");
+  const shared = await openSharedStore({
+    url,
+    prefix: "bench",
+    password: null,
+    caCertsPem: [],
+    encryptionKey: null,
+  });
+  try {
+    for (let attempt = 0;; attempt++) {
+      try {
+        await shared.client.command(["PING"]);
+        break;
+      } catch (error) {
+        if (attempt >= 100) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    await copyStorage(new FileStorage(certDir), shared.certs, { prefixes: [""], overwrite: true });
+  } finally {
+    shared.close();
+  }
+  return { url, proc };
 }
 
 async function startFloor(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
