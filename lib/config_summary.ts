@@ -4,6 +4,7 @@
 
 import { isOneLabelUnder, planCertificates } from "./acme/plan.ts";
 import type { Config, DnsProviderConfig } from "./config/types.ts";
+import { parseRedisUrl, redisLabel } from "./storage/redis_url.ts";
 import { dnsProviders } from "./config/dns_zones.ts";
 import type { ConfigWarning } from "./config_warnings.ts";
 import { formatAddr } from "./ip_address.ts";
@@ -44,6 +45,15 @@ export function summarizeConfig(config: Config, warnings: readonly ConfigWarning
       ? "no challenge method: add cloudflare, dns or http_listen"
       : [...new Set(methods)].join("; ");
     lines.push(`certificates (${plans.length}, ${method}):`);
+    if (config.storage !== null) {
+      const { redis, encryptionKeyFile } = config.storage;
+      lines.push(
+        `  shared with other instances through ${
+          redisLabel(parseRedisUrl(redis.url))
+        } (prefix ${redis.prefix}` +
+          `${encryptionKeyFile === null ? "" : ", private keys encrypted"})`,
+      );
+    }
     for (const plan of plans) {
       const covered = config.routes.map((route) => route.host).filter((host) =>
         plan.names.some((name) =>

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { dns01Config, type Dns01Setup, getLikeAClient, servedFingerprint } from "./acme_world.ts";
 import { type ChallTestSrv, startChallTestSrv } from "./challtestsrv.ts";
 import { type FakeCloudflare, startFakeCloudflare } from "./fake_cloudflare.ts";
-import { type NexoProcess, startNexo } from "./harness.ts";
+import { type DoctorRun, type NexoProcess, runDoctor, startNexo } from "./harness.ts";
 import { type Pebble, startPebble } from "./pebble.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
@@ -404,5 +404,34 @@ Deno.test("a single instance grows into a cluster: migrate-storage copies cert_d
     await stopAll(nexos);
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(back, { recursive: true });
+  }
+});
+
+Deno.test("nexo doctor says whether the shared Redis is reachable and writable, and how to fix it when not", async () => {
+  await using redis = await startRedis({ password: "doctor-pass-1234" });
+  const dir = await Deno.makeTempDir({ prefix: "nexo-doctor-storage-" });
+  try {
+    await Deno.writeTextFile(`${dir}/redis.pass`, "doctor-pass-1234\n");
+    const config = (passwordFile: string) =>
+      `base_dir: ${dir}\nissuer: acme\nhttp_listen: "127.0.0.1:0"\nacme: { directory: "https://127.0.0.1:9/dir" }\n` +
+      `storage:\n  redis:\n    url: ${redis.url}\n    password_file: ${passwordFile}\n` +
+      `proxies:\n  "app.example.com":\n    upstream: http://127.0.0.1:9\n`;
+    const storageFindings = (run: DoctorRun) => run.findings.filter((f) => f.area === "storage");
+    const good = storageFindings(await runDoctor(dir, config(`${dir}/redis.pass`)));
+    assert.equal(good.length, 1, JSON.stringify(good));
+    assert.equal(good[0]!.status, "ok");
+    assert.match(good[0]!.message, /reachable and writable; 0 certificate\(s\) stored/);
+    await Deno.writeTextFile(`${dir}/wrong.pass`, "not-the-password\n");
+    const wrong = storageFindings(await runDoctor(dir, config(`${dir}/wrong.pass`)));
+    assert.equal(wrong[0]?.status, "problem");
+    assert.match(wrong[0]!.message, /WRONGPASS|invalid username-password/);
+    assert.doesNotMatch(JSON.stringify(wrong), /not-the-password|doctor-pass-1234/);
+    await redis.stop();
+    const down = storageFindings(await runDoctor(dir, config(`${dir}/redis.pass`)));
+    assert.equal(down[0]?.status, "problem");
+    assert.match(down[0]!.message, /Cannot connect to redis:\/\/127\.0\.0\.1/);
+    assert.match(String(down[0]!.fix), /redis-cli -h HOST -p PORT ping/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -36,6 +36,7 @@ const ENTRIES = [
   "lib/cluster/shared_state.ts",
   "lib/storage/shared_store.ts",
   "lib/migrate_storage.ts",
+  "lib/doctor/storage.ts",
 ];
 
 /**

@@ -80,9 +80,9 @@ Deno.test("missingPermissionFlags() names the --allow-* flags nexo lacks for its
     propagationTimeoutMs: 1000,
     storage: null,
   };
-  const run = async (flags: string[]) => {
+  const run = async (flags: string[], given: unknown = settings) => {
     const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-config", ...flags, probe, JSON.stringify(settings)],
+      args: ["run", "--no-config", ...flags, probe, JSON.stringify(given)],
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -116,4 +116,24 @@ Deno.test("missingPermissionFlags() names the --allow-* flags nexo lacks for its
     "--allow-read=/tmp/nexo-probe,/tmp/nexo-probe/certs",
     "--allow-write=/tmp/nexo-probe/acme,/tmp/nexo-probe/.locks,/tmp/nexo-probe/certs",
   ]);
+  // With a shared store the worker reaches exactly the Redis address, and writes nothing.
+  const shared = {
+    ...settings,
+    storage: {
+      url: "redis://:pw@127.0.0.1:16379/0",
+      prefix: "nexo",
+      password: null,
+      caCertsPem: [],
+      encryptionKey: null,
+    },
+  };
+  assert.deepEqual(
+    await run([
+      "--allow-net=127.0.0.1:14000,127.0.0.1:15000,127.0.0.1:8053",
+      "--allow-read",
+      "--allow-sys",
+      "--allow-run=/etc/nexo/dns-hook",
+    ], shared),
+    ["--allow-net=127.0.0.1:16379"],
+  );
 });

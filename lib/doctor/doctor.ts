@@ -20,7 +20,7 @@ import { formatAddr } from "../ip_address.ts";
 import { dnsProviders, providerFor } from "../config/dns_zones.ts";
 
 /** The order areas print in: what the user edits first, then the world outside. */
-const AREA_ORDER = ["config", "machine", "dns", "caa", "cloudflare", "dns provider", "ca"];
+const AREA_ORDER = ["config", "machine", "storage", "dns", "caa", "cloudflare", "dns provider", "ca"];
 
 export interface DoctorOptions {
   /** Create and delete a test TXT record at the DNS provider. */
@@ -47,6 +47,7 @@ export async function runDoctor(path: string, options: DoctorOptions = {}): Prom
     }));
   }
   const findings = [...await configFindings(config), ...await checkMachine(config, options)];
+  if (config.storage !== null) findings.push(...await (await import("./storage.ts")).checkStorage(config));
   if (config.issuer === "internal") {
     findings.push(finding(
       "config",
