@@ -8,6 +8,7 @@ import { errorMessage } from "../error_message.ts";
 import { waitForTxt } from "../dns/propagation.ts";
 import { challengeRecordName, providerRecordName } from "../dns/provider.ts";
 import { CertRepository } from "../storage/cert_repository.ts";
+import type { StorageLock } from "../storage/storage.ts";
 import { normalizeCertNames } from "../storage/cert_meta.ts";
 import { parseCertificate } from "../tls/pem.ts";
 import { AcmeError } from "./acme_client.ts";
@@ -72,28 +73,25 @@ export async function runJob(job: Job, post: Post): Promise<void> {
     const dnsNames = job.certificates.filter(viaDns).flat();
     const issuers = new Issuers(settings, repository, log);
     for (const [index, names] of job.certificates.entries()) {
-      const lock = await repository.lockIssuance(names);
+      let lock: StorageLock;
+      try {
+        lock = await repository.lockIssuance(names);
+      } catch (error) {
+        // The store stopped answering: this certificate fails, the ones done before it stay done.
+        await reportFailure(names, error, { jobId, settings, repository, post });
+        continue;
+      }
       try {
         // Another instance sharing the store may have got it, or failed it, while this one waited for the lock.
         const shared = await sharedOutcome(repository, names, { known: job.known?.[index], startedAt });
-        if (shared !== null) {
-          post(
-            shared.kind === "adopted" ? { ...shared.message, jobId } : failedMessage(names, shared.error, {
-              jobId,
-              settings,
-              failures: shared.failures,
-              nextAttemptAt: shared.nextAttemptAt,
-            }),
-          );
-          log(
-            "info",
-            shared.kind === "adopted"
-              ? "certificate obtained by another instance"
-              : "certificate failed at another instance",
-            {
-              names: names.join(","),
-            },
-          );
+        if (shared?.kind === "adopted") {
+          post({ ...shared.message, jobId });
+          log("info", "certificate obtained by another instance", { names: names.join(",") });
+          continue;
+        }
+        if (shared?.kind === "failed") {
+          const { error, failures, nextAttemptAt } = shared;
+          post(failedMessage(names, error, { jobId, settings, failures, nextAttemptAt }));
           continue;
         }
         const dns = viaDns(names) ? zoned!.provider : null;
