@@ -13,6 +13,7 @@ import { type Pebble, startPebble } from "./pebble.ts";
 import { type RedisServer, startRedis } from "./redis.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
 import { RespClient } from "../lib/storage/resp_client.ts";
+import { LocalCa, localCaRootPath } from "../lib/tls/local_ca.ts";
 import { parseRedisUrl } from "../lib/storage/redis_url.ts";
 
 const TOKEN = "cluster-token-5e4d3c2b1a09";
@@ -431,6 +432,34 @@ Deno.test("nexo doctor says whether the shared Redis is reachable and writable, 
     assert.equal(down[0]?.status, "problem");
     assert.match(down[0]!.message, /Cannot connect to redis:\/\/127\.0\.0\.1/);
     assert.match(String(down[0]!.fix), /redis-cli -h HOST -p PORT ping/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("storage.redis over TLS (rediss://) with a private CA: doctor reaches it, and a wrong CA is refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "nexo-rediss-" });
+  try {
+    const ca = await LocalCa.loadOrCreate(`${dir}/ca`);
+    const leaf = await ca.issue(["localhost"]);
+    await Deno.writeTextFile(`${dir}/redis.crt`, leaf.certPem);
+    await Deno.writeTextFile(`${dir}/redis.key`, leaf.keyPem);
+    await LocalCa.loadOrCreate(`${dir}/other-ca`);
+    await using redis = await startRedis({
+      tls: { certFile: `${dir}/redis.crt`, keyFile: `${dir}/redis.key` },
+    });
+    const config = (caCert: string) =>
+      `base_dir: ${dir}\nissuer: acme\nhttp_listen: "127.0.0.1:0"\nacme: { directory: "https://127.0.0.1:9/dir" }\n` +
+      `storage:\n  redis:\n    url: ${redis.url}\n    ca_cert: ${caCert}\n` +
+      `proxies:\n  "app.example.com":\n    upstream: http://127.0.0.1:9\n`;
+    const storage = (run: DoctorRun) => run.findings.filter((f) => f.area === "storage");
+    const good = storage(await runDoctor(dir, config(localCaRootPath(`${dir}/ca`))));
+    assert.equal(good[0]?.status, "ok", JSON.stringify(good));
+    assert.match(good[0]!.message, /reachable and writable/);
+    const wrong = storage(await runDoctor(dir, config(localCaRootPath(`${dir}/other-ca`))));
+    assert.equal(wrong[0]?.status, "problem", JSON.stringify(wrong));
+    assert.match(wrong[0]!.message, /rediss:\/\/localhost:\d+\/0 .*invalid peer certificate: UnknownIssuer/);
+    assert.match(String(wrong[0]!.fix), /ca_cert must name the CA that signed/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -4,7 +4,7 @@
 import { closedPort } from "./upstreams.ts";
 
 export interface RedisServer {
-  /** "redis://127.0.0.1:port/0" (without the password). */
+  /** "redis://127.0.0.1:port/0", or "rediss://localhost:port/0" with TLS (without the password). */
   url: string;
   port: number;
   /**
@@ -20,7 +20,12 @@ const READY_TIMEOUT_MS = 10_000;
 
 /** Starts redis-server and resolves once it answers PING. Throws with its output when it cannot start. */
 export async function startRedis(
-  options: { password?: string; persistent?: boolean } = {},
+  options: {
+    password?: string;
+    persistent?: boolean;
+    /** Serve TLS only (rediss://localhost), with this certificate and key (PEM files). */
+    tls?: { certFile: string; keyFile: string };
+  } = {},
 ): Promise<RedisServer> {
   const dir = await Deno.makeTempDir({ prefix: "nexo-redis-" });
   const port = closedPort();
@@ -28,8 +33,20 @@ export async function startRedis(
   const start = async () => {
     child = new Deno.Command("redis-server", {
       args: [
-        "--port",
-        String(port),
+        ...(options.tls
+          ? [
+            "--port",
+            "0",
+            "--tls-port",
+            String(port),
+            "--tls-cert-file",
+            options.tls.certFile,
+            "--tls-key-file",
+            options.tls.keyFile,
+            "--tls-auth-clients",
+            "no",
+          ]
+          : ["--port", String(port)]),
         "--bind",
         "127.0.0.1",
         "--save",
@@ -71,7 +88,7 @@ export async function startRedis(
   };
   await start();
   return {
-    url: `redis://127.0.0.1:${port}/0`,
+    url: options.tls ? `rediss://localhost:${port}/0` : `redis://127.0.0.1:${port}/0`,
     port,
     stop,
     start,

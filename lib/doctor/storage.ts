@@ -9,7 +9,8 @@ import { type Finding, finding } from "./report.ts";
 
 const FIX_REACH =
   "check storage.redis.url and the password, that Redis listens on that address, and that its " +
-  "firewall lets this machine in (redis-cli -h HOST -p PORT ping)";
+  "firewall lets this machine in (redis-cli -h HOST -p PORT ping); for rediss://, storage.redis.ca_cert must " +
+  "name the CA that signed Redis's certificate (or leave it out for a publicly trusted one)";
 
 /** The findings for `config.storage`; [] without it. Never throws. */
 export async function checkStorage(config: Config): Promise<Finding[]> {
