@@ -125,7 +125,8 @@ export const PROGRAM: ProgramSpec = {
     },
     {
       name: "hash-password",
-      description: "read a password on stdin and print its bcrypt hash, for basic_auth users",
+      description:
+        "read a password on stdin and print its bcrypt hash, for basic_auth and admin.password_hash",
       options: [{ long: "cost", value: "n", description: "bcrypt cost, 10 to 14", default: "12" }],
     },
     { name: "version", description: "print the version", options: [] },

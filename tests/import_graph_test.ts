@@ -37,6 +37,7 @@ const ENTRIES = [
   "lib/storage/shared_store.ts",
   "lib/migrate_storage.ts",
   "lib/doctor/storage.ts",
+  "lib/dashboard/dashboard.ts",
 ];
 
 /**

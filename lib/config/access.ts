@@ -123,22 +123,8 @@ function readBasicAuth(r: Reader, field: Field): BasicAuth | undefined {
       );
       continue;
     }
-    const hash = r.readString(user, { secret: true })?.trim();
-    if (hash === undefined) continue;
-    const info = parseBcryptHash(hash);
-    if (info === null) {
-      r.report(
-        user.at,
-        `${user.path} must be a bcrypt hash (60 characters starting "$2b$"); make one with ` +
-          `"nexo hash-password" and paste it in quotes`,
-      );
-    } else if (info.cost > MAX_BCRYPT_COST) {
-      r.report(
-        user.at,
-        `${user.path} has bcrypt cost ${info.cost}, which takes seconds of CPU per check; use a cost from 4 to ` +
-          `${MAX_BCRYPT_COST} ("nexo hash-password" uses 12)`,
-      );
-    } else users[user.name] = hash;
+    const hash = readBcryptHash(r, user);
+    if (hash !== undefined) users[user.name] = hash;
   }
   if (entries !== null && entries.size === 0) {
     r.report(usersField.at, `${usersField.path} is empty, which would refuse every client; add a user`);
@@ -215,4 +201,31 @@ function readCount(r: Reader, f: Field): number | undefined {
   if (/^\d+$/.test(text.trim()) && n >= 1 && n <= MAX_REQUESTS) return n;
   r.report(f.at, `${f.path} must be a whole number from 1 to ${MAX_REQUESTS}, got ${JSON.stringify(text)}`);
   return undefined;
+}
+
+/**
+ * A bcrypt hash as `nexo hash-password` prints it (a basic_auth user's, admin.password_hash); undefined when
+ * absent or unusable (reported). The hash is a secret: it is never quoted.
+ */
+export function readBcryptHash(r: Reader, field: Field): string | undefined {
+  const hash = r.readString(field, { secret: true })?.trim();
+  if (hash === undefined) return undefined;
+  const info = parseBcryptHash(hash);
+  if (info === null) {
+    r.report(
+      field.at,
+      `${field.path} must be a bcrypt hash (60 characters starting "$2b$"); make one with ` +
+        `"nexo hash-password" and paste it in quotes`,
+    );
+    return undefined;
+  }
+  if (info.cost > MAX_BCRYPT_COST) {
+    r.report(
+      field.at,
+      `${field.path} has bcrypt cost ${info.cost}, which takes seconds of CPU per check; use a cost from 4 to ` +
+        `${MAX_BCRYPT_COST} ("nexo hash-password" uses 12)`,
+    );
+    return undefined;
+  }
+  return hash;
 }

@@ -28,6 +28,7 @@ import { checkAcmeDnsNames, cloudflareShorthand, DNS_KEYS, readDns } from "./dns
 import { ACME_DNS_KEYS, EXEC_KEYS, RFC2136_KEYS } from "./dns_settings.ts";
 import { providerFor } from "./dns_zones.ts";
 import { readStorage, REDIS_KEYS, STORAGE_KEYS } from "./storage.ts";
+import { ADMIN_KEYS, readAdmin } from "./admin.ts";
 
 const TOP_KEYS = [
   "base_dir",
@@ -202,7 +203,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     limits,
     trustedProxies: readCidrList(r, get("trusted_proxies")),
     deny: readCidrList(r, get("deny")),
-    admin: readAdmin(r, get("admin")),
+    admin: readAdmin(r, get("admin"), (f) => optional(f, (g) => readListen(r, g))),
     storage: readStorageFor(r, get("storage"), { configDir, issuer }),
     auth,
     routes: withSignInRoute(r, routes, { config: auth, field: get("auth"), hsts }),
@@ -216,27 +217,6 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
 function readTopHsts(r: Reader, field: Field | undefined): string | null {
   const value = field === undefined ? undefined : readHsts(r, field);
   return value === undefined ? hstsHeaderValue(DEFAULT_HSTS) : value;
-}
-
-/**
- * Reads `admin:` (`listen` only): null when absent. The status and metrics endpoints have no authentication,
- * so an address without a host (":9090") binds to loopback, not to every interface; an explicit host
- * ("0.0.0.0:9090") is taken as written.
- */
-function readAdmin(r: Reader, field: Field | undefined): { listen: ListenAddress } | null {
-  if (field === undefined || field.value === null) return null;
-  const fields = r.readMapping(field, {
-    known: ["listen"],
-    expected: `a mapping like "listen: 127.0.0.1:9090"`,
-  });
-  const listenField = fields?.get("listen");
-  if (listenField === undefined) {
-    r.report(field.at, `${field.path} needs a listen address, like "listen: 127.0.0.1:9090"`);
-    return null;
-  }
-  const listen = optional(listenField, (f) => readListen(r, f));
-  if (listen === undefined) return null;
-  return { listen: listen.hostname === "" ? { hostname: "127.0.0.1", port: listen.port } : listen };
 }
 
 /**
@@ -270,6 +250,7 @@ function hintTopLevel(name: string): string | null {
     ["dns.exec:", EXEC_KEYS],
     ["dns.acme_dns:", ACME_DNS_KEYS],
     ["hsts:", HSTS_KEYS],
+    ["admin:", ADMIN_KEYS],
     ["storage:", STORAGE_KEYS],
     ["storage.redis:", REDIS_KEYS],
     ["auth:", AUTH_KEYS],
@@ -376,7 +357,9 @@ function escapeControls(issues: ConfigIssue[]): ConfigIssue[] {
  * text.
  */
 function redactSecrets(issues: ConfigIssue[], text: string): ConfigIssue[] {
-  const secrets = [...text.matchAll(/\b(api_token|client_secret|hmac_key)\s*:\s*["']?([^"'\s#,}\]]+)/g)]
+  const secrets = [
+    ...text.matchAll(/\b(api_token|client_secret|hmac_key|metrics_token)\s*:\s*["']?([^"'\s#,}\]]+)/g),
+  ]
     // YAML ends a plain value at ": ", so "api_token: t0ken: x" quotes "t0ken" alone: redact that form too.
     .flatMap((match) => {
       const [, key = "", secret = ""] = match;

@@ -94,11 +94,46 @@ Deno.test("parseConfig() fills in every default for a config with one setting", 
 Deno.test("parseConfig() binds admin.listen to loopback unless a host is written", () => {
   assert.deepEqual(parseConfig(`admin:\n  listen: ":9090"\n`, FILE).admin, {
     listen: { hostname: "127.0.0.1", port: 9090 },
+    username: "admin",
+    passwordHash: null,
+    metricsToken: null,
   });
-  assert.deepEqual(parseConfig(`admin:\n  listen: "0.0.0.0:9090"\n`, FILE).admin, {
-    listen: { hostname: "0.0.0.0", port: 9090 },
+  assert.deepEqual(parseConfig(`admin:\n  listen: "[::1]:9090"\n`, FILE).admin?.listen, {
+    hostname: "::1",
+    port: 9090,
   });
   assert.throws(() => parseConfig(`admin:\n  port: 9090\n`, FILE), /admin/);
+});
+
+const HASH = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+
+Deno.test("parseConfig() refuses admin.listen beyond loopback without admin.password_hash, naming the fix", () => {
+  assertIssue(`admin:\n  listen: "0.0.0.0:9090"\n`, {
+    line: 2,
+    col: 11,
+    message:
+      /admin\.listen "0\.0\.0\.0:9090" is reachable from other machines.*set admin\.password_hash \(`nexo hash-password` prints one\), or listen on 127\.0\.0\.1/,
+  });
+  const config = parseConfig(
+    `admin:\n  listen: "0.0.0.0:9090"\n  username: ops\n  password_hash: "${HASH}"\n` +
+      `  metrics_token: prometheus-scrape-token-0123\n`,
+    FILE,
+  );
+  assert.deepEqual(config.admin, {
+    listen: { hostname: "0.0.0.0", port: 9090 },
+    username: "ops",
+    passwordHash: HASH,
+    metricsToken: "prometheus-scrape-token-0123",
+  });
+  assertIssue(`admin:\n  listen: ":9090"\n  password_hash: hunter2\n`, {
+    line: 3,
+    col: 18,
+    message: /must be a bcrypt hash/,
+  });
+  const short = issuesOf(`admin:\n  listen: ":9090"\n  metrics_token: short-secret\n`);
+  assert.match(short[0]!.message, /16 to 256 visible characters/);
+  assert.doesNotMatch(short[0]!.message, /short-secret/);
+  assertIssue(`metrics_token: x\n`, { line: 1, col: 1, message: /belongs in admin:/ });
 });
 
 Deno.test("parseConfig() treats a key with no value as the default", () => {

@@ -361,6 +361,18 @@ export interface ServerLimits extends RouteLimits {
   idleTimeoutMs: number;
 }
 
+/** `admin:`: the admin listener and who may sign in to its dashboard. */
+export interface AdminConfig {
+  /** Loopback unless `password_hash` is set (config/admin.ts refuses otherwise). */
+  listen: ListenAddress;
+  /** Who signs in to the dashboard; default "admin". */
+  username: string;
+  /** bcrypt hash of the dashboard password, or null: no dashboard, and /status and /metrics on loopback only. */
+  passwordHash: string | null;
+  /** A bearer token /metrics accepts besides a dashboard session (Prometheus); a secret. Null when unset. */
+  metricsToken: string | null;
+}
+
 /** `storage:`: state shared by several nexo instances (Redis). */
 export interface StorageConfig {
   redis: {
@@ -411,8 +423,8 @@ export interface Config {
   deny: string[];
   /** `auth:`, the sign-in host for `github_auth` routes; null when not set. */
   auth: SignInConfig | null;
-  /** Where /status and /metrics are served (plain HTTP), or null when `admin.listen` is not set. */
-  admin: { listen: ListenAddress } | null;
+  /** Where /status, /metrics and the dashboard are served (plain HTTP), or null when `admin:` is not set. */
+  admin: AdminConfig | null;
   /**
    * Where certificates, ACME accounts and locks live when several instances share them (`storage:`); null:
    * files in cert_dir and base_dir, and no Redis code is loaded.

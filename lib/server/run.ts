@@ -245,13 +245,23 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       upstreams: snapshot.balancers?.status() ?? {},
     });
   const serveAdmin = config.admin ? (await import("./admin.ts")).serveAdmin : null;
+  // The dashboard's code is loaded only when a password is set for it.
+  const passwordHash = config.admin?.passwordHash ?? null;
+  const dashboard = config.admin && passwordHash !== null
+    ? new (await import("../dashboard/dashboard.ts")).Dashboard({
+      admin: { ...config.admin, passwordHash },
+      overview: async () => ({ status: await status(), memory: Deno.memoryUsage() }),
+      log,
+    })
+    : null;
   const admin = config.admin && serveAdmin
     ? listenOrExplain("admin.listen", config.admin.listen, () =>
       serveAdmin({
-        listen: config.admin!.listen,
+        admin: config.admin!,
         metrics,
         status,
         certificates: () => servedCertificates(),
+        dashboard,
       }))
     : null;
   if (admin) log.info("listening", { addr: formatAddr(admin.addr), protocol: "admin" });

@@ -1,0 +1,104 @@
+// The dashboard's script and style, served by nexo itself (no CDN: the VPS may reach nobody but its users).
+// The script fetches /api/overview every 5 s and writes it into the page with textContent only, so a route
+// name or an error message can never become markup. No framework: a few tables need none.
+
+export const DASHBOARD_JS = `// nexo dashboard
+const REFRESH_MS = 5000;
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function fill(table, rows, columns) {
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const item of rows) {
+    const row = body.insertRow();
+    for (const column of columns) {
+      const [text, className] = column(item);
+      cell(row, text, className);
+    }
+  }
+}
+
+function daysLeft(iso) {
+  return Math.floor((Date.parse(iso) - Date.now()) / 86400000);
+}
+
+function term(list, name, value) {
+  const dt = document.createElement("dt");
+  dt.textContent = name;
+  const dd = document.createElement("dd");
+  dd.textContent = value;
+  list.append(dt, dd);
+}
+
+function render(data) {
+  const status = data.status;
+  const served = status.certificates.served;
+  const stored = status.certificates.stored;
+  const renewals = (status.acme && status.acme.renewals) || {};
+  const covering = (host) => served.find((c) => c.names.some((n) => n === host || (n.startsWith("*.") && host.endsWith(n.slice(1)) && !host.slice(0, -n.length + 1).includes("."))));
+  document.getElementById("summary").textContent = "nexo " + status.nexo + ", up " + Math.round(status.uptime_s / 60) + " min";
+  fill(document.getElementById("routes"), status.routes, [
+    (r) => [r.host],
+    (r) => [r.upstream || (r.upstreams ? r.upstreams.map((u) => u.url).join(", ") : r.redirect ? "redirect " + r.redirect : "sign-in")],
+    (r) => { const c = covering(r.host); return c ? [c.names.join(", ") + " (" + daysLeft(c.not_after) + " days)"] : ["none yet", "warn"]; },
+  ]);
+  fill(document.getElementById("certificates"), served, [
+    (c) => [c.names.join(", ")],
+    (c) => [c.source],
+    (c) => [c.not_after.slice(0, 10)],
+    (c) => { const d = daysLeft(c.not_after); return [String(d), d < 7 ? "warn" : ""]; },
+    (c) => { const r = renewals[c.names.slice().sort().join(",")] || Object.entries(renewals).find(([k]) => c.names.includes(k.split(",")[0]))?.[1]; return [r ? r.renews_at.slice(0, 16).replace("T", " ") : ""]; },
+    (c) => { const s = stored.find((x) => x.names.some((n) => c.names.includes(n))); return s && s.last_error ? [s.last_error, "warn"] : [""]; },
+  ]);
+  const server = document.getElementById("server");
+  server.replaceChildren();
+  term(server, "HTTPS", status.listen);
+  term(server, "HTTP", status.http_listen || "off");
+  term(server, "Config", status.config.file + " (version " + status.config.version + ", loaded " + status.config.loaded_at.slice(0, 19).replace("T", " ") + ")");
+  term(server, "Memory", Math.round(data.memory.rss / 1048576) + " MiB");
+  term(server, "ACME worker", status.acme ? status.acme.worker : "not used");
+  if (status.storage) term(server, "Storage", status.storage.address + (status.storage.reachable ? " (reachable)" : " (UNREACHABLE: " + status.storage.error + ")"));
+}
+
+async function refresh() {
+  const problem = document.getElementById("problem");
+  try {
+    const response = await fetch("/api/overview", { headers: { accept: "application/json" } });
+    if (response.status === 401) { location.assign("/login"); return; }
+    if (!response.ok) throw new Error("the server answered " + response.status);
+    render(await response.json());
+    problem.hidden = true;
+  } catch (error) {
+    problem.textContent = "Cannot refresh: " + error.message;
+    problem.hidden = false;
+  }
+}
+
+refresh();
+setInterval(refresh, REFRESH_MS);
+`;
+
+export const DASHBOARD_CSS =
+  `:root { font-family: system-ui, sans-serif; color: #1d232a; background: #f6f7f9; }
+body { margin: 0; }
+header { display: flex; align-items: baseline; gap: 1rem; padding: 0.75rem 1.5rem; background: #1d232a; color: #fff; }
+header h1 { font-size: 1.2rem; margin: 0; }
+header .logout { margin-left: auto; }
+main { padding: 1rem 1.5rem; max-width: 72rem; }
+main.login { max-width: 22rem; margin: 10vh auto; background: #fff; padding: 2rem; border-radius: 8px; }
+label { display: block; margin: 0.75rem 0; }
+input { display: block; width: 100%; box-sizing: border-box; padding: 0.4rem; margin-top: 0.25rem; }
+button { padding: 0.4rem 1rem; }
+table { border-collapse: collapse; width: 100%; background: #fff; }
+th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.3rem 1rem; background: #fff; padding: 0.75rem; }
+dd { margin: 0; }
+.muted { color: #9aa4ae; }
+.error, .warn { color: #b3261e; }
+`;

@@ -1,0 +1,234 @@
+// The dashboard on the admin listener, on when `admin.password_hash` is set: sign-in with a server-side
+// session cookie (HttpOnly, SameSite=Strict), CSRF tokens on every change, lockout per client address, a Host
+// allowlist against DNS rebinding and a strict Content-Security-Policy. It also says who may read /status and
+// /metrics on a listener other machines reach. Loaded only when enabled (lib/server/admin.ts imports it).
+
+import { bcryptVerify } from "../auth/bcrypt.ts";
+import { timingSafeEqual } from "../auth/constant_time.ts";
+import type { AdminConfig } from "../config/types.ts";
+import { cookieValue } from "../cookies.ts";
+import type { Logger } from "../log.ts";
+import { DASHBOARD_CSS, DASHBOARD_JS } from "./assets.ts";
+import { LoginLimiter } from "./login_limiter.ts";
+import { appPage, loginPage } from "./pages.ts";
+import { randomToken, type Session, Sessions } from "./sessions.ts";
+
+const SESSION_COOKIE = "nexo_session";
+const LOGIN_COOKIE = "nexo_login";
+/** A sign-in form is good for 10 minutes; a form body over 4 KiB is no sign-in. */
+const LOGIN_FORM_S = 600;
+const MAX_FORM_BYTES = 4096;
+
+/** Sent with every dashboard response: no framing, no sniffing, no referrer, nothing cached, only own files. */
+const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+
+export interface DashboardOptions {
+  admin: AdminConfig & { passwordHash: string };
+  /** What the page shows (/api/overview): the /status document and the process's memory. */
+  overview: () => Promise<unknown>;
+  log: Logger;
+  /** Seams for tests. */
+  now?: () => number;
+}
+
+/** The dashboard's routes and its checks for the admin listener's other paths. */
+export class Dashboard {
+  readonly #admin: AdminConfig & { passwordHash: string };
+  readonly #overview: () => Promise<unknown>;
+  readonly #log: Logger;
+  readonly #sessions: Sessions;
+  readonly #limiter: LoginLimiter;
+
+  constructor(options: DashboardOptions) {
+    this.#admin = options.admin;
+    this.#overview = options.overview;
+    this.#log = options.log;
+    this.#sessions = new Sessions(options.now ? { now: options.now } : {});
+    this.#limiter = new LoginLimiter(options.now ? { now: options.now } : {});
+  }
+
+  /**
+   * Whether a request may be answered at all: its Host must be this listener's address, "localhost" or an IP
+   * literal, the names a DNS rebinding attack cannot point at another site's page. Everything else gets 421.
+   */
+  hostAllowed(req: Request): boolean {
+    const host = req.headers.get("host");
+    if (host === null) return false;
+    const name = host.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
+    return name === "localhost" || /^[0-9.]+$/.test(name) ||
+      (name.includes(":") && /^[0-9a-f:.]+$/.test(name));
+  }
+
+  /** Whether `req` is signed in (a live session), or carries `admin.metrics_token` when `metrics` is true. */
+  authorized(req: Request, options: { metrics: boolean }): boolean {
+    if (this.#session(req) !== undefined) return true;
+    const token = this.#admin.metricsToken;
+    const given = /^Bearer (.+)$/i.exec(req.headers.get("authorization") ?? "")?.[1];
+    return options.metrics && token !== null && given !== undefined && sameSecret(given, token);
+  }
+
+  /** Answers a dashboard path, or null when `req` is not one (the caller answers /status, /metrics, 404). */
+  async handle(req: Request, client: string): Promise<Response | null> {
+    const { pathname } = new URL(req.url);
+    const method = req.method;
+    switch (`${method} ${pathname}`) {
+      case "GET /":
+      case "HEAD /": {
+        const session = this.#session(req);
+        if (session === undefined) return redirect("/login");
+        return html(appPage({ csrf: session.csrf, username: session.username }));
+      }
+      case "GET /login":
+      case "HEAD /login":
+        return this.#loginForm(null, 200);
+      case "POST /login":
+        return await this.#login(req, client);
+      case "POST /logout":
+        return await this.#logout(req);
+      case "GET /api/overview": {
+        if (this.#session(req) === undefined) return json({ error: "sign in first" }, 401);
+        return json(await this.#overview(), 200);
+      }
+      case "GET /assets/dashboard.js":
+        return asset(DASHBOARD_JS, "text/javascript; charset=utf-8");
+      case "GET /assets/dashboard.css":
+        return asset(DASHBOARD_CSS, "text/css; charset=utf-8");
+    }
+    if (["/", "/login", "/logout", "/api/overview"].includes(pathname) || pathname.startsWith("/assets/")) {
+      return withHeaders(new Response("method not allowed\n", { status: 405 }));
+    }
+    return null;
+  }
+
+  #session(req: Request): Session | undefined {
+    return this.#sessions.get(cookieValue([...req.headers], SESSION_COOKIE));
+  }
+
+  #loginForm(message: string | null, status: number, extra: Record<string, string> = {}, username = "") {
+    const csrf = randomToken();
+    const response = html(loginPage({ csrf, message, username }), status, extra);
+    response.headers.append("set-cookie", cookie(LOGIN_COOKIE, csrf, LOGIN_FORM_S));
+    return response;
+  }
+
+  async #login(req: Request, client: string): Promise<Response> {
+    const form = await readForm(req);
+    if (form === null) return text("expected a sign-in form\n", 400);
+    const expected = cookieValue([...req.headers], LOGIN_COOKIE);
+    if (expected === null || !sameSecret(form.get("csrf") ?? "", expected)) {
+      // Another site's form, or a page kept open past 10 minutes: a fresh form, no password checked.
+      return this.#loginForm("The sign-in form expired: please sign in again.", 403);
+    }
+    const username = form.get("username") ?? "";
+    const admission = this.#limiter.admit(client);
+    if (!admission.allowed) {
+      const message = admission.reason === "locked"
+        ? `Too many failed sign-ins from your address: try again in ${
+          Math.ceil(admission.retryAfterS / 60)
+        } minutes.`
+        : "The server is checking other sign-ins: try again in a moment.";
+      return this.#loginForm(message, 429, { "retry-after": String(admission.retryAfterS) }, username);
+    }
+    let good: boolean;
+    try {
+      // The password is checked even for a wrong user name: the time taken says nothing about which was wrong.
+      const passwordGood = await bcryptVerify(form.get("password") ?? "", this.#admin.passwordHash);
+      good = passwordGood && sameSecret(username, this.#admin.username);
+    } finally {
+      admission.release();
+    }
+    if (!good) {
+      const locked = this.#limiter.fail(client);
+      this.#log.warn("dashboard sign-in failed", { client, locked: locked || undefined });
+      return this.#loginForm(
+        locked
+          ? "Too many failed sign-ins from your address: try again in 15 minutes."
+          : "Wrong user name or password.",
+        locked ? 429 : 401,
+        {},
+        username,
+      );
+    }
+    this.#limiter.succeed(client);
+    const session = this.#sessions.create(username);
+    this.#log.info("dashboard sign-in", { client, user: username });
+    const response = redirect("/");
+    response.headers.append("set-cookie", cookie(SESSION_COOKIE, session.id, null));
+    response.headers.append("set-cookie", cookie(LOGIN_COOKIE, "", 0));
+    return response;
+  }
+
+  async #logout(req: Request): Promise<Response> {
+    const session = this.#session(req);
+    if (session === undefined) return redirect("/login");
+    const form = await readForm(req);
+    const token = req.headers.get("x-csrf-token") ?? form?.get("csrf") ?? "";
+    if (!sameSecret(token, session.csrf)) return text("missing or wrong CSRF token: reload the page\n", 403);
+    this.#sessions.delete(session.id);
+    const response = redirect("/login");
+    response.headers.append("set-cookie", cookie(SESSION_COOKIE, "", 0));
+    return response;
+  }
+}
+
+/** An urlencoded form of at most 4 KiB, or null for anything else. */
+async function readForm(req: Request): Promise<URLSearchParams | null> {
+  const type = req.headers.get("content-type") ?? "";
+  if (!type.toLowerCase().startsWith("application/x-www-form-urlencoded")) return null;
+  if (Number(req.headers.get("content-length") ?? 0) > MAX_FORM_BYTES) return null;
+  const body = await req.text();
+  return body.length > MAX_FORM_BYTES ? null : new URLSearchParams(body);
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const encoder = new TextEncoder();
+  return timingSafeEqual(encoder.encode(given), encoder.encode(expected));
+}
+
+/** An HttpOnly, SameSite=Strict cookie for the whole listener; `maxAgeS` null lasts the browser session. */
+function cookie(name: string, value: string, maxAgeS: number | null): string {
+  return `${name}=${value}; Path=/; HttpOnly; SameSite=Strict${
+    maxAgeS === null ? "" : `; Max-Age=${maxAgeS}`
+  }`;
+}
+
+function withHeaders(response: Response, extra: Record<string, string> = {}): Response {
+  for (const [name, value] of Object.entries({ ...SECURITY_HEADERS, ...extra })) {
+    response.headers.set(name, value);
+  }
+  return response;
+}
+
+function html(body: string, status = 200, extra: Record<string, string> = {}): Response {
+  return withHeaders(
+    new Response(body, { status, headers: { "content-type": "text/html; charset=utf-8" } }),
+    extra,
+  );
+}
+
+function json(value: unknown, status: number): Response {
+  return withHeaders(Response.json(value, { status }));
+}
+
+function text(body: string, status: number): Response {
+  return withHeaders(
+    new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8" } }),
+  );
+}
+
+function asset(body: string, type: string): Response {
+  return withHeaders(new Response(body, { headers: { "content-type": type } }), {
+    "cache-control": "no-cache",
+  });
+}
+
+function redirect(location: string): Response {
+  return withHeaders(new Response(null, { status: 303, headers: { location } }));
+}

@@ -1,0 +1,69 @@
+// The dashboard's HTML: the sign-in form and the page the script fills (assets.ts). Server-rendered text is
+// escaped here; data from the proxy (routes, certificates, errors) is only ever put into the page by the
+// script through textContent, never as HTML. No inline script or style: the Content-Security-Policy forbids it.
+
+/** Escapes text for HTML element content and double-quoted attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(title: string, body: string, head = ""): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<link rel="stylesheet" href="/assets/dashboard.css">
+${head}</head>
+<body>
+${body}
+</body>
+</html>
+`;
+}
+
+/** The sign-in form; `csrf` is the pre-session token also set as a cookie; `message` an error in words. */
+export function loginPage(options: { csrf: string; message: string | null; username: string }): string {
+  const message = options.message === null
+    ? ""
+    : `<p class="error" role="alert">${escapeHtml(options.message)}</p>\n`;
+  return page(
+    "nexo: sign in",
+    `<main class="login">
+<h1>nexo</h1>
+${message}<form method="post" action="/login">
+<input type="hidden" name="csrf" value="${escapeHtml(options.csrf)}">
+<label>User name <input name="username" autocomplete="username" value="${
+      escapeHtml(options.username)
+    }" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button>
+</form>
+</main>`,
+  );
+}
+
+/** The dashboard's frame; assets.ts's script fills the sections from /api/overview. */
+export function appPage(options: { csrf: string; username: string }): string {
+  return page(
+    "nexo",
+    `<header>
+<h1>nexo</h1>
+<span id="summary" class="muted"></span>
+<form method="post" action="/logout" class="logout">
+<input type="hidden" name="csrf" value="${escapeHtml(options.csrf)}">
+<span class="muted">${escapeHtml(options.username)}</span> <button type="submit">Sign out</button>
+</form>
+</header>
+<main>
+<p id="problem" class="error" role="alert" hidden></p>
+<section><h2>Routes</h2><table id="routes"><thead><tr><th>Host</th><th>Goes to</th><th>Certificate</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Certificates</h2><table id="certificates"><thead><tr><th>Names</th><th>Source</th><th>Expires</th><th>Days left</th><th>Next renewal</th><th>Last error</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Server</h2><dl id="server"></dl></section>
+</main>`,
+    `<meta name="csrf-token" content="${escapeHtml(options.csrf)}">
+<script type="module" src="/assets/dashboard.js"></script>
+`,
+  );
+}

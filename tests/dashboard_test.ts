@@ -1,0 +1,251 @@
+// The dashboard on the admin listener, driven over HTTP as a browser would (cookies kept by hand): sign-in,
+// the page and its data, the security rules (wrong password, lockout, missing and forged CSRF tokens, a foreign
+// Host, a session after sign-out, markup in what is echoed), and /status and /metrics on an address other
+// machines reach. Chromium drives the pages in a later test.
+
+import assert from "node:assert/strict";
+import { bcryptHash } from "../lib/auth/bcrypt.ts";
+import { type NexoProcess, startNexo } from "./harness.ts";
+import { closedPort, startEchoUpstream } from "./upstreams.ts";
+
+const PASSWORD = "correct horse battery staple";
+const METRICS_TOKEN = "prometheus-scrape-token-4f3e2d1c";
+
+/** A client of one listener that keeps its cookies, as a browser does, and never follows redirects. */
+class Browser {
+  readonly cookies = new Map<string, string>();
+  constructor(readonly base: string) {}
+
+  async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.cookies.size > 0) {
+      headers.set("cookie", [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; "));
+    }
+    const response = await fetch(this.base + path, { ...init, headers, redirect: "manual" });
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(";");
+      const [name, value] = [pair!.slice(0, pair!.indexOf("=")), pair!.slice(pair!.indexOf("=") + 1)];
+      if (value === "" || /Max-Age=0/i.test(line)) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+    return response;
+  }
+
+  /** GET /login, then POST it with the form's CSRF token; the response to the POST. */
+  async signIn(username: string, password: string): Promise<Response> {
+    const form = await (await this.request("/login")).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(form)?.[1] ?? "";
+    return await this.post("/login", { csrf, username, password });
+  }
+
+  post(path: string, fields: Record<string, string>): Promise<Response> {
+    return this.request(path, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(fields).toString(),
+    });
+  }
+}
+
+/**
+ * The status line of GET /status sent with `host` as its Host header, as a page on a rebound DNS name makes
+ * it (fetch sets Host itself, so this writes the request by hand).
+ */
+async function rawHead(port: number, host: string, cookie: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(
+      new TextEncoder().encode(
+        `GET /status HTTP/1.1\r\nHost: ${host}\r\nCookie: ${cookie}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    const buffer = new Uint8Array(1024);
+    const n = await conn.read(buffer);
+    return new TextDecoder().decode(buffer.subarray(0, n ?? 0));
+  } finally {
+    conn.close();
+  }
+}
+
+async function startWithDashboard(
+  listen: string,
+): Promise<{ nexo: NexoProcess; port: number; stop(): Promise<void> }> {
+  const app = startEchoUpstream();
+  const port = closedPort();
+  const hash = await bcryptHash(PASSWORD, 4);
+  const nexo = await startNexo(`
+admin:
+  listen: "${listen}:${port}"
+  password_hash: "${hash}"
+  metrics_token: ${METRICS_TOKEN}
+proxies:
+  "app.test":
+    upstream: ${app.url}
+`);
+  await nexo.waitForLog((l) => l.msg === "listening" && l.protocol === "admin");
+  return {
+    nexo,
+    port,
+    stop: async () => {
+      await nexo.stop();
+      await app.close();
+    },
+  };
+}
+
+Deno.test("dashboard: sign-in, the page and its data, CSRF on every change, sign-out ends the session", async () => {
+  const { nexo, port, stop } = await startWithDashboard("127.0.0.1");
+  try {
+    const browser = new Browser(`http://127.0.0.1:${port}`);
+    const first = await browser.request("/");
+    assert.equal(first.status, 303);
+    assert.equal(first.headers.get("location"), "/login");
+    await first.body?.cancel();
+
+    const login = await browser.request("/login");
+    assert.equal(login.status, 200);
+    const csp = login.headers.get("content-security-policy") ?? "";
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /script-src 'self'/);
+    assert.doesNotMatch(csp, /unsafe-inline/);
+    assert.equal(login.headers.get("x-frame-options"), "DENY");
+    assert.match(
+      login.headers.getSetCookie().join("\n"),
+      /nexo_login=[^;]+; Path=\/; HttpOnly; SameSite=Strict/,
+    );
+    assert.doesNotMatch(
+      await login.text(),
+      /<script>|<style|\sstyle=|\son[a-z]+=/i,
+      "no inline script or style",
+    );
+
+    const noCsrf = await browser.post("/login", { username: "admin", password: PASSWORD });
+    assert.equal(noCsrf.status, 403, "a sign-in without the form's token is refused");
+    await noCsrf.body?.cancel();
+    const forged = await browser.post("/login", {
+      csrf: "forged-token",
+      username: "admin",
+      password: PASSWORD,
+    });
+    assert.equal(forged.status, 403);
+    await forged.body?.cancel();
+    assert.equal(browser.cookies.has("nexo_session"), false);
+
+    const wrong = await browser.signIn("<script>alert(1)</script>", "wrong password");
+    assert.equal(wrong.status, 401);
+    const wrongPage = await wrong.text();
+    assert.match(wrongPage, /Wrong user name or password\./);
+    assert.doesNotMatch(wrongPage, /<script>alert/, "the echoed user name is escaped");
+    assert.match(wrongPage, /&#60;script&#62;alert\(1\)&#60;\/script&#62;/);
+
+    const signedIn = await browser.signIn("admin", PASSWORD);
+    assert.equal(signedIn.status, 303);
+    assert.equal(signedIn.headers.get("location"), "/");
+    assert.match(
+      signedIn.headers.getSetCookie().join("\n"),
+      /nexo_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict/,
+    );
+    await signedIn.body?.cancel();
+
+    const page = await browser.request("/");
+    assert.equal(page.status, 200);
+    const pageText = await page.text();
+    const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(pageText)?.[1];
+    assert.ok(csrf, "the page carries its CSRF token");
+    assert.match(pageText, /<script type="module" src="\/assets\/dashboard\.js"><\/script>/);
+    const script = await browser.request("/assets/dashboard.js");
+    assert.match(script.headers.get("content-type") ?? "", /text\/javascript/);
+    const scriptText = await script.text();
+    assert.doesNotMatch(
+      scriptText,
+      /innerHTML|insertAdjacentHTML|document\.write/,
+      "data never becomes markup",
+    );
+    const overview = await browser.request("/api/overview");
+    assert.equal(overview.status, 200);
+    const data = await overview.json();
+    assert.deepEqual(data.status.routes.map((r: { host: string }) => r.host), ["app.test"]);
+    assert.ok(data.memory.rss > 0);
+    assert.equal((await browser.request("/status")).status, 200);
+
+    const cookieLine = `nexo_session=${browser.cookies.get("nexo_session")}`;
+    assert.match(
+      await rawHead(port, "rebound.example.com", cookieLine),
+      /^HTTP\/1\.1 421 /,
+      "a foreign Host gets nothing",
+    );
+    assert.match(await rawHead(port, `localhost:${port}`, cookieLine), /^HTTP\/1\.1 200 /);
+
+    const sessionCookie = browser.cookies.get("nexo_session")!;
+    const logoutNoToken = await browser.post("/logout", {});
+    assert.equal(logoutNoToken.status, 403);
+    await logoutNoToken.body?.cancel();
+    const logoutForged = await browser.post("/logout", { csrf: "x".repeat(43) });
+    assert.equal(logoutForged.status, 403);
+    await logoutForged.body?.cancel();
+    const logout = await browser.post("/logout", { csrf });
+    assert.equal(logout.status, 303);
+    await logout.body?.cancel();
+    const replayed = new Browser(`http://127.0.0.1:${port}`);
+    replayed.cookies.set("nexo_session", sessionCookie);
+    const after = await replayed.request("/api/overview");
+    assert.equal(after.status, 401, "the session ended on the server, not only in the browser");
+    await after.body?.cancel();
+    assert.ok(nexo.logs.some((l) => l.msg === "dashboard sign-in failed"));
+    assert.doesNotMatch(nexo.output(), new RegExp(PASSWORD), "the password is never logged");
+  } finally {
+    await stop();
+  }
+});
+
+Deno.test("dashboard: five wrong passwords lock the address out, even for the right one", async () => {
+  const { port, stop } = await startWithDashboard("127.0.0.1");
+  try {
+    const browser = new Browser(`http://127.0.0.1:${port}`);
+    for (let i = 1; i <= 4; i++) {
+      const response = await browser.signIn("admin", `wrong ${i}`);
+      assert.equal(response.status, 401);
+      await response.body?.cancel();
+    }
+    const fifth = await browser.signIn("admin", "wrong 5");
+    assert.equal(fifth.status, 429);
+    assert.match(await fifth.text(), /Too many failed sign-ins from your address: try again in 15 minutes\./);
+    const right = await browser.signIn("admin", PASSWORD);
+    assert.equal(right.status, 429, "locked out: the right password is not even checked");
+    assert.ok(Number(right.headers.get("retry-after")) > 800);
+    await right.body?.cancel();
+    assert.equal(browser.cookies.has("nexo_session"), false);
+  } finally {
+    await stop();
+  }
+});
+
+Deno.test("admin on an address other machines reach: /status needs a session, /metrics a session or the token", async () => {
+  const { port, stop } = await startWithDashboard("0.0.0.0");
+  try {
+    const anonymous = new Browser(`http://127.0.0.1:${port}`);
+    for (const path of ["/status", "/metrics", "/api/overview"]) {
+      const response = await anonymous.request(path);
+      assert.equal(response.status, 401, path);
+      await response.body?.cancel();
+    }
+    const scrape = await anonymous.request("/metrics", {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    assert.equal(scrape.status, 200);
+    assert.match(await scrape.text(), /nexo_requests_in_flight/);
+    const wrongToken = await anonymous.request("/status", {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    assert.equal(wrongToken.status, 401, "the metrics token opens /metrics only");
+    await wrongToken.body?.cancel();
+    const browser = new Browser(`http://127.0.0.1:${port}`);
+    const signedIn = await browser.signIn("admin", PASSWORD);
+    await signedIn.body?.cancel();
+    const status = await browser.request("/status");
+    assert.equal(status.status, 200);
+    assert.equal((await status.json()).routes[0].host, "app.test");
+  } finally {
+    await stop();
+  }
+});
