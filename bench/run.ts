@@ -165,9 +165,10 @@ async function measureNexoVariants(
     admin: "rss_idle_admin",
     access: "rss_idle_access",
     storage: "rss_idle_storage",
+    dashboard: "rss_idle_dashboard",
   };
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const variant of ["acme", "admin", "access", "storage"] as const) {
+    for (const variant of ["acme", "admin", "access", "storage", "dashboard"] as const) {
       const server = await startProxy("nexo", env, upstreamUrl, variant);
       running.add(server);
       await sleep(SETTLE_MS);

@@ -49,6 +49,7 @@ export const METRICS: Metric[] = [
   { key: "rss_idle", label: "RSS idle after start", unit: "MiB", better: "lower" },
   { key: "rss_idle_acme", label: "RSS idle, issuer acme, no order due (nexo)", unit: "MiB", better: "lower" },
   { key: "rss_idle_admin", label: "RSS idle, + admin listener (nexo)", unit: "MiB", better: "lower" },
+  { key: "rss_idle_dashboard", label: "RSS idle, + admin dashboard (nexo)", unit: "MiB", better: "lower" },
   {
     key: "rss_idle_storage",
     label: "RSS idle, issuer acme + storage.redis, certificate in Redis (nexo)",

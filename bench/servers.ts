@@ -19,6 +19,7 @@ export const UPLOAD_PATH = "/upload";
  * nginx proxy gets `client_max_body_size 0`.
  */
 const NEXO_MAX_BODY = "2GiB";
+const BENCH_PASSWORD_HASH = "$2b$04$1NBKj.KnmeHafJK7BwwDrObHn02akuo0KTWP62OW/Nq2pLbp1S64y";
 
 /** Files and ports shared by every server of one run. */
 export interface BenchEnv {
@@ -92,7 +93,7 @@ export async function startUpstream(env: BenchEnv, uploadSinkUrl: string): Promi
  * CA, the default run), `issuer: acme` with its certificate already on disk (the ACME supervisor, no
  * worker), and the default run plus the admin listener.
  */
-export type NexoVariant = "internal" | "acme" | "admin" | "access" | "storage";
+export type NexoVariant = "internal" | "acme" | "admin" | "access" | "storage" | "dashboard";
 
 /** Starts one proxy by name in front of `upstreamUrl` (nexo as `variant`, "internal" unless given). */
 export function startProxy(
@@ -133,6 +134,10 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
       : [`issuer: internal`]),
     ...(redis ? [`storage:`, `  redis: { url: "${redis.url}", prefix: bench }`] : []),
     ...(variant === "admin" ? [`admin:`, `  listen: 127.0.0.1:${findFreePort()}`] : []),
+    // The dashboard loaded (a bcrypt hash of "bench", cost 4): never signed in to, as most of the time.
+    ...(variant === "dashboard"
+      ? [`admin:`, `  listen: 127.0.0.1:${findFreePort()}`, `  password_hash: "${BENCH_PASSWORD_HASH}"`]
+      : []),
     // GitHub sign-in loaded too (lib/access/github_auth.ts and its signing key), for a route the bench never asks.
     ...(variant === "access"
       ? [`auth:`, `  host: auth.localhost`, `  github: { client_id: bench, client_secret: bench-secret }`]

@@ -115,6 +115,24 @@ export class Metrics {
     }
   }
 
+  /**
+   * Requests, 5xx answers and body bytes so far by route key (NO_ROUTE for unknown hosts), for the dashboard;
+   * built from the counters above, so it costs nothing between calls.
+   */
+  routeTotals(): Record<string, { requests: number; errors: number; bytes: number }> {
+    const totals: Record<string, { requests: number; errors: number; bytes: number }> = {};
+    for (const [key, count] of this.#requests) {
+      const [route = "", status = ""] = key.split("\u0000");
+      const entry = totals[route] ??= { requests: 0, errors: 0, bytes: 0 };
+      entry.requests += count;
+      if (status.startsWith("5")) entry.errors += count;
+    }
+    for (const [route, bytes] of this.#bytes) {
+      (totals[route] ??= { requests: 0, errors: 0, bytes: 0 }).bytes = bytes;
+    }
+    return totals;
+  }
+
   /** A request the access rules refused, by route and reason ("denied", "not allowed", "rate limited"). */
   recordRefusal(route: string, reason: string): void {
     const key = `${route}\u0000${reason}`;

@@ -1,11 +1,13 @@
 // The dashboard on the admin listener, driven over HTTP as a browser would (cookies kept by hand): sign-in,
 // the page and its data, the security rules (wrong password, lockout, missing and forged CSRF tokens, a foreign
 // Host, a session after sign-out, markup in what is echoed), and /status and /metrics on an address other
-// machines reach. Chromium drives the pages in a later test.
+// machines reach; and a real headless Chromium signing in, reading the page and signing out, with screenshots
+// (into $NEXO_SCREENSHOTS when set: the README's come from there).
 
 import assert from "node:assert/strict";
 import { bcryptHash } from "../lib/auth/bcrypt.ts";
-import { type NexoProcess, startNexo } from "./harness.ts";
+import { Cdp } from "./cdp.ts";
+import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -247,5 +249,70 @@ Deno.test("admin on an address other machines reach: /status needs a session, /m
     assert.equal((await status.json()).routes[0].host, "app.test");
   } finally {
     await stop();
+  }
+});
+
+Deno.test("dashboard in Chromium: sign in, the routes and a certificate's expiry, sign out, no CSP violation", async () => {
+  const { nexo, port, stop } = await startWithDashboard("127.0.0.1");
+  const shots = Deno.env.get("NEXO_SCREENSHOTS") ?? await Deno.makeTempDir({ prefix: "nexo-shots-" });
+  await Deno.mkdir(shots, { recursive: true });
+  const browser = await Cdp.launch();
+  try {
+    // A first handshake for app.test: the local CA mints its certificate, which the page then shows.
+    const conn = await connectTls(nexo, "app.test");
+    await conn.handshake();
+    conn.close();
+
+    await browser.navigate(`http://127.0.0.1:${port}/`);
+    assert.equal(await browser.evaluate<string>("() => location.pathname"), "/login");
+    await browser.screenshot(`${shots}/login.png`);
+    await browser.andWaitForLoad(`(password) => {
+      document.querySelector("[name=username]").value = "admin";
+      document.querySelector("[name=password]").value = password;
+      document.querySelector("form").submit();
+    }`.replace("(password)", `(password = ${JSON.stringify(PASSWORD)})`));
+    assert.equal(await browser.evaluate<string>("() => location.pathname"), "/");
+    const route = await browser.waitFor<string[]>(
+      `() => { const row = document.querySelector("#routes tbody tr"); return row && [...row.cells].map((c) => c.textContent); }`,
+    );
+    assert.equal(route[0], "app.test");
+    assert.match(route[1]!, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    assert.match(route[2]!, /^app\.test \(\d+ days\)$/, "the certificate covering it, with days left");
+    const certificate = await browser.waitFor<string[]>(
+      `() => { const row = document.querySelector("#certificates tbody tr"); return row && [...row.cells].map((c) => c.textContent); }`,
+    );
+    assert.equal(certificate[0], "app.test");
+    assert.equal(certificate[1], "internal");
+    assert.match(certificate[2]!, /^\d{4}-\d{2}-\d{2}$/, "its expiry date");
+    assert.match(certificate[3]!, /^\d+$/, "days left");
+    assert.match(
+      await browser.evaluate<string>(`() => document.getElementById("summary").textContent`),
+      /^nexo /,
+    );
+
+    // The request counter moves while a client sends requests (the page refreshes itself every 5 s).
+    const counted = () => `() => Number(document.querySelector("#routes tbody tr").cells[3].textContent)`;
+    const before = await browser.evaluate<number>(counted());
+    for (let i = 0; i < 20; i++) assert.equal((await curl(nexo, "app.test", `/page/${i}`)).status, 200);
+    const after = await browser.waitFor<number>(
+      `() => { const n = (${counted()})(); return n >= ${before + 20} && n; }`,
+      15_000,
+    );
+    assert.ok(after >= before + 20, `the counter moved from ${before} to ${after}`);
+    await browser.waitFor<string>(
+      `() => document.querySelector("#routes tbody tr").cells[4].textContent`,
+      15_000,
+    );
+    await browser.screenshot(`${shots}/overview.png`);
+
+    await browser.andWaitForLoad(`() => document.querySelector("form.logout").submit()`);
+    assert.equal(await browser.evaluate<string>("() => location.pathname"), "/login");
+    await browser.navigate(`http://127.0.0.1:${port}/`);
+    assert.equal(await browser.evaluate<string>("() => location.pathname"), "/login", "signed out for good");
+    assert.deepEqual(browser.errors, [], "no script error and no Content-Security-Policy violation");
+  } finally {
+    await browser.close();
+    await stop();
+    if (!Deno.env.get("NEXO_SCREENSHOTS")) await Deno.remove(shots, { recursive: true });
   }
 });

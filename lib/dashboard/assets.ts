@@ -36,6 +36,9 @@ function term(list, name, value) {
   list.append(dt, dd);
 }
 
+// The previous refresh's totals, for the rate per minute.
+let previous = null;
+
 function render(data) {
   const status = data.status;
   const served = status.certificates.served;
@@ -43,16 +46,27 @@ function render(data) {
   const renewals = (status.acme && status.acme.renewals) || {};
   const covering = (host) => served.find((c) => c.names.some((n) => n === host || (n.startsWith("*.") && host.endsWith(n.slice(1)) && !host.slice(0, -n.length + 1).includes("."))));
   document.getElementById("summary").textContent = "nexo " + status.nexo + ", up " + Math.round(status.uptime_s / 60) + " min";
+  const traffic = data.traffic || {};
+  const perMinute = (host) => {
+    if (!previous || !traffic[host]) return "";
+    const before = (previous.traffic[host] || { requests: 0 }).requests;
+    return String(Math.round((traffic[host].requests - before) * 60000 / Math.max(1, data.at - previous.at)));
+  };
   fill(document.getElementById("routes"), status.routes, [
     (r) => [r.host],
     (r) => [r.upstream || (r.upstreams ? r.upstreams.map((u) => u.url).join(", ") : r.redirect ? "redirect " + r.redirect : "sign-in")],
     (r) => { const c = covering(r.host); return c ? [c.names.join(", ") + " (" + daysLeft(c.not_after) + " days)"] : ["none yet", "warn"]; },
+    (r) => [String((traffic[r.host] || { requests: 0 }).requests), "number"],
+    (r) => [perMinute(r.host), "number"],
+    (r) => { const e = (traffic[r.host] || { errors: 0 }).errors; return [String(e), e > 0 ? "number warn" : "number"]; },
   ]);
+  previous = data;
   fill(document.getElementById("certificates"), served, [
     (c) => [c.names.join(", ")],
     (c) => [c.source],
     (c) => [c.not_after.slice(0, 10)],
-    (c) => { const d = daysLeft(c.not_after); return [String(d), d < 7 ? "warn" : ""]; },
+    // The local CA's week-long certificates always have few days left: renewing them is nexo's own business.
+    (c) => { const d = daysLeft(c.not_after); return [String(d), d < 7 && c.source !== "internal" ? "warn" : ""]; },
     (c) => { const r = renewals[c.names.slice().sort().join(",")] || Object.entries(renewals).find(([k]) => c.names.includes(k.split(",")[0]))?.[1]; return [r ? r.renews_at.slice(0, 16).replace("T", " ") : ""]; },
     (c) => { const s = stored.find((x) => x.names.some((n) => c.names.includes(n))); return s && s.last_error ? [s.last_error, "warn"] : [""]; },
   ]);
@@ -84,6 +98,12 @@ refresh();
 setInterval(refresh, REFRESH_MS);
 `;
 
+/** A padlock-green square with an "n": the tab's icon (browsers ask for one; a 404 would be logged). */
+export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">` +
+  `<rect width="16" height="16" rx="3" fill="#1f7a4d"/>` +
+  `<path d="M4.5 12V6.5h1.6v.8c.5-.7 1.2-1 2-1 1.4 0 2.4.9 2.4 2.6V12H8.9V9.2c0-.9-.4-1.4-1.2-1.4-.8 0-1.6.6-1.6 ` +
+  `1.6V12z" fill="#fff"/></svg>`;
+
 export const DASHBOARD_CSS =
   `:root { font-family: system-ui, sans-serif; color: #1d232a; background: #f6f7f9; }
 body { margin: 0; }
@@ -100,5 +120,6 @@ th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid #e3
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.3rem 1rem; background: #fff; padding: 0.75rem; }
 dd { margin: 0; }
 .muted { color: #9aa4ae; }
+.number { text-align: right; font-variant-numeric: tabular-nums; }
 .error, .warn { color: #b3261e; }
 `;

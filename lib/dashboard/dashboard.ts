@@ -8,7 +8,7 @@ import { timingSafeEqual } from "../auth/constant_time.ts";
 import type { AdminConfig } from "../config/types.ts";
 import { cookieValue } from "../cookies.ts";
 import type { Logger } from "../log.ts";
-import { DASHBOARD_CSS, DASHBOARD_JS } from "./assets.ts";
+import { DASHBOARD_CSS, DASHBOARD_JS, FAVICON_SVG } from "./assets.ts";
 import { LoginLimiter } from "./login_limiter.ts";
 import { appPage, loginPage } from "./pages.ts";
 import { randomToken, type Session, Sessions } from "./sessions.ts";
@@ -100,6 +100,8 @@ export class Dashboard {
         return asset(DASHBOARD_JS, "text/javascript; charset=utf-8");
       case "GET /assets/dashboard.css":
         return asset(DASHBOARD_CSS, "text/css; charset=utf-8");
+      case "GET /assets/favicon.svg":
+        return asset(FAVICON_SVG, "image/svg+xml");
     }
     if (["/", "/login", "/logout", "/api/overview"].includes(pathname) || pathname.startsWith("/assets/")) {
       return withHeaders(new Response("method not allowed\n", { status: 405 }));

@@ -250,7 +250,12 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const dashboard = config.admin && passwordHash !== null
     ? new (await import("../dashboard/dashboard.ts")).Dashboard({
       admin: { ...config.admin, passwordHash },
-      overview: async () => ({ status: await status(), memory: Deno.memoryUsage() }),
+      overview: async () => ({
+        status: await status(),
+        memory: Deno.memoryUsage(),
+        traffic: metrics.routeTotals(),
+        at: Date.now(),
+      }),
       log,
     })
     : null;
