@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { bcryptHash } from "../lib/auth/bcrypt.ts";
+import { servedFingerprint, startAcmeWorld } from "./acme_world.ts";
 import { Cdp } from "./cdp.ts";
 import { connectTls, curl, type NexoProcess, startNexo } from "./harness.ts";
 import { closedPort, startEchoUpstream } from "./upstreams.ts";
@@ -314,5 +315,65 @@ Deno.test("dashboard in Chromium: sign in, the routes and a certificate's expiry
     await browser.close();
     await stop();
     if (!Deno.env.get("NEXO_SCREENSHOTS")) await Deno.remove(shots, { recursive: true });
+  }
+});
+
+Deno.test("dashboard: renew now goes through the scheduler: one order, the new certificate served, nothing twice", async () => {
+  const host = "renew.example.com";
+  const world = await startAcmeWorld(host, 3600);
+  const port = closedPort();
+  const nexo = await startNexo(
+    `admin:\n  listen: "127.0.0.1:${port}"\n  password_hash: "${await bcryptHash(
+      PASSWORD,
+      4,
+    )}"\n${world.config}`,
+  );
+  try {
+    await nexo.waitForLog((l) => l.msg === "certificate installed", 60_000);
+    const first = await servedFingerprint(nexo, host, world.rootPem);
+    const browser = new Browser(`http://127.0.0.1:${port}`);
+    await (await browser.signIn("admin", PASSWORD)).body?.cancel();
+    const csrf = /<meta name="csrf-token" content="([^"]+)">/.exec(
+      await (await browser.request("/")).text(),
+    )![1]!;
+    const renew = (names: string[], token = csrf) =>
+      browser.request("/api/renew", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-csrf-token": token },
+        body: JSON.stringify({ names }),
+      });
+    const forged = await renew([host], "forged");
+    assert.equal(forged.status, 403, "no change without the session's CSRF token");
+    await forged.body?.cancel();
+    const unknown = await renew(["other.example.com"]);
+    assert.equal(unknown.status, 404);
+    await unknown.body?.cancel();
+
+    const queued = await renew([host]);
+    assert.equal(queued.status, 202);
+    await queued.body?.cancel();
+    await nexo.waitForLog((l) => l.msg === "certificate job started" && l.job === 2, 10_000);
+    const again = await renew([host]);
+    assert.ok([202, 409].includes(again.status), `a second click while it runs: ${again.status}`);
+    await again.body?.cancel();
+    // Done while the job ran: nothing more (409). After it ended: one more renewal, queued (202).
+    const expected = again.status === 409 ? 2 : 3;
+    const installs = () => nexo.logs.filter((l) => l.msg === "certificate installed").length;
+    const deadline = Date.now() + 60_000;
+    while (installs() < expected) {
+      assert.ok(Date.now() < deadline, `${installs()} of ${expected} certificates installed\n${nexo.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const orders = nexo.logs.filter((l) => l.msg === "certificate order started").length;
+    assert.equal(orders, expected, "one order per renewal asked for, none twice");
+    assert.notEqual(
+      await servedFingerprint(nexo, host, world.rootPem),
+      first,
+      "the renewed certificate is served",
+    );
+  } finally {
+    await nexo.stop();
+    await world.stop();
   }
 });

@@ -122,6 +122,10 @@ export class AcmeSupervisor {
   #checkAgain = false;
   /** Checks that failed in a row (storage unreadable), for their backoff. */
   #checkFailures = 0;
+  /** Certificates to renew at the next check whatever their schedule says (renewNow), by certificate key. */
+  readonly #forced = new Set<string>();
+  /** The certificates of the job under way, by certificate key. */
+  #jobKeys = new Set<string>();
 
   constructor(options: AcmeSupervisorOptions) {
     this.#config = options.config;
@@ -174,6 +178,22 @@ export class AcmeSupervisor {
   /** Checks at once (unless a job runs): the shared store is reachable again, say. */
   checkNow(): void {
     if (!this.#worker) this.#wake(0);
+  }
+
+  /**
+   * Renews the certificate for `names` at the next check (at once unless a job runs), whatever its renewal
+   * time and backoff say: the dashboard's "renew now". It goes through the same job, lock and store as any
+   * renewal, so it never makes a second order for names being ordered: "running" when the job under way has
+   * them (nothing more is queued), "unknown" when the config needs no certificate with exactly these names.
+   */
+  renewNow(names: readonly string[]): "queued" | "running" | "unknown" {
+    const key = certKey(names);
+    if (!planCertificates(this.#config).some((plan) => certKey(plan.names) === key)) return "unknown";
+    if (this.#jobKeys.has(key)) return "running";
+    this.#forced.add(key);
+    this.#log.info("certificate renewal requested", { names: normalizeCertNames(names).join(",") });
+    this.checkNow();
+    return "queued";
   }
 
   /** Stops timers and terminates a running worker (its order is abandoned; the next start resumes). */
@@ -259,17 +279,18 @@ export class AcmeSupervisor {
         renewals.set(key, renewal);
         // RFC 9773 §4.3: ask the CA again when its Retry-After (bounded) says.
         if (ari?.nextCheckAt) wakeAt = Math.min(wakeAt, ari.nextCheckAt);
-        if (now < renewal.at) {
+        if (now < renewal.at && !this.#forced.has(key)) {
           wakeAt = Math.min(wakeAt, renewal.at);
           continue;
         }
       }
       const notBefore = Math.max(stored?.nextAttemptAt?.getTime() ?? 0, this.#notBefore.get(key) ?? 0);
-      if (notBefore > now) {
+      if (notBefore > now && !this.#forced.has(key)) {
         wakeAt = Math.min(wakeAt, notBefore);
         continue;
       }
       due.push(plan.names);
+      this.#forced.delete(key);
       // RFC 9773 §5: a renewal at the CA that issued the certificate names it; another CA does not know it.
       const predecessor = stored?.directoryUrl === config.acme.directory ? ari?.replaces ?? null : null;
       replaces.push(predecessor);
@@ -420,6 +441,7 @@ export class AcmeSupervisor {
       certificates: certificates.map((c) => c.join("+")).join(" "),
     });
     const permissions = checkedWorkerPermissions(settings);
+    this.#jobKeys = new Set(certificates.map(certKey));
     const worker = new Worker(this.#workerUrl, {
       type: "module",
       // deno-lint-ignore no-explicit-any
@@ -525,6 +547,7 @@ export class AcmeSupervisor {
 
   #finish(worker: Worker, delayMs: number): void {
     worker.terminate();
+    this.#jobKeys = new Set();
     if (this.#worker === worker) this.#worker = null;
     // The job's garbage on this thread (its messages, the chain parsed and installed, the log lines) goes
     // now, and the young generation it grew is shrunk back (lib/shrink_heap.ts).

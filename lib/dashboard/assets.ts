@@ -18,10 +18,31 @@ function fill(table, rows, columns) {
   for (const item of rows) {
     const row = body.insertRow();
     for (const column of columns) {
-      const [text, className] = column(item);
-      cell(row, text, className);
+      const [text, className, action] = column(item);
+      const td = cell(row, text, className);
+      if (action) td.append(action);
     }
   }
+}
+
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+// "Renew now": the server queues it through the same scheduler and lock as any renewal.
+function renewButton(names) {
+  const button = document.createElement("button");
+  button.textContent = "Renew now";
+  button.className = "renew";
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const response = await fetch("/api/renew", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-csrf-token": csrf },
+      body: JSON.stringify({ names }),
+    });
+    const answer = await response.json().catch(() => ({}));
+    button.textContent = response.ok ? "Renewal queued" : "Not renewed: " + (answer.error || response.status);
+  });
+  return button;
 }
 
 function daysLeft(iso) {
@@ -61,6 +82,7 @@ function render(data) {
     (r) => { const e = (traffic[r.host] || { errors: 0 }).errors; return [String(e), e > 0 ? "number warn" : "number"]; },
   ]);
   previous = data;
+  const pending = new Map([...document.querySelectorAll("button.renew:disabled")].map((b) => [b.closest("tr").cells[0].textContent, b.textContent]));
   fill(document.getElementById("certificates"), served, [
     (c) => [c.names.join(", ")],
     (c) => [c.source],
@@ -69,6 +91,13 @@ function render(data) {
     (c) => { const d = daysLeft(c.not_after); return [String(d), d < 7 && c.source !== "internal" ? "warn" : ""]; },
     (c) => { const r = renewals[c.names.slice().sort().join(",")] || Object.entries(renewals).find(([k]) => c.names.includes(k.split(",")[0]))?.[1]; return [r ? r.renews_at.slice(0, 16).replace("T", " ") : ""]; },
     (c) => { const s = stored.find((x) => x.names.some((n) => c.names.includes(n))); return s && s.last_error ? [s.last_error, "warn"] : [""]; },
+    (c) => {
+      if (c.source !== "acme") return [""];
+      const button = renewButton(c.names);
+      const shown = pending.get(c.names.join(", "));
+      if (shown) { button.disabled = true; button.textContent = shown; }
+      return ["", "", button];
+    },
   ]);
   const server = document.getElementById("server");
   server.replaceChildren();

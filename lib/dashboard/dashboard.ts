@@ -33,6 +33,11 @@ export interface DashboardOptions {
   admin: AdminConfig & { passwordHash: string };
   /** What the page shows (/api/overview): the /status document and the process's memory. */
   overview: () => Promise<unknown>;
+  /**
+   * Renews the certificate for `names` through the ACME supervisor (its scheduler and lock); false when no
+   * configured certificate has those names. Null without `issuer: acme`.
+   */
+  renew: ((names: string[]) => "queued" | "running" | "unknown") | null;
   log: Logger;
   /** Seams for tests. */
   now?: () => number;
@@ -42,6 +47,7 @@ export interface DashboardOptions {
 export class Dashboard {
   readonly #admin: AdminConfig & { passwordHash: string };
   readonly #overview: () => Promise<unknown>;
+  readonly #renew: ((names: string[]) => "queued" | "running" | "unknown") | null;
   readonly #log: Logger;
   readonly #sessions: Sessions;
   readonly #limiter: LoginLimiter;
@@ -49,6 +55,7 @@ export class Dashboard {
   constructor(options: DashboardOptions) {
     this.#admin = options.admin;
     this.#overview = options.overview;
+    this.#renew = options.renew;
     this.#log = options.log;
     this.#sessions = new Sessions(options.now ? { now: options.now } : {});
     this.#limiter = new LoginLimiter(options.now ? { now: options.now } : {});
@@ -96,6 +103,8 @@ export class Dashboard {
         if (this.#session(req) === undefined) return json({ error: "sign in first" }, 401);
         return json(await this.#overview(), 200);
       }
+      case "POST /api/renew":
+        return await this.#renewNow(req);
       case "GET /assets/dashboard.js":
         return asset(DASHBOARD_JS, "text/javascript; charset=utf-8");
       case "GET /assets/dashboard.css":
@@ -103,7 +112,10 @@ export class Dashboard {
       case "GET /assets/favicon.svg":
         return asset(FAVICON_SVG, "image/svg+xml");
     }
-    if (["/", "/login", "/logout", "/api/overview"].includes(pathname) || pathname.startsWith("/assets/")) {
+    if (
+      ["/", "/login", "/logout", "/api/overview", "/api/renew"].includes(pathname) ||
+      pathname.startsWith("/assets/")
+    ) {
       return withHeaders(new Response("method not allowed\n", { status: 405 }));
     }
     return null;
@@ -167,6 +179,33 @@ export class Dashboard {
     return response;
   }
 
+  /** "Renew now": a JSON body `{ "names": [...] }` with the session's token in X-CSRF-Token. */
+  async #renewNow(req: Request): Promise<Response> {
+    const session = this.#session(req);
+    if (session === undefined) return json({ error: "sign in first" }, 401);
+    if (!sameSecret(req.headers.get("x-csrf-token") ?? "", session.csrf)) {
+      return json({ error: "missing or wrong CSRF token: reload the page" }, 403);
+    }
+    if (this.#renew === null) {
+      return json({ error: "nexo obtains no certificate here (issuer: internal)" }, 409);
+    }
+    const body = await readJson(req);
+    const names = (body as { names?: unknown } | null)?.names;
+    if (
+      !Array.isArray(names) || names.length === 0 ||
+      !names.every((n) => typeof n === "string" && n.length < 256)
+    ) {
+      return json({ error: 'expected {"names": ["example.com", ...]}' }, 400);
+    }
+    const outcome = this.#renew(names);
+    if (outcome === "unknown") {
+      return json({ error: `no configured certificate is for exactly ${names.join(", ")}` }, 404);
+    }
+    if (outcome === "running") return json({ error: "it is being renewed now" }, 409);
+    this.#log.info("dashboard renewal requested", { user: session.username, names: names.join(",") });
+    return json({ queued: names }, 202);
+  }
+
   async #logout(req: Request): Promise<Response> {
     const session = this.#session(req);
     if (session === undefined) return redirect("/login");
@@ -187,6 +226,18 @@ async function readForm(req: Request): Promise<URLSearchParams | null> {
   if (Number(req.headers.get("content-length") ?? 0) > MAX_FORM_BYTES) return null;
   const body = await req.text();
   return body.length > MAX_FORM_BYTES ? null : new URLSearchParams(body);
+}
+
+/** A JSON body of at most 4 KiB, or null. */
+async function readJson(req: Request): Promise<unknown> {
+  if (!(req.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json")) return null;
+  const body = await req.text();
+  if (body.length > MAX_FORM_BYTES) return null;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return null;
+  }
 }
 
 function sameSecret(given: string, expected: string): boolean {

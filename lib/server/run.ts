@@ -256,6 +256,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         traffic: metrics.routeTotals(),
         at: Date.now(),
       }),
+      renew: acme === null ? null : (names) => acme.renewNow(names),
       log,
     })
     : null;
