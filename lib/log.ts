@@ -49,6 +49,7 @@ export class Logger {
   #writing: Promise<void> | null = null;
   /** Lines dropped since the last "log lines dropped" report, and in all. */
   #droppedSinceReport = 0;
+  #tap: ((level: LogLevel, event: string, fields: LogFields | undefined) => void) | null = null;
   #droppedTotal = 0;
 
   constructor(options: LoggerOptions = {}) {
@@ -85,8 +86,17 @@ export class Logger {
     return this.#droppedTotal;
   }
 
+  /**
+   * Also hands every line written from now on (at the configured level or above) to `listener`, before it is
+   * formatted; null stops. One listener: the dashboard's log tail. It must not log, and must not throw.
+   */
+  tap(listener: ((level: LogLevel, event: string, fields: LogFields | undefined) => void) | null): void {
+    this.#tap = listener;
+  }
+
   write(level: LogLevel, event: string, fields?: LogFields): void {
     if (LEVEL_RANK[level] < this.#level) return;
+    this.#tap?.(level, event, fields);
     const line = this.#format === "json"
       ? formatJson(level, event, fields)
       : formatText(level, event, fields);

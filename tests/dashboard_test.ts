@@ -304,6 +304,24 @@ Deno.test("dashboard in Chromium: sign in, the routes and a certificate's expiry
       `() => document.querySelector("#routes tbody tr").cells[4].textContent`,
       15_000,
     );
+
+    // Markup in a request path reaches the page as text, never as an element.
+    const tls = await connectTls(nexo, "app.test");
+    await tls.write(new TextEncoder().encode(
+      "GET /<img/src=x/onerror=window.__xss=1> HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    ));
+    await tls.readable.pipeTo(new WritableStream()).catch(() => {});
+    const shown = await browser.waitFor<string>(
+      `() => [...document.querySelectorAll("#requests tbody td")].map((td) => td.textContent).find((t) => t.includes("onerror"))`,
+      15_000,
+    );
+    assert.match(shown, /img/);
+    assert.equal(await browser.evaluate<number>(`() => document.querySelectorAll("main img").length`), 0);
+    assert.equal(await browser.evaluate<unknown>("() => window.__xss ?? null"), null);
+    assert.ok(
+      await browser.evaluate<boolean>(`() => document.querySelectorAll("#log tbody tr").length > 0`),
+      "the log lines are shown",
+    );
     await browser.screenshot(`${shots}/overview.png`);
 
     await browser.andWaitForLoad(`() => document.querySelector("form.logout").submit()`);
@@ -361,7 +379,10 @@ Deno.test("dashboard: renew now goes through the scheduler: one order, the new c
     const installs = () => nexo.logs.filter((l) => l.msg === "certificate installed").length;
     const deadline = Date.now() + 60_000;
     while (installs() < expected) {
-      assert.ok(Date.now() < deadline, `${installs()} of ${expected} certificates installed\n${nexo.output()}`);
+      assert.ok(
+        Date.now() < deadline,
+        `${installs()} of ${expected} certificates installed\n${nexo.output()}`,
+      );
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await new Promise((resolve) => setTimeout(resolve, 2_000));

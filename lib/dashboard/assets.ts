@@ -106,6 +106,22 @@ function render(data) {
   term(server, "Config", status.config.file + " (version " + status.config.version + ", loaded " + status.config.loaded_at.slice(0, 19).replace("T", " ") + ")");
   term(server, "Memory", Math.round(data.memory.rss / 1048576) + " MiB");
   term(server, "ACME worker", status.acme ? status.acme.worker : "not used");
+  const time = (line) => [line.at.slice(11, 19)];
+  fill(document.getElementById("requests"), data.requests.slice().reverse(), [
+    time,
+    (l) => [String(l.fields.client ?? "")],
+    (l) => [String(l.fields.host ?? "")],
+    (l) => [String(l.fields.method ?? "")],
+    (l) => [String(l.fields.path ?? "")],
+    (l) => [String(l.fields.status ?? ""), Number(l.fields.status) >= 500 ? "warn" : ""],
+    (l) => [String(l.fields.duration_ms ?? ""), "number"],
+  ]);
+  fill(document.getElementById("log"), data.logs.slice().reverse(), [
+    time,
+    (l) => [l.level, l.level === "error" || l.level === "warn" ? "warn" : ""],
+    (l) => [l.msg],
+    (l) => [Object.entries(l.fields).map(([k, v]) => k + "=" + v).join(" ")],
+  ]);
   if (status.storage) term(server, "Storage", status.storage.address + (status.storage.reachable ? " (reachable)" : " (UNREACHABLE: " + status.storage.error + ")"));
 }
 

@@ -10,6 +10,7 @@ import { cookieValue } from "../cookies.ts";
 import type { Logger } from "../log.ts";
 import { DASHBOARD_CSS, DASHBOARD_JS, FAVICON_SVG } from "./assets.ts";
 import { LoginLimiter } from "./login_limiter.ts";
+import { LogTail } from "./log_tail.ts";
 import { appPage, loginPage } from "./pages.ts";
 import { randomToken, type Session, Sessions } from "./sessions.ts";
 
@@ -51,6 +52,8 @@ export class Dashboard {
   readonly #log: Logger;
   readonly #sessions: Sessions;
   readonly #limiter: LoginLimiter;
+  /** The last log lines and requests (fed by the logger's tap, see `tail`). */
+  readonly tail = new LogTail();
 
   constructor(options: DashboardOptions) {
     this.#admin = options.admin;
@@ -101,7 +104,8 @@ export class Dashboard {
         return await this.#logout(req);
       case "GET /api/overview": {
         if (this.#session(req) === undefined) return json({ error: "sign in first" }, 401);
-        return json(await this.#overview(), 200);
+        const overview = await this.#overview() as Record<string, unknown>;
+        return json({ ...overview, logs: this.tail.lines(), requests: this.tail.requests() }, 200);
       }
       case "POST /api/renew":
         return await this.#renewNow(req);

@@ -62,6 +62,8 @@ export function appPage(options: { csrf: string; username: string }): string {
 <section><h2>Routes</h2><table id="routes"><thead><tr><th>Host</th><th>Goes to</th><th>Certificate</th><th>Requests</th><th>Per minute</th><th>5xx</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Certificates</h2><table id="certificates"><thead><tr><th>Names</th><th>Source</th><th>Expires</th><th>Days left</th><th>Next renewal</th><th>Last error</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Server</h2><dl id="server"></dl></section>
+<section><h2>Latest requests</h2><table id="requests"><thead><tr><th>Time</th><th>Client</th><th>Host</th><th>Method</th><th>Path</th><th>Status</th><th>ms</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Log</h2><table id="log"><thead><tr><th>Time</th><th>Level</th><th>Event</th><th>Details</th></tr></thead><tbody></tbody></table></section>
 </main>`,
     `<meta name="csrf-token" content="${escapeHtml(options.csrf)}">
 <script type="module" src="/assets/dashboard.js"></script>

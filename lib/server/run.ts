@@ -260,6 +260,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log,
     })
     : null;
+  if (dashboard !== null) log.tap((level, event, fields) => dashboard.tail.add(level, event, fields));
   const admin = config.admin && serveAdmin
     ? listenOrExplain("admin.listen", config.admin.listen, () =>
       serveAdmin({
@@ -329,6 +330,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await Promise.all([https.shutdown(graceMs), http?.shutdown(), admin?.shutdown()]);
       pool.close();
       await shared?.close();
+      if (dashboard !== null) log.tap(null);
     },
   };
 }
