@@ -99,6 +99,15 @@ export async function loadConfig(path: string): Promise<Config> {
       cause: error,
     });
   }
+  return await checkConfigText(text, file);
+}
+
+/**
+ * `parseConfig()` and then the checks of the files the config names (DNS provider secrets and hooks, upstream TLS
+ * files, the shared store's files): what `loadConfig()` does once it has read the file, for a text that is not
+ * on disk yet (the dashboard's editor). `file` must be absolute. Throws ConfigError as loadConfig does.
+ */
+export async function checkConfigText(text: string, file: string): Promise<Config> {
   const config = parseConfig(text, file);
   if (config.dns !== null) {
     const issues = await (await import("./dns_files.ts")).checkDnsFiles(config.dns);

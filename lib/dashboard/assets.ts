@@ -80,6 +80,7 @@ function render(data) {
     (r) => [String((traffic[r.host] || { requests: 0 }).requests), "number"],
     (r) => [perMinute(r.host), "number"],
     (r) => { const e = (traffic[r.host] || { errors: 0 }).errors; return [String(e), e > 0 ? "number warn" : "number"]; },
+    (r) => ["", "", removeButton(r.host)],
   ]);
   previous = data;
   const pending = new Map([...document.querySelectorAll("button.renew:disabled")].map((b) => [b.closest("tr").cells[0].textContent, b.textContent]));
@@ -125,6 +126,87 @@ function render(data) {
   if (status.storage) term(server, "Storage", status.storage.address + (status.storage.reachable ? " (reachable)" : " (UNREACHABLE: " + status.storage.error + ")"));
 }
 
+// The config editor and the route form: the server checks every change as \`nexo check\` does and writes
+// only a valid config; the live reload applies it.
+let configVersion = null;
+
+async function loadConfig() {
+  const response = await fetch("/api/config");
+  if (!response.ok) return;
+  const data = await response.json();
+  document.getElementById("config-text").value = data.text;
+  document.getElementById("config-file").textContent = data.file;
+  configVersion = data.version;
+}
+
+function selectLine(textarea, line) {
+  const lines = textarea.value.split("\\n");
+  const start = lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0);
+  textarea.focus();
+  textarea.setSelectionRange(start, start + (lines[line - 1] || "").length);
+}
+
+function showIssues(list, issues, textarea) {
+  list.replaceChildren();
+  for (const issue of issues) {
+    const item = document.createElement("li");
+    item.textContent = "line " + issue.line + ", column " + issue.col + ": " + issue.message;
+    item.dataset.line = String(issue.line);
+    if (textarea) item.addEventListener("click", () => selectLine(textarea, issue.line));
+    list.append(item);
+  }
+  if (textarea && issues.length > 0) selectLine(textarea, issues[0].line);
+}
+
+async function send(path, body, status, issues, textarea) {
+  status.textContent = "Checking...";
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-csrf-token": csrf },
+    body: JSON.stringify({ ...body, version: configVersion }),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (response.ok) {
+    status.textContent = "Saved: nexo applies it now.";
+    showIssues(issues, [], null);
+    await loadConfig();
+    setTimeout(refresh, 1000);
+  } else {
+    status.textContent = "Not saved: " + (answer.error || "the server answered " + response.status);
+    showIssues(issues, answer.issues || [], textarea);
+  }
+  return response.ok;
+}
+
+function removeButton(host) {
+  const button = document.createElement("button");
+  button.textContent = "Remove";
+  button.className = "remove";
+  button.addEventListener("click", async () => {
+    if (button.dataset.confirm !== "yes") {
+      button.dataset.confirm = "yes";
+      button.textContent = "Remove " + host + "?";
+      return;
+    }
+    await send("/api/route", { action: "remove", host }, document.getElementById("route-status"), document.getElementById("route-issues"), null);
+  });
+  return button;
+}
+
+document.getElementById("route-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const change = { action: "set", host: form.host.value, [form.kind.value]: form.target.value };
+  if (await send("/api/route", change, document.getElementById("route-status"), document.getElementById("route-issues"), null)) form.reset();
+});
+
+document.getElementById("config-save").addEventListener("click", () => {
+  const textarea = document.getElementById("config-text");
+  send("/api/config", { text: textarea.value }, document.getElementById("config-status"), document.getElementById("config-issues"), textarea);
+});
+
+loadConfig();
+
 async function refresh() {
   const problem = document.getElementById("problem");
   try {
@@ -166,5 +248,9 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.3rem 1rem; ba
 dd { margin: 0; }
 .muted { color: #9aa4ae; }
 .number { text-align: right; font-variant-numeric: tabular-nums; }
+textarea { width: 100%; box-sizing: border-box; font-family: ui-monospace, monospace; font-size: 0.9rem; }
+.issues li { color: #b3261e; cursor: pointer; }
+#route-form { display: flex; gap: 1rem; align-items: end; flex-wrap: wrap; background: #fff; padding: 0.75rem; }
+#route-form label { margin: 0; }
 .error, .warn { color: #b3261e; }
 `;

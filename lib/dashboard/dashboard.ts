@@ -11,6 +11,8 @@ import type { Logger } from "../log.ts";
 import { DASHBOARD_CSS, DASHBOARD_JS, FAVICON_SVG } from "./assets.ts";
 import { LoginLimiter } from "./login_limiter.ts";
 import { LogTail } from "./log_tail.ts";
+import { ConfigEditor, type SaveResult } from "./config_editor.ts";
+import type { RouteChange } from "./route_edit.ts";
 import { appPage, loginPage } from "./pages.ts";
 import { randomToken, type Session, Sessions } from "./sessions.ts";
 
@@ -19,6 +21,8 @@ const LOGIN_COOKIE = "nexo_login";
 /** A sign-in form is good for 10 minutes; a form body over 4 KiB is no sign-in. */
 const LOGIN_FORM_S = 600;
 const MAX_FORM_BYTES = 4096;
+/** A config sent by the editor may be this large (a big config is a few tens of KiB). */
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** Sent with every dashboard response: no framing, no sniffing, no referrer, nothing cached, only own files. */
 const SECURITY_HEADERS: Record<string, string> = {
@@ -32,6 +36,8 @@ const SECURITY_HEADERS: Record<string, string> = {
 
 export interface DashboardOptions {
   admin: AdminConfig & { passwordHash: string };
+  /** The config file the editor shows and saves (lib/reload.ts applies what it saves). */
+  configFile: string;
   /** What the page shows (/api/overview): the /status document and the process's memory. */
   overview: () => Promise<unknown>;
   /**
@@ -52,6 +58,7 @@ export class Dashboard {
   readonly #log: Logger;
   readonly #sessions: Sessions;
   readonly #limiter: LoginLimiter;
+  readonly #editor: ConfigEditor;
   /** The last log lines and requests (fed by the logger's tap, see `tail`). */
   readonly tail = new LogTail();
 
@@ -59,6 +66,7 @@ export class Dashboard {
     this.#admin = options.admin;
     this.#overview = options.overview;
     this.#renew = options.renew;
+    this.#editor = new ConfigEditor({ file: options.configFile, log: options.log });
     this.#log = options.log;
     this.#sessions = new Sessions(options.now ? { now: options.now } : {});
     this.#limiter = new LoginLimiter(options.now ? { now: options.now } : {});
@@ -109,6 +117,13 @@ export class Dashboard {
       }
       case "POST /api/renew":
         return await this.#renewNow(req);
+      case "GET /api/config": {
+        if (this.#session(req) === undefined) return json({ error: "sign in first" }, 401);
+        return json(await this.#editor.load(), 200);
+      }
+      case "POST /api/config":
+      case "POST /api/route":
+        return await this.#changeConfig(req, pathname === "/api/route");
       case "GET /assets/dashboard.js":
         return asset(DASHBOARD_JS, "text/javascript; charset=utf-8");
       case "GET /assets/dashboard.css":
@@ -117,7 +132,9 @@ export class Dashboard {
         return asset(FAVICON_SVG, "image/svg+xml");
     }
     if (
-      ["/", "/login", "/logout", "/api/overview", "/api/renew"].includes(pathname) ||
+      ["/", "/login", "/logout", "/api/overview", "/api/renew", "/api/config", "/api/route"].includes(
+        pathname,
+      ) ||
       pathname.startsWith("/assets/")
     ) {
       return withHeaders(new Response("method not allowed\n", { status: 405 }));
@@ -183,6 +200,39 @@ export class Dashboard {
     return response;
   }
 
+  /**
+   * The editor's save (`{ text, version }`) or the route form (`{ version, action, host, upstream | redirect }`),
+   * with the session's token in X-CSRF-Token: 200 `{ version }` once written, 422 with the issues at their
+   * lines (nothing written), 409 when the file changed meanwhile.
+   */
+  async #changeConfig(req: Request, route: boolean): Promise<Response> {
+    const session = this.#session(req);
+    if (session === undefined) return json({ error: "sign in first" }, 401);
+    if (!sameSecret(req.headers.get("x-csrf-token") ?? "", session.csrf)) {
+      return json({ error: "missing or wrong CSRF token: reload the page" }, 403);
+    }
+    const body = await readJson(req, MAX_CONFIG_BYTES) as Record<string, unknown> | null;
+    const version = body?.version;
+    if (body === null || typeof version !== "string") {
+      return json({ error: "expected a JSON body with version" }, 400);
+    }
+    let result: SaveResult;
+    if (route) {
+      const change = routeChange(body);
+      if (change === null) {
+        return json(
+          { error: 'expected {"action": "set", "host", "upstream" or "redirect"} or "remove"' },
+          400,
+        );
+      }
+      result = await this.#editor.changeRoute(change, version, session.username);
+    } else {
+      if (typeof body.text !== "string") return json({ error: "expected the config's text" }, 400);
+      result = await this.#editor.save(body.text, version, session.username);
+    }
+    return result.saved ? json({ version: result.version }, 200) : json(result, result.status);
+  }
+
   /** "Renew now": a JSON body `{ "names": [...] }` with the session's token in X-CSRF-Token. */
   async #renewNow(req: Request): Promise<Response> {
     const session = this.#session(req);
@@ -232,11 +282,23 @@ async function readForm(req: Request): Promise<URLSearchParams | null> {
   return body.length > MAX_FORM_BYTES ? null : new URLSearchParams(body);
 }
 
-/** A JSON body of at most 4 KiB, or null. */
-async function readJson(req: Request): Promise<unknown> {
+/** The route form's fields as a RouteChange, or null when they are not one. */
+function routeChange(body: Record<string, unknown>): RouteChange | null {
+  const { action, host, upstream, redirect } = body;
+  if (typeof host !== "string") return null;
+  if (action === "remove") return { action, host };
+  if (action !== "set") return null;
+  if (typeof upstream === "string" && upstream.trim() !== "") return { action, host, upstream };
+  if (typeof redirect === "string" && redirect.trim() !== "") return { action, host, redirect };
+  return null;
+}
+
+/** A JSON body of at most `maxBytes` (4 KiB by default), or null. */
+async function readJson(req: Request, maxBytes = MAX_FORM_BYTES): Promise<unknown> {
   if (!(req.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json")) return null;
+  if (Number(req.headers.get("content-length") ?? 0) > maxBytes) return null;
   const body = await req.text();
-  if (body.length > MAX_FORM_BYTES) return null;
+  if (body.length > maxBytes) return null;
   try {
     return JSON.parse(body);
   } catch {

@@ -59,10 +59,25 @@ export function appPage(options: { csrf: string; username: string }): string {
 </header>
 <main>
 <p id="problem" class="error" role="alert" hidden></p>
-<section><h2>Routes</h2><table id="routes"><thead><tr><th>Host</th><th>Goes to</th><th>Certificate</th><th>Requests</th><th>Per minute</th><th>5xx</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Routes</h2><table id="routes"><thead><tr><th>Host</th><th>Goes to</th><th>Certificate</th><th>Requests</th><th>Per minute</th><th>5xx</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Certificates</h2><table id="certificates"><thead><tr><th>Names</th><th>Source</th><th>Expires</th><th>Days left</th><th>Next renewal</th><th>Last error</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Server</h2><dl id="server"></dl></section>
 <section><h2>Latest requests</h2><table id="requests"><thead><tr><th>Time</th><th>Client</th><th>Host</th><th>Method</th><th>Path</th><th>Status</th><th>ms</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Add or change a route</h2>
+<form id="route-form">
+<label>Host <input name="host" required placeholder="app.example.com"></label>
+<label>Goes to <select name="kind"><option value="upstream">an upstream (proxy)</option><option value="redirect">a redirect</option></select></label>
+<label>URL <input name="target" required placeholder="http://127.0.0.1:3000"></label>
+<button type="submit">Save route</button> <span id="route-status" role="status"></span>
+</form>
+<ol id="route-issues" class="issues"></ol>
+</section>
+<section><h2>Config</h2>
+<p class="muted" id="config-file"></p>
+<textarea id="config-text" spellcheck="false" rows="24" aria-label="the config file"></textarea>
+<p><button id="config-save" type="button">Save config</button> <span id="config-status" role="status"></span></p>
+<ol id="config-issues" class="issues"></ol>
+</section>
 <section><h2>Log</h2><table id="log"><thead><tr><th>Time</th><th>Level</th><th>Event</th><th>Details</th></tr></thead><tbody></tbody></table></section>
 </main>`,
     `<meta name="csrf-token" content="${escapeHtml(options.csrf)}">

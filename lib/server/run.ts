@@ -250,6 +250,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const dashboard = config.admin && passwordHash !== null
     ? new (await import("../dashboard/dashboard.ts")).Dashboard({
       admin: { ...config.admin, passwordHash },
+      configFile: config.file,
       overview: async () => ({
         status: await status(),
         memory: Deno.memoryUsage(),
