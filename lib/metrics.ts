@@ -39,6 +39,7 @@ export class Metrics {
   #reloads = 0;
   #renewals = new Map<string, number>();
   readonly #refusals = new Map<string, number>();
+  #listener: ((route: string, status: number, bytes: number, durationMs: number) => void) | null = null;
 
   constructor(
     options: { droppedLogLines?: () => number; upstreams?: () => Record<string, UpstreamGauge[]> } = {},
@@ -95,9 +96,20 @@ export class Metrics {
     this.#inFlight++;
   }
 
+  /**
+   * Also hands every finished request to `listener` (the dashboard's traffic history); null stops. One
+   * listener; it must not throw.
+   */
+  listen(
+    listener: ((route: string, status: number, bytes: number, durationMs: number) => void) | null,
+  ): void {
+    this.#listener = listener;
+  }
+
   /** A request finished: counted by route and status, its body bytes and its latency (ms). */
   finishRequest(route: string, status: number, bytes: number, durationMs: number): void {
     this.#inFlight--;
+    this.#listener?.(route, status, bytes, durationMs);
     const key = `${route}\u0000${status}`;
     this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
     this.#bytes.set(route, (this.#bytes.get(route) ?? 0) + bytes);

@@ -305,6 +305,15 @@ Deno.test("dashboard in Chromium: sign in, the routes and a certificate's expiry
       15_000,
     );
     assert.ok(after >= before + 20, `the counter moved from ${before} to ${after}`);
+    const charted = await browser.waitFor<string>(
+      `() => { const c = document.querySelector("#traffic figcaption"); return c && /^app\\.test: \\d+ requests/.test(c.textContent) && c.textContent; }`,
+      15_000,
+    );
+    assert.match(charted, /^app\.test: (\d+) requests, \d+ KiB in the last hour; p50 \d+ ms, p99 \d+ ms/);
+    assert.ok(
+      await browser.evaluate<number>(`() => document.querySelectorAll("#traffic svg rect").length`) >= 2,
+      "the hour and the day are drawn",
+    );
     await browser.waitFor<string>(
       `() => document.querySelector("#routes tbody tr").cells[4].textContent`,
       15_000,
@@ -328,6 +337,9 @@ Deno.test("dashboard in Chromium: sign in, the routes and a certificate's expiry
       "the log lines are shown",
     );
     await browser.screenshot(`${shots}/overview.png`);
+    await browser.evaluate(`() => document.getElementById("traffic").parentElement.scrollIntoView()`);
+    await browser.screenshot(`${shots}/traffic.png`);
+    await browser.evaluate(`() => window.scrollTo(0, 0)`);
 
     // A route added through the form is written into the config, applied live, and served.
     const configPath = `${nexo.dir}/config.yaml`;
@@ -443,5 +455,42 @@ Deno.test("dashboard: renew now goes through the scheduler: one order, the new c
   } finally {
     await nexo.stop();
     await world.stop();
+  }
+});
+
+Deno.test("dashboard: admin.traffic_file keeps the traffic history across a restart, written 0600", async () => {
+  const app = startEchoUpstream();
+  const dir = await Deno.makeTempDir({ prefix: "nexo-traffic-" });
+  const port = closedPort();
+  const config =
+    `admin:\n  listen: "127.0.0.1:${port}"\n  password_hash: "${await bcryptHash(PASSWORD, 4)}"\n` +
+    `  traffic_file: traffic.json\nproxies:\n  "app.test":\n    upstream: ${app.url}\n`;
+  const requestsInHistory = async () => {
+    const browser = new Browser(`http://127.0.0.1:${port}`);
+    await (await browser.signIn("admin", PASSWORD)).body?.cancel();
+    const data = await (await browser.request("/api/overview")).json();
+    const minutes = data.history["app.test"]?.minutes ?? [];
+    return minutes.reduce((n: number, m: { requests: number }) => n + m.requests, 0);
+  };
+  try {
+    const first = await startNexo(config, { dir });
+    try {
+      await first.waitForLog((l) => l.msg === "listening" && l.protocol === "admin");
+      for (let i = 0; i < 7; i++) assert.equal((await curl(first, "app.test", "/")).status, 200);
+      assert.equal(await requestsInHistory(), 7);
+    } finally {
+      assert.equal(await first.stop(), 0);
+    }
+    assert.equal((await Deno.stat(`${dir}/traffic.json`)).mode! & 0o777, 0o600);
+    const second = await startNexo(config, { dir });
+    try {
+      await second.waitForLog((l) => l.msg === "listening" && l.protocol === "admin");
+      assert.equal(await requestsInHistory(), 7, "the last hour came back after the restart");
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

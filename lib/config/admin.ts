@@ -4,10 +4,17 @@
 // without a sign-in. The dashboard itself lives in lib/dashboard/.
 
 import { readBcryptHash } from "./access.ts";
+import { readPath } from "./sections.ts";
 import type { AdminConfig, ListenAddress } from "./types.ts";
 import { type Field, quoteValue, type Reader } from "./reader.ts";
 
-export const ADMIN_KEYS: readonly string[] = ["listen", "username", "password_hash", "metrics_token"];
+export const ADMIN_KEYS: readonly string[] = [
+  "listen",
+  "username",
+  "password_hash",
+  "metrics_token",
+  "traffic_file",
+];
 const DEFAULT_USERNAME = "admin";
 
 /**
@@ -17,7 +24,7 @@ const DEFAULT_USERNAME = "admin";
 export function readAdmin(
   r: Reader,
   field: Field | undefined,
-  readListen: (f: Field) => ListenAddress | undefined,
+  options: { readListen: (f: Field) => ListenAddress | undefined; configDir: string },
 ): AdminConfig | null {
   if (field === undefined || field.value === null) return null;
   const fields = r.readMapping(field, {
@@ -29,10 +36,15 @@ export function readAdmin(
     r.report(field.at, `${field.path} needs a listen address, like "listen: 127.0.0.1:9090"`);
     return null;
   }
-  const written = listenField.value === null ? undefined : readListen(listenField);
+  const written = listenField.value === null ? undefined : options.readListen(listenField);
   const username = readUsername(r, fields?.get("username"));
   const passwordHash = readPasswordHash(r, fields?.get("password_hash"));
   const metricsToken = readMetricsToken(r, fields?.get("metrics_token"));
+  const trafficField = fields?.get("traffic_file");
+  const trafficFile = trafficField === undefined || trafficField.value === null
+    ? null
+    : readPath(r, trafficField, { configDir: options.configDir, what: "the path of the traffic file" }) ??
+      null;
   if (written === undefined || username === undefined || passwordHash === undefined) return null;
   if (metricsToken === undefined) return null;
   const listen = written.hostname === "" ? { hostname: "127.0.0.1", port: written.port } : written;
@@ -47,7 +59,7 @@ export function readAdmin(
     );
     return null;
   }
-  return { listen, username, passwordHash, metricsToken };
+  return { listen, username, passwordHash, metricsToken, trafficFile };
 }
 
 /** Whether `hostname` (an IP literal or "localhost") can only be reached from this machine. */

@@ -212,7 +212,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     limits,
     trustedProxies: readCidrList(r, get("trusted_proxies")),
     deny: readCidrList(r, get("deny")),
-    admin: readAdmin(r, get("admin"), (f) => optional(f, (g) => readListen(r, g))),
+    admin: readAdmin(r, get("admin"), { readListen: (f) => optional(f, (g) => readListen(r, g)), configDir }),
     storage: readStorageFor(r, get("storage"), { configDir, issuer }),
     auth,
     routes: withSignInRoute(r, routes, { config: auth, field: get("auth"), hsts }),

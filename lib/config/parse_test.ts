@@ -97,6 +97,7 @@ Deno.test("parseConfig() binds admin.listen to loopback unless a host is written
     username: "admin",
     passwordHash: null,
     metricsToken: null,
+    trafficFile: null,
   });
   assert.deepEqual(parseConfig(`admin:\n  listen: "[::1]:9090"\n`, FILE).admin?.listen, {
     hostname: "::1",
@@ -124,6 +125,7 @@ Deno.test("parseConfig() refuses admin.listen beyond loopback without admin.pass
     username: "ops",
     passwordHash: HASH,
     metricsToken: "prometheus-scrape-token-0123",
+    trafficFile: null,
   });
   assertIssue(`admin:\n  listen: ":9090"\n  password_hash: hunter2\n`, {
     line: 3,

@@ -371,6 +371,8 @@ export interface AdminConfig {
   passwordHash: string | null;
   /** A bearer token /metrics accepts besides a dashboard session (Prometheus); a secret. Null when unset. */
   metricsToken: string | null;
+  /** Where the dashboard's traffic history is kept across restarts (`admin.traffic_file`), or null. */
+  trafficFile: string | null;
 }
 
 /** `storage:`: state shared by several nexo instances (Redis). */

@@ -107,6 +107,7 @@ function render(data) {
   term(server, "Config", status.config.file + " (version " + status.config.version + ", loaded " + status.config.loaded_at.slice(0, 19).replace("T", " ") + ")");
   term(server, "Memory", Math.round(data.memory.rss / 1048576) + " MiB");
   term(server, "ACME worker", status.acme ? status.acme.worker : "not used");
+  renderTraffic(data.history || {});
   const time = (line) => [line.at.slice(11, 19)];
   fill(document.getElementById("requests"), data.requests.slice().reverse(), [
     time,
@@ -207,6 +208,58 @@ document.getElementById("config-save").addEventListener("click", () => {
 
 loadConfig();
 
+// Bar charts drawn as SVG elements (attributes only: no inline style, which the CSP forbids).
+const SVG = "http://www.w3.org/2000/svg";
+const CLASS_COLORS = [null, "#1f7a4d", "#2f6db3", "#c77800", "#b3261e"];
+
+function chart(buckets, label, unit) {
+  const width = 480, height = 60, gap = 1;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("role", "img");
+  const total = buckets.reduce((n, b) => n + b.requests, 0);
+  svg.setAttribute("aria-label", label + ": " + total + " requests");
+  const max = Math.max(1, ...buckets.map((b) => b.requests));
+  const bar = width / buckets.length;
+  buckets.forEach((bucket, i) => {
+    let y = height;
+    for (let k = 1; k < 5; k++) {
+      const h = bucket.status[k] * height / max;
+      if (h <= 0) continue;
+      y -= h;
+      const rect = document.createElementNS(SVG, "rect");
+      rect.setAttribute("x", String(i * bar));
+      rect.setAttribute("y", String(y));
+      rect.setAttribute("width", String(Math.max(1, bar - gap)));
+      rect.setAttribute("height", String(h));
+      rect.setAttribute("fill", CLASS_COLORS[k]);
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = new Date(bucket.start).toISOString().slice(11, 16) + " " + unit + ": " + bucket.requests + " requests";
+      rect.append(title);
+      svg.append(rect);
+    }
+  });
+  return svg;
+}
+
+function renderTraffic(history) {
+  const box = document.getElementById("traffic");
+  box.replaceChildren();
+  for (const [route, traffic] of Object.entries(history)) {
+    const figure = document.createElement("figure");
+    figure.className = "route-traffic";
+    const caption = document.createElement("figcaption");
+    const hour = traffic.minutes.reduce((n, b) => n + b.requests, 0);
+    const bytes = traffic.minutes.reduce((n, b) => n + b.bytes, 0);
+    caption.textContent = (route === "-" ? "unknown hosts" : route) + ": " + hour + " requests, " +
+      Math.round(bytes / 1024) + " KiB in the last hour" +
+      (traffic.p50Ms === null ? "" : "; p50 " + traffic.p50Ms + " ms, p99 " + traffic.p99Ms + " ms (5 min)");
+    figure.append(caption, chart(traffic.minutes, route + " last hour", "minute"), chart(traffic.hours, route + " last day", "hour"));
+    box.append(figure);
+  }
+}
+
 async function refresh() {
   const problem = document.getElementById("problem");
   try {
@@ -248,6 +301,9 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.3rem 1rem; ba
 dd { margin: 0; }
 .muted { color: #9aa4ae; }
 .number { text-align: right; font-variant-numeric: tabular-nums; }
+.route-traffic { background: #fff; margin: 0 0 0.75rem; padding: 0.5rem 0.75rem; }
+.route-traffic figcaption { margin-bottom: 0.3rem; }
+.chart { width: 48%; height: 60px; margin-right: 2%; background: #f6f7f9; }
 textarea { width: 100%; box-sizing: border-box; font-family: ui-monospace, monospace; font-size: 0.9rem; }
 .issues li { color: #b3261e; cursor: pointer; }
 #route-form { display: flex; gap: 1rem; align-items: end; flex-wrap: wrap; background: #fff; padding: 0.75rem; }

@@ -13,6 +13,10 @@ import { LoginLimiter } from "./login_limiter.ts";
 import { LogTail } from "./log_tail.ts";
 import { ConfigEditor, type SaveResult } from "./config_editor.ts";
 import type { RouteChange } from "./route_edit.ts";
+import { TrafficHistory } from "./traffic.ts";
+import { errorMessage } from "../error_message.ts";
+import { dirname } from "../path.ts";
+import { syncDir, writeAndRename } from "../storage/atomic_write.ts";
 import { appPage, loginPage } from "./pages.ts";
 import { randomToken, type Session, Sessions } from "./sessions.ts";
 
@@ -23,6 +27,8 @@ const LOGIN_FORM_S = 600;
 const MAX_FORM_BYTES = 4096;
 /** A config sent by the editor may be this large (a big config is a few tens of KiB). */
 const MAX_CONFIG_BYTES = 1024 * 1024;
+/** `admin.traffic_file` is written every 5 minutes and at shutdown: a crash loses at most 5 minutes of it. */
+const TRAFFIC_SAVE_MS = 5 * 60_000;
 
 /** Sent with every dashboard response: no framing, no sniffing, no referrer, nothing cached, only own files. */
 const SECURITY_HEADERS: Record<string, string> = {
@@ -61,15 +67,55 @@ export class Dashboard {
   readonly #editor: ConfigEditor;
   /** The last log lines and requests (fed by the logger's tap, see `tail`). */
   readonly tail = new LogTail();
+  /** Each route's last hour and day (fed by the metrics' listener). */
+  readonly traffic: TrafficHistory;
+  #saver: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: DashboardOptions) {
     this.#admin = options.admin;
     this.#overview = options.overview;
     this.#renew = options.renew;
     this.#editor = new ConfigEditor({ file: options.configFile, log: options.log });
+    this.traffic = new TrafficHistory(options.now ? { now: options.now } : {});
     this.#log = options.log;
     this.#sessions = new Sessions(options.now ? { now: options.now } : {});
     this.#limiter = new LoginLimiter(options.now ? { now: options.now } : {});
+  }
+
+  /** Reads `admin.traffic_file` (a missing or unreadable one starts afresh) and saves it periodically. */
+  async start(): Promise<void> {
+    const file = this.#admin.trafficFile;
+    if (file === null) return;
+    try {
+      this.traffic.restore(await Deno.readTextFile(file));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        this.#log.warn("traffic file not read", {
+          file,
+          error: errorMessage(error),
+          note: "starting afresh",
+        });
+      }
+    }
+    this.#saver = setInterval(() => void this.#saveTraffic(), TRAFFIC_SAVE_MS);
+    Deno.unrefTimer(this.#saver);
+  }
+
+  /** Stops the periodic save and saves the traffic history one last time. */
+  async close(): Promise<void> {
+    clearInterval(this.#saver);
+    await this.#saveTraffic();
+  }
+
+  async #saveTraffic(): Promise<void> {
+    const file = this.#admin.trafficFile;
+    if (file === null) return;
+    try {
+      await writeAndRename(file, new TextEncoder().encode(this.traffic.toJson()), 0o600);
+      await syncDir(dirname(file));
+    } catch (error) {
+      this.#log.warn("traffic file not written", { file, error: errorMessage(error) });
+    }
   }
 
   /**
@@ -113,7 +159,12 @@ export class Dashboard {
       case "GET /api/overview": {
         if (this.#session(req) === undefined) return json({ error: "sign in first" }, 401);
         const overview = await this.#overview() as Record<string, unknown>;
-        return json({ ...overview, logs: this.tail.lines(), requests: this.tail.requests() }, 200);
+        return json({
+          ...overview,
+          logs: this.tail.lines(),
+          requests: this.tail.requests(),
+          history: this.traffic.snapshot(),
+        }, 200);
       }
       case "POST /api/renew":
         return await this.#renewNow(req);

@@ -62,6 +62,7 @@ export function appPage(options: { csrf: string; username: string }): string {
 <section><h2>Routes</h2><table id="routes"><thead><tr><th>Host</th><th>Goes to</th><th>Certificate</th><th>Requests</th><th>Per minute</th><th>5xx</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Certificates</h2><table id="certificates"><thead><tr><th>Names</th><th>Source</th><th>Expires</th><th>Days left</th><th>Next renewal</th><th>Last error</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Server</h2><dl id="server"></dl></section>
+<section><h2>Traffic</h2><p class="muted">Requests per minute over the last hour and per hour over the last day, by status: 2xx, 3xx, 4xx, 5xx.</p><div id="traffic"></div></section>
 <section><h2>Latest requests</h2><table id="requests"><thead><tr><th>Time</th><th>Client</th><th>Host</th><th>Method</th><th>Path</th><th>Status</th><th>ms</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Add or change a route</h2>
 <form id="route-form">

@@ -261,7 +261,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       log,
     })
     : null;
-  if (dashboard !== null) log.tap((level, event, fields) => dashboard.tail.add(level, event, fields));
+  if (dashboard !== null) {
+    log.tap((level, event, fields) => dashboard.tail.add(level, event, fields));
+    metrics.listen((route, status, bytes, durationMs) =>
+      dashboard.traffic.record(route, status, bytes, durationMs)
+    );
+    await dashboard.start();
+  }
   const admin = config.admin && serveAdmin
     ? listenOrExplain("admin.listen", config.admin.listen, () =>
       serveAdmin({
@@ -331,7 +337,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       await Promise.all([https.shutdown(graceMs), http?.shutdown(), admin?.shutdown()]);
       pool.close();
       await shared?.close();
-      if (dashboard !== null) log.tap(null);
+      if (dashboard !== null) {
+        log.tap(null);
+        metrics.listen(null);
+        await dashboard.close();
+      }
     },
   };
 }
