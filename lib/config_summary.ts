@@ -30,6 +30,8 @@ export function summarizeConfig(config: Config, warnings: readonly ConfigWarning
       }`
       : route.kind === "redirect"
       ? `=> ${route.target.href} (${route.status}${route.keepPath ? ", keeps the path" : ""})`
+      : route.kind === "admin"
+      ? "nexo's dashboard (admin: true)"
       : "GitHub sign-in (auth.host)";
     lines.push(`  ${route.host.padEnd(width)}  ${target}`);
   }

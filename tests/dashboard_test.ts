@@ -494,3 +494,50 @@ Deno.test("dashboard: admin.traffic_file keeps the traffic history across a rest
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("dashboard on a route (admin: true): over HTTPS with the host's certificate, Secure cookies, /status behind sign-in", async () => {
+  const app = startEchoUpstream();
+  const jar = await Deno.makeTempFile({ suffix: ".cookies" });
+  const nexo = await startNexo(`
+admin:
+  listen: "127.0.0.1:${closedPort()}"
+  password_hash: "${await bcryptHash(PASSWORD, 4)}"
+proxies:
+  "dash.test":
+    admin: true
+  "app.test":
+    upstream: ${app.url}
+`);
+  try {
+    const login = await curl(nexo, "dash.test", "/login", ["-c", jar]);
+    assert.equal(login.status, 200);
+    assert.match(
+      login.headers["set-cookie"] ?? "",
+      /nexo_login=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=600; Secure/,
+    );
+    assert.match(login.headers["strict-transport-security"] ?? "", /max-age=/);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(login.body)![1]!;
+    assert.equal((await curl(nexo, "dash.test", "/status")).status, 401, "public: /status needs a session");
+    assert.equal((await curl(nexo, "dash.test", "/metrics")).status, 401);
+    const form = `csrf=${csrf}&username=admin&password=${encodeURIComponent(PASSWORD)}`;
+    const signedIn = await curl(nexo, "dash.test", "/login", ["-b", jar, "-c", jar, "--data", form]);
+    assert.equal(signedIn.status, 303);
+    assert.match(
+      signedIn.headers["set-cookie"] ?? "",
+      /nexo_session=[^;]+; Path=\/; HttpOnly; SameSite=Strict; Secure/,
+    );
+    const status = await curl(nexo, "dash.test", "/status", ["-b", jar]);
+    assert.equal(status.status, 200);
+    assert.deepEqual(JSON.parse(status.body).routes, [{ host: "dash.test", admin: true }, {
+      host: "app.test",
+      upstream: `${app.url}/`,
+    }]);
+    assert.equal((await curl(nexo, "dash.test", "/", ["-b", jar])).status, 200);
+    const proxied = await curl(nexo, "app.test", "/hello");
+    assert.equal(proxied.status, 200, `other routes proxy as before: ${proxied.stderr} ${proxied.body}`);
+  } finally {
+    await nexo.stop();
+    await app.close();
+    await Deno.remove(jar);
+  }
+});

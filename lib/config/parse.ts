@@ -4,7 +4,7 @@
 
 import { dirname, resolve } from "../path.ts";
 import { isMap, LinePositions, parseYaml, type YamlSyntaxError } from "./yaml.ts";
-import type { Config, DnsConfig, Issuer, ListenAddress, StorageConfig } from "./types.ts";
+import type { AdminConfig, Config, DnsConfig, Issuer, ListenAddress, Route, StorageConfig } from "./types.ts";
 import { ConfigError, type ConfigIssue, sortIssues } from "./errors.ts";
 import { DEFAULTS, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY } from "./defaults.ts";
 import { parseListenAddress } from "./address.ts";
@@ -193,6 +193,11 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
   if (dns !== null && issuer === "acme") {
     checkAcmeDnsNames(r, get("dns")!, { dns, wildcards, hosts: routes.map((route) => route.host) });
   }
+  const admin = readAdmin(r, get("admin"), {
+    readListen: (f) => optional(f, (g) => readListen(r, g)),
+    configDir,
+  });
+  checkAdminRoutes(r, routes, { admin });
   return {
     file,
     baseDir,
@@ -212,7 +217,7 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
     limits,
     trustedProxies: readCidrList(r, get("trusted_proxies")),
     deny: readCidrList(r, get("deny")),
-    admin: readAdmin(r, get("admin"), { readListen: (f) => optional(f, (g) => readListen(r, g)), configDir }),
+    admin,
     storage: readStorageFor(r, get("storage"), { configDir, issuer }),
     auth,
     routes: withSignInRoute(r, routes, { config: auth, field: get("auth"), hsts }),
@@ -226,6 +231,24 @@ function readTop(r: Reader, contents: unknown, file: string): Config | null {
 function readTopHsts(r: Reader, field: Field | undefined): string | null {
   const value = field === undefined ? undefined : readHsts(r, field);
   return value === undefined ? hstsHeaderValue(DEFAULT_HSTS) : value;
+}
+
+/** A route with admin: true serves the dashboard, which exists only with admin.password_hash. */
+function checkAdminRoutes(
+  r: Reader,
+  routes: Route[],
+  options: { admin: AdminConfig | null },
+): void {
+  if (options.admin?.passwordHash) return;
+  for (const route of routes.filter((route) => route.kind === "admin")) {
+    r.issues.push({
+      ...route.position,
+      message:
+        `proxies."${route.host}" has admin: true, which serves nexo's dashboard, and the dashboard needs a ` +
+        `password: add admin: { listen: "127.0.0.1:9090", password_hash: "..." } (\`nexo hash-password\` ` +
+        `prints the hash)`,
+    });
+  }
 }
 
 /**

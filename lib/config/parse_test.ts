@@ -973,3 +973,25 @@ Deno.test("parseConfig() reads acme.issuers: the first CA is acme.directory, the
   assert.match(problems("acme:\n  issuers: []\n"), /acme\.issuers must be a list of CAs/);
   assert.match(problems("acme:\n  issuers: [lets-encrypt]\n"), /did you mean "letsencrypt"/);
 });
+
+Deno.test("parseConfig() reads a route with admin: true, which needs admin.password_hash and takes no upstream", () => {
+  const admin = `admin:\n  listen: ":9090"\n  password_hash: "${HASH}"\n`;
+  const config = parseConfig(
+    `${admin}proxies:\n  "nexo.example.com":\n    admin: true\n    allow: [10.0.0.0/8]\n`,
+    FILE,
+  );
+  assert.equal(config.routes[0]?.kind, "admin");
+  assertIssue(`proxies:\n  "nexo.example.com":\n    admin: true\n`, {
+    line: 2,
+    col: 3,
+    message: /has admin: true, which serves nexo's dashboard, and the dashboard needs a password: add admin:/,
+  });
+  assertIssue(
+    `${admin}proxies:\n  "nexo.example.com":\n    admin: true\n    upstream: http://127.0.0.1:1\n`,
+    {
+      line: 7,
+      col: 5,
+      message: /upstream does not apply to a route with admin: true/,
+    },
+  );
+});

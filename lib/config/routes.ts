@@ -30,6 +30,7 @@ export const ROUTE_KEYS: readonly string[] = [
   ...REDIRECT_KEYS,
   "access_log",
   "hsts",
+  "admin",
   ...ACCESS_KEYS,
 ];
 const REDIRECT_STATUSES: readonly RedirectStatus[] = [301, 302, 303, 307, 308];
@@ -160,7 +161,7 @@ function buildRoute(
   r: Reader,
   route: Field,
   host: string,
-  kind: "proxy" | "redirect",
+  kind: "proxy" | "redirect" | "admin",
   values: RouteValues,
   defaults: RouteDefaults,
 ): Route | undefined {
@@ -172,6 +173,7 @@ function buildRoute(
     access: values.access,
     position: r.positionOf(route.keyNode),
   };
+  if (kind === "admin") return { ...base, kind };
   if (kind === "proxy") {
     if (
       values.upstreams === undefined || values.balancing === undefined || values.upstreamTls === undefined
@@ -204,9 +206,33 @@ function buildRoute(
 }
 
 /** Which kind of route this is; null (reported) when it has both or neither of upstream and redirect. */
-function readKind(r: Reader, route: Field, fields: Map<string, Field>): "proxy" | "redirect" | null {
+function readKind(
+  r: Reader,
+  route: Field,
+  fields: Map<string, Field>,
+): "proxy" | "redirect" | "admin" | null {
   const hasUpstream = fields.has("upstream");
   const hasRedirect = fields.has("redirect");
+  const adminField = fields.get("admin");
+  if (adminField !== undefined) {
+    const admin = r.readBool(adminField);
+    if (admin === undefined) return null;
+    if (!admin) {
+      r.report(adminField.at, `${adminField.path}: false is the default; remove it, or write admin: true`);
+      return null;
+    }
+    const other = [...fields.values()].find((f) =>
+      PROXY_KEYS.includes(f.name as never) || REDIRECT_KEYS.includes(f.name as never)
+    );
+    if (other !== undefined) {
+      r.report(
+        other.keyNode,
+        `${other.path} does not apply to a route with admin: true, which serves nexo's dashboard: remove it`,
+      );
+      return null;
+    }
+    return "admin";
+  }
   if (hasUpstream && hasRedirect) {
     r.report(
       route.keyNode,

@@ -236,7 +236,15 @@ export interface SignInRoute extends RouteBase {
   kind: "sign-in";
 }
 
-export type Route = ProxyRoute | RedirectRoute | SignInRoute;
+/**
+ * `admin: true`: nexo's dashboard (and /status, /metrics behind its sign-in) on this host, over HTTPS with the
+ * host's certificate. Needs `admin.password_hash`; never proxied.
+ */
+export interface AdminRoute extends RouteBase {
+  kind: "admin";
+}
+
+export type Route = ProxyRoute | RedirectRoute | SignInRoute | AdminRoute;
 
 export type Issuer = "acme" | "internal";
 

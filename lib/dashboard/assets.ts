@@ -75,7 +75,7 @@ function render(data) {
   };
   fill(document.getElementById("routes"), status.routes, [
     (r) => [r.host],
-    (r) => [r.upstream || (r.upstreams ? r.upstreams.map((u) => u.url).join(", ") : r.redirect ? "redirect " + r.redirect : "sign-in")],
+    (r) => [r.upstream || (r.upstreams ? r.upstreams.map((u) => u.url).join(", ") : r.redirect ? "redirect " + r.redirect : r.admin ? "this dashboard" : "sign-in")],
     (r) => { const c = covering(r.host); return c ? [c.names.join(", ") + " (" + daysLeft(c.not_after) + " days)"] : ["none yet", "warn"]; },
     (r) => [String((traffic[r.host] || { requests: 0 }).requests), "number"],
     (r) => [perMinute(r.host), "number"],

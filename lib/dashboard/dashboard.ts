@@ -138,8 +138,20 @@ export class Dashboard {
     return options.metrics && token !== null && given !== undefined && sameSecret(given, token);
   }
 
-  /** Answers a dashboard path, or null when `req` is not one (the caller answers /status, /metrics, 404). */
-  async handle(req: Request, client: string): Promise<Response | null> {
+  /**
+   * Answers a dashboard path, or null when `req` is not one (the caller answers /status, /metrics, 404).
+   * `secure`: it came over HTTPS (a route with admin: true), so its cookies are marked Secure.
+   */
+  async handle(req: Request, client: string, secure = false): Promise<Response | null> {
+    const response = await this.#answer(req, client);
+    if (response === null || !secure) return response;
+    const cookies = response.headers.getSetCookie();
+    response.headers.delete("set-cookie");
+    for (const line of cookies) response.headers.append("set-cookie", `${line}; Secure`);
+    return response;
+  }
+
+  async #answer(req: Request, client: string): Promise<Response | null> {
     const { pathname } = new URL(req.url);
     const method = req.method;
     switch (`${method} ${pathname}`) {

@@ -1,8 +1,8 @@
-// The optional admin listener (`admin.listen`, loopback unless a password hash is set): GET /status (JSON:
-// routes, certificates, the ACME worker, config version, uptime), GET /metrics (Prometheus text) and, with
-// `admin.password_hash`, the dashboard (lib/dashboard/). Plain HTTP. On loopback /status and /metrics are open
-// as they always were; on an address other machines reach they need a dashboard session or, for /metrics,
-// `admin.metrics_token`. It never proxies.
+// nexo's own admin pages: GET /status (JSON: routes, certificates, the ACME worker, config version, uptime),
+// GET /metrics (Prometheus text) and, with `admin.password_hash`, the dashboard (lib/dashboard/); served on
+// the admin listener (`admin.listen`, plain HTTP, loopback unless a password hash is set) and on routes with
+// `admin: true` (HTTPS, the host's certificate). Where other machines reach them, /status needs a dashboard
+// session and /metrics a session or `admin.metrics_token`. It never proxies.
 
 import type { AdminConfig } from "../config/types.ts";
 import { isLoopbackHost } from "../config/admin.ts";
@@ -20,30 +20,38 @@ export interface AdminOptions {
   dashboard: Dashboard | null;
 }
 
-/** Starts the admin listener. Throws Deno.errors.AddrInUse or PermissionDenied when it cannot bind. */
-export function serveAdmin(options: AdminOptions): Deno.HttpServer<Deno.NetAddr> {
+/** Where a request to the admin pages came in. */
+export interface AdminVia {
+  /** A route with admin: true (HTTPS, its host already matched) rather than the admin listener. */
+  route: boolean;
+  /** The client's address, for the sign-in lockout. */
+  client: string;
+}
+
+/** Answers one request to the admin pages; never throws for what a client sends. */
+export type AdminHandler = (req: Request, via: AdminVia) => Promise<Response>;
+
+/** The admin pages' handler, shared by the admin listener and `admin: true` routes. */
+export function createAdminHandler(options: AdminOptions): AdminHandler {
   const { admin, dashboard } = options;
-  const open = isLoopbackHost(admin.listen.hostname || "127.0.0.1");
+  const loopback = isLoopbackHost(admin.listen.hostname || "127.0.0.1");
   const plain = (body: string, status: number, headers: Record<string, string> = {}) =>
     new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });
-  return Deno.serve({
-    hostname: admin.listen.hostname || "127.0.0.1",
-    port: admin.listen.port,
-    onListen: () => {},
-    onError: () => plain("internal error\n", 500),
-  }, async (req, info) => {
-    if (dashboard !== null && !dashboard.hostAllowed(req)) {
+  return async (req, via) => {
+    // A route's Host was matched to a configured name already; the listener's must be an address.
+    if (!via.route && dashboard !== null && !dashboard.hostAllowed(req)) {
       // DNS rebinding: a page on another site, its name pointed at this address, must not read the answers.
       return plain("unknown host: open the dashboard by this machine's IP address or localhost\n", 421);
     }
-    const answered = await dashboard?.handle(req, info.remoteAddr.hostname);
+    const answered = await dashboard?.handle(req, via.client, via.route);
     if (answered) return answered;
+    const open = loopback && !via.route;
     const { pathname } = new URL(req.url);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return plain("method not allowed\n", 405, { allow: "GET, HEAD" });
     }
     if (pathname === "/metrics") {
-      if (!open && !dashboard!.authorized(req, { metrics: true })) {
+      if (!open && !dashboard?.authorized(req, { metrics: true })) {
         return plain("sign in, or send admin.metrics_token as a bearer token\n", 401, {
           "www-authenticate": `Bearer realm="nexo"`,
         });
@@ -53,12 +61,25 @@ export function serveAdmin(options: AdminOptions): Deno.HttpServer<Deno.NetAddr>
       });
     }
     if (pathname === "/status") {
-      if (!open && !dashboard!.authorized(req, { metrics: false })) return plain("sign in first\n", 401);
+      if (!open && !dashboard?.authorized(req, { metrics: false })) return plain("sign in first\n", 401);
       return Response.json(await options.status(), { headers: { "cache-control": "no-store" } });
     }
     return plain(
       `not found: try ${dashboard === null ? "" : "/ (the dashboard), "}/status or /metrics\n`,
       404,
     );
-  });
+  };
+}
+
+/** Starts the admin listener. Throws Deno.errors.AddrInUse or PermissionDenied when it cannot bind. */
+export function serveAdmin(
+  listen: AdminConfig["listen"],
+  handler: AdminHandler,
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: listen.hostname || "127.0.0.1",
+    port: listen.port,
+    onListen: () => {},
+    onError: () => new Response("internal error\n", { status: 500 }),
+  }, (req, info) => handler(req, { route: false, client: info.remoteAddr.hostname }));
 }

@@ -3,6 +3,7 @@
 // Strict-Transport-Security on whatever is answered, and one access-log line per request. It reads the
 // current routing snapshot on every request, so a reload swaps routes without touching open connections.
 
+import type { AdminHandler } from "./admin.ts";
 import type { ProxyRoute, RedirectRoute, Route, RouteAccess } from "../config/types.ts";
 import type { RouteBalancer } from "../balance/route_balancer.ts";
 import type { Logger } from "../log.ts";
@@ -46,6 +47,8 @@ export interface HandlerOptions {
   pool: UpstreamPool;
   log: Logger;
   metrics: Metrics;
+  /** nexo's admin pages, for routes with admin: true (null until the admin pages exist, or without them). */
+  admin?: () => AdminHandler | null;
 }
 
 /**
@@ -225,6 +228,25 @@ function createResponder(options: HandlerOptions): Handler {
           });
       }
     };
+    if (route.kind === "admin") {
+      // The config refuses admin: true without admin.password_hash, so the pages exist once serving starts.
+      const admin = options.admin?.() ?? null;
+      if (admin === null) {
+        return reportPage(errorPage(503, "The dashboard is starting."), {
+          error: "admin not ready",
+          onDone: done,
+        });
+      }
+      const page = admin(req, { route: true, client: clientIp }).then((response) => {
+        done({
+          status: response.status,
+          bytes: Number(response.headers.get("content-length") ?? 0),
+          error: null,
+        });
+        return response;
+      });
+      return withHsts(page, route.hsts);
+    }
     if (route.kind === "sign-in") {
       // A sign-in route exists only with `auth:`, which loads the access rules (usesAccessRules).
       const request = signInRequest(req, url, headerList, client);

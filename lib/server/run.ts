@@ -113,6 +113,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     upstreams: () => snapshot.balancers?.status() ?? {},
   });
   const startedAt = Date.now();
+  /** The admin pages (admin.ts), set once they exist: the admin listener's and `admin: true` routes' handler. */
+  let adminHandler: import("./admin.ts").AdminHandler | null = null;
   let configVersion = 1;
   let configLoadedAt = new Date(startedAt);
   const handler = createHandler({
@@ -123,6 +125,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     pool,
     log,
     metrics,
+    admin: () => adminHandler,
   });
   const https = listenOrExplain("listen", config.listen, () =>
     serveTls({
@@ -244,7 +247,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       storage: shared?.status() ?? null,
       upstreams: snapshot.balancers?.status() ?? {},
     });
-  const serveAdmin = config.admin ? (await import("./admin.ts")).serveAdmin : null;
+  const adminModule = config.admin ? await import("./admin.ts") : null;
   // The dashboard's code is loaded only when a password is set for it.
   const passwordHash = config.admin?.passwordHash ?? null;
   const dashboard = config.admin && passwordHash !== null
@@ -268,15 +271,21 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     );
     await dashboard.start();
   }
-  const admin = config.admin && serveAdmin
-    ? listenOrExplain("admin.listen", config.admin.listen, () =>
-      serveAdmin({
-        admin: config.admin!,
-        metrics,
-        status,
-        certificates: () => servedCertificates(),
-        dashboard,
-      }))
+  adminHandler = adminModule && config.admin
+    ? adminModule.createAdminHandler({
+      admin: config.admin,
+      metrics,
+      status,
+      certificates: () => servedCertificates(),
+      dashboard,
+    })
+    : null;
+  const admin = adminModule && config.admin && adminHandler
+    ? listenOrExplain(
+      "admin.listen",
+      config.admin.listen,
+      () => adminModule.serveAdmin(config.admin!.listen, adminHandler!),
+    )
     : null;
   if (admin) log.info("listening", { addr: formatAddr(admin.addr), protocol: "admin" });
 

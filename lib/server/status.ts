@@ -67,6 +67,8 @@ export async function buildStatus(context: StatusContext): Promise<unknown> {
         }
         : route.kind === "redirect"
         ? { host: route.host, redirect: route.target.href, status: route.status }
+        : route.kind === "admin"
+        ? { host: route.host, admin: true }
         : { host: route.host, sign_in: "github" }
     ),
     certificates: {
