@@ -305,6 +305,11 @@ Deno.test("dashboard in Chromium: sign in, the routes and a certificate's expiry
       15_000,
     );
     assert.ok(after >= before + 20, `the counter moved from ${before} to ${after}`);
+    const health = await browser.waitFor<string[]>(
+      `() => { const cells = [...document.querySelector("#routes tbody tr").cells].map((c) => c.textContent); return cells[7] === "answering" && cells; }`,
+      15_000,
+    );
+    assert.match(health[6]!, /^\d+ \/ \d+ ms$/, "p50 / p99 of the route");
     const charted = await browser.waitFor<string>(
       `() => { const c = document.querySelector("#traffic figcaption"); return c && /^app\\.test: \\d+ requests/.test(c.textContent) && c.textContent; }`,
       15_000,

@@ -45,6 +45,18 @@ function renewButton(names) {
   return button;
 }
 
+// Whether a route's upstream answers: health checks for balanced routes, else its last 5 minutes of 502/504.
+function upstreamState(route, history) {
+  if (route.upstreams) {
+    const up = route.upstreams.filter((u) => u.healthy !== false).length;
+    return [up + " of " + route.upstreams.length + " healthy", up < route.upstreams.length ? "warn" : ""];
+  }
+  if (!route.upstream) return [""];
+  if (!history || history.recent.requests === 0) return ["no requests in 5 min", "muted"];
+  const failed = history.recent.gateway;
+  return failed === 0 ? ["answering"] : [failed + " of " + history.recent.requests + " failed (502/504)", "warn"];
+}
+
 function daysLeft(iso) {
   return Math.floor((Date.parse(iso) - Date.now()) / 86400000);
 }
@@ -80,6 +92,8 @@ function render(data) {
     (r) => [String((traffic[r.host] || { requests: 0 }).requests), "number"],
     (r) => [perMinute(r.host), "number"],
     (r) => { const e = (traffic[r.host] || { errors: 0 }).errors; return [String(e), e > 0 ? "number warn" : "number"]; },
+    (r) => { const h = (data.history || {})[r.host]; return [h && h.p50Ms !== null ? h.p50Ms + " / " + h.p99Ms + " ms" : "", "number"]; },
+    (r) => upstreamState(r, (data.history || {})[r.host]),
     (r) => ["", "", removeButton(r.host)],
   ]);
   previous = data;
@@ -91,7 +105,7 @@ function render(data) {
     // The local CA's week-long certificates always have few days left: renewing them is nexo's own business.
     (c) => { const d = daysLeft(c.not_after); return [String(d), d < 7 && c.source !== "internal" ? "warn" : ""]; },
     (c) => { const r = renewals[c.names.slice().sort().join(",")] || Object.entries(renewals).find(([k]) => c.names.includes(k.split(",")[0]))?.[1]; return [r ? r.renews_at.slice(0, 16).replace("T", " ") : ""]; },
-    (c) => { const s = stored.find((x) => x.names.some((n) => c.names.includes(n))); return s && s.last_error ? [s.last_error, "warn"] : [""]; },
+    (c) => { const s = stored.find((x) => x.names.some((n) => c.names.includes(n))); return s && s.last_error ? [s.last_error + " (" + s.failures + " failed attempt" + (s.failures === 1 ? "" : "s") + (s.next_attempt_at ? "; next " + s.next_attempt_at.slice(0, 16).replace("T", " ") : "") + ")", "warn"] : [""]; },
     (c) => {
       if (c.source !== "acme") return [""];
       const button = renewButton(c.names);

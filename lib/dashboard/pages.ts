@@ -59,7 +59,7 @@ export function appPage(options: { csrf: string; username: string }): string {
 </header>
 <main>
 <p id="problem" class="error" role="alert" hidden></p>
-<section><h2>Routes</h2><table id="routes"><thead><tr><th>Host</th><th>Goes to</th><th>Certificate</th><th>Requests</th><th>Per minute</th><th>5xx</th><th></th></tr></thead><tbody></tbody></table></section>
+<section><h2>Routes</h2><table id="routes"><thead><tr><th>Host</th><th>Goes to</th><th>Certificate</th><th>Requests</th><th>Per minute</th><th>5xx</th><th>p50 / p99</th><th>Upstream</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Certificates</h2><table id="certificates"><thead><tr><th>Names</th><th>Source</th><th>Expires</th><th>Days left</th><th>Next renewal</th><th>Last error</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Server</h2><dl id="server"></dl></section>
 <section><h2>Traffic</h2><p class="muted">Requests per minute over the last hour and per hour over the last day, by status: 2xx, 3xx, 4xx, 5xx.</p><div id="traffic"></div></section>

@@ -18,6 +18,8 @@ export interface Bucket {
   requests: number;
   bytes: number;
   status: number[];
+  /** 502 and 504 answers: the upstream failed or did not answer in time. */
+  gateway: number;
   latency: number[];
 }
 
@@ -35,6 +37,8 @@ export interface RouteTraffic {
   /** Latency percentiles over the last 5 minutes, ms (a histogram bound), or null without requests. */
   p50Ms: number | null;
   p99Ms: number | null;
+  /** Requests and 502/504 answers over the last 5 minutes: whether the upstream answers. */
+  recent: { requests: number; gateway: number };
 }
 
 export class TrafficHistory {
@@ -64,6 +68,7 @@ export class TrafficHistory {
       bucket.bytes += bytes;
       const klass = Math.floor(status / 100) - 1;
       if (klass >= 0 && klass < 5) bucket.status[klass]!++;
+      if (status === 502 || status === 504) bucket.gateway++;
       const index = LATENCY_BOUNDS_MS.findIndex((bound) => durationMs <= bound);
       bucket.latency[index === -1 ? LATENCY_BOUNDS_MS.length - 1 : index]!++;
     }
@@ -81,6 +86,10 @@ export class TrafficHistory {
         hours: filled(history.hours, now, HOUR_MS, HOURS),
         p50Ms: percentile(recent, 0.5),
         p99Ms: percentile(recent, 0.99),
+        recent: {
+          requests: recent.reduce((n, b) => n + b.requests, 0),
+          gateway: recent.reduce((n, b) => n + b.gateway, 0),
+        },
       };
     }
     return out;
@@ -113,7 +122,14 @@ export class TrafficHistory {
 }
 
 function emptyBucket(start: number): Bucket {
-  return { start, requests: 0, bytes: 0, status: [0, 0, 0, 0, 0], latency: LATENCY_BOUNDS_MS.map(() => 0) };
+  return {
+    start,
+    requests: 0,
+    bytes: 0,
+    status: [0, 0, 0, 0, 0],
+    gateway: 0,
+    latency: LATENCY_BOUNDS_MS.map(() => 0),
+  };
 }
 
 /** The bucket for `now`, appended when it is new; the oldest beyond `keep` dropped. */
@@ -160,7 +176,10 @@ function valid(buckets: unknown): Bucket[] {
     Array.isArray(b.status) && b.status.length === 5 && Array.isArray(b.latency) &&
     b.latency.length === LATENCY_BOUNDS_MS.length
   ).map((b) => ({
-    ...b,
+    start: b.start,
+    requests: b.requests,
+    bytes: b.bytes,
+    gateway: Number(b.gateway) || 0,
     latency: b.latency.map((n: unknown) => Number(n) || 0),
     status: b.status.map((n: unknown) => Number(n) || 0),
   }));

@@ -19,6 +19,8 @@ Deno.test("TrafficHistory keeps an hour by minute and a day by hour per route, w
   assert.equal(minute.requests, 100);
   assert.equal(minute.bytes, 98_010);
   assert.deepEqual(minute.status, [0, 98, 0, 1, 1]);
+  assert.equal(minute.gateway, 1);
+  assert.deepEqual(app.recent, { requests: 100, gateway: 1 });
   assert.equal(app.minutes.at(-1)!.requests, 0, "a minute without traffic is there, empty");
   assert.equal(app.hours.at(-1)!.requests, 100);
   assert.equal(app.p50Ms, 10);
