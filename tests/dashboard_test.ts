@@ -384,6 +384,24 @@ Deno.test("dashboard in Chromium: sign in, the routes and a certificate's expiry
     );
     assert.equal(selected, "    colour: blue", "the editor selects the line the message is about");
     assert.equal(await Deno.readTextFile(configPath), written, "an invalid config is never written");
+
+    // Markup in a route name comes back in the message as text.
+    const markup = await browser.evaluate<{ text: string; elements: number }>(`async () => {
+      const textarea = document.getElementById("config-text");
+      textarea.value = textarea.value.replace("    colour: blue\\n", "").replace('"added.test":', '"<b>bold</b>.test":');
+      document.getElementById("config-save").click();
+      for (let i = 0; i < 50; i++) {
+        const item = document.querySelector("#config-issues li");
+        if (item && item.textContent.includes("bold")) {
+          return { text: item.textContent, elements: document.querySelectorAll("#config-issues b").length };
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return { text: "", elements: -1 };
+    }`);
+    assert.match(markup.text, /<b>bold<\/b>\.test/, "the route name is shown as written");
+    assert.equal(markup.elements, 0, "and not as markup");
+    assert.equal(await Deno.readTextFile(configPath), written);
     await browser.screenshot(`${shots}/config.png`);
 
     await browser.andWaitForLoad(`() => document.querySelector("form.logout").submit()`);

@@ -76,7 +76,7 @@ Deno.test("ConfigEditor saves a valid config atomically with its mode, refuses a
     assert.equal(route.saved, true);
     assert.match(
       await Deno.readTextFile(file),
-      /  "new\.example\.com":\n    upstream: "http:\/\/127\.0\.0\.1:4000"\n$/,
+      / {2}"new\.example\.com":\n {4}upstream: "http:\/\/127\.0\.0\.1:4000"\n$/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -49,20 +49,20 @@ Deno.test("editRoute() changes where a route goes and keeps its other options", 
   });
   const api = parseConfig(list, "/etc/nexo/config.yaml").routes.find((r) => r.host === "api.example.com")!;
   assert.equal(api.kind === "proxy" && api.upstreams.map((u) => u.href).join(), "http://10.0.0.3:8080/");
-  assert.match(list, /    upstream: "http:\/\/10\.0\.0\.3:8080"\n    lb: round_robin\n# trailing comment/);
+  assert.match(list, / {4}upstream: "http:\/\/10\.0\.0\.3:8080"\n {4}lb: round_robin\n# trailing comment/);
   const switched = editRoute(CONFIG, {
     action: "set",
     host: "old.example.com",
     upstream: "http://127.0.0.1:5000",
   });
-  assert.match(switched, /  "old\.example\.com":\n    upstream: "http:\/\/127\.0\.0\.1:5000"\n\n  "api/);
+  assert.match(switched, / {2}"old\.example\.com":\n {4}upstream: "http:\/\/127\.0\.0\.1:5000"\n\n {2}"api/);
   assert.deepEqual(hosts(switched), ["wiki.example.com", "old.example.com", "api.example.com"]);
 });
 
 Deno.test("editRoute() removes a route's lines only, and says what it cannot do", () => {
   const out = editRoute(CONFIG, { action: "remove", host: "wiki.example.com" });
   assert.deepEqual(hosts(out), ["old.example.com", "api.example.com"]);
-  assert.match(out, /^proxies:\n  # the wiki\n  old\.example\.com:/m);
+  assert.match(out, /^proxies:\n {2}# the wiki\n {2}old\.example\.com:/m);
   assert.throws(() => editRoute(CONFIG, { action: "remove", host: "nope.example.com" }), RouteEditError);
   assert.throws(
     () =>
