@@ -3,6 +3,7 @@
 // the config file's mode, which needs the file system). Problems that make a config invalid are the
 // parser's errors, not warnings. It changes nothing.
 
+import { isLoopbackHost } from "./config/admin.ts";
 import { renewalWindowNote } from "./acme/schedule.ts";
 import { findExposedSecretFiles, formatMode } from "./config/file_mode.ts";
 import type { Config } from "./config/types.ts";
@@ -53,6 +54,15 @@ export function configWarnings(config: Config): ConfigWarning[] {
   }
   warnings.push(...signInWarnings(config));
   warnings.push(...upstreamTlsWarnings(config, Date.now()));
+  const admin = config.admin;
+  if (admin !== null && admin.passwordHash !== null && !isLoopbackHost(admin.listen.hostname)) {
+    warnings.push({
+      key: "admin.listen",
+      message: `${admin.listen.hostname}:${admin.listen.port} is plain HTTP: the dashboard's password and ` +
+        `session cookie cross the network unencrypted to anyone on the path (serve it on a route with ` +
+        `admin: true, which is HTTPS, or reach a loopback admin.listen through an SSH tunnel)`,
+    });
+  }
   for (const route of config.routes) {
     const maxAge = Number(/max-age=(\d+)/.exec(route.hsts ?? "")?.[1] ?? 0);
     if (isDevelopmentName(route.host) && maxAge > DEV_HSTS_MAX_AGE_S) {

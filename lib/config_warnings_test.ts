@@ -84,3 +84,20 @@ Deno.test("configWarnings() names a sign-in host no route uses, and GitHub endpo
     "would cross the network unencrypted (use https)",
   ]);
 });
+
+Deno.test("configWarnings() warns that a dashboard on a plain-HTTP address beyond loopback sends its password in clear", () => {
+  const hash = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+  const remote = parseConfig(
+    `admin:\n  listen: "0.0.0.0:9090"\n  password_hash: "${hash}"\n`,
+    "/etc/nexo/config.yaml",
+  );
+  assert.match(
+    configWarnings(remote).map((w) => `${w.key}: ${w.message}`).join("\n"),
+    /admin\.listen: 0\.0\.0\.0:9090 is plain HTTP/,
+  );
+  const local = parseConfig(
+    `admin:\n  listen: ":9090"\n  password_hash: "${hash}"\n`,
+    "/etc/nexo/config.yaml",
+  );
+  assert.deepEqual(configWarnings(local).filter((w) => w.key === "admin.listen"), []);
+});

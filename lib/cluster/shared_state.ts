@@ -132,7 +132,9 @@ export class SharedState {
   /** Tells the other instances that this one stored the certificate for `names`. Never rejects. */
   async announce(names: string[]): Promise<void> {
     try {
-      this.#generation = String(await this.#shared.client.command(["INCR", this.#generationKey]));
+      // Not remembered as seen: another instance's increment just before this one would then be missed by the
+      // fallback poll. This instance reads its own certificate once more instead.
+      await this.#shared.client.command(["INCR", this.#generationKey]);
       await this.#shared.client.command(["PUBLISH", this.#channel, names.join(",")]);
     } catch (error) {
       // The others find it at their next poll once Redis answers.

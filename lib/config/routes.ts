@@ -221,13 +221,16 @@ function readKind(
       r.report(adminField.at, `${adminField.path}: false is the default; remove it, or write admin: true`);
       return null;
     }
+    // Sign-in rules in front of the dashboard would be skipped by its own sign-in: refused, not ignored.
     const other = [...fields.values()].find((f) =>
+      ["basic_auth", "github_auth", "forward_auth"].includes(f.name) ||
       PROXY_KEYS.includes(f.name as never) || REDIRECT_KEYS.includes(f.name as never)
     );
     if (other !== undefined) {
       r.report(
         other.keyNode,
-        `${other.path} does not apply to a route with admin: true, which serves nexo's dashboard: remove it`,
+        `${other.path} does not apply to a route with admin: true, which serves nexo's dashboard behind its ` +
+          `own sign-in: remove it`,
       );
       return null;
     }

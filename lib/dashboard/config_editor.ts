@@ -14,56 +14,132 @@ import { editRoute, type RouteChange, RouteEditError } from "./route_edit.ts";
 /** What a masked secret reads as in the editor. */
 export const MASK = "********";
 
-// A secret's key and value, in block or flow style: `api_token: abc`, `{ client_secret: "x" }`.
-const SECRET =
-  /\b(api_token|client_secret|hmac_key|metrics_token|password_hash)(\s*:[ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s,}#]+)/g;
-// The password in a redis:// URL.
-const URL_PASSWORD = /(rediss?:\/\/[^:@\/\s"']*:)([^@\s"']+)(@)/g;
+// A secret key (quoted or not) and its colon, in block or flow style: `api_token: abc`, `{ "hmac_key": x }`.
+const SECRET_KEY = /(["']?)\b(api_token|client_secret|hmac_key|metrics_token|password_hash)\1[ \t]*:[ \t]*/g;
+// The password in a redis:// URL (everything between the user's ":" and the host's "@").
+const URL_PASSWORD = /rediss?:\/\/[^:@\/\s"']*:([^\s"']+)@[^@\s"']+/g;
+// A bcrypt hash anywhere (basic_auth users, whose keys are user names).
+const BCRYPT = /\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}/g;
 
-/** `text` with every secret value replaced by the mask (quoted the way it was). */
-export function maskSecrets(text: string): string {
-  return text
-    .replace(SECRET, (_, key, colon, value: string) => `${key}${colon}${quoteLike(value, MASK)}`)
-    .replace(URL_PASSWORD, (_, head, _password, at) => `${head}${MASK}${at}`);
+/** One secret value in a config's text: what kind it is (its key, "url", "bcrypt") and where. */
+interface SecretSpan {
+  kind: string;
+  start: number;
+  end: number;
+  /** Quoted in the text: the mask goes between the quotes. */
+  quoted: boolean;
+}
+
+/** Every secret value in `text`, in order; a mask left in an edited text counts as one of its kind. */
+function secretSpans(text: string): SecretSpan[] {
+  const spans: SecretSpan[] = [];
+  const taken = (at: number) => spans.some((span) => at >= span.start && at < span.end);
+  for (const match of text.matchAll(SECRET_KEY)) {
+    const at = match.index + match[0].length;
+    const end = valueEnd(text, at);
+    if (end > at) spans.push({ kind: match[2]!, start: at, end, quoted: /["']/.test(text[at]!) });
+  }
+  for (const match of text.matchAll(URL_PASSWORD)) {
+    const start = match.index + match[0].indexOf(":", match[0].indexOf("//")) + 1;
+    const end = match.index + match[0].lastIndexOf("@");
+    if (!taken(start)) spans.push({ kind: "url", start, end, quoted: false });
+  }
+  // A hash, or a mask left where one was: the span is what sits between its quotes, if it has any.
+  for (const pattern of [BCRYPT, /(?<=["'])\*{8}(?=["'])/g]) {
+    for (const match of text.matchAll(pattern)) {
+      if (taken(match.index)) continue;
+      const quoted = /["']/.test(text[match.index - 1] ?? "");
+      spans.push({ kind: "bcrypt", start: match.index, end: match.index + match[0].length, quoted });
+    }
+  }
+  return spans.sort((a, b) => a.start - b.start);
 }
 
 /**
- * `edited` with each masked value put back from `original`, matched by key and order of appearance. Throws
- * RouteEditError naming the line of a masked value the original has none for (it would be saved as the mask).
+ * Where the YAML value starting at `at` ends: a quoted one at its closing quote; a plain one at the end of the
+ * line (before a " #" comment), or inside a flow mapping or list at the next "," "}" or "]".
+ */
+function valueEnd(text: string, at: number): number {
+  const quote = text[at];
+  if (quote === '"' || quote === "'") {
+    for (let i = at + 1; i < text.length && text[i] !== "\n"; i++) {
+      if (quote === '"' && text[i] === "\\") i++;
+      else if (text[i] === quote && !(quote === "'" && text[i + 1] === "'")) return i + 1;
+      else if (text[i] === quote) i++;
+    }
+    return at;
+  }
+  const lineStart = text.lastIndexOf("\n", at - 1) + 1;
+  const before = text.slice(lineStart, at);
+  const flow = (before.match(/[{[]/g)?.length ?? 0) > (before.match(/[}\]]/g)?.length ?? 0);
+  let end = at;
+  while (end < text.length && text[end] !== "\n") {
+    if (flow && /[,}\]]/.test(text[end]!)) break;
+    if (text[end] === "#" && /\s/.test(text[end - 1] ?? "")) break;
+    end++;
+  }
+  while (end > at && /\s/.test(text[end - 1]!)) end--;
+  return end;
+}
+
+function masked(text: string, span: SecretSpan): boolean {
+  const value = text.slice(span.start, span.end);
+  return value === MASK || /^(["'])\*{8}\1$/.test(value);
+}
+
+/** `text` with every secret value replaced by the mask (quoted, so YAML never reads it as an alias). */
+export function maskSecrets(text: string): string {
+  let out = "";
+  let from = 0;
+  for (const span of secretSpans(text)) {
+    out += text.slice(from, span.start);
+    // A key's value is replaced with its quotes; a hash or URL password inside its quotes or URL.
+    out += span.kind === "url" || (span.kind === "bcrypt" && span.quoted) ? MASK : `"${MASK}"`;
+    from = span.end;
+  }
+  return out + text.slice(from);
+}
+
+/**
+ * `edited` with each masked value put back from `original`, matched by kind and order of appearance. Throws
+ * RouteEditError when that matching could put a secret in the wrong place (a masked secret's block removed or
+ * added, so its kind counts differ) or when the original has no value for a mask: the text names the line.
  */
 export function unmaskSecrets(edited: string, original: string): string {
-  const values = new Map<string, string[]>();
-  for (const match of original.matchAll(SECRET)) {
-    values.set(match[1]!, [...values.get(match[1]!) ?? [], match[3]!]);
-  }
-  const passwords = [...original.matchAll(URL_PASSWORD)].map((match) => match[2]!);
+  const before = secretSpans(original);
+  const after = secretSpans(edited);
+  const count = (spans: SecretSpan[], kind: string) => spans.filter((span) => span.kind === kind).length;
+  const line = (at: number) => edited.slice(0, at).split("\n").length;
+  let out = "";
+  let from = 0;
   const seen = new Map<string, number>();
-  let urls = 0;
-  const unmasked = edited.replace(SECRET, (whole, key: string, colon, value: string, offset: number) => {
-    const index = seen.get(key) ?? 0;
-    seen.set(key, index + 1);
-    if (unquote(value) !== MASK) return whole;
-    const kept = values.get(key)?.[index];
-    if (kept === undefined) {
-      const line = edited.slice(0, offset).split("\n").length;
+  for (const span of after) {
+    const index = seen.get(span.kind) ?? 0;
+    seen.set(span.kind, index + 1);
+    if (!masked(edited, span)) continue;
+    const name = span.kind === "url"
+      ? "a Redis URL's password"
+      : span.kind === "bcrypt"
+      ? "a bcrypt hash"
+      : span.kind;
+    if (count(before, span.kind) !== count(after, span.kind)) {
       throw new RouteEditError(
-        `${key} on line ${line} is still masked and has no saved value to keep: type it`,
+        `${name} on line ${
+          line(span.start)
+        } is still masked, but secrets of its kind were added or removed, so ` +
+          `nexo cannot tell which value it stands for: type it, or reload the editor`,
       );
     }
-    return `${key}${colon}${kept}`;
-  });
-  return unmasked.replace(URL_PASSWORD, (whole, head, password: string, at) => {
-    const kept = passwords[urls++];
-    return password === MASK && kept !== undefined ? `${head}${kept}${at}` : whole;
-  });
-}
-
-function unquote(value: string): string {
-  return /^(["']).*\1$/.test(value) ? value.slice(1, -1) : value;
-}
-
-function quoteLike(value: string, text: string): string {
-  return value.startsWith('"') ? `"${text}"` : value.startsWith("'") ? `'${text}'` : `"${text}"`;
+    const kept = before.filter((s) => s.kind === span.kind)[index];
+    if (kept === undefined) {
+      throw new RouteEditError(
+        `${name} on line ${line(span.start)} is still masked and has no saved value: type it`,
+      );
+    }
+    out += edited.slice(from, span.start) + original.slice(kept.start, kept.end);
+    from = span.end;
+  }
+  return out + edited.slice(from);
 }
 
 /** A config problem at its place, for the editor. */
@@ -80,6 +156,7 @@ export type SaveResult =
 export class ConfigEditor {
   readonly #file: string;
   readonly #log: Logger;
+  #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: { file: string; log: Logger }) {
     this.#file = options.file;
@@ -112,7 +189,14 @@ export class ConfigEditor {
     );
   }
 
-  async #change(
+  /** One change at a time: two tabs saving at once must not both pass the version check. */
+  #change(version: string, user: string, event: string, edit: (raw: string) => string): Promise<SaveResult> {
+    const run = this.#queue.then(() => this.#changeNow(version, user, event, edit));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #changeNow(
     version: string,
     user: string,
     event: string,
@@ -144,6 +228,16 @@ export class ConfigEditor {
     // The file behind a symlink (a Docker or Kubernetes mount) is the one replaced, with its mode kept.
     const target = await Deno.realPath(this.#file);
     const mode = ((await Deno.stat(target)).mode ?? 0o600) & 0o777;
+    // Checked again just before the write: a hand edit during the check above is not overwritten.
+    if (await versionOf(await Deno.readTextFile(target)) !== version) {
+      return {
+        saved: false,
+        status: 409,
+        error:
+          "the config file changed while your change was checked: reload it, then make your change again",
+        issues: [],
+      };
+    }
     try {
       await writeAndRename(target, new TextEncoder().encode(text), mode);
       await syncDir(dirname(target));

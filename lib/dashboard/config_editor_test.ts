@@ -31,8 +31,32 @@ Deno.test("maskSecrets() hides every secret, and unmaskSecrets() puts them back 
   assert.match(changed, new RegExp(`api_token: ${TOKEN}`));
   assert.throws(
     () => unmaskSecrets(masked + `dns:\n  cloudflare:\n    api_token: "${MASK}"\n`, CONFIG),
-    /api_token on line 13 is still masked and has no saved value to keep/,
+    /api_token on line 3 is still masked, but secrets of its kind were added or removed/,
   );
+  // Two tokens, the first block deleted while masked: the second must not get the first one's value.
+  const two =
+    `cloudflare:\n  api_token: first-token-aaaa\ndns:\n  zones:\n    b.com: { provider: cloudflare, ` +
+    `cloudflare: { api_token: second-token-bbbb } }\n`;
+  const withoutFirst = maskSecrets(two).replace(/^cloudflare:\n.*\n/, "");
+  assert.throws(() => unmaskSecrets(withoutFirst, two), /added or removed/);
+  assert.equal(
+    unmaskSecrets(withoutFirst.replace(`"${MASK}"`, "second-token-bbbb"), two),
+    two.replace(/^cloudflare:\n.*\n/, ""),
+  );
+});
+
+Deno.test("maskSecrets() hides plain values to the end of the line, quoted keys, bcrypt hashes and URL passwords with @", () => {
+  const hash = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+  const text = `admin:\n  metrics_token: abc,def}ghi#jkl # comment\n  "password_hash": "${hash}"\n` +
+    `storage: { redis: { url: "redis://:p@ss:word@10.0.0.5/0" } }\nproxies:\n  "a.example.com":\n` +
+    `    upstream: http://x\n    basic_auth: { users: { alice: "${hash}" } }\n`;
+  const masked = maskSecrets(text);
+  for (const secret of ["abc", "def", "ghi#jkl", hash, "p@ss:word"]) {
+    assert.ok(!masked.includes(secret), `${secret} in\n${masked}`);
+  }
+  assert.match(masked, /metrics_token: "\*{8}" # comment/);
+  assert.match(masked, /alice: "\*{8}"/);
+  assert.equal(unmaskSecrets(masked, text), text);
 });
 
 Deno.test("ConfigEditor saves a valid config atomically with its mode, refuses an invalid one or a stale version", async () => {

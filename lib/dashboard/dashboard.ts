@@ -47,8 +47,8 @@ export interface DashboardOptions {
   /** What the page shows (/api/overview): the /status document and the process's memory. */
   overview: () => Promise<unknown>;
   /**
-   * Renews the certificate for `names` through the ACME supervisor (its scheduler and lock); false when no
-   * configured certificate has those names. Null without `issuer: acme`.
+   * Renews the certificate for `names` through the ACME supervisor (its scheduler and lock): "unknown" when
+   * no configured certificate has those names, "running" when its job runs now. Null without `issuer: acme`.
    */
   renew: ((names: string[]) => "queued" | "running" | "unknown") | null;
   log: Logger;
@@ -340,9 +340,39 @@ export class Dashboard {
 async function readForm(req: Request): Promise<URLSearchParams | null> {
   const type = req.headers.get("content-type") ?? "";
   if (!type.toLowerCase().startsWith("application/x-www-form-urlencoded")) return null;
-  if (Number(req.headers.get("content-length") ?? 0) > MAX_FORM_BYTES) return null;
-  const body = await req.text();
-  return body.length > MAX_FORM_BYTES ? null : new URLSearchParams(body);
+  const body = await readBody(req, MAX_FORM_BYTES);
+  return body === null ? null : new URLSearchParams(body);
+}
+
+/**
+ * The body as text, or null past `maxBytes`: read chunk by chunk and cancelled there, so a chunked body
+ * with no Content-Length cannot make nexo hold more (req.text() would read all of it first).
+ */
+async function readBody(req: Request, maxBytes: number): Promise<string | null> {
+  if (Number(req.headers.get("content-length") ?? 0) > maxBytes || req.body === null) {
+    await req.body?.cancel().catch(() => {});
+    return req.body === null ? "" : null;
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 /** The route form's fields as a RouteChange, or null when they are not one. */
@@ -359,9 +389,8 @@ function routeChange(body: Record<string, unknown>): RouteChange | null {
 /** A JSON body of at most `maxBytes` (4 KiB by default), or null. */
 async function readJson(req: Request, maxBytes = MAX_FORM_BYTES): Promise<unknown> {
   if (!(req.headers.get("content-type") ?? "").toLowerCase().startsWith("application/json")) return null;
-  if (Number(req.headers.get("content-length") ?? 0) > maxBytes) return null;
-  const body = await req.text();
-  if (body.length > maxBytes) return null;
+  const body = await readBody(req, maxBytes);
+  if (body === null) return null;
   try {
     return JSON.parse(body);
   } catch {

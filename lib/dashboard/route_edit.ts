@@ -109,7 +109,21 @@ function changedRoute(
 ): string[] {
   const [key, value] = "upstream" in change ? ["upstream", change.upstream] : ["redirect", change.redirect];
   const keyLine = lines.findIndex((line, i) => i > 0 && new RegExp(`^\\s+${key}\\s*:`).test(line));
-  if (keyLine === -1) return routeBlock(indent, host, change);
+  if (keyLine === -1) {
+    // Replaced whole: only when nothing but its target would be lost (an allow list or a sign-in dropped
+    // silently would open the site).
+    const kept = /^[^:]*:\s*(#.*)?$/.test(lines[0]!) &&
+      lines.slice(1).every((line) =>
+        COMMENT_OR_BLANK.test(line) || /^\s+(upstream|redirect|status|keep_path)\s*:/.test(line)
+      );
+    if (!kept) {
+      throw new RouteEditError(
+        `the route for ${host} has settings the form does not show (or is written on one line): change its ` +
+          `${key} in the config editor, so that they stay`,
+      );
+    }
+    return routeBlock(indent, host, change);
+  }
   const lead = /^(\s*)/.exec(lines[keyLine]!)![1]!;
   let after = keyLine + 1;
   while (

@@ -76,6 +76,22 @@ Deno.test("editRoute() removes a route's lines only, and says what it cannot do"
     () => editRoute(CONFIG, { action: "set", host: "<b>", upstream: "http://x" }),
     /not a host name/,
   );
+  // A route whose other settings the form would drop is left to the editor.
+  const guarded =
+    `proxies:\n  "a.example.com":\n    redirect: https://b.example.com\n    allow: [10.0.0.0/8]\n`;
+  assert.throws(
+    () => editRoute(guarded, { action: "set", host: "a.example.com", upstream: "http://127.0.0.1:1" }),
+    /has settings the form does not show/,
+  );
+  assert.throws(
+    () =>
+      editRoute(`proxies:\n  "a.example.com": { upstream: "http://x", basic_auth: { users: {} } }\n`, {
+        action: "set",
+        host: "a.example.com",
+        redirect: "https://b.example.com",
+      }),
+    /written on one line/,
+  );
   const fresh = editRoute("email: ops@example.com\n", {
     action: "set",
     host: "a.example.com",

@@ -237,13 +237,20 @@ function createResponder(options: HandlerOptions): Handler {
           onDone: done,
         });
       }
-      const page = admin(req, { route: true, client: clientIp }).then((response) => {
+      // The client as access rules see it (trusted_proxies honoured): the sign-in lockout's key.
+      const page = admin(req, { route: true, client }).then((response) => {
         done({
           status: response.status,
           bytes: Number(response.headers.get("content-length") ?? 0),
           error: null,
         });
         return response;
+      }, (error) => {
+        log.error("admin page failed", { error: error instanceof Error ? error.message : String(error) });
+        return reportPage(errorPage(500, "The dashboard hit an internal error."), {
+          error: "admin page failed",
+          onDone: done,
+        });
       });
       return withHsts(page, route.hsts);
     }

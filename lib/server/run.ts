@@ -314,6 +314,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         baseDir: current.baseDir,
         certDir: current.certDir,
         storage: current.storage,
+        // The admin pages keep the settings they started with (a changed password needs a restart: logged).
+        admin: current.admin,
       };
       acme?.updateConfig(current);
       // Deno 2.9.6 also caches failed lookups per listener: a host that had no route (so no certificate) at
@@ -379,7 +381,7 @@ function listenOrExplain<T>(key: string, addr: ListenAddress, listen: () => T): 
 }
 
 /** Config keys a running server cannot change in place (new sockets, a new issuer or new state folders). */
-const RESTART_KEYS = ["issuer", "baseDir", "certDir", "storage"] as const;
+const RESTART_KEYS = ["issuer", "baseDir", "certDir", "storage", "admin"] as const;
 
 function sameAddress(a: ListenAddress | null, b: ListenAddress | null): boolean {
   return a?.hostname === b?.hostname && a?.port === b?.port;

@@ -1,4 +1,4 @@
-// Copies nexo's state from one Storage to another (`nexo storage migrate`: files into Redis and back), so a
+// Copies nexo's state from one Storage to another (`nexo migrate-storage`: files into Redis and back), so a
 // single instance grows into a cluster without ordering its certificates again. It goes through the Storage
 // API only and knows the certificate layout just enough to move a certificate directory as a unit; it does
 // not recover the source, parse certificates, or decide which storages to copy (the CLI does).
