@@ -35,6 +35,17 @@ proxies:
     await nexo.waitForLog((l) =>
       l.msg === "listening" && l.protocol === "admin" && l.addr === `127.0.0.1:${adminPort}`
     );
+    // DNS rebinding: a page on another name pointed at 127.0.0.1 gets nothing, dashboard or not.
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: adminPort });
+    await conn.write(
+      new TextEncoder().encode(
+        "GET /status HTTP/1.1\r\nHost: rebound.example.com\r\nConnection: close\r\n\r\n",
+      ),
+    );
+    const head = new Uint8Array(64);
+    const read = await conn.read(head);
+    conn.close();
+    assert.match(new TextDecoder().decode(head.subarray(0, read ?? 0)), /^HTTP\/1\.1 421 /);
     const before = await get("/metrics");
     assert.equal(before.status, 200);
     assert.match(before.type ?? "", /text\/plain; version=0\.0\.4/);

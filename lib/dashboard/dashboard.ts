@@ -1,7 +1,7 @@
 // The dashboard on the admin listener, on when `admin.password_hash` is set: sign-in with a server-side
-// session cookie (HttpOnly, SameSite=Strict), CSRF tokens on every change, lockout per client address, a Host
-// allowlist against DNS rebinding and a strict Content-Security-Policy. It also says who may read /status and
-// /metrics on a listener other machines reach. Loaded only when enabled (lib/server/admin.ts imports it).
+// session cookie (HttpOnly, SameSite=Strict), CSRF tokens on every change, lockout per client address and a
+// strict Content-Security-Policy (the Host allowlist is lib/server/admin.ts's). It also says who may read
+// /status and /metrics on a listener other machines reach. Loaded only when enabled (admin.ts imports it).
 
 import { bcryptVerify } from "../auth/bcrypt.ts";
 import { timingSafeEqual } from "../auth/constant_time.ts";
@@ -116,18 +116,6 @@ export class Dashboard {
     } catch (error) {
       this.#log.warn("traffic file not written", { file, error: errorMessage(error) });
     }
-  }
-
-  /**
-   * Whether a request may be answered at all: its Host must be this listener's address, "localhost" or an IP
-   * literal, the names a DNS rebinding attack cannot point at another site's page. Everything else gets 421.
-   */
-  hostAllowed(req: Request): boolean {
-    const host = req.headers.get("host");
-    if (host === null) return false;
-    const name = host.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
-    return name === "localhost" || /^[0-9.]+$/.test(name) ||
-      (name.includes(":") && /^[0-9a-f:.]+$/.test(name));
   }
 
   /** Whether `req` is signed in (a live session), or carries `admin.metrics_token` when `metrics` is true. */

@@ -38,10 +38,10 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
   const plain = (body: string, status: number, headers: Record<string, string> = {}) =>
     new Response(body, { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });
   return async (req, via) => {
-    // A route's Host was matched to a configured name already; the listener's must be an address.
-    if (!via.route && dashboard !== null && !dashboard.hostAllowed(req)) {
-      // DNS rebinding: a page on another site, its name pointed at this address, must not read the answers.
-      return plain("unknown host: open the dashboard by this machine's IP address or localhost\n", 421);
+    // A route's Host was matched to a configured name already; the listener's must be an address. DNS
+    // rebinding: a page on another site, its name pointed at this address, must not read /status either.
+    if (!via.route && !isAddressHost(req.headers.get("host"))) {
+      return plain("unknown host: open it by this machine's IP address or localhost\n", 421);
     }
     const answered = await dashboard?.handle(req, via.client, via.route);
     if (answered) return answered;
@@ -69,6 +69,16 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
       404,
     );
   };
+}
+
+/**
+ * Whether a Host header names an IP address or localhost, the names a DNS rebinding attack cannot point at
+ * another site's page; false for any other name, and for none.
+ */
+export function isAddressHost(host: string | null): boolean {
+  if (host === null) return false;
+  const name = host.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return name === "localhost" || /^[0-9.]+$/.test(name) || (name.includes(":") && /^[0-9a-f:.]+$/.test(name));
 }
 
 /** Starts the admin listener. Throws Deno.errors.AddrInUse or PermissionDenied when it cannot bind. */
