@@ -77,7 +77,6 @@ function render(data) {
   const served = status.certificates.served;
   const stored = status.certificates.stored;
   const renewals = (status.acme && status.acme.renewals) || {};
-  const covering = (host) => served.find((c) => c.names.some((n) => n === host || (n.startsWith("*.") && host.endsWith(n.slice(1)) && !host.slice(0, -n.length + 1).includes("."))));
   document.getElementById("summary").textContent = "nexo " + status.nexo + ", up " + Math.round(status.uptime_s / 60) + " min";
   const traffic = data.traffic || {};
   const perMinute = (host) => {
@@ -88,7 +87,7 @@ function render(data) {
   fill(document.getElementById("routes"), status.routes, [
     (r) => [r.host],
     (r) => [r.upstream || (r.upstreams ? r.upstreams.map((u) => u.url).join(", ") : r.redirect ? "redirect " + r.redirect : r.admin ? "this dashboard" : "sign-in")],
-    (r) => { const c = covering(r.host); return c ? [c.names.join(", ") + " (" + daysLeft(c.not_after) + " days)"] : ["none yet", "warn"]; },
+    (r) => { const c = (data.covering || {})[r.host]; return c ? [c.names.join(", ") + " (" + daysLeft(c.not_after) + " days)"] : ["none yet", "warn"]; },
     (r) => [String((traffic[r.host] || { requests: 0 }).requests), "number"],
     (r) => [perMinute(r.host), "number"],
     (r) => { const e = (traffic[r.host] || { errors: 0 }).errors; return [String(e), e > 0 ? "number warn" : "number"]; },

@@ -204,12 +204,7 @@ export class ConfigEditor {
   ): Promise<SaveResult> {
     const raw = await Deno.readTextFile(this.#file);
     if (await versionOf(raw) !== version) {
-      return {
-        saved: false,
-        status: 409,
-        error: "the config file changed since you loaded it: reload it, then make your change again",
-        issues: [],
-      };
+      return conflict("the config file changed since you loaded it: reload it, then make your change again");
     }
     let text: string;
     try {
@@ -230,28 +225,24 @@ export class ConfigEditor {
     const mode = ((await Deno.stat(target)).mode ?? 0o600) & 0o777;
     // Checked again just before the write: a hand edit during the check above is not overwritten.
     if (await versionOf(await Deno.readTextFile(target)) !== version) {
-      return {
-        saved: false,
-        status: 409,
-        error:
-          "the config file changed while your change was checked: reload it, then make your change again",
-        issues: [],
-      };
+      return conflict(
+        "the config file changed while your change was checked: reload it, then make your change again",
+      );
     }
     try {
       await writeAndRename(target, new TextEncoder().encode(text), mode);
       await syncDir(dirname(target));
     } catch (error) {
-      return {
-        saved: false,
-        status: 409,
-        error: `cannot write ${target}: ${errorMessage(error)} (nothing was changed)`,
-        issues: [],
-      };
+      return conflict(`cannot write ${target}: ${errorMessage(error)} (nothing was changed)`);
     }
     this.#log.info(event, { user, file: target });
     return { saved: true, version: await versionOf(text) };
   }
+}
+
+/** A change not written because the file is not as the editor had it, or cannot be written now. */
+function conflict(error: string): SaveResult {
+  return { saved: false, status: 409, error, issues: [] };
 }
 
 async function versionOf(text: string): Promise<string> {

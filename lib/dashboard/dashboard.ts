@@ -5,6 +5,7 @@
 
 import { bcryptVerify } from "../auth/bcrypt.ts";
 import { timingSafeEqual } from "../auth/constant_time.ts";
+import { concatBytes } from "../bytes.ts";
 import type { AdminConfig } from "../config/types.ts";
 import { cookieValue } from "../cookies.ts";
 import type { Logger } from "../log.ts";
@@ -354,13 +355,7 @@ async function readBody(req: Request, maxBytes: number): Promise<string | null> 
     }
     chunks.push(value);
   }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(concatBytes(chunks));
 }
 
 /** The route form's fields as a RouteChange, or null when they are not one. */

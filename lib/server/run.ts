@@ -258,6 +258,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         status: await status(),
         memory: Deno.memoryUsage(),
         traffic: metrics.routeTotals(),
+        // The certificate each route's host is served with, by the store's own (wildcard) lookup.
+        covering: Object.fromEntries(current.routes.map((route) => {
+          const entry = store.lookup(route.host);
+          return [route.host, entry ? { names: entry.names, not_after: entry.notAfter.toISOString() } : null];
+        })),
         at: Date.now(),
       }),
       renew: acme === null ? null : (names) => acme.renewNow(names),

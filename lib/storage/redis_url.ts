@@ -2,6 +2,8 @@
 // every client read them): parsed for the config's checks, the client and the worker's network permission,
 // and named in messages without the password. Small on purpose: the config loads it for every config.
 
+import { formatAddr } from "../ip_address.ts";
+
 /** Where to connect, from a `redis://` or `rediss://` URL. */
 export interface RedisAddress {
   hostname: string;
@@ -47,6 +49,5 @@ export function parseRedisUrl(text: string): RedisAddress {
 
 /** "redis://host:port/db" (rediss:// for TLS) for messages: never the credentials. */
 export function redisLabel(address: RedisAddress): string {
-  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
-  return `${address.tls ? "rediss" : "redis"}://${host}:${address.port}/${address.db}`;
+  return `${address.tls ? "rediss" : "redis"}://${formatAddr(address)}/${address.db}`;
 }
