@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { createAcmeClient, createPrivateKey, ensureAccount } from "../lib/acme/acme_client.ts";
+import { createAcmeClient, ensureAccount } from "../lib/acme/acme_client.ts";
+import { createPrivateKey } from "../lib/acme/csr.ts";
 import { issueCertificate } from "../lib/acme/issue.ts";
 import { dnsSolver } from "../lib/acme/solvers.ts";
 import { AcmeDnsProvider, type AcmeDnsProviderOptions } from "../lib/dns/acme_dns.ts";

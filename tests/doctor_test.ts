@@ -11,7 +11,8 @@ import { type DoctorRun, runDoctor as doctor, shippedPermissionFlags, startNexo 
 import { startPebble } from "./pebble.ts";
 import { tryMountTmpfs } from "./tmpfs.ts";
 import { closedPort } from "./upstreams.ts";
-import { createAcmeClient, createPrivateKey, ensureAccount } from "../lib/acme/acme_client.ts";
+import { createAcmeClient, ensureAccount } from "../lib/acme/acme_client.ts";
+import { createPrivateKey } from "../lib/acme/csr.ts";
 import { AcmeAccountStore } from "../lib/storage/acme_accounts.ts";
 import { FileStorage } from "../lib/storage/file_storage.ts";
 import { isPublicAddress } from "../lib/doctor/addresses.ts";

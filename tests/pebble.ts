@@ -67,7 +67,7 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       args: ["-config", `${dir}/pebble.json`, "-dnsserver", options.dnsServer],
       env: {
         // No random 0-15 s sleeps before validation, and no random nonce rejections: tests stay fast and
-        // deterministic. badNonce handling is acme-client's and is exercised by its own retry loop.
+        // deterministic. badNonce handling is nexo's client's and tests/acme_issue_test.ts turns rejections on.
         PEBBLE_VA_NOSLEEP: "1",
         PEBBLE_WFE_NONCEREJECT: "0",
         ...options.env,

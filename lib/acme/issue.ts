@@ -6,7 +6,15 @@
 // store anything (lib/storage); it runs in the ACME worker.
 
 import { errorMessage } from "../error_message.ts";
-import { type AcmeClient, AcmeError, createCsr, createPrivateKey, runAcme } from "./acme_client.ts";
+import {
+  type AcmeAuthorization,
+  type AcmeChallenge,
+  type AcmeClient,
+  AcmeError,
+  type AcmeOrder,
+  runAcme,
+} from "./acme_client.ts";
+import { createCsr, createPrivateKey } from "./csr.ts";
 import type { ChallengeResponse, ChallengeSolver } from "./solvers.ts";
 
 export interface IssueOptions {
@@ -33,10 +41,8 @@ export interface IssuedChain {
 interface PendingChallenge {
   identifier: string;
   response: ChallengeResponse;
-  // deno-lint-ignore no-explicit-any
-  authz: any;
-  // deno-lint-ignore no-explicit-any
-  challenge: any;
+  authz: AcmeAuthorization;
+  challenge: AcmeChallenge;
 }
 
 /**
@@ -57,13 +63,13 @@ export async function issueCertificate(names: string[], options: IssueOptions): 
   for (const authz of authorizations) {
     if (authz.status === "valid") continue; // RFC 8555 §7.1.4: reused from an earlier order.
     const type = options.solver.type;
-    const challenge = authz.challenges.find((c: { type: string }) => c.type === type);
+    const challenge = authz.challenges.find((c) => c.type === type);
     const identifier = `${authz.wildcard ? "*." : ""}${authz.identifier.value}`;
     if (!challenge) {
       const hint = authz.wildcard ? " (wildcards need dns-01: configure cloudflare)" : "";
       throw new AcmeError(`The ACME server offers no ${type} challenge for ${identifier}${hint}`, null);
     }
-    // RFC 8555 §8.1: the key authorization is token "." thumbprint; for dns-01 acme-client returns its
+    // RFC 8555 §8.1: the key authorization is token "." thumbprint; for dns-01 the client returns its
     // base64url SHA-256 digest, the TXT value (§8.4).
     const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
     pending.push({
@@ -113,13 +119,12 @@ export async function issueCertificate(names: string[], options: IssueOptions): 
 export async function createOrder(
   names: string[],
   options: IssueOptions,
-): ReturnType<AcmeClient["createOrder"]> {
+): Promise<AcmeOrder> {
   const { client, directoryUrl } = options;
   const identifiers = names.map((value) => ({ type: "dns", value }));
   const doing = `create an order for ${names.join(", ")}`;
   const replaces = options.replaces ?? null;
   if (replaces === null) return await runAcme(doing, directoryUrl, () => client.createOrder({ identifiers }));
-  // acme-client sends the payload as given, so the field its types do not know reaches the CA.
   const payload = { identifiers, replaces };
   try {
     return await runAcme(doing, directoryUrl, () => client.createOrder(payload));

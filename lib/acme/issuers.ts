@@ -4,13 +4,8 @@
 
 import { errorMessage } from "../error_message.ts";
 import type { CertRepository } from "../storage/cert_repository.ts";
-import {
-  type AcmeClient,
-  AcmeError,
-  createAcmeClient,
-  createPrivateKey,
-  ensureAccount,
-} from "./acme_client.ts";
+import { type AcmeClient, AcmeError, createAcmeClient, ensureAccount } from "./acme_client.ts";
+import { createPrivateKey } from "./csr.ts";
 import { issueCertificate, type IssuedChain } from "./issue.ts";
 import type { ChallengeSolver } from "./solvers.ts";
 import type { WorkerSettings } from "./messages.ts";

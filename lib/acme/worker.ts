@@ -2,8 +2,6 @@
 // ACME server, the DNS API and the DNS servers; files only under base_dir and cert_dir; no env, run, ffi).
 // It runs one job per message and posts results back. Nothing else lives here.
 
-// ES modules evaluate in import order: the environment is emptied before acme-client's graph loads.
-import "./worker_env.ts";
 import { reportCrashes, type WorkerScope } from "./worker_crash.ts";
 import { receiveAck, runJob } from "./worker_jobs.ts";
 

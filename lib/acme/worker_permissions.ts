@@ -21,13 +21,13 @@ export interface WorkerPermissions {
   /** Exactly the exec DNS hooks, or nothing. */
   run: string[] | false;
   ffi: false;
-  sys: string[];
+  sys: false;
   import: false;
 }
 
 /**
  * The worker's permissions: network only to the ACME server, the DNS APIs and the DNS servers it polls;
- * files only under base_dir and cert_dir; the system's CA store; running only the exec DNS hook, when one is
+ * files only under base_dir and cert_dir; running only the exec DNS hook, when one is
  * configured; nothing else (no env, ffi).
  */
 export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
@@ -60,8 +60,8 @@ export function workerPermissions(settings: WorkerSettings): WorkerPermissions {
     env: false,
     run: run.length === 0 ? false : run,
     ffi: false,
-    // node:https (under acme-client) reads the system's trusted CA certificates to verify the ACME server.
-    sys: ["ca"],
+    // fetch verifies the ACME server against Deno's root store (and acme.ca_cert): no system information.
+    sys: false,
     import: false,
   };
 }
@@ -79,9 +79,6 @@ export function missingPermissionFlags(permissions: WorkerPermissions): string[]
   }
   const programs = (permissions.run || []).filter((command) => !granted({ name: "run", command }));
   if (programs.length > 0) missing.push(`--allow-run=${programs.join(",")}`);
-  // "ca" (the system's trusted certificates) is a kind Deno 2.9.6 accepts but does not type.
-  const sys = permissions.sys.filter((kind) => !granted({ name: "sys", kind } as Deno.PermissionDescriptor));
-  if (sys.length > 0) missing.push("--allow-sys");
   return missing;
 }
 
