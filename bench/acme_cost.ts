@@ -2,7 +2,7 @@
 // a local Pebble over HTTP-01 (the setup tests/acme_e2e_test.ts proves), while its process tree's RSS is
 // sampled; then the same after the worker has exited. nexo only: Caddy and nginx have no comparable worker.
 
-import { V8_FLAGS } from "../lib/v8_flags.ts";
+import { NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
 import { join } from "node:path";
 import { startChallTestSrv } from "../tests/challtestsrv.ts";
 import { startPebble } from "../tests/pebble.ts";
@@ -126,7 +126,18 @@ async function runIssuance(
   const logPath = join(options.dir, "output.log");
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
   // The V8 flags nexo ships with (lib/v8_flags.ts), as `deno task start` and the compiled binary run it.
-  const args = ["run", "-A", V8_FLAGS, mainTs, "server", "--config", configPath, "--log-format", "json"];
+  const args = [
+    "run",
+    "-A",
+    NO_CODE_CACHE,
+    V8_FLAGS,
+    mainTs,
+    "server",
+    "--config",
+    configPath,
+    "--log-format",
+    "json",
+  ];
   const startedAt = performance.now();
   const proc = spawnLogged(Deno.execPath(), args, { logPath });
   const stopNexo = track(options.cleanups, () => proc.stop());

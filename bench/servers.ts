@@ -2,7 +2,7 @@
 // (nexo, Caddy, nginx) sharing one certificate for "localhost". Each runs as the current user with its own
 // directory under the run's temp dir. Load generation and reporting live elsewhere.
 
-import { V8_FLAGS } from "../lib/v8_flags.ts";
+import { NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
 import { join } from "node:path";
 import { findFreePort, type Proc, spawnLogged, waitForOk } from "./process.ts";
 
@@ -164,7 +164,18 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
   await Deno.writeTextFile(configPath, config);
   const mainTs = new URL("../main.ts", import.meta.url).pathname;
   // The V8 flags nexo ships with (lib/v8_flags.ts), as `deno task start` and the compiled binary run it.
-  const args = ["run", "-A", V8_FLAGS, mainTs, "server", "--config", configPath, "--log-format", "json"];
+  const args = [
+    "run",
+    "-A",
+    NO_CODE_CACHE,
+    V8_FLAGS,
+    mainTs,
+    "server",
+    "--config",
+    configPath,
+    "--log-format",
+    "json",
+  ];
   const server = await startAndWait("nexo", Deno.execPath(), args, {
     dir,
     env,
@@ -222,7 +233,17 @@ async function startFloor(env: BenchEnv, upstreamUrl: string): Promise<RunningSe
   const port = findFreePort();
   const script = new URL("./floor_proxy.ts", import.meta.url).pathname;
   // Run as nexo runs (same V8 flags), so that the difference is nexo's code, not the runtime's settings.
-  const args = ["run", "-A", V8_FLAGS, script, String(port), env.certFile, env.keyFile, upstreamUrl];
+  const args = [
+    "run",
+    "-A",
+    NO_CODE_CACHE,
+    V8_FLAGS,
+    script,
+    String(port),
+    env.certFile,
+    env.keyFile,
+    upstreamUrl,
+  ];
   return await startAndWait("floor", Deno.execPath(), args, { dir, env, url: `https://localhost:${port}` });
 }
 

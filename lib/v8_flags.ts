@@ -19,6 +19,16 @@
 //   went from idle + 30 MiB to idle + 11 MiB (bench/acme_cost.ts setup, alternating runs). What remains is
 //   ~7 MiB of the deno binary's code pages the worker ran (file-backed) and ~3 MiB of malloc'ed memory.
 
+/**
+ * Deno's `--no-code-cache`, which deno.json's nexo, demo and compile tasks, the benchmark and the end-to-end
+ * tests pass beside V8_FLAGS. With the cache, each start deserialises the bytecode V8 stored for every module
+ * (what earlier runs compiled, run now or not) and maps Deno's code-cache database: idle RSS of `nexo server`
+ * with one local-CA route after its first request 59.2-59.8 -> 57.7-58.4 MiB without it (anonymous -0.5, the
+ * rest the database's pages; five alternating runs, 2026-12-07), for 121-129 -> 137-145 ms to the first
+ * proxied 200 (V8 compiles what runs from source). No effect measured on an ACME issuance.
+ */
+export const NO_CODE_CACHE = "--no-code-cache";
+
 export const V8_FLAGS =
   "--v8-flags=--max-semi-space-size=8,--heap-growing-percent=50,--expose-gc,--no-memory-pool-share-memory-on-teardown";
 

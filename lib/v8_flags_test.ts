@@ -1,13 +1,15 @@
 import assert from "node:assert/strict";
 import { canCollect, noteStreamed, STREAM_GC_BYTES } from "./stream_gc.ts";
-import { DENO_LOG_FILTER, V8_FLAGS } from "./v8_flags.ts";
+import { DENO_LOG_FILTER, NO_CODE_CACHE, V8_FLAGS } from "./v8_flags.ts";
 
-Deno.test("deno.json's nexo, demo and compile tasks pass the V8 flags nexo is tuned with", async () => {
+Deno.test("deno.json's nexo, demo and compile tasks pass the V8 flags nexo is tuned with, and no code cache", async () => {
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
   // `deno task start` is `nexo server`, with the same flags.
   assert.equal(denoJson.tasks.start, "deno task nexo server");
   for (const task of ["nexo", "demo", "compile"]) {
-    assert.ok((denoJson.tasks[task] as string).split(/\s+/).includes(V8_FLAGS), `task ${task}: ${V8_FLAGS}`);
+    const args = (denoJson.tasks[task] as string).split(/\s+/);
+    assert.ok(args.includes(V8_FLAGS), `task ${task}: ${V8_FLAGS}`);
+    assert.ok(args.includes(NO_CODE_CACHE), `task ${task}: ${NO_CODE_CACHE}`);
   }
 });
 

@@ -58,7 +58,7 @@ chmod -R a+rX,go-w "$DESTDIR$LIB"
 # installed nexo has exactly the compiled binary's permissions.
 flags="$("$deno" eval --quiet '
   const task = JSON.parse(Deno.readTextFileSync("deno.json")).tasks.compile;
-  console.log(task.split(/\s+/).filter((a) => /^--(allow-|v8-flags=|unstable-)/.test(a)).join(" "));
+  console.log(task.split(/\s+/).filter((a) => /^--(allow-|v8-flags=|unstable-|no-code-cache$)/.test(a)).join(" "));
 ')"
 TRUST_TOOLS="/usr/bin/certutil,/usr/sbin/update-ca-certificates"
 ANCHORS="/usr/local/share/ca-certificates"

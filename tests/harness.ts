@@ -3,7 +3,7 @@
 // (curl, and Deno.connectTls with an SNI name) that verify against nexo's local CA.
 
 import type { Finding } from "../lib/doctor/report.ts";
-import { DENO_LOG_FILTER, V8_FLAGS } from "../lib/v8_flags.ts";
+import { DENO_LOG_FILTER, NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -53,6 +53,7 @@ export async function startNexo(
       // All, unless the test gives the flags (the compiled binary's: shippedPermissionFlags()).
       ...(options.permissions ?? ["-A"]),
       // As shipped (deno task start, the compiled binary): memory figures in tests are the real ones.
+      NO_CODE_CACHE,
       V8_FLAGS,
       `${ROOT}main.ts`,
       "server",

@@ -64,10 +64,10 @@ async function runStaged(
   };
 }
 
-/** The `--allow-*`, `--v8-flags` and `--unstable-*` flags of `deno task compile`. */
+/** The `--allow-*`, `--v8-flags`, `--unstable-*` and `--no-code-cache` flags of `deno task compile`. */
 async function compileFlags(): Promise<string[]> {
   const task = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.compile as string;
-  return task.split(/\s+/).filter((arg) => /^--(allow-|v8-flags=|unstable-)/.test(arg));
+  return task.split(/\s+/).filter((arg) => /^--(allow-|v8-flags=|unstable-|no-code-cache$)/.test(arg));
 }
 
 const mode = async (path: string) => ((await Deno.stat(path)).mode ?? 0) & 0o777;
@@ -89,7 +89,9 @@ Deno.test("scripts/install.sh stages nexo with the compiled binary's permissions
 
     const launcher = await Deno.readTextFile(`${stage}/usr/local/bin/nexo`);
     const exec = launcher.split("\n").find((line) => line.startsWith("exec "))!;
-    const flags = exec.split(/\s+/).filter((arg) => /^--(allow-|v8-flags=|unstable-)/.test(arg));
+    const flags = exec.split(/\s+/).filter((arg) =>
+      /^--(allow-|v8-flags=|unstable-|no-code-cache$)/.test(arg)
+    );
     assert.deepEqual(flags, await compileFlags(), "exactly the flags deno task compile bakes in");
     assert.ok(!launcher.includes(stage), "the launcher names the final paths, not the staging root");
     assert.match(launcher, /NEXO_CONFIG="\$\{NEXO_CONFIG:-\/etc\/nexo\/config\.yaml\}"/);
