@@ -38,6 +38,9 @@ const ENTRIES = [
   "lib/migrate_storage.ts",
   "lib/doctor/storage.ts",
   "lib/dashboard/dashboard.ts",
+  "lib/proxy/websocket.ts",
+  "lib/storage/cert_repository.ts",
+  "lib/server/status.ts",
 ];
 
 /**
@@ -111,4 +114,36 @@ Deno.test("the main isolate's modules include no npm package and no node: module
       .map((module) => module.specifier);
     assert.deepEqual(heavy, [], `${entry} brings up the Node layer through ${heavy.join(", ")}`);
   }
+});
+
+Deno.test("main.ts's static graph holds none of the lazily imported modules", async () => {
+  // A static import of one of them (from anywhere main.ts reaches) would load it at every start.
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "main.ts"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(output.success, new TextDecoder().decode(output.stderr));
+  const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+    roots: string[];
+    modules: Array<
+      { specifier: string; dependencies?: Array<{ isDynamic?: boolean; code?: { specifier: string } }> }
+    >;
+  };
+  const bySpecifier = new Map(graph.modules.map((module) => [module.specifier, module]));
+  const reached = new Set<string>();
+  const visit = (specifier: string) => {
+    if (reached.has(specifier)) return;
+    reached.add(specifier);
+    for (const dependency of bySpecifier.get(specifier)?.dependencies ?? []) {
+      if (dependency.code && !dependency.isDynamic) visit(dependency.code.specifier);
+    }
+  };
+  for (const root of graph.roots) visit(root);
+  assert.ok(reached.size > 50, `${reached.size} modules reached: the walk found the graph`);
+  const eager = [...ENTRIES.slice(1), ...Object.keys(NODE_ON_PURPOSE)].filter((path) =>
+    reached.has(new URL(path, ROOT).href)
+  );
+  assert.deepEqual(eager, [], `imported statically, so loaded at every start: ${eager.join(", ")}`);
 });

@@ -16,12 +16,6 @@ import { buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./head
 import { upstreamTlsOf, upstreamUrl } from "./forward.ts";
 import type { ForwardOutcome } from "./forward.ts";
 
-/** Whether a request asks for a WebSocket upgrade (RFC 6455 §4.1). */
-export function isWebSocketUpgrade(req: Request): boolean {
-  const upgrade = req.headers.get("upgrade");
-  return upgrade !== null && upgrade.toLowerCase() === "websocket";
-}
-
 export interface WebSocketOptions {
   /** The upstream this connection goes to (one of the route's, picked once at connect time). */
   upstream: URL;

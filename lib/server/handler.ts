@@ -19,7 +19,6 @@ import type { Balancers } from "../balance/balancers.ts";
 import { clientAddress } from "../client_address.ts";
 import { type Cidr, inCidrs } from "../cidr.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
-import { isWebSocketUpgrade, proxyWebSocket } from "../proxy/websocket.ts";
 import { matchRoute, normalizeHost, type RouteTable } from "../router.ts";
 import type { ConnInfo, Handler } from "./listen.ts";
 
@@ -418,17 +417,21 @@ function serveRoute(
   if (isWebSocketUpgrade(req)) {
     // Balanced once, when it opens; a later change in another upstream's health does not touch it.
     const chosen = balancer?.choose(context.client(), context.headerList);
-    return proxyWebSocket(req, route, {
-      upstream: chosen?.upstream ?? route.upstreams[0]!,
-      headerList: context.headerList,
-      forwarded: context.forwarded,
-      setCookie: chosen?.setCookie ?? null,
-      onDone: (outcome) => {
-        chosen?.release(outcome.status === 502 || outcome.status === 504 ? outcome.error : null);
-        context.done(outcome);
-      },
-      hold: () => context.hold("upgrade"),
-    });
+    // The relay is imported at the first upgrade: a module stays in memory for the life of the process, and
+    // many configs never see a WebSocket (docs/performance.md, "What an import costs").
+    return import("../proxy/websocket.ts").then(({ proxyWebSocket }) =>
+      proxyWebSocket(req, route, {
+        upstream: chosen?.upstream ?? route.upstreams[0]!,
+        headerList: context.headerList,
+        forwarded: context.forwarded,
+        setCookie: chosen?.setCookie ?? null,
+        onDone: (outcome) => {
+          chosen?.release(outcome.status === 502 || outcome.status === 504 ? outcome.error : null);
+          context.done(outcome);
+        },
+        hold: () => context.hold("upgrade"),
+      })
+    );
   }
   // Deno 2.9.6: a listener's graceful shutdown (a certificate swap retires it) cuts the request bodies its
   // connections are still reading ("Cannot read request body as underlying resource unavailable", so the
@@ -451,4 +454,10 @@ function serveRoute(
   });
   response.catch(release);
   return response;
+}
+
+/** Whether a request asks for a WebSocket upgrade (RFC 6455 §4.1). */
+export function isWebSocketUpgrade(req: Request): boolean {
+  const upgrade = req.headers.get("upgrade");
+  return upgrade !== null && upgrade.toLowerCase() === "websocket";
 }

@@ -10,14 +10,12 @@ import type { Config, ListenAddress } from "../config/types.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { parseCidr } from "../cidr.ts";
-import { buildStatus, certificatesInStore } from "./status.ts";
 import { ResponseBodyCutError } from "../proxy/body.ts";
 import { errorPage } from "../proxy/error_page.ts";
 import { UpstreamPool } from "../proxy/upstream_client.ts";
 import { buildRouteTable } from "../router.ts";
 import { loadCertDir } from "../tls/cert_files.ts";
 import { CertStore } from "../tls/cert_store.ts";
-import { CertRepository } from "../storage/cert_repository.ts";
 import { LocalHttp01Tokens } from "../http01_tokens.ts";
 import { createHandler, type ServingSnapshot } from "./handler.ts";
 import { serveHttpRedirect } from "./http_redirect.ts";
@@ -73,8 +71,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const { errors } = await loadCertDir(config.certDir, store);
     for (const message of errors) log.warn("certificate skipped", { reason: message });
   }
+  // ACME's accounts, locks and stored certificates: for the supervisor and the admin status only, so the
+  // repository's code is imported only for them.
   const repository = shared?.repository ??
-    CertRepository.open({ certDir: config.certDir, baseDir: config.baseDir });
+    (config.issuer === "acme" || config.admin
+      ? (await import("../storage/cert_repository.ts")).CertRepository.open({
+        certDir: config.certDir,
+        baseDir: config.baseDir,
+      })
+      : null);
 
   // Optional parts are imported only when the config uses them: each module graph stays in memory for the
   // life of the process (DEVELOPERS.md, "What an import costs").
@@ -216,7 +221,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       store,
       log,
       http01,
-      repository,
+      repository: repository!,
       onStored: (names) => void shared?.announce(names),
       onInstalled: () => onInstalled(),
       onOrder: (outcome) => metrics.recordRenewal(outcome),
@@ -232,9 +237,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   );
   Deno.unrefTimer(refresher);
 
-  const servedCertificates = () => certificatesInStore(store);
+  // What /status and the dashboard show; imported with the admin listener, the only place it is shown.
+  const statusModule = config.admin ? await import("./status.ts") : null;
+  const servedCertificates = () => statusModule!.certificatesInStore(store);
   const status = () =>
-    buildStatus({
+    statusModule!.buildStatus({
       config: current,
       version: configVersion,
       loadedAt: configLoadedAt,
@@ -243,7 +250,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       httpListen: http ? formatAddr(http.addr) : null,
       served: servedCertificates(),
       acme: acme?.state() ?? null,
-      repository,
+      repository: repository!,
       storage: shared?.status() ?? null,
       upstreams: snapshot.balancers?.status() ?? {},
     });
