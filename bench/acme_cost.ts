@@ -2,7 +2,7 @@
 // a local Pebble over HTTP-01 (the setup tests/acme_e2e_test.ts proves), while its process tree's RSS is
 // sampled; then the same after the worker has exited. nexo only: Caddy and nginx have no comparable worker.
 
-import { NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
+import { MALLOC_ENV, NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
 import { join } from "node:path";
 import { startChallTestSrv } from "../tests/challtestsrv.ts";
 import { startPebble } from "../tests/pebble.ts";
@@ -139,7 +139,7 @@ async function runIssuance(
     "json",
   ];
   const startedAt = performance.now();
-  const proc = spawnLogged(Deno.execPath(), args, { logPath });
+  const proc = spawnLogged(Deno.execPath(), args, { logPath, env: { ...MALLOC_ENV } });
   const stopNexo = track(options.cleanups, () => proc.stop());
   const sampler = sampleRss(proc.pid);
   try {

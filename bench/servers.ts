@@ -2,7 +2,7 @@
 // (nexo, Caddy, nginx) sharing one certificate for "localhost". Each runs as the current user with its own
 // directory under the run's temp dir. Load generation and reporting live elsewhere.
 
-import { NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
+import { MALLOC_ENV, NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
 import { join } from "node:path";
 import { findFreePort, type Proc, spawnLogged, waitForOk } from "./process.ts";
 
@@ -176,10 +176,12 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
     "--log-format",
     "json",
   ];
+  // The environment nexo ships with (lib/v8_flags.ts MALLOC_ENV), as the unit, the Dockerfile and the tasks set it.
   const server = await startAndWait("nexo", Deno.execPath(), args, {
     dir,
     env,
     url: `https://localhost:${port}`,
+    childEnv: { ...MALLOC_ENV },
   });
   if (redis === null) return server;
   const stop = async () => {
@@ -232,7 +234,8 @@ async function startFloor(env: BenchEnv, upstreamUrl: string): Promise<RunningSe
   const dir = await makeDir(env.dir, "floor");
   const port = findFreePort();
   const script = new URL("./floor_proxy.ts", import.meta.url).pathname;
-  // Run as nexo runs (same V8 flags), so that the difference is nexo's code, not the runtime's settings.
+  // Run as nexo runs (same V8 flags and malloc setting), so that the difference is nexo's code, not the
+  // runtime's settings.
   const args = [
     "run",
     "-A",
@@ -244,7 +247,12 @@ async function startFloor(env: BenchEnv, upstreamUrl: string): Promise<RunningSe
     env.keyFile,
     upstreamUrl,
   ];
-  return await startAndWait("floor", Deno.execPath(), args, { dir, env, url: `https://localhost:${port}` });
+  return await startAndWait("floor", Deno.execPath(), args, {
+    dir,
+    env,
+    url: `https://localhost:${port}`,
+    childEnv: { ...MALLOC_ENV },
+  });
 }
 
 async function startCaddy(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { canCollect, noteStreamed, STREAM_GC_BYTES } from "./stream_gc.ts";
-import { DENO_LOG_FILTER, NO_CODE_CACHE, V8_FLAGS } from "./v8_flags.ts";
+import { DENO_LOG_FILTER, MALLOC_ENV, NO_CODE_CACHE, V8_FLAGS } from "./v8_flags.ts";
 
 Deno.test("deno.json's nexo, demo and compile tasks pass the V8 flags nexo is tuned with, and no code cache", async () => {
   const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
@@ -13,16 +13,29 @@ Deno.test("deno.json's nexo, demo and compile tasks pass the V8 flags nexo is tu
   }
 });
 
-Deno.test("deno.json's nexo and demo tasks and the Dockerfile set nexo's DENO_LOG filter", async () => {
-  const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+Deno.test("deno.json's tasks, the Dockerfile, the systemd unit and the launcher set DENO_LOG and MALLOC_ARENA_MAX", async () => {
+  const read = (path: string) => Deno.readTextFile(new URL(`../${path}`, import.meta.url));
+  const malloc = Object.entries(MALLOC_ENV).map(([name, value]) => `${name}=${value}`).join(" ");
+  const denoJson = JSON.parse(await read("deno.json"));
   for (const task of ["nexo", "demo"]) {
-    assert.ok((denoJson.tasks[task] as string).startsWith(`DENO_LOG=${DENO_LOG_FILTER} deno run `), task);
+    assert.ok(
+      (denoJson.tasks[task] as string).startsWith(`DENO_LOG=${DENO_LOG_FILTER} ${malloc} deno run `),
+      task,
+    );
   }
-  const dockerfile = await Deno.readTextFile(new URL("../Dockerfile", import.meta.url));
+  const dockerfile = await read("Dockerfile");
   const env = dockerfile.split("\n").filter((line) => line.startsWith("ENV ")).flatMap((line) =>
     line.split(/\s+/)
   );
   assert.ok(env.includes(`DENO_LOG=${DENO_LOG_FILTER}`), "Dockerfile: ENV DENO_LOG");
+  for (const [name, value] of Object.entries(MALLOC_ENV)) {
+    assert.ok(env.includes(`${name}=${value}`), `Dockerfile: ENV ${name}`);
+    assert.match(await read("examples/nexo.service"), new RegExp(`^Environment=${name}=${value}$`, "m"));
+    assert.match(
+      await read("scripts/install.sh"),
+      new RegExp(`^export ${name}="\\\\\\$\\{${name}:-${value}\\}"$`, "m"),
+    );
+  }
 });
 
 Deno.test("stream_gc runs minor GCs only when V8 exposes gc, and they free streamed buffers", async () => {

@@ -69,6 +69,7 @@ cat >"$DESTDIR$PREFIX/bin/nexo" <<EOF
 # \`deno task compile\` bakes in. The config defaults to $ETC/config.yaml (NEXO_CONFIG or --config to change).
 export DENO_DIR="$LIB/cache"
 export DENO_LOG="\${DENO_LOG:-info,h2=error}"
+export MALLOC_ARENA_MAX="\${MALLOC_ARENA_MAX:-1}"
 export NEXO_CONFIG="\${NEXO_CONFIG:-$ETC/config.yaml}"
 extra=""
 case "\${1:-}" in

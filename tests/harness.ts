@@ -3,7 +3,7 @@
 // (curl, and Deno.connectTls with an SNI name) that verify against nexo's local CA.
 
 import type { Finding } from "../lib/doctor/report.ts";
-import { DENO_LOG_FILTER, NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
+import { DENO_LOG_FILTER, MALLOC_ENV, NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -63,8 +63,8 @@ export async function startNexo(
       "json",
       ...(options.args ?? []),
     ],
-    // As shipped (deno task start, the Dockerfile): no bare h2 lines among the JSON logs.
-    env: { DENO_LOG: DENO_LOG_FILTER },
+    // As shipped (deno task start, the Dockerfile): no bare h2 lines among the JSON logs, one malloc arena.
+    env: { DENO_LOG: DENO_LOG_FILTER, ...MALLOC_ENV },
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

@@ -29,7 +29,7 @@ const RUN_ELSEWHERE: Record<string, string> = {
 
 /** The shipped-permissions line is run by tests/permissions_test.ts with /etc/nexo moved to a temp folder. */
 const NARROW_PERMISSIONS_LINE =
-  /^DENO_LOG=\S+ npx -y deno@2\.9\.6 run .* main\.ts server --config \/etc\/nexo\/config\.yaml$/;
+  /^DENO_LOG=\S+ MALLOC_ARENA_MAX=1 npx -y deno@2\.9\.6 run .* main\.ts server --config \/etc\/nexo\/config\.yaml$/;
 
 /** Each command line of the README's ```sh blocks, without its trailing comment (bash drops it anyway). */
 function shellLines(markdown: string): string[] {
@@ -108,9 +108,12 @@ Deno.test("every README command line is run by this test or names what runs it",
   const narrow = lines.find((line) => NARROW_PERMISSIONS_LINE.test(line))!;
   const denoJson = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
   const compileFlags = (denoJson.tasks.compile as string).split(/\s+/).filter((a) =>
-    /^--(allow-|v8-flags=)/.test(a)
+    /^--(allow-|v8-flags=|no-code-cache$)/.test(a)
   );
-  assert.deepEqual(narrow.split(/\s+/).filter((a) => /^--(allow-|v8-flags=)/.test(a)), compileFlags);
+  assert.deepEqual(
+    narrow.split(/\s+/).filter((a) => /^--(allow-|v8-flags=|no-code-cache$)/.test(a)),
+    compileFlags,
+  );
 });
 
 const DEMO_LINES = [
