@@ -3,7 +3,7 @@
 // No node:crypto: the ACME worker imports no `node:` module, so Deno's Node compatibility layer stays unloaded
 // (docs/performance.md: it was most of what a finished worker left behind).
 
-import { encodePem } from "../tls/pem.ts";
+import { encodePem, splitPemBlocks } from "../tls/pem.ts";
 import {
   type Bytes,
   encodeBitString,
@@ -72,9 +72,8 @@ export async function createCsr(names: string[], keyPem: string): Promise<string
 async function importKeyPair(
   keyPem: string,
 ): Promise<{ privateKey: CryptoKey; spki: Bytes; kind: "ecdsa" | "rsa" }> {
-  const match = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(keyPem);
-  if (match === null) throw new Error("Cannot create a CSR: the key is not a PKCS#8 PEM key");
-  const der = Uint8Array.fromBase64(match[1]!.replace(/\s+/g, ""));
+  const der = splitPemBlocks(keyPem).find((block) => block.label === "PRIVATE KEY")?.der;
+  if (der === undefined) throw new Error("Cannot create a CSR: the key is not a PKCS#8 PEM key");
   for (const [kind, params] of [["ecdsa", EC_KEY], ["rsa", RSA_KEY]] as const) {
     const privateKey = await crypto.subtle.importKey("pkcs8", der, params, true, ["sign"]).catch(() => null);
     if (privateKey === null) continue;

@@ -4,6 +4,8 @@
 // Account Binding (§7.3.4). Shared by the ACME worker's client (acme_client.ts) and `nexo doctor`'s account
 // lookup; it does no I/O.
 
+import { splitPemBlocks } from "../tls/pem.ts";
+
 const BASE64URL = { alphabet: "base64url", omitPadding: true } as const;
 
 /** An account key ready to sign: the algorithm it signs with, the private key, and its public JWK. */
@@ -23,9 +25,8 @@ export interface FlattenedJws {
 
 /** The account key in `pem` (PKCS#8, ECDSA P-256 or RSA, as nexo saves it) as a signing key. */
 export async function importAccountKey(pem: string): Promise<AccountKey> {
-  const match = /-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----/.exec(pem);
-  if (match === null) throw new Error("the ACME account key is not a PKCS#8 PEM key (BEGIN PRIVATE KEY)");
-  const der = Uint8Array.fromBase64(match[1]!.replace(/\s+/g, ""));
+  const der = splitPemBlocks(pem).find((block) => block.label === "PRIVATE KEY")?.der;
+  if (der === undefined) throw new Error("the ACME account key is not a PKCS#8 PEM key (BEGIN PRIVATE KEY)");
   const attempts = [
     { alg: "ES256", params: { name: "ECDSA", namedCurve: "P-256" } },
     { alg: "RS256", params: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } },
