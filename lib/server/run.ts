@@ -300,6 +300,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     )
     : null;
   if (admin) log.info("listening", { addr: formatAddr(admin.addr), protocol: "admin" });
+  // Start-up is such a burst too (the config's parse, the certificates read, every module evaluated): its
+  // garbage and the young generation it grew are given back a second later. Measured 4 s after a start with
+  // one request served, four alternating runs: V8's heap 8.9 -> 5.9 MiB, anonymous memory 17.3-17.6 ->
+  // 14.9-15.2, RSS 56.9-58.7 -> 56.0-58.5 (the GC's own code pages take back part of it).
+  shrinkHeapSoon();
 
   return {
     get httpsAddr() {
