@@ -2,12 +2,11 @@
 // a local Pebble over HTTP-01 (the setup tests/acme_e2e_test.ts proves), while its process tree's RSS is
 // sampled; then the same after the worker has exited. nexo only: Caddy and nginx have no comparable worker.
 
-import { MALLOC_ENV, NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
 import { join } from "node:path";
 import { startChallTestSrv } from "../tests/challtestsrv.ts";
 import { startPebble } from "../tests/pebble.ts";
 import { findFreePort, readTreeRss, sampleRss, spawnLogged, waitForLogLine } from "./process.ts";
-import type { BenchEnv } from "./servers.ts";
+import { type BenchEnv, nexoServerCommand } from "./servers.ts";
 
 /**
  * The measurement, in bytes and ms: the peak while the first certificate is obtained, the RSS after it (worker
@@ -124,22 +123,9 @@ async function runIssuance(
   },
 ): Promise<AcmeCost> {
   const logPath = join(options.dir, "output.log");
-  const mainTs = new URL("../main.ts", import.meta.url).pathname;
-  // The V8 flags nexo ships with (lib/v8_flags.ts), as `deno task start` and the compiled binary run it.
-  const args = [
-    "run",
-    "-A",
-    NO_CODE_CACHE,
-    V8_FLAGS,
-    mainTs,
-    "server",
-    "--config",
-    configPath,
-    "--log-format",
-    "json",
-  ];
   const startedAt = performance.now();
-  const proc = spawnLogged(Deno.execPath(), args, { logPath, env: { ...MALLOC_ENV } });
+  const { args, env } = nexoServerCommand(configPath);
+  const proc = spawnLogged(Deno.execPath(), args, { logPath, env });
   const stopNexo = track(options.cleanups, () => proc.stop());
   const sampler = sampleRss(proc.pid);
   try {

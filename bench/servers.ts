@@ -114,6 +114,29 @@ export function startProxy(
   }
 }
 
+/**
+ * `nexo server` as the benchmark runs it: with the flags (`--no-code-cache`, the V8 flags) and the environment
+ * (MALLOC_ENV) nexo ships with in lib/v8_flags.ts, as `deno task start`, the unit and the Dockerfile run it.
+ */
+export function nexoServerCommand(configPath: string): { args: string[]; env: Record<string, string> } {
+  const mainTs = new URL("../main.ts", import.meta.url).pathname;
+  return {
+    args: [
+      "run",
+      "-A",
+      NO_CODE_CACHE,
+      V8_FLAGS,
+      mainTs,
+      "server",
+      "--config",
+      configPath,
+      "--log-format",
+      "json",
+    ],
+    env: { ...MALLOC_ENV },
+  };
+}
+
 async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVariant): Promise<RunningServer> {
   const dir = await makeDir(env.dir, "nexo");
   const certDir = join(dir, "certs/localhost");
@@ -162,26 +185,12 @@ async function startNexo(env: BenchEnv, upstreamUrl: string, variant: NexoVarian
   ].join("\n");
   const configPath = join(dir, "config.yaml");
   await Deno.writeTextFile(configPath, config);
-  const mainTs = new URL("../main.ts", import.meta.url).pathname;
-  // The V8 flags nexo ships with (lib/v8_flags.ts), as `deno task start` and the compiled binary run it.
-  const args = [
-    "run",
-    "-A",
-    NO_CODE_CACHE,
-    V8_FLAGS,
-    mainTs,
-    "server",
-    "--config",
-    configPath,
-    "--log-format",
-    "json",
-  ];
-  // The environment nexo ships with (lib/v8_flags.ts MALLOC_ENV), as the unit, the Dockerfile and the tasks set it.
-  const server = await startAndWait("nexo", Deno.execPath(), args, {
+  const command = nexoServerCommand(configPath);
+  const server = await startAndWait("nexo", Deno.execPath(), command.args, {
     dir,
     env,
     url: `https://localhost:${port}`,
-    childEnv: { ...MALLOC_ENV },
+    childEnv: command.env,
   });
   if (redis === null) return server;
   const stop = async () => {

@@ -82,20 +82,7 @@ Deno.test("every module lib/ imports lazily is an entry checked below", async ()
 });
 Deno.test("the main isolate's modules include no npm package and no node: module", async () => {
   for (const entry of ENTRIES) {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", entry],
-      cwd: new URL("..", import.meta.url),
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(output.success, new TextDecoder().decode(output.stderr));
-    const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as {
-      roots: string[];
-      redirects: Record<string, string>;
-      modules: Array<
-        { specifier: string; kind: string; dependencies?: Array<{ code?: { specifier: string } }> }
-      >;
-    };
+    const graph = await moduleGraph(entry);
     // What the entry reaches without passing through a module that loads the Node layer on purpose.
     const bySpecifier = new Map(graph.modules.map((module) => [module.specifier, module]));
     const skipped = new Set(Object.keys(NODE_ON_PURPOSE).map((path) => new URL(path, ROOT).href));
@@ -118,19 +105,7 @@ Deno.test("the main isolate's modules include no npm package and no node: module
 
 Deno.test("main.ts's static graph holds none of the lazily imported modules", async () => {
   // A static import of one of them (from anywhere main.ts reaches) would load it at every start.
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "main.ts"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(output.success, new TextDecoder().decode(output.stderr));
-  const graph = JSON.parse(new TextDecoder().decode(output.stdout)) as {
-    roots: string[];
-    modules: Array<
-      { specifier: string; dependencies?: Array<{ isDynamic?: boolean; code?: { specifier: string } }> }
-    >;
-  };
+  const graph = await moduleGraph("main.ts");
   const bySpecifier = new Map(graph.modules.map((module) => [module.specifier, module]));
   const reached = new Set<string>();
   const visit = (specifier: string) => {
@@ -147,3 +122,23 @@ Deno.test("main.ts's static graph holds none of the lazily imported modules", as
   );
   assert.deepEqual(eager, [], `imported statically, so loaded at every start: ${eager.join(", ")}`);
 });
+
+/** `deno info --json` of `entry` (a path from the repository root): every module it reaches, and how. */
+async function moduleGraph(entry: string): Promise<{
+  roots: string[];
+  redirects: Record<string, string>;
+  modules: Array<{
+    specifier: string;
+    kind: string;
+    dependencies?: Array<{ isDynamic?: boolean; code?: { specifier: string } }>;
+  }>;
+}> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(output.success, new TextDecoder().decode(output.stderr));
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
