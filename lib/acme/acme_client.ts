@@ -12,7 +12,15 @@
 
 import { errorMessage } from "../error_message.ts";
 import { VERSION } from "../version.ts";
-import { type AccountKey, importAccountKey, signExternalAccountBinding, signJws, thumbprint } from "./jws.ts";
+import {
+  type AccountKey,
+  base64url,
+  importAccountKey,
+  signExternalAccountBinding,
+  signJws,
+  thumbprint,
+} from "./jws.ts";
+import { splitPemBlocks } from "../tls/pem.ts";
 import { parseRetryAfter } from "./schedule.ts";
 
 /** An ACME problem document (RFC 8555 §6.7, RFC 7807), plus the Retry-After the server sent with it. */
@@ -200,7 +208,7 @@ export class AcmeClient {
     const keyAuthorization = `${challenge.token}.${await thumbprint(await this.#accountKey())}`;
     if (challenge.type !== "dns-01") return keyAuthorization;
     const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(keyAuthorization));
-    return new Uint8Array(digest).toBase64({ alphabet: "base64url", omitPadding: true });
+    return base64url(new Uint8Array(digest));
   }
 
   /** Tells the server the challenge's response is in place (§7.5.1: an empty JSON object). */
@@ -225,8 +233,11 @@ export class AcmeClient {
 
   /** Finalizes the order with the PEM `csrPem` (§7.4) and waits until the certificate is issued. */
   async finalizeOrder(order: AcmeOrder, csrPem: string): Promise<AcmeOrder> {
-    const der = csrPem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
-    const csr = Uint8Array.fromBase64(der).toBase64({ alphabet: "base64url", omitPadding: true });
+    const der = splitPemBlocks(csrPem).find((block) => block.label === "CERTIFICATE REQUEST")?.der;
+    if (der === undefined) {
+      throw new Error("Cannot finalize the order: the CSR is not a PEM certificate request");
+    }
+    const csr = base64url(der);
     const answer = await this.#post(order.finalize, { csr });
     const finalized = { ...parseJson(answer, order.finalize) as Omit<AcmeOrder, "url">, url: order.url };
     if (finalized.status === "valid") return finalized;
