@@ -6,7 +6,8 @@ FROM denoland/deno:2.9.6 AS build
 WORKDIR /src
 COPY deno.json deno.lock main.ts ./
 COPY lib ./lib
-# deno task compile: --frozen lockfile, the ACME worker included, permissions baked in.
+# deno task compile: the bundle first (deno task build, dist/; it fetches esbuild from npm), then the binary
+# from it: --frozen lockfile, the ACME worker included, permissions baked in.
 RUN deno task compile && ./nexo version
 
 FROM gcr.io/distroless/cc-debian12:nonroot

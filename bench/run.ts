@@ -6,6 +6,7 @@
 
 import { dirname, join } from "node:path";
 import { LocalCa } from "../lib/tls/local_ca.ts";
+import { bundledMain } from "../tests/bundle.ts";
 import { type AcmeCostOptions, measureAcmeCost } from "./acme_cost.ts";
 import { runWrk } from "./load.ts";
 import { readOpenFileLimit, readTreeRss } from "./process.ts";
@@ -53,6 +54,8 @@ const TOOLS: [string, string[]][] = [
 
 async function main(): Promise<void> {
   const versions = [`deno ${Deno.version.deno}`, ...await checkTools()];
+  // nexo runs as it ships: the bundle `deno task build` writes (tests/bundle.ts).
+  await bundledMain();
   await checkOpenFileLimit();
   const dir = await Deno.makeTempDir({ prefix: "nexo-bench-" });
   const running = new Set<RunningServer>();

@@ -115,18 +115,19 @@ export function startProxy(
 }
 
 /**
- * `nexo server` as the benchmark runs it: with the flags (`--no-code-cache`, the V8 flags) and the environment
+ * `nexo server` as the benchmark runs it: the bundle (dist/, which bench/run.ts and bench/acme_cost.ts build
+ * first with tests/bundle.ts), with the flags (`--no-code-cache`, the V8 flags) and the environment
  * (MALLOC_ENV) nexo ships with in lib/v8_flags.ts, as `deno task start`, the unit and the Dockerfile run it.
  */
 export function nexoServerCommand(configPath: string): { args: string[]; env: Record<string, string> } {
-  const mainTs = new URL("../main.ts", import.meta.url).pathname;
+  const mainJs = new URL("../dist/main.js", import.meta.url).pathname;
   return {
     args: [
       "run",
       "-A",
       NO_CODE_CACHE,
       V8_FLAGS,
-      mainTs,
+      mainJs,
       "server",
       "--config",
       configPath,

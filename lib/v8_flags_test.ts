@@ -18,10 +18,9 @@ Deno.test("deno.json's tasks, the Dockerfile, the systemd unit and the launcher 
   const malloc = Object.entries(MALLOC_ENV).map(([name, value]) => `${name}=${value}`).join(" ");
   const denoJson = JSON.parse(await read("deno.json"));
   for (const task of ["nexo", "demo"]) {
-    assert.ok(
-      (denoJson.tasks[task] as string).startsWith(`DENO_LOG=${DENO_LOG_FILTER} ${malloc} deno run `),
-      task,
-    );
+    // After the build of the bundle they run (tests/bundle_test.ts).
+    const run = (denoJson.tasks[task] as string).split(" && ").at(-1)!;
+    assert.ok(run.startsWith(`DENO_LOG=${DENO_LOG_FILTER} ${malloc} deno run `), task);
   }
   const dockerfile = await read("Dockerfile");
   const env = dockerfile.split("\n").filter((line) => line.startsWith("ENV ")).flatMap((line) =>

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { workerPermissions } from "../lib/acme/worker_permissions.ts";
 import type { WorkerSettings } from "../lib/acme/messages.ts";
 import { dns01Config } from "./acme_world.ts";
+import { bundledMain } from "./bundle.ts";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
 import { startNexo } from "./harness.ts";
@@ -105,7 +106,7 @@ proxies:
           args: [
             "run",
             "-A",
-            new URL("../main.ts", import.meta.url).pathname,
+            await bundledMain(),
             "certs",
             "--config",
             `${dir}/config.yaml`,

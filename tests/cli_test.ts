@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { closedPort } from "./upstreams.ts";
 
+// From the sources (`deno run main.ts`, the README's development form); the other end-to-end tests run the
+// bundle that ships (tests/bundle.ts), so both forms are exercised.
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SEED = new URL("./testdata/seed.yaml", import.meta.url).pathname;
 

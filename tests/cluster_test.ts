@@ -5,6 +5,7 @@
 // the lock's expiry plus 10 s; Redis down for 30 s with no failed request and the waiting work resumed.
 
 import assert from "node:assert/strict";
+import { bundledMain } from "./bundle.ts";
 import { dns01Config, type Dns01Setup, getLikeAClient, servedFingerprint } from "./acme_world.ts";
 import { type ChallTestSrv, startChallTestSrv } from "./challtestsrv.ts";
 import { type FakeCloudflare, startFakeCloudflare } from "./fake_cloudflare.ts";
@@ -325,7 +326,7 @@ Deno.test("HTTP-01 behind a load balancer: the instance the CA reaches answers a
 /** Runs `nexo <args>` to the end; resolves its exit code and everything it printed. */
 async function runNexo(args: string[]): Promise<{ code: number; output: string }> {
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...args],
+    args: ["run", "-A", await bundledMain(), ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -3,6 +3,7 @@
 // this test. Without it the test is reported as ignored, with the reason in its name.
 
 import assert from "node:assert/strict";
+import { bundledMain } from "./bundle.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const denort = Deno.env.get("DENORT_BIN");
@@ -12,6 +13,7 @@ Deno.test({
   ignore: !denort,
   async fn() {
     const out = await Deno.makeTempDir();
+    await bundledMain(); // dist/, which the task compiles from
     try {
       const build = await new Deno.Command(Deno.execPath(), {
         args: [
@@ -25,10 +27,10 @@ Deno.test({
           "--unstable-net",
           "--unstable-no-legacy-abort",
           "--include",
-          "lib/acme/worker.ts",
+          "dist",
           "-o",
           `${out}/nexo`,
-          "main.ts",
+          "dist/main.js",
         ],
         cwd: ROOT,
         env: { DENORT_BIN: denort! },

@@ -5,6 +5,7 @@
 // flags. Each problem must come with its fix; a healthy setup must print all ok and exit 0.
 
 import assert from "node:assert/strict";
+import { bundledMain } from "./bundle.ts";
 import { startChallTestSrv } from "./challtestsrv.ts";
 import { startFakeCloudflare } from "./fake_cloudflare.ts";
 import { type DoctorRun, runDoctor as doctor, shippedPermissionFlags, startNexo } from "./harness.ts";
@@ -18,7 +19,7 @@ import { FileStorage } from "../lib/storage/file_storage.ts";
 import { isPublicAddress } from "../lib/doctor/addresses.ts";
 import type { Finding } from "../lib/doctor/report.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = await bundledMain();
 const TOKEN = "doctor-test-token-7c1e";
 
 /** The one finding of `area` whose subject starts with `subject`. */

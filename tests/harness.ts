@@ -4,8 +4,7 @@
 
 import type { Finding } from "../lib/doctor/report.ts";
 import { DENO_LOG_FILTER, MALLOC_ENV, NO_CODE_CACHE, V8_FLAGS } from "../lib/v8_flags.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
+import { bundledMain } from "./bundle.ts";
 
 export interface NexoProcess {
   /** HTTPS port nexo bound (the config asks for port 0); tests that move it update this. */
@@ -52,10 +51,11 @@ export async function startNexo(
       "run",
       // All, unless the test gives the flags (the compiled binary's: shippedPermissionFlags()).
       ...(options.permissions ?? ["-A"]),
-      // As shipped (deno task start, the compiled binary): memory figures in tests are the real ones.
+      // As shipped (deno task start, the compiled binary): the bundle, with the same flags, so that what the
+      // tests check, memory figures included, is what runs in production.
       NO_CODE_CACHE,
       V8_FLAGS,
-      `${ROOT}main.ts`,
+      await bundledMain(),
       "server",
       "--config",
       configPath,
@@ -278,7 +278,7 @@ export async function runDoctor(
     args: [
       "run",
       ...(options.flags ?? ["-A"]),
-      `${ROOT}main.ts`,
+      await bundledMain(),
       "doctor",
       "--config",
       `${dir}/config.yaml`,

@@ -8,16 +8,20 @@ const ROOT = new URL("..", import.meta.url).pathname;
 const LIB = "/usr/local/lib/nexo";
 
 /**
- * Seeds the staged Deno cache with this machine's npm packages, so the script's `deno cache --frozen` finds
- * them there instead of downloading them again (the test then needs no network for them).
+ * Seeds the staged Deno cache with this machine's npm packages and downloads (esbuild, which `deno task
+ * build` runs), so the script finds them there instead of fetching them again (the test then needs no
+ * network for them).
  */
 async function seedCache(stage: string): Promise<void> {
   const denoDir = Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`;
-  const npm = `${denoDir}/npm`;
-  if (!(await Deno.stat(npm).then(() => true, () => false))) return;
   await Deno.mkdir(`${stage}${LIB}/cache`, { recursive: true });
-  const copy = await new Deno.Command("cp", { args: ["-R", npm, `${stage}${LIB}/cache/npm`] }).output();
-  assert.equal(copy.code, 0, "seeding the staged Deno cache");
+  for (const part of ["npm", "dl"]) {
+    if (!(await Deno.stat(`${denoDir}/${part}`).then(() => true, () => false))) continue;
+    const copy = await new Deno.Command("cp", {
+      args: ["-R", `${denoDir}/${part}`, `${stage}${LIB}/cache/${part}`],
+    }).output();
+    assert.equal(copy.code, 0, "seeding the staged Deno cache");
+  }
 }
 
 /** Runs the install script into `stage`; `deno` is the binary it copies (unset: fetched from npm). */
@@ -86,6 +90,8 @@ Deno.test("scripts/install.sh stages nexo with the compiled binary's permissions
       e.name.endsWith("_test.ts")
     );
     assert.deepEqual(tests, [], "no tests installed");
+    // The launcher runs the bundle, built from the installed sources, the ACME worker beside it.
+    assert.ok((await Deno.stat(`${stage}${LIB}/app/dist/acme_worker.js`)).isFile);
 
     const launcher = await Deno.readTextFile(`${stage}/usr/local/bin/nexo`);
     const exec = launcher.split("\n").find((line) => line.startsWith("exec "))!;
@@ -94,6 +100,7 @@ Deno.test("scripts/install.sh stages nexo with the compiled binary's permissions
     );
     assert.deepEqual(flags, await compileFlags(), "exactly the flags deno task compile bakes in");
     assert.ok(!launcher.includes(stage), "the launcher names the final paths, not the staging root");
+    assert.ok(exec.includes(`"${LIB}/app/dist/main.js"`), exec);
     assert.match(launcher, /NEXO_CONFIG="\$\{NEXO_CONFIG:-\/etc\/nexo\/config\.yaml\}"/);
 
     const version = await runStaged(stage, ["version"]);

@@ -5,8 +5,8 @@
 
 import assert from "node:assert/strict";
 import { DENO_LOG_FILTER, V8_FLAGS } from "../lib/v8_flags.ts";
+import { bundledMain } from "./bundle.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const REQUESTS = 6000;
 
 Deno.test("a stderr nobody reads never stalls serving: lines are dropped, counted and reported later", async () => {
@@ -19,7 +19,7 @@ Deno.test("a stderr nobody reads never stalls serving: lines are dropped, counte
       `proxies:\n  "localhost":\n    upstream: http://127.0.0.1:${upstream.addr.port}\n`,
   );
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", V8_FLAGS, `${ROOT}main.ts`, "server", "--config", `${dir}/config.yaml`],
+    args: ["run", "-A", V8_FLAGS, await bundledMain(), "server", "--config", `${dir}/config.yaml`],
     env: { DENO_LOG: DENO_LOG_FILTER, NEXO_LOG_FORMAT: "json" },
     stdout: "null",
     stderr: "piped",

@@ -4,10 +4,11 @@
 // serves, and shows those flags deny writes and reads elsewhere, subprocesses, FFI and unlisted variables.
 
 import assert from "node:assert/strict";
+import { bundledMain } from "./bundle.ts";
 import { shippedPermissionFlags } from "./harness.ts";
 import { startEchoUpstream } from "./upstreams.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const MAIN = await bundledMain();
 const PROBE = new URL("./testdata/sandbox_probe.ts", import.meta.url).pathname;
 const ENV_ALLOWED = "NEXO_CONFIG,NEXO_LOG_FORMAT,NEXO_LOG_LEVEL,HOME";
 

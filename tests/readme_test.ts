@@ -22,6 +22,7 @@ const RUN_ELSEWHERE: Record<string, string> = {
   "npx -y deno@2.9.6 task soak --duration 10m": "the test command runs the soak for 2m; 10m by hand",
   "npx -y deno@2.9.6 task bench": "by hand (10-17 minutes); docs/benchmarks.md holds its last output",
   "sudo sh scripts/install.sh": "tests/install_test.ts, staged into a temporary DESTDIR",
+  "npx -y deno@2.9.6 task build": "tests/bundle.ts, once for the end-to-end tests, which run the bundle",
   "scripts/tls_audit.sh app.example.com": "needs a public name; the demo's line below is the same script",
   "sudo nexo doctor": "tests/doctor_test.ts, against challtestsrv, the fake Cloudflare and Pebble",
   "sudo nexo doctor --write-test": "tests/doctor_test.ts (its Cloudflare step)",
@@ -29,7 +30,7 @@ const RUN_ELSEWHERE: Record<string, string> = {
 
 /** The shipped-permissions line is run by tests/permissions_test.ts with /etc/nexo moved to a temp folder. */
 const NARROW_PERMISSIONS_LINE =
-  /^DENO_LOG=\S+ MALLOC_ARENA_MAX=1 npx -y deno@2\.9\.6 run .* main\.ts server --config \/etc\/nexo\/config\.yaml$/;
+  /^DENO_LOG=\S+ MALLOC_ARENA_MAX=1 npx -y deno@2\.9\.6 run .* dist\/main\.js server --config \/etc\/nexo\/config\.yaml$/;
 
 /** Each command line of the README's ```sh blocks, without its trailing comment (bash drops it anyway). */
 function shellLines(markdown: string): string[] {

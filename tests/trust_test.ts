@@ -5,10 +5,11 @@
 
 import assert from "node:assert/strict";
 import { openInChromium } from "./chromium.ts";
+import { bundledMain } from "./bundle.ts";
 import { closedPort } from "./upstreams.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const MAIN = `${ROOT}main.ts`;
+const MAIN = await bundledMain();
 
 /** The `--allow-*` flags of a deno.json task, with /etc/nexo moved to `dir` where given. */
 async function taskFlags(task: string, dir?: string): Promise<string[]> {

@@ -131,7 +131,7 @@ export class AcmeSupervisor {
     this.#config = options.config;
     this.#store = options.store;
     this.#log = options.log;
-    this.#workerUrl = options.workerUrl ?? new URL("./worker.ts", import.meta.url);
+    this.#workerUrl = options.workerUrl ?? defaultWorkerUrl();
     this.#http01 = options.http01;
     this.#repository = options.repository ??
       CertRepository.open({ certDir: options.config.certDir, baseDir: options.config.baseDir });
@@ -558,4 +558,14 @@ export class AcmeSupervisor {
 
 function certKey(names: readonly string[]): string {
   return normalizeCertNames(names).join(",");
+}
+
+/**
+ * The ACME worker's module: worker.ts beside this file when nexo runs from its sources. In the bundle that
+ * `deno task build` writes (what the tasks, the installed launcher and the compiled binary run), this code is
+ * in one of dist/'s chunks and the worker is dist/acme_worker.js, bundled on its own.
+ */
+function defaultWorkerUrl(): URL {
+  const fromSources = import.meta.url.endsWith(".ts");
+  return new URL(fromSources ? "./worker.ts" : "./acme_worker.js", import.meta.url);
 }

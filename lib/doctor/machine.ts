@@ -127,7 +127,7 @@ export interface PortHolder {
   pid: number;
   /** Its command name (/proc/PID/comm). */
   name: string;
-  /** Whether its command line is a nexo server (the binary, or `deno ... main.ts server`). */
+  /** Whether its command line is a nexo server (the binary, or `deno ... main.ts|dist/main.js server`). */
   isNexo: boolean;
 }
 
@@ -171,12 +171,15 @@ export async function findListener(port: number, proc: string): Promise<PortHold
   return null;
 }
 
-/** Whether a command line runs nexo's server: the compiled `nexo server`, or Deno running main.ts server. */
+/**
+ * Whether a command line runs nexo's server: the compiled `nexo server`, or Deno running it from the sources
+ * (main.ts) or the bundle (dist/main.js: the tasks and the installed launcher).
+ */
 export function isNexoCommand(argv: readonly string[]): boolean {
   const program = argv[0]?.split("/").pop() ?? "";
   const serves = argv.some((arg) => arg === "server" || arg === "serve" || arg === "demo");
   if (program === "nexo") return serves;
-  return /^deno/.test(program) && serves && argv.some((arg) => /(^|\/)main\.ts$/.test(arg));
+  return /^deno/.test(program) && serves && argv.some((arg) => /(^|\/)(main\.ts|dist\/main\.js)$/.test(arg));
 }
 
 async function holdsSocket(fdDir: string, inodes: ReadonlySet<string>): Promise<boolean> {

@@ -43,9 +43,13 @@ Deno.test("findListener() names the process whose socket listens on the port, th
   }
 });
 
-Deno.test("isNexoCommand() knows the compiled server and deno running main.ts server", () => {
+Deno.test("isNexoCommand() knows the compiled server and deno running main.ts or the bundle's server", () => {
   assert.ok(isNexoCommand(["/usr/local/bin/nexo", "server"]));
   assert.ok(isNexoCommand(["deno", "run", "-A", "/srv/nexo/main.ts", "serve", "-c", "x"]));
+  assert.ok(
+    isNexoCommand(["/usr/local/lib/nexo/bin/deno", "run", "/usr/local/lib/nexo/app/dist/main.js", "server"]),
+  );
+  assert.ok(!isNexoCommand(["deno", "run", "/srv/other/main.js", "server"]));
   assert.ok(!isNexoCommand(["/usr/local/bin/nexo", "doctor"]));
   assert.ok(!isNexoCommand(["deno", "eval", "Deno.listen({port: 443})"]));
   assert.ok(!isNexoCommand(["/usr/sbin/nginx"]));
