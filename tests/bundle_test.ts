@@ -27,7 +27,7 @@ Deno.test("the bundle loads at start only what every config runs; each lazy modu
   const lazy = files.filter((name) =>
     /^[a-z_0-9]+-[A-Z0-9]{8}\.js$/.test(name) && !name.startsWith("chunk-")
   );
-  for (const module of ["supervisor", "internal_issuer", "admin", "websocket", "dashboard", "doctor"]) {
+  for (const module of ["supervisor", "internal_issuer", "admin_start", "websocket", "dashboard", "doctor"]) {
     assert.ok(lazy.some((name) => name.startsWith(`${module}-`)), `${module} is not a chunk of its own`);
   }
   // What main.js loads before it runs: its static imports, transitively.

@@ -12,7 +12,7 @@ const ENTRIES = [
   "lib/server/internal_issuer.ts",
   "lib/acme/supervisor.ts",
   "lib/acme/ari_client.ts",
-  "lib/server/admin.ts",
+  "lib/server/admin_start.ts",
   "lib/demo.ts",
   "lib/certs_report.ts",
   "lib/trust.ts",
@@ -40,7 +40,6 @@ const ENTRIES = [
   "lib/dashboard/dashboard.ts",
   "lib/proxy/websocket.ts",
   "lib/storage/cert_repository.ts",
-  "lib/server/status.ts",
 ];
 
 /**
