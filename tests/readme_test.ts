@@ -20,7 +20,7 @@ const RUN_ELSEWHERE: Record<string, string> = {
   "npx -y deno@2.9.6 task test": "CI: .ci/run is this line (checked below), on a clean clone of every stop",
   "npx -y deno@2.9.6 task ok": "the test command (scripts/test.sh) runs it",
   "npx -y deno@2.9.6 task soak --duration 10m": "the test command runs the soak for 2m; 10m by hand",
-  "npx -y deno@2.9.6 task bench": "by hand (10-17 minutes); docs/benchmarks.md holds its last output",
+  "npx -y deno@2.9.6 task bench": "by hand (15-25 minutes); docs/benchmarks.md holds its last output",
   "sudo sh scripts/install.sh": "tests/install_test.ts, staged into a temporary DESTDIR",
   "npx -y deno@2.9.6 task build": "tests/bundle.ts, once for the end-to-end tests, which run the bundle",
   "scripts/tls_audit.sh app.example.com": "needs a public name; the demo's line below is the same script",
