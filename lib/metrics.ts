@@ -106,6 +106,11 @@ export class Metrics {
     this.#listener = listener;
   }
 
+  /** Requests finished so far, every route and status. */
+  get finishedRequests(): number {
+    return this.#latencyCount;
+  }
+
   /** A request finished: counted by route and status, its body bytes and its latency (ms). */
   finishRequest(route: string, status: number, bytes: number, durationMs: number): void {
     this.#inFlight--;

@@ -44,8 +44,8 @@ version="$("$deno" --version | head -n 1)"
 case "$version" in "deno $DENO_VERSION "*) ;; *) die "expected Deno $DENO_VERSION, got: $version" ;; esac
 
 # nexo's sources (no tests), replaced whole on an upgrade, and the bundle built from them (`deno task build`:
-# dist/, what the launcher runs; 3-4 MiB less memory than the sources, DEVELOPERS.md), cached for its paths in a
-# cache of its own. The build fetches esbuild from npm once.
+# dist/, what the launcher runs; 3-4 MiB less memory than the sources, DEVELOPERS.md), cached for its paths
+# in a cache of its own. The build fetches esbuild from npm once.
 say "installing nexo into $LIB"
 rm -rf "$DESTDIR$LIB/app"
 mkdir -p "$DESTDIR$LIB/app"
@@ -72,6 +72,7 @@ cat >"$DESTDIR$PREFIX/bin/nexo" <<EOF
 export DENO_DIR="$LIB/cache"
 export DENO_LOG="\${DENO_LOG:-info,h2=error}"
 export MALLOC_ARENA_MAX="\${MALLOC_ARENA_MAX:-1}"
+export DENO_USR2_MEMORY_TRIM="\${DENO_USR2_MEMORY_TRIM:-1}"
 export NEXO_CONFIG="\${NEXO_CONFIG:-$ETC/config.yaml}"
 extra=""
 case "\${1:-}" in

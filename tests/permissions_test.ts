@@ -10,7 +10,7 @@ import { startEchoUpstream } from "./upstreams.ts";
 
 const MAIN = await bundledMain();
 const PROBE = new URL("./testdata/sandbox_probe.ts", import.meta.url).pathname;
-const ENV_ALLOWED = "NEXO_CONFIG,NEXO_LOG_FORMAT,NEXO_LOG_LEVEL,HOME";
+const ENV_ALLOWED = "NEXO_CONFIG,NEXO_LOG_FORMAT,NEXO_LOG_LEVEL,HOME,DENO_USR2_MEMORY_TRIM";
 
 Deno.test("nexo serves with only the documented permissions, scoped to its folder", async () => {
   const dir = await Deno.makeTempDir({ prefix: "nexo-perm-" });

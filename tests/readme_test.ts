@@ -30,7 +30,7 @@ const RUN_ELSEWHERE: Record<string, string> = {
 
 /** The shipped-permissions line is run by tests/permissions_test.ts with /etc/nexo moved to a temp folder. */
 const NARROW_PERMISSIONS_LINE =
-  /^DENO_LOG=\S+ MALLOC_ARENA_MAX=1 npx -y deno@2\.9\.6 run .* dist\/main\.js server --config \/etc\/nexo\/config\.yaml$/;
+  /^DENO_LOG=\S+ MALLOC_ARENA_MAX=1 DENO_USR2_MEMORY_TRIM=1 npx -y deno@2\.9\.6 run .* dist\/main\.js server --config \/etc\/nexo\/config\.yaml$/;
 
 /** Each command line of the README's ```sh blocks, without its trailing comment (bash drops it anyway). */
 function shellLines(markdown: string): string[] {

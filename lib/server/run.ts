@@ -8,7 +8,7 @@ import { LocalHttp01Tokens } from "../http01_tokens.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { UpstreamPool } from "../proxy/upstream_client.ts";
-import { shrinkHeapSoon } from "../shrink_heap.ts";
+import { shrinkAfterBursts, shrinkHeapSoon } from "../shrink_heap.ts";
 import { loadCertDir } from "../tls/cert_files.ts";
 import { CertStore } from "../tls/cert_store.ts";
 import type { RunningAdmin } from "./admin_start.ts";
@@ -155,6 +155,8 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // one request served, four alternating runs: V8's heap 8.9 -> 5.9 MiB, anonymous memory 17.3-17.6 ->
   // 14.9-15.2, RSS 56.9-58.7 -> 56.0-58.5 (the GC's own code pages take back part of it).
   shrinkHeapSoon();
+  // And after a burst of traffic, once it is over: the heap it grew and the buffers glibc keeps.
+  const stopShrinking = shrinkAfterBursts(() => metrics.finishedRequests);
 
   return {
     get httpsAddr() {
@@ -193,6 +195,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     },
     async shutdown(graceMs: number) {
       clearInterval(refresher);
+      stopShrinking();
       acme?.stop();
       state.snapshot.balancers?.stop();
       await Promise.all([listeners.shutdown(graceMs), admin?.shutdown()]);
