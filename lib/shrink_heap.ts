@@ -5,7 +5,8 @@
 // space went from 3.8 to 8 MiB over 15 issuances and to 13 MiB over 20 reloads, none of it in use, hence a
 // creep of ~0.5 MiB of RSS per issuance or reload. The "last-resort" flavor (V8's
 // CollectAllAvailableGarbage: memory-reducing mark-compacts, then the young generation shrunk) undoes that.
-// Only with `--expose-gc` (lib/v8_flags.ts); otherwise nothing.
+// Only with `--expose-gc` (lib/v8_flags.ts); otherwise nothing. With DENO_USR2_MEMORY_TRIM=1 the memory glibc
+// keeps after the GC goes back too (below), and the end of a burst of traffic is such a rare burst of work.
 
 import { gc } from "./stream_gc.ts";
 
@@ -24,6 +25,9 @@ const TRIM_BY_SIGNAL = (() => {
   }
 })();
 let signalHandled = false;
+/** How long after a GC glibc's memory is trimmed: V8's sweeper has freed the dead buffers by then. */
+const SWEEP_MS = 1_000;
+let trimPending: ReturnType<typeof setTimeout> | undefined;
 
 /**
  * A full, memory-reducing GC of the main isolate, then (with DENO_USR2_MEMORY_TRIM=1) glibc's freed memory
@@ -35,19 +39,25 @@ export function shrinkHeap(): void {
   if (!TRIM_BY_SIGNAL) return;
   // A listener of nexo's own keeps the signal harmless: without any handler a SIGUSR2 ends the process.
   if (!signalHandled) {
-    Deno.addSignalListener("SIGUSR2", () => {});
+    try {
+      Deno.addSignalListener("SIGUSR2", () => {});
+    } catch {
+      return; // no listener, no signal
+    }
     signalHandled = true;
   }
   // V8 frees the dead ArrayBuffers' memory on a background thread after the GC: a trim at once finds most of
   // it still allocated (measured: 2 MiB given back instead of 85). So the trim waits for that sweep.
   clearTimeout(trimPending);
-  trimPending = setTimeout(() => Deno.kill(Deno.pid, "SIGUSR2"), SWEEP_MS);
+  trimPending = setTimeout(() => {
+    try {
+      Deno.kill(Deno.pid, "SIGUSR2");
+    } catch {
+      // Not permitted after all: no trim, and nothing else changes.
+    }
+  }, SWEEP_MS);
   Deno.unrefTimer(trimPending);
 }
-
-/** How long after a GC glibc's memory is trimmed: V8's sweeper has freed the dead buffers by then. */
-const SWEEP_MS = 1_000;
-let trimPending: ReturnType<typeof setTimeout> | undefined;
 
 const SETTLE_MS = 1_000;
 let pending: ReturnType<typeof setTimeout> | undefined;
