@@ -12,8 +12,7 @@ import type { Metrics } from "../metrics.ts";
 import type { CertRepository } from "../storage/cert_repository.ts";
 import type { CertStore } from "../tls/cert_store.ts";
 import { type AdminHandler, createAdminHandler, serveAdmin } from "./admin.ts";
-import type { Listeners } from "./listeners.ts";
-import { listenOrExplain } from "./listeners.ts";
+import { type Listeners, listenOrExplain } from "./listeners.ts";
 import type { ServingState } from "./serving_state.ts";
 import { buildStatus, certificatesInStore } from "./status.ts";
 
@@ -34,7 +33,6 @@ export interface AdminStartOptions {
 export interface RunningAdmin {
   /** Answers the admin listener and the `admin: true` routes. */
   readonly handler: AdminHandler;
-  readonly addr: Deno.NetAddr;
   /** Stops the admin listener (the HTTPS listener may still be serving `admin: true` routes). */
   shutdown(): Promise<void>;
   /** Closes the dashboard, once nothing serves it any more. */
@@ -101,7 +99,6 @@ export async function startAdmin(options: AdminStartOptions): Promise<RunningAdm
   log.info("listening", { addr: formatAddr(server.addr), protocol: "admin" });
   return {
     handler,
-    addr: server.addr,
     shutdown: () => server.shutdown(),
     async close() {
       if (dashboard === null) return;

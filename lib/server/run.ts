@@ -167,8 +167,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     },
     rootCertPath,
     async applyConfig(next: Config) {
-      const current = state.config;
-      const summary = await state.apply(next, (next) => listeners.move(current, next));
+      const summary = await state.apply(next, (current, next) => listeners.move(current, next));
       metrics.recordReload();
       acme?.updateConfig(state.config);
       // Deno 2.9.6 also caches failed lookups per listener: a host that had no route (so no certificate) at

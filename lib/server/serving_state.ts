@@ -71,17 +71,20 @@ export class ServingState {
 
   /**
    * Swaps in `next`. Access rules keep the buckets of routes whose rate limit did not change, balancers their
-   * upstreams' health. `moveListeners` re-binds the listeners to next's addresses and returns the keys
-   * ("listen", "httpListen") it could not move: those keep their old address in the config in force, like
-   * RESTART_KEYS.
+   * upstreams' health. `moveListeners` re-binds the listeners from the config in force's addresses to next's
+   * and returns the keys ("listen", "httpListen") it could not move: those keep their old address in the
+   * config in force, like RESTART_KEYS.
    */
-  async apply(next: Config, moveListeners: (next: Config) => string[]): Promise<ReloadSummary> {
+  async apply(
+    next: Config,
+    moveListeners: (current: Config, next: Config) => string[],
+  ): Promise<ReloadSummary> {
     const current = this.#config;
     const access = await accessRules(next, this.#snapshot.access, this.#context.log);
     const balancers = await balancersFor(next, this.#snapshot.balancers, this.#context);
     const routes = diffRoutes(current, next);
     const restart = RESTART_KEYS.filter((key) => JSON.stringify(current[key]) !== JSON.stringify(next[key]));
-    const unmoved = moveListeners(next);
+    const unmoved = moveListeners(current, next);
     // One assignment: a request reads the snapshot once, so it never sees half of the old and half of the new.
     this.#snapshot = servingSnapshot(next, access, balancers);
     this.#version++;

@@ -59,7 +59,7 @@ Deno.test("a listen address the listeners could not move stays as it was in the 
   const state = await ServingState.create(config(TWO), context());
   const moved = BASE.replace("8443", "9443").replace("8080", "9080");
   const asked: string[] = [];
-  await state.apply(parseConfig(moved + TWO, "/srv/nexo/config.yaml"), (next) => {
+  await state.apply(parseConfig(moved + TWO, "/srv/nexo/config.yaml"), (_current, next) => {
     asked.push(`${next.listen.port}/${next.httpListen?.port}`);
     return ["listen"];
   });
