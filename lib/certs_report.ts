@@ -13,6 +13,7 @@ import { openRepository } from "./storage/open_repository.ts";
 import { INTERNAL_LEAF_LIFETIME_MS } from "./server/internal_issuer.ts";
 import { localCaDir, localCaRootPath } from "./tls/local_ca.ts";
 import { CertificateError, parseCertificate } from "./tls/pem.ts";
+import { isoTime } from "./iso_time.ts";
 
 /**
  * Builds the report: with `issuer: internal` the local CA and its hosts first, then `config`'s cert_dir, one
@@ -127,5 +128,5 @@ function caWindowOf(cert: StoredCertificate): StoredCertificate["renewalInfo"] {
 }
 
 function day(date: Date): string {
-  return date.toISOString().replace("T", " ").slice(0, 16) + "Z";
+  return isoTime(date).replace("T", " ").slice(0, 16) + "Z";
 }

@@ -7,6 +7,7 @@ import { isLoopbackHost } from "./config/admin.ts";
 import { renewalWindowNote } from "./acme/schedule.ts";
 import { findExposedSecretFiles, formatMode } from "./config/file_mode.ts";
 import type { Config } from "./config/types.ts";
+import { isoTime } from "./iso_time.ts";
 
 /** One warning: the config key it is about and a sentence saying what happens and what to do. */
 export interface ConfigWarning {
@@ -122,7 +123,7 @@ export function upstreamTlsWarnings(config: Config, nowMs: number): ConfigWarnin
     }
     const notAfter = route.upstreamTls.material?.clientCertNotAfter ?? null;
     if (notAfter === null || notAfter.getTime() - nowMs > CLIENT_CERT_WARN_MS) continue;
-    const date = notAfter.toISOString().slice(0, 10);
+    const date = isoTime(notAfter).slice(0, 10);
     const days = Math.ceil((notAfter.getTime() - nowMs) / 86_400_000);
     const when = notAfter.getTime() <= nowMs
       ? `expired on ${date}: upstreams that check it refuse nexo`

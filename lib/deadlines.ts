@@ -1,8 +1,11 @@
 // Coarse deadlines for the request path. Deno 2.9.6's setTimeout builds a Node-style Timeout object per call:
 // two timers per proxied request (the response head and body deadlines) were ~4% of the serving thread
-// under load. Here one interval timer checks every pending deadline each TICK_MS instead, so starting and
-// cancelling one is a Set insert and delete. A deadline fires at or after its time, never before, and at most
-// TICK_MS late: fine for timeouts of seconds.
+// under load (measured before lib/timers.ts, whose timers are lighter but still a list insert each). Here
+// one interval timer checks every pending deadline each TICK_MS instead, so starting and cancelling one is a
+// Set insert and delete. A deadline fires at or after its time, never before, and at most TICK_MS late: fine
+// for timeouts of seconds.
+
+import { startInterval, stopTimer, type Timer } from "./timers.ts";
 
 /** How often pending deadlines are checked, in ms: the most a deadline fires late. */
 export const TICK_MS = 50;
@@ -14,7 +17,7 @@ export interface Deadline {
 }
 
 const pending = new Set<Deadline>();
-let ticker: ReturnType<typeof setInterval> | undefined;
+let ticker: Timer | undefined;
 
 /**
  * Calls `onExpiry` once, `ms` from now (rounded up to the next tick), unless cancelled first. Returns undefined
@@ -25,7 +28,7 @@ export function startDeadline(ms: number, onExpiry: () => void): Deadline | unde
   const deadline = { at: performance.now() + Math.max(0, ms), onExpiry };
   pending.add(deadline);
   // A pending deadline keeps the process alive, as a timer would; the ticker stops when none is left.
-  ticker ??= setInterval(tick, TICK_MS);
+  ticker ??= startInterval(tick, TICK_MS);
   return deadline;
 }
 
@@ -54,6 +57,6 @@ function tick(): void {
 }
 
 function stopTicker(): void {
-  clearInterval(ticker);
+  stopTimer(ticker);
   ticker = undefined;
 }

@@ -8,6 +8,8 @@ import { loadConfig } from "./config/parse.ts";
 import { type Logger, printOut } from "./log.ts";
 import { startServer } from "./server/run.ts";
 import { localCaDir, localCaRootPath } from "./tls/local_ca.ts";
+import { startInterval, stopTimer, type Timer } from "./timers.ts";
+import { isoTime } from "./iso_time.ts";
 
 export interface DemoOptions {
   httpsPort: number;
@@ -118,23 +120,23 @@ function serveExampleApp(): Deno.HttpServer<Deno.NetAddr> {
 
 function eventStream(): Response {
   let count = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: Timer | undefined;
   const encoder = new TextEncoder();
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
-      timer = setInterval(() => {
+      timer = startInterval(() => {
         count++;
         controller.enqueue(
-          encoder.encode(`id: ${count}\ndata: tick ${count} at ${new Date().toISOString()}\n\n`),
+          encoder.encode(`id: ${count}\ndata: tick ${count} at ${isoTime(Date.now())}\n\n`),
         );
         if (count === 5) {
-          clearInterval(timer);
+          stopTimer(timer);
           controller.close();
         }
       }, 1000);
     },
     cancel() {
-      clearInterval(timer);
+      stopTimer(timer);
     },
   });
   return new Response(body, {

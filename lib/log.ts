@@ -4,6 +4,9 @@
 // stderr are asynchronous and bounded, so a reader that stops (a full pipe) drops lines, counted, instead of
 // stopping the proxy. It does not decide what is secret: callers never pass tokens or keys as fields.
 
+import { startTimer, stopTimer, type Timer } from "./timers.ts";
+import { isoTime } from "./iso_time.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "text" | "json";
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
@@ -110,7 +113,7 @@ export class Logger {
     if (this.#bufferedBytes >= MAX_BUFFERED_BYTES) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
-      setTimeout(() => this.flush(), 0);
+      startTimer(() => this.flush(), 0);
     }
   }
 
@@ -153,10 +156,10 @@ export class Logger {
     const deadline = Date.now() + timeoutMs;
     this.flush();
     while (this.#writing !== null && Date.now() < deadline) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<void>((resolve) => timer = setTimeout(resolve, deadline - Date.now()));
+      let timer: Timer | undefined;
+      const late = new Promise<void>((resolve) => timer = startTimer(resolve, deadline - Date.now()));
       await Promise.race([this.#writing, late]);
-      clearTimeout(timer);
+      stopTimer(timer);
     }
   }
 
@@ -179,7 +182,7 @@ export class Logger {
 }
 
 function formatJson(level: LogLevel, event: string, fields?: LogFields): string {
-  const record: Record<string, unknown> = { time: new Date().toISOString(), level, msg: event };
+  const record: Record<string, unknown> = { time: isoTime(Date.now()), level, msg: event };
   if (fields) {
     for (const key in fields) if (fields[key] !== undefined) record[key] = fields[key];
   }
@@ -187,7 +190,7 @@ function formatJson(level: LogLevel, event: string, fields?: LogFields): string 
 }
 
 function formatText(level: LogLevel, event: string, fields?: LogFields): string {
-  let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${event}`;
+  let line = `${isoTime(Date.now())} ${level.toUpperCase().padEnd(5)} ${event}`;
   if (fields) {
     for (const key in fields) {
       const value = fields[key];

@@ -10,6 +10,7 @@ import { ConfigError } from "./config/errors.ts";
 import { loadConfig } from "./config/parse.ts";
 import type { Config } from "./config/types.ts";
 import type { Logger } from "./log.ts";
+import { startTimer, stopTimer, type Timer } from "./timers.ts";
 
 /**
  * Editors and `kubectl` produce several events per save (create temp, write, rename, chmod); 150 ms of quiet
@@ -43,7 +44,7 @@ export class ConfigWatcher {
   #watchers = new Map<string, Deno.FsWatcher>();
   /** Absolute paths whose change can change what the config path reads (see #isRelevant). */
   #relevant = new Set<string>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
   /** performance.now() of the first event not yet reloaded for, or null when none is pending. */
   #firstPending: number | null = null;
   /** The text last applied or last rejected: the same text again is not news. */
@@ -159,7 +160,7 @@ export class ConfigWatcher {
 
   stop(): void {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    stopTimer(this.#timer);
     for (const watcher of this.#watchers.values()) {
       try {
         watcher.close();
@@ -175,8 +176,8 @@ export class ConfigWatcher {
     const now = performance.now();
     this.#firstPending ??= now;
     const delay = Math.min(DEBOUNCE_MS, this.#firstPending + MAX_WAIT_MS - now);
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
+    stopTimer(this.#timer);
+    this.#timer = startTimer(() => {
       this.#firstPending = null;
       this.#run();
     }, Math.max(0, delay));

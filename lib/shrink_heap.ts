@@ -9,6 +9,7 @@
 // keeps after the GC goes back too (below), and the end of a burst of traffic is such a rare burst of work.
 
 import { gc } from "./stream_gc.ts";
+import { startInterval, startTimer, stopTimer, type Timer, unrefTimer } from "./timers.ts";
 
 /**
  * Whether Deno gives glibc's freed memory back on a SIGUSR2: `DENO_USR2_MEMORY_TRIM=1` (undocumented in Deno
@@ -27,7 +28,7 @@ const TRIM_BY_SIGNAL = (() => {
 let signalHandled = false;
 /** How long after a GC glibc's memory is trimmed: V8's sweeper has freed the dead buffers by then. */
 const SWEEP_MS = 1_000;
-let trimPending: ReturnType<typeof setTimeout> | undefined;
+let trimPending: Timer | undefined;
 
 /**
  * A full, memory-reducing GC of the main isolate, then (with DENO_USR2_MEMORY_TRIM=1) glibc's freed memory
@@ -48,19 +49,19 @@ export function shrinkHeap(): void {
   }
   // V8 frees the dead ArrayBuffers' memory on a background thread after the GC: a trim at once finds most of
   // it still allocated (measured: 2 MiB given back instead of 85). So the trim waits for that sweep.
-  clearTimeout(trimPending);
-  trimPending = setTimeout(() => {
+  stopTimer(trimPending);
+  trimPending = startTimer(() => {
     try {
       Deno.kill(Deno.pid, "SIGUSR2");
     } catch {
       // Not permitted after all: no trim, and nothing else changes.
     }
   }, SWEEP_MS);
-  Deno.unrefTimer(trimPending);
+  unrefTimer(trimPending);
 }
 
 const SETTLE_MS = 1_000;
-let pending: ReturnType<typeof setTimeout> | undefined;
+let pending: Timer | undefined;
 
 /**
  * shrinkHeap() once things have settled: `SETTLE_MS` after the last call. A burst of reloads (a script
@@ -68,9 +69,9 @@ let pending: ReturnType<typeof setTimeout> | undefined;
  */
 export function shrinkHeapSoon(): void {
   if (gc === undefined) return;
-  clearTimeout(pending);
-  pending = setTimeout(shrinkHeap, SETTLE_MS);
-  Deno.unrefTimer(pending);
+  stopTimer(pending);
+  pending = startTimer(shrinkHeap, SETTLE_MS);
+  unrefTimer(pending);
 }
 
 /** How often the end of a burst of traffic is looked for. */
@@ -114,9 +115,9 @@ export class BurstWatch {
  */
 export function shrinkAfterBursts(finishedRequests: () => number): () => void {
   const watch = new BurstWatch(finishedRequests());
-  const timer = setInterval(() => {
+  const timer = startInterval(() => {
     if (watch.due(finishedRequests())) shrinkHeap();
   }, BURST_CHECK_MS);
-  Deno.unrefTimer(timer);
-  return () => clearInterval(timer);
+  unrefTimer(timer);
+  return () => stopTimer(timer);
 }

@@ -36,7 +36,16 @@ export interface NexoProcess {
  */
 export async function startNexo(
   configBody: string,
-  options: { args?: string[]; dir?: string; permissions?: string[] } = {},
+  options: {
+    args?: string[];
+    dir?: string;
+    permissions?: string[];
+    /**
+     * With V8's code cache on and Deno's module loader logging at debug, so that output() names every
+     * module Deno loads ("... ES module: node:timers"), its own lazily loaded ones included.
+     */
+    moduleLog?: boolean;
+  } = {},
 ): Promise<NexoProcess> {
   // A given `dir` (a previous run's, to test restarts) is the caller's to remove.
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "nexo-e2e-" });
@@ -53,7 +62,8 @@ export async function startNexo(
       ...(options.permissions ?? ["-A"]),
       // As shipped (deno task start, the compiled binary): the bundle, with the same flags, so that what the
       // tests check, memory figures included, is what runs in production.
-      NO_CODE_CACHE,
+      // Deno logs a module's name only when it reads or writes its code cache.
+      ...(options.moduleLog ? [] : [NO_CODE_CACHE]),
       V8_FLAGS,
       await bundledMain(),
       "server",
@@ -64,7 +74,10 @@ export async function startNexo(
       ...(options.args ?? []),
     ],
     // As shipped (deno task start, the Dockerfile): no bare h2 lines among the JSON logs, one malloc arena.
-    env: { DENO_LOG: DENO_LOG_FILTER, ...MALLOC_ENV },
+    env: {
+      DENO_LOG: options.moduleLog ? `${DENO_LOG_FILTER},deno::module_loader=debug` : DENO_LOG_FILTER,
+      ...MALLOC_ENV,
+    },
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

@@ -98,7 +98,7 @@ export function decodeCredentials(authorization: string): { user: string; passwo
   if (match === null) return null;
   let bytes: Uint8Array;
   try {
-    bytes = Uint8Array.from(atob(match[1]!), (c) => c.charCodeAt(0));
+    bytes = Uint8Array.fromBase64(match[1]!);
   } catch {
     return null;
   }

@@ -22,6 +22,7 @@ import {
 } from "./jws.ts";
 import { splitPemBlocks } from "../tls/pem.ts";
 import { parseRetryAfter } from "./schedule.ts";
+import { sleep } from "../sleep.ts";
 
 /** An ACME problem document (RFC 8555 §6.7, RFC 7807), plus the Retry-After the server sent with it. */
 export interface AcmeProblem {
@@ -285,7 +286,7 @@ export class AcmeClient {
         );
       }
       const retryAfter = parseRetryAfter(answer.headers.get("retry-after"), Date.now());
-      await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter ?? waitMs, POLL_MAX_MS)));
+      await sleep(Math.min(retryAfter ?? waitMs, POLL_MAX_MS));
       waitMs = Math.min(waitMs * 2, POLL_MAX_MS);
     }
   }

@@ -18,6 +18,7 @@ import {
   type RenewalWindow,
 } from "./ari_schedule.ts";
 import type { CertValidity, Random } from "./schedule.ts";
+import { isoTime } from "../iso_time.ts";
 
 /** One stored certificate to advise on, as the supervisor found it in cert_dir. */
 export interface AdviceRequest {
@@ -236,9 +237,9 @@ export class RenewalInfoClient {
       this.#logOnce(state, `window ${info.window.start} ${info.window.end} ${plan.picked}`, () => {
         const fields = {
           names,
-          window_start: iso(info.window.start),
-          window_end: iso(info.window.end),
-          renews_at: iso(plan.renewAt),
+          window_start: isoTime(info.window.start),
+          window_end: isoTime(info.window.end),
+          renews_at: isoTime(plan.renewAt),
           explanation_url: info.explanationUrl ?? undefined,
         };
         if (!plan.capped) return this.#log.info("renewal window from CA", fields);
@@ -264,8 +265,8 @@ export class RenewalInfoClient {
             error:
               `Cannot get the renewal window of ${names} from ${request.directoryUrl}: ${failure.message}`,
             fallback: "fixed schedule",
-            renews_at: iso(request.fixedDueAt),
-            next_check: iso(state.nextPollAt),
+            renews_at: isoTime(request.fixedDueAt),
+            next_check: isoTime(state.nextPollAt),
           }),
       );
     }
@@ -313,8 +314,4 @@ function advisedWindow(
   const previous = { window: answer.window, renewAt: answer.picked };
   const { renewAt, capped } = planRenewal(answer.window, { now, validity, previous });
   return { ...answer.window, renewAt, capped, explanationUrl: answer.explanationUrl };
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
 }

@@ -4,6 +4,7 @@
 // schedule.ts (the fixed schedule); ari_client.ts does the requests and the storage.
 
 import { parseRetryAfter, type Random } from "./schedule.ts";
+import { isoTime } from "../iso_time.ts";
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -92,8 +93,8 @@ export function parseRenewalInfo(body: string, retryAfter: string | null, now: n
   const end = readTime(window, "end");
   if (end <= start) {
     throw new RenewalInfoError(
-      `its suggestedWindow ends (${new Date(end).toISOString()}) before it starts ` +
-        `(${new Date(start).toISOString()})`,
+      `its suggestedWindow ends (${isoTime(end)}) before it starts ` +
+        `(${isoTime(start)})`,
       "longTerm",
     );
   }

@@ -27,6 +27,8 @@ import {
   renewalWindowNote,
   retryDelayMs,
 } from "./schedule.ts";
+import { startTimer, stopTimer, type Timer, unrefTimer } from "../timers.ts";
+import { isoTime } from "../iso_time.ts";
 
 /**
  * How long a certificate lives before a CA's window may renew it: a tenth of its lifetime, at most a day (a
@@ -99,7 +101,7 @@ export class AcmeSupervisor {
   readonly #onStored: (names: string[]) => void;
   readonly #onInstalled: () => void;
   readonly #onOrder: (outcome: "success" | "failure") => void;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
   #worker: Worker | null = null;
   #jobId = 0;
   #crashes = 0;
@@ -160,11 +162,11 @@ export class AcmeSupervisor {
       worker: this.#worker ? "running" : "idle",
       job: this.#worker ? this.#jobId : null,
       crashes: this.#crashes,
-      backoff: Object.fromEntries([...this.#notBefore].map(([key, at]) => [key, new Date(at).toISOString()])),
+      backoff: Object.fromEntries([...this.#notBefore].map(([key, at]) => [key, isoTime(at)])),
       renewals: Object.fromEntries(
         [...this.#renewals].map((
           [key, { at, source }],
-        ) => [key, { renews_at: new Date(at).toISOString(), source }]),
+        ) => [key, { renews_at: isoTime(at), source }]),
       ),
     };
   }
@@ -199,18 +201,18 @@ export class AcmeSupervisor {
   /** Stops timers and terminates a running worker (its order is abandoned; the next start resumes). */
   stop(): void {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    stopTimer(this.#timer);
     this.#worker?.terminate();
     this.#worker = null;
     this.#renewalInfo?.close();
   }
 
   #wake(delayMs: number): void {
-    clearTimeout(this.#timer);
+    stopTimer(this.#timer);
     if (this.#stopped) return;
-    // setTimeout's limit is 2^31-1 ms (24.8 days); a longer sleep just wakes up early and sleeps again.
-    this.#timer = setTimeout(() => void this.#runCheck(), Math.min(Math.max(0, delayMs), 2 ** 31 - 1));
-    Deno.unrefTimer(this.#timer);
+    // A timer's limit is 2^31-1 ms (24.8 days); a longer sleep just wakes up early and sleeps again.
+    this.#timer = startTimer(() => void this.#runCheck(), Math.min(Math.max(0, delayMs), 2 ** 31 - 1));
+    unrefTimer(this.#timer);
   }
 
   /**
@@ -233,7 +235,7 @@ export class AcmeSupervisor {
       const delayMs = retryDelayMs(this.#checkFailures, this.#config.acme.retryIntervalMs);
       this.#log.error("certificate check failed", {
         error: errorMessage(error),
-        next_check: new Date(Date.now() + delayMs).toISOString(),
+        next_check: isoTime(Date.now() + delayMs),
       });
       this.#wake(delayMs);
     } finally {
@@ -298,7 +300,7 @@ export class AcmeSupervisor {
       if (renewal !== null) {
         this.#log.info("certificate renewal due", {
           names: plan.names.join(","),
-          renews_at: new Date(renewal.at).toISOString(),
+          renews_at: isoTime(renewal.at),
           source: renewal.source,
           replaces: predecessor ?? undefined,
         });
@@ -406,7 +408,7 @@ export class AcmeSupervisor {
         this.#log.warn("certificate still not stored", {
           names: unsaved.names.join(","),
           error: errorMessage(error),
-          next_attempt: new Date(unsaved.nextWriteAt).toISOString(),
+          next_attempt: isoTime(unsaved.nextWriteAt),
         });
       }
     }
@@ -426,7 +428,7 @@ export class AcmeSupervisor {
     this.#log.warn("renewal window capped", {
       names: names.join(","),
       note,
-      renews_at: new Date(renewalDueAt(validity, renewBeforeMs)).toISOString(),
+      renews_at: isoTime(renewalDueAt(validity, renewBeforeMs)),
     });
   }
 
@@ -489,7 +491,7 @@ export class AcmeSupervisor {
         if (!message.adopted) this.#onOrder("success");
         this.#log.info("certificate installed", {
           names: message.names.join(","),
-          not_after: info.notAfter.toISOString(),
+          not_after: isoTime(info.notAfter),
           issuer: info.issuer,
           obtained_by: message.adopted ? "another instance" : undefined,
         });
@@ -511,7 +513,7 @@ export class AcmeSupervisor {
         this.#log.warn("certificate kept in memory", {
           names: message.names.join(","),
           error: message.storeError,
-          next_attempt: new Date(nextWriteAt).toISOString(),
+          next_attempt: isoTime(nextWriteAt),
           note: "served now; only the write is retried, no new order (a restart would order again)",
         });
         return;
@@ -524,7 +526,7 @@ export class AcmeSupervisor {
           error: message.error,
           problem: message.problemType ?? undefined,
           failures: message.failures,
-          next_attempt: new Date(message.nextAttemptAt).toISOString(),
+          next_attempt: isoTime(message.nextAttemptAt),
         });
         return;
       case "done":

@@ -17,6 +17,7 @@
 import { BLOWFISH_INITIAL_STATE } from "./blowfish_constants.ts";
 import { type BcryptHashInfo, parseBcryptHash } from "./bcrypt_format.ts";
 import { timingSafeEqual } from "./constant_time.ts";
+import { startTimer } from "../timers.ts";
 
 export { type BcryptHashInfo, type BcryptVersion, parseBcryptHash } from "./bcrypt_format.ts";
 
@@ -39,11 +40,11 @@ const SALT_BYTES = 16;
 // bcrypt keeps 23 of the 24 ciphertext bytes: the original OpenBSD code encoded only 23, and every
 // implementation since is bug-compatible with it (31 base64 characters instead of 32).
 const DIGEST_BYTES = 23;
-// Between slices the computation awaits setTimeout(0), the only way found on Deno 2.9.6 to let timers and I/O
+// Between slices the computation awaits startTimer(0), the only way found on Deno 2.9.6 to let timers and I/O
 // run: it parks the event loop, which then polls the sockets. A message through a MessageChannel, a resolved
 // promise or a fast async op (crypto.subtle.digest) resumes at once and starves both (measured over 250 ms of
 // sliced work: 0-1 interval ticks and 1 local HTTP request served, against 45-60 and 240-310 with a timer).
-// But setTimeout(0) takes 2.1-2.5 ms on an idle loop, so the slice sets the overhead there. Measured against
+// But startTimer(0) takes 2.1-2.5 ms on an idle loop, so the slice sets the overhead there. Measured against
 // one straight loop (cost 10 and 12, paired runs): 5 ms slices +41%, 10 ms +21%, 20 ms +10%, 25 ms +7-8%.
 // 25 keeps the cost under 10%; it is also the longest that other requests wait for a running check.
 const DEFAULT_SLICE_MS = 25;
@@ -267,5 +268,5 @@ function decodeBase64(text: string, length: number): Uint8Array {
 
 /** Lets the event loop run due timers and ready I/O (see `DEFAULT_SLICE_MS` for why a timer). */
 function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+  return new Promise((resolve) => startTimer(resolve, 0));
 }

@@ -9,6 +9,7 @@ import type { Logger } from "../log.ts";
 import type { UpstreamPool } from "../proxy/upstream_client.ts";
 import { RouteBalancer } from "./route_balancer.ts";
 import { healthKey, UpstreamHealth } from "./upstream_health.ts";
+import { startTimer, stopTimer, type Timer, unrefTimer } from "../timers.ts";
 
 /** An upstream's state for /status. */
 export interface UpstreamStatus {
@@ -29,7 +30,7 @@ export class Balancers {
   readonly #cookieKey: CryptoKey;
   #members = new Map<string, UpstreamHealth>();
   #routes = new Map<string, RouteBalancer>();
-  #checks = new Map<string, ReturnType<typeof setTimeout>>();
+  #checks = new Map<string, Timer>();
 
   private constructor(pool: UpstreamPool, log: Logger, cookieKey: CryptoKey) {
     this.#pool = pool;
@@ -65,7 +66,7 @@ export class Balancers {
     this.#routes = routes;
     for (const [key, timer] of this.#checks) {
       if (members.has(key)) continue;
-      clearTimeout(timer);
+      stopTimer(timer);
       this.#checks.delete(key);
     }
     for (const [key, member] of members) {
@@ -98,12 +99,12 @@ export class Balancers {
 
   /** Stops every health check. */
   stop(): void {
-    for (const timer of this.#checks.values()) clearTimeout(timer);
+    for (const timer of this.#checks.values()) stopTimer(timer);
     this.#checks.clear();
   }
 
   #scheduleCheck(key: string, member: UpstreamHealth, check: HealthCheck, delayMs: number): void {
-    const timer = setTimeout(async () => {
+    const timer = startTimer(async () => {
       const error = await this.#probe(member, check);
       const change = member.checked(error === null, error, Date.now());
       if (change !== null) {
@@ -117,7 +118,7 @@ export class Balancers {
       // Still wanted (a reload may have stopped it while the probe ran): the next one.
       if (this.#checks.get(key) === timer) this.#scheduleCheck(key, member, check, check.intervalMs);
     }, delayMs);
-    Deno.unrefTimer(timer);
+    unrefTimer(timer);
     this.#checks.set(key, timer);
   }
 

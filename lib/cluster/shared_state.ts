@@ -19,6 +19,8 @@ import {
 } from "../storage/shared_store.ts";
 import type { CertStore } from "../tls/cert_store.ts";
 import { SharedHttp01Tokens } from "./shared_tokens.ts";
+import { startInterval, stopTimer, type Timer, unrefTimer } from "../timers.ts";
+import { isoTime } from "../iso_time.ts";
 
 /**
  * Another instance's certificate is served within a second through pub/sub; the generation counter is read
@@ -65,7 +67,7 @@ export class SharedState {
   readonly #address: string;
   readonly #options: SharedStateOptions;
   readonly #subscriber: RespSubscriber;
-  #poller: ReturnType<typeof setInterval> | undefined;
+  #poller: Timer | undefined;
   #generation: string | null = null;
   #reachable = true;
   #since = new Date();
@@ -106,8 +108,8 @@ export class SharedState {
   /** Subscribes to the other instances' news and starts the fallback polling. */
   start(): void {
     this.#subscriber.start();
-    this.#poller = setInterval(() => void this.#poll(), POLL_MS);
-    Deno.unrefTimer(this.#poller);
+    this.#poller = startInterval(() => void this.#poll(), POLL_MS);
+    unrefTimer(this.#poller);
   }
 
   /**
@@ -151,15 +153,15 @@ export class SharedState {
       address: this.#address,
       prefix: this.#prefix,
       reachable: this.#reachable,
-      since: this.#since.toISOString(),
+      since: isoTime(this.#since),
       error: this.#error,
-      synced_at: this.#syncedAt?.toISOString() ?? null,
+      synced_at: this.#syncedAt ? isoTime(this.#syncedAt) : null,
     };
   }
 
   /** Stops polling and the subscriber, and closes the connection. */
   async close(): Promise<void> {
-    clearInterval(this.#poller);
+    stopTimer(this.#poller);
     await this.#subscriber.close();
     await this.#syncing;
     this.#shared.close();
@@ -197,7 +199,7 @@ export class SharedState {
       for (const cert of installed) {
         log.info("certificate installed", {
           names: cert.names.join(","),
-          not_after: cert.notAfter!.toISOString(),
+          not_after: isoTime(cert.notAfter!),
           from: "shared storage",
         });
       }

@@ -20,6 +20,7 @@ import { dirname } from "../path.ts";
 import { syncDir, writeAndRename } from "../storage/atomic_write.ts";
 import { appPage, loginPage } from "./pages.ts";
 import { randomToken, type Session, Sessions } from "./sessions.ts";
+import { startInterval, stopTimer, type Timer, unrefTimer } from "../timers.ts";
 
 const SESSION_COOKIE = "nexo_session";
 const LOGIN_COOKIE = "nexo_login";
@@ -70,7 +71,7 @@ export class Dashboard {
   readonly tail = new LogTail();
   /** Each route's last hour and day (fed by the metrics' listener). */
   readonly traffic: TrafficHistory;
-  #saver: ReturnType<typeof setInterval> | undefined;
+  #saver: Timer | undefined;
 
   constructor(options: DashboardOptions) {
     this.#admin = options.admin;
@@ -98,13 +99,13 @@ export class Dashboard {
         });
       }
     }
-    this.#saver = setInterval(() => void this.#saveTraffic(), TRAFFIC_SAVE_MS);
-    Deno.unrefTimer(this.#saver);
+    this.#saver = startInterval(() => void this.#saveTraffic(), TRAFFIC_SAVE_MS);
+    unrefTimer(this.#saver);
   }
 
   /** Stops the periodic save and saves the traffic history one last time. */
   async close(): Promise<void> {
-    clearInterval(this.#saver);
+    stopTimer(this.#saver);
     await this.#saveTraffic();
   }
 

@@ -3,6 +3,7 @@
 // ("request" events, the access log) go to their own ring so they do not push the rest out.
 
 import type { LogFields, LogLevel } from "../log.ts";
+import { isoTime } from "../iso_time.ts";
 
 /** One line as the page shows it; every value is text from the log, shown as text. */
 export interface TailLine {
@@ -37,7 +38,7 @@ export class LogTail {
         ? `${value.slice(0, TAIL_LIMITS.valueChars)}…`
         : value;
     }
-    ring.push({ at: new Date(this.#now()).toISOString(), level, msg: event, fields: kept });
+    ring.push({ at: isoTime(this.#now()), level, msg: event, fields: kept });
     const limit = event === "request" ? TAIL_LIMITS.requests : TAIL_LIMITS.lines;
     if (ring.length > limit) ring.splice(0, ring.length - limit);
   }

@@ -6,6 +6,7 @@
 import { errorMessage } from "../error_message.ts";
 import { parseRetryAfter } from "./cloudflare_api.ts";
 import { type DnsProviderError, secretSafeError } from "./provider.ts";
+import { startTimer, stopTimer } from "../timers.ts";
 
 export interface AcmeDnsApiOptions {
   /** Base URL of the API ("https://auth.example.org"); "/update" is appended. */
@@ -134,7 +135,7 @@ export class AcmeDnsApi {
 
   async #post(txt: string, what: string): Promise<{ status: number; headers: Headers; text: string }> {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    const timer = startTimer(() => controller.abort(), this.#timeoutMs);
     // A client per request: updates are a few per certificate, and a kept client would be a resource nobody
     // closes (DnsProvider has no close()).
     const client = this.#caCertsPem.length > 0
@@ -167,7 +168,7 @@ export class AcmeDnsApi {
         cause: error,
       });
     } finally {
-      clearTimeout(timer);
+      stopTimer(timer);
       client?.close();
     }
   }

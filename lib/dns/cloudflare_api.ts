@@ -8,6 +8,7 @@ import { errorMessage } from "../error_message.ts";
 import { CLOUDFLARE_API_BASE } from "../config/defaults.ts";
 import { sleep } from "../sleep.ts";
 import { DnsProviderError, secretSafeError } from "./provider.ts";
+import { startTimer, stopTimer } from "../timers.ts";
 
 /** One entry of an envelope's `errors` or `messages` array. */
 export interface CloudflareMessage {
@@ -166,7 +167,7 @@ export class CloudflareApi {
     // sends none with 400 "Malformed JSON in request body" (code 6007).
     if (body !== undefined) headers["content-type"] = "application/json";
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    const timer = startTimer(() => controller.abort(), this.#timeoutMs);
     let response: Response;
     let text: string;
     try {
@@ -184,7 +185,7 @@ export class CloudflareApi {
       const message = `Cannot ${what}: Cloudflare API at ${this.apiBase} failed: ${reason}`;
       throw this.#error("unavailable", message, { cause: error });
     } finally {
-      clearTimeout(timer);
+      stopTimer(timer);
     }
     return this.#parse<T>(what, response, text);
   }

@@ -11,6 +11,7 @@ import {
   normalizeDnsName,
   type TxtRecordHandle,
 } from "./provider.ts";
+import { startTimer, stopTimer, type Timer } from "../timers.ts";
 
 export interface ExecDnsProviderOptions {
   /** The program (an absolute path) and its fixed arguments; the action, name and value are appended. */
@@ -169,16 +170,16 @@ async function runHook(options: ExecDnsProviderOptions, args: string[]): Promise
     throw new DnsProviderError("rejected", `Cannot run the DNS hook ${program}: ${hint}`, { cause: error });
   }
   let timedOut = false;
-  const timer = setTimeout(() => {
+  const timer = startTimer(() => {
     timedOut = true;
     kill(child, "SIGTERM");
-    killTimer = setTimeout(() => kill(child, "SIGKILL"), KILL_GRACE_MS);
+    killTimer = startTimer(() => kill(child, "SIGKILL"), KILL_GRACE_MS);
   }, options.timeoutMs);
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  let killTimer: Timer | undefined;
   try {
     const tail = new StderrTail(child.stderr);
     const status = await child.status;
-    clearTimeout(timer);
+    stopTimer(timer);
     // A program that left a child holding stderr (a backgrounded `sleep`) must not hold nexo too.
     const stderr = await tail.settle(STDERR_SETTLE_MS);
     if (timedOut) {
@@ -196,8 +197,8 @@ async function runHook(options: ExecDnsProviderOptions, args: string[]): Promise
       );
     }
   } finally {
-    clearTimeout(timer);
-    clearTimeout(killTimer);
+    stopTimer(timer);
+    stopTimer(killTimer);
   }
 }
 
@@ -238,10 +239,10 @@ class StderrTail {
 
   /** The text once the stream ends, or after `waitMs` (the stream is then cancelled), escaped for a log line. */
   async settle(waitMs: number): Promise<string> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, waitMs));
+    let timer: Timer | undefined;
+    const late = new Promise<void>((resolve) => timer = startTimer(resolve, waitMs));
     await Promise.race([this.#done, late]);
-    clearTimeout(timer);
+    stopTimer(timer);
     await this.#reader.cancel().catch(() => {});
     await this.#done;
     return this.#text.trim()

@@ -5,6 +5,7 @@
 import { errorMessage } from "../error_message.ts";
 import { ipVersion, isIpv6Address } from "../ip_address.ts";
 import { normalizeDnsName } from "./provider.ts";
+import { startTimer, stopTimer } from "../timers.ts";
 
 const DNS_PORT = 53;
 
@@ -181,7 +182,7 @@ export class DnsLookup {
   async #query<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
     const limit = Math.max(1, Math.min(this.#queryTimeoutMs, this.#deadline - this.#now()));
-    const timer = setTimeout(() => controller.abort(new Error(`no answer within ${limit} ms`)), limit);
+    const timer = startTimer(() => controller.abort(new Error(`no answer within ${limit} ms`)), limit);
     const onAbort = () => controller.abort(this.#signal?.reason);
     this.#signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -191,7 +192,7 @@ export class DnsLookup {
       if (controller.signal.aborted) throw controller.signal.reason;
       throw error;
     } finally {
-      clearTimeout(timer);
+      stopTimer(timer);
       this.#signal?.removeEventListener("abort", onAbort);
     }
   }

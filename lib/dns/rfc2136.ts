@@ -13,6 +13,7 @@ import {
   type TxtRecordHandle,
 } from "./provider.ts";
 import { formatAddr } from "../ip_address.ts";
+import { startTimer, stopTimer } from "../timers.ts";
 
 /** TTL of challenge records, in seconds (as for Cloudflare: a cached old value is gone within 2 minutes). */
 const RECORD_TTL_S = 120;
@@ -253,7 +254,7 @@ export class Rfc2136DnsProvider implements DnsProvider {
   async #exchange(message: Uint8Array): Promise<Uint8Array> {
     const { hostname, port } = this.#options.server;
     const conn = await Deno.connect({ hostname, port, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-    const timer = setTimeout(() => conn.close(), REQUEST_TIMEOUT_MS);
+    const timer = startTimer(() => conn.close(), REQUEST_TIMEOUT_MS);
     try {
       const framed = new Uint8Array(2 + message.length);
       framed[0] = message.length >>> 8;
@@ -263,7 +264,7 @@ export class Rfc2136DnsProvider implements DnsProvider {
       const head = await readExactly(conn, 2);
       return await readExactly(conn, (head[0]! << 8) | head[1]!);
     } finally {
-      clearTimeout(timer);
+      stopTimer(timer);
       try {
         conn.close();
       } catch {

@@ -4,6 +4,7 @@
 // (RFC 8659 §3) and issues on an empty one. Only the header is read; the records come from resolveDns.
 
 import { encodeQuery, type QueryType } from "../dns/dns_update.ts";
+import { startTimer, stopTimer } from "../timers.ts";
 
 /**
  * The RCODE the server at `ipAddr`:`port` answers for `name`/`type`, or null when it does not answer within
@@ -26,7 +27,7 @@ export async function queryRcode(
     return null;
   }
   const id = crypto.getRandomValues(new Uint16Array(1))[0]!;
-  const timer = setTimeout(() => socket.close(), timeoutMs);
+  const timer = startTimer(() => socket.close(), timeoutMs);
   try {
     await socket.send(encodeQuery(id, name, type), {
       transport: "udp",
@@ -44,7 +45,7 @@ export async function queryRcode(
   } catch {
     return null;
   } finally {
-    clearTimeout(timer);
+    stopTimer(timer);
     try {
       socket.close();
     } catch {

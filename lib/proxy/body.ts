@@ -6,6 +6,7 @@ import { concatBytes } from "../bytes.ts";
 import { cancelDeadline, type Deadline, startDeadline } from "../deadlines.ts";
 import { errorMessage } from "../error_message.ts";
 import { noteStreamed } from "../stream_gc.ts";
+import { startTimer, stopTimer, type Timer } from "../timers.ts";
 
 /**
  * Responses up to this size are sent as one buffer instead of a stream. A streamed response body through
@@ -217,9 +218,9 @@ export function drainBody(body: ReadableStream<Uint8Array> | null): Promise<void
       const left = Math.min(DRAIN_IDLE_MS, deadline - Date.now());
       if (left <= 0) break;
       const read = reader.read();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const idle = new Promise<typeof STALLED>((resolve) => timer = setTimeout(resolve, left, STALLED));
-      const result = await Promise.race([read, idle]).finally(() => clearTimeout(timer));
+      let timer: Timer | undefined;
+      const idle = new Promise<typeof STALLED>((resolve) => timer = startTimer(() => resolve(STALLED), left));
+      const result = await Promise.race([read, idle]).finally(() => stopTimer(timer));
       if (result === STALLED) {
         // Not cancelled while the read is pending (that leaks in Deno 2.9.6, see cancelAfterRead).
         cancelAfterRead(reader, read);
@@ -260,10 +261,12 @@ export async function readEagerly(body: ReadableStream<Uint8Array>): Promise<Eag
   let size = 0;
   let pending: Promise<ReadableStreamReadResult<Uint8Array>> | null = reader.read();
   while (pending) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const notReady = new Promise<typeof NOT_READY>((resolve) => timer = setTimeout(resolve, 0, NOT_READY));
+    let timer: Timer | undefined;
+    const notReady = new Promise<typeof NOT_READY>((resolve) =>
+      timer = startTimer(() => resolve(NOT_READY), 0)
+    );
     const result = await Promise.race([pending, notReady]);
-    clearTimeout(timer);
+    stopTimer(timer);
     if (result === NOT_READY) break;
     pending = null;
     if (result.done) {

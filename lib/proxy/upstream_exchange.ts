@@ -18,6 +18,7 @@ import type { RequestControl } from "./request_control.ts";
 import type { UpstreamRequest, UpstreamResponse } from "./upstream_client.ts";
 import type { UpstreamConnection } from "./upstream_conn.ts";
 import { UpstreamError } from "./upstream_error.ts";
+import { startTimer, stopTimer, type Timer } from "../timers.ts";
 
 /** Everything one exchange needs; `head` is the encoded request head (reused as is on a retry). */
 export interface ExchangeOptions {
@@ -235,12 +236,12 @@ async function readBody(
 const NOT_READY = Symbol("not ready");
 
 async function raceNextTurn<T>(promise: Promise<T>): Promise<T | typeof NOT_READY> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const turn = new Promise<typeof NOT_READY>((resolve) => timer = setTimeout(() => resolve(NOT_READY), 0));
+  let timer: Timer | undefined;
+  const turn = new Promise<typeof NOT_READY>((resolve) => timer = startTimer(() => resolve(NOT_READY), 0));
   try {
     return await Promise.race([promise, turn]);
   } finally {
-    clearTimeout(timer);
+    stopTimer(timer);
   }
 }
 

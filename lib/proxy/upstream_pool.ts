@@ -2,6 +2,8 @@
 // timeout by one unref'd timer per pool, and eviction as soon as an upstream closes an idle connection.
 // Which connections are clean enough to keep is decided before `put()` (upstream_exchange.ts).
 
+import { startTimer, stopTimer, type Timer, unrefTimer } from "../timers.ts";
+
 /** What the idle set needs from a connection (UpstreamConnection; tests pass fakes). */
 export interface ParkableConnection {
   /** Stops keeping the process alive and calls `onGone` if the peer closes or sends while idle. */
@@ -33,7 +35,7 @@ interface IdleEntry<C> {
 export class IdleConnections<C extends ParkableConnection> {
   #byOrigin = new Map<string, IdleEntry<C>[]>();
   #size = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timer: Timer | undefined = undefined;
   #closed = false;
   #options: IdleConnectionsOptions;
 
@@ -75,7 +77,7 @@ export class IdleConnections<C extends ParkableConnection> {
   /** Closes every idle connection and stops the timer. Idempotent. */
   closeAll(): void {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    stopTimer(this.#timer);
     this.#timer = undefined;
     for (const list of this.#byOrigin.values()) {
       for (const entry of list) entry.conn.close();
@@ -100,12 +102,12 @@ export class IdleConnections<C extends ParkableConnection> {
     let oldest = Infinity;
     for (const list of this.#byOrigin.values()) oldest = Math.min(oldest, list[0]?.since ?? Infinity);
     const delay = Math.max(0, oldest + this.#options.idleTimeoutMs - performance.now());
-    const timer = setTimeout(() => {
+    const timer = startTimer(() => {
       this.#timer = undefined;
       this.#sweep();
       this.#schedule();
     }, Math.min(delay, 2 ** 31 - 1));
-    Deno.unrefTimer(timer);
+    unrefTimer(timer);
     this.#timer = timer;
   }
 

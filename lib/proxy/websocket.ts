@@ -15,6 +15,7 @@ import { errorPage, reportPage } from "./error_page.ts";
 import { buildUpstreamHeaders, type ForwardedFor, type HeaderList } from "./headers.ts";
 import { upstreamTlsOf, upstreamUrl } from "./forward.ts";
 import type { ForwardOutcome } from "./forward.ts";
+import { startTimer, stopTimer, unrefTimer } from "../timers.ts";
 
 export interface WebSocketOptions {
   /** The upstream this connection goes to (one of the route's, picked once at connect time). */
@@ -175,13 +176,13 @@ function openUpstream(
     const ws = new WebSocket(url, init as unknown as string[]);
     ws.binaryType = "arraybuffer";
     const settle = (error: Error | null) => {
-      clearTimeout(timer);
+      stopTimer(timer);
       options.signal.removeEventListener("abort", onAbort);
       if (error === null) return resolve(ws);
       ws.close();
       reject(error);
     };
-    const timer = setTimeout(() => {
+    const timer = startTimer(() => {
       const error = new Error(`upstream WebSocket ${url.host} did not open within ${options.timeoutMs} ms`);
       error.name = "TimeoutError";
       settle(error);
@@ -238,13 +239,13 @@ function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions
       if (backlogBytes > MAX_WEBSOCKET_BUFFERED_BYTES) tooSlow("client");
     }
   };
-  const notOpened = setTimeout(() => {
+  const notOpened = startTimer(() => {
     if (client.readyState !== WebSocket.CONNECTING) return;
     closeQuietly(upstream, 1000, "client never opened");
     finish("client never completed the upgrade");
   }, CLIENT_OPEN_TIMEOUT_MS);
   client.onopen = () => {
-    clearTimeout(notOpened);
+    stopTimer(notOpened);
     for (const data of backlog.splice(0)) client.send(data);
   };
   client.onmessage = (event: MessageEvent<string | ArrayBuffer>) => {
@@ -253,12 +254,12 @@ function relay(client: WebSocket, upstream: WebSocket, options: WebSocketOptions
     if (upstream.bufferedAmount > MAX_WEBSOCKET_BUFFERED_BYTES) tooSlow("upstream");
   };
   client.onclose = (event) => {
-    clearTimeout(notOpened);
+    stopTimer(notOpened);
     closeQuietly(upstream, event.code, event.reason);
     finish(null);
   };
   upstream.onclose = (event) => {
-    clearTimeout(notOpened);
+    stopTimer(notOpened);
     backlog.length = 0;
     closeQuietly(client, event.code, event.reason, true);
     finish(null);
@@ -296,9 +297,9 @@ function closeQuietly(ws: WebSocket, code: number, reason: string, serverSide = 
   } catch {
     ws.close();
   }
-  const timer = setTimeout(() => abortSocket(ws), CLOSE_HANDSHAKE_TIMEOUT_MS);
-  Deno.unrefTimer(timer);
-  ws.addEventListener("close", () => clearTimeout(timer), { once: true });
+  const timer = startTimer(() => abortSocket(ws), CLOSE_HANDSHAKE_TIMEOUT_MS);
+  unrefTimer(timer);
+  ws.addEventListener("close", () => stopTimer(timer), { once: true });
 }
 
 /**

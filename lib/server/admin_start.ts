@@ -15,6 +15,7 @@ import { type AdminHandler, createAdminHandler, serveAdmin } from "./admin.ts";
 import { type Listeners, listenOrExplain } from "./listeners.ts";
 import type { ServingState } from "./serving_state.ts";
 import { buildStatus, certificatesInStore } from "./status.ts";
+import { isoTime } from "../iso_time.ts";
 
 export interface AdminStartOptions {
   /** The config nexo starts with; its `admin` settings hold until a restart. */
@@ -69,7 +70,7 @@ export async function startAdmin(options: AdminStartOptions): Promise<RunningAdm
         // The certificate each route's host is served with, by the store's own (wildcard) lookup.
         covering: Object.fromEntries(state.config.routes.map((route) => {
           const entry = store.lookup(route.host);
-          return [route.host, entry ? { names: entry.names, not_after: entry.notAfter.toISOString() } : null];
+          return [route.host, entry ? { names: entry.names, not_after: isoTime(entry.notAfter) } : null];
         })),
         at: Date.now(),
       }),

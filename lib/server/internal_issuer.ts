@@ -7,6 +7,7 @@ import type { Logger } from "../log.ts";
 import { matchRoute, type RouteTable } from "../router.ts";
 import type { CertStore } from "../tls/cert_store.ts";
 import { LocalCa, localCaDir } from "../tls/local_ca.ts";
+import { isoTime } from "../iso_time.ts";
 
 /** Leaf certificates from the local CA live a week (like Caddy's internal issuer, short-lived by design). */
 export const INTERNAL_LEAF_LIFETIME_MS = 7 * 24 * 3600 * 1000;
@@ -29,7 +30,7 @@ export async function serveFromLocalCa(
     log.info("certificate issued", {
       names: serverName,
       issuer: "internal",
-      not_after: leaf.notAfter.toISOString(),
+      not_after: isoTime(leaf.notAfter),
     });
     // Stored as expiring when a third of its life remains, so the next handshake after that mints a new
     // one while the old one is still valid for connections that hold it.

@@ -10,6 +10,7 @@
 // the listener and accepts that hyper, as Deno configures it, applies neither timeout.
 
 import { EXPIRY_MARGIN_MS, type HoldKind, ListenerGeneration, MAX_HOLD_MS } from "./listener_generation.ts";
+import { startTimer, stopTimer, type Timer } from "../timers.ts";
 
 /** A certificate and key in PEM, as Deno.listenTls takes them, and when the certificate expires (ms). */
 export interface TlsKeyPair {
@@ -174,11 +175,11 @@ function warmUp(addr: Deno.NetAddr, names: readonly string[], serverNameSymbol: 
         conn.close();
       };
       // Closing the connection also ends a handshake that hangs.
-      const timer = setTimeout(close, WARM_TIMEOUT_MS);
+      const timer = startTimer(close, WARM_TIMEOUT_MS);
       try {
         await conn.handshake();
       } finally {
-        clearTimeout(timer);
+        stopTimer(timer);
         close();
       }
     })().catch(() => {});
@@ -333,10 +334,10 @@ export function serveTls(options: TlsServerOptions): TlsServer {
         for (const generation of retiring) generation.expire();
         const last = current;
         const closing = last.generation.retire(Date.now(), () => last.server.shutdown());
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
+        let timer: Timer | undefined;
+        const grace = new Promise<void>((resolve) => timer = startTimer(resolve, graceMs));
         await Promise.race([Promise.all([closing, ...draining]), grace]);
-        clearTimeout(timer);
+        stopTimer(timer);
       })();
       return stopped;
     },

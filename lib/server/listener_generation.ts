@@ -3,6 +3,8 @@
 // its retirement: shut down at once, or held while they live and its cached certificates stay valid. It binds nothing
 // and serves nothing itself; listen.ts owns the sockets.
 
+import { startTimer, stopTimer, type Timer, unrefTimer } from "../timers.ts";
+
 /** What a listener's cache holds for one server name: the certificate served, or null (a failed lookup). */
 export type CachedAnswer = { cert: string; notAfterMs: number } | null;
 
@@ -37,7 +39,7 @@ export class ListenerGeneration {
   readonly #requestGraceMs: number;
   #holds = { upgrade: 0, request: 0 };
   #retired:
-    | { shutdown: () => Promise<void>; timer: ReturnType<typeof setTimeout>; pastDeadline: boolean }
+    | { shutdown: () => Promise<void>; timer: Timer; pastDeadline: boolean }
     | null = null;
   #done: Promise<void> | null = null;
 
@@ -121,14 +123,14 @@ export class ListenerGeneration {
     const retired = this.#retired;
     if (retired === null) return;
     if (this.#holds.request === 0) return this.#finish();
-    clearTimeout(retired.timer);
+    stopTimer(retired.timer);
     retired.pastDeadline = true;
     retired.timer = this.#after(this.#requestGraceMs, () => this.#finish());
   }
 
-  #after(ms: number, run: () => void): ReturnType<typeof setTimeout> {
-    const timer = setTimeout(run, Math.max(0, Math.min(ms, 2 ** 31 - 1)));
-    Deno.unrefTimer(timer);
+  #after(ms: number, run: () => void): Timer {
+    const timer = startTimer(run, Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+    unrefTimer(timer);
     return timer;
   }
 
@@ -136,7 +138,7 @@ export class ListenerGeneration {
     const retired = this.#retired;
     if (retired === null) return;
     this.#retired = null;
-    clearTimeout(retired.timer);
+    stopTimer(retired.timer);
     retired.shutdown();
   }
 }

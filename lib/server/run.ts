@@ -15,6 +15,7 @@ import type { RunningAdmin } from "./admin_start.ts";
 import { createHandler } from "./handler.ts";
 import { Listeners } from "./listeners.ts";
 import { ServingState } from "./serving_state.ts";
+import { startInterval, stopTimer, unrefTimer } from "../timers.ts";
 
 /**
  * How often the TLS listener is renewed regardless of certificate events: far inside a local leaf's
@@ -130,11 +131,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   shared?.start();
   // Deno caches each name's certificate per listener; a periodic fresh listener lets expiring entries (the
   // local CA's week-long leaves, files replaced by hand) be looked up again. See TlsServer.refresh().
-  const refresher = setInterval(
+  const refresher = startInterval(
     () => void listeners.https.refreshIfStale({ urgentWithinMs: 2 * LISTENER_REFRESH_MS, anyStale: true }),
     LISTENER_REFRESH_MS,
   );
-  Deno.unrefTimer(refresher);
+  unrefTimer(refresher);
 
   if (config.admin !== null) {
     admin = await (await import("./admin_start.ts")).startAdmin({
@@ -193,7 +194,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       shrinkHeapSoon();
     },
     async shutdown(graceMs: number) {
-      clearInterval(refresher);
+      stopTimer(refresher);
       stopShrinking();
       acme?.stop();
       state.snapshot.balancers?.stop();

@@ -6,6 +6,7 @@ import type { CertRepository } from "../storage/cert_repository.ts";
 import { errorMessage } from "../error_message.ts";
 import type { CertStore } from "../tls/cert_store.ts";
 import { VERSION } from "../version.ts";
+import { isoTime } from "../iso_time.ts";
 
 export interface ServedCertificate {
   names: string[];
@@ -54,7 +55,7 @@ export async function buildStatus(context: StatusContext): Promise<unknown> {
   return {
     nexo: VERSION,
     uptime_s: Math.round((Date.now() - context.startedAt) / 1000),
-    config: { file: config.file, version: context.version, loaded_at: context.loadedAt.toISOString() },
+    config: { file: config.file, version: context.version, loaded_at: isoTime(context.loadedAt) },
     listen: context.listen,
     http_listen: context.httpListen,
     issuer: config.issuer,
@@ -75,16 +76,16 @@ export async function buildStatus(context: StatusContext): Promise<unknown> {
       served: context.served.map((cert) => ({
         names: cert.names,
         source: cert.source,
-        not_after: cert.notAfter.toISOString(),
+        not_after: isoTime(cert.notAfter),
       })),
       stored: stored.certificates.map((cert) => ({
         names: cert.names,
         issuer: cert.issuer,
         managed: cert.managed,
-        not_after: cert.notAfter?.toISOString() ?? null,
+        not_after: cert.notAfter ? isoTime(cert.notAfter) : null,
         failures: cert.failures,
         last_error: cert.lastError,
-        next_attempt_at: cert.nextAttemptAt?.toISOString() ?? null,
+        next_attempt_at: cert.nextAttemptAt ? isoTime(cert.nextAttemptAt) : null,
       })),
       problems: stored.problems,
     },

@@ -3,6 +3,7 @@
 // the CA: the ACME client registers or looks up the account and hands the result here.
 
 import { joinKey, loadText, type Storage, type StorageKey } from "./storage.ts";
+import { isoTime } from "../iso_time.ts";
 
 /** The folder under base_dir holding every account (the ACME worker may write there). */
 export const ACCOUNTS_DIR = "acme";
@@ -109,7 +110,7 @@ export class AcmeAccountStore {
       url: account.url,
       email: account.email,
       key_sha256: await sha256Hex(account.keyPem),
-      saved_at: new Date().toISOString(),
+      saved_at: isoTime(Date.now()),
     };
     await this.#storage.store(joinKey(dir, INFO_FILE), JSON.stringify(info, null, 2) + "\n", {
       private: true,

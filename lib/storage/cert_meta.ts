@@ -2,6 +2,8 @@
 // the state nexo keeps beside each chain and key (where it came from, when it expires, how renewal is
 // failing). It does no I/O; cert_repository.ts and cert_dir_reader.ts go through Storage.
 
+import { isoTime } from "../iso_time.ts";
+
 /** The files of a certificate directory (the certbot names, which lib/tls/cert_files.ts loads). */
 export const CHAIN_FILE = "fullchain.pem";
 export const KEY_FILE = "privkey.pem";
@@ -134,7 +136,7 @@ export function certDirName(names: readonly string[]): string {
  * `renewal_info` is written only when there is one, so files without it keep their shape.
  */
 export function encodeMeta(meta: CertMeta): string {
-  const time = (date: Date | null) => date === null ? null : date.toISOString();
+  const time = (date: Date | null) => date === null ? null : isoTime(date);
   const info = meta.renewalInfo;
   const lastError = meta.lastError === null || meta.lastError.length <= MAX_ERROR_LENGTH
     ? meta.lastError

@@ -8,6 +8,8 @@ import { sleep } from "../sleep.ts";
 import { dirname } from "../path.ts";
 import type { LockOptions, StorageLock } from "./storage.ts";
 import { toStorageError } from "./fs_errors.ts";
+import { startInterval, stopTimer, type Timer } from "../timers.ts";
+import { isoTime } from "../iso_time.ts";
 
 /** Timings of the lock protocol, in ms; FileStorage's defaults are in its DEFAULT_LOCK_TIMINGS. */
 export interface LockTimings {
@@ -54,7 +56,7 @@ const USE_FLOCK = Deno.build.os !== "windows";
  */
 function lockContent(token: string): (flocked: boolean) => string {
   return (flocked) =>
-    JSON.stringify({ pid: Deno.pid, token, acquired_at: new Date().toISOString(), flock: flocked }) + "\n";
+    JSON.stringify({ pid: Deno.pid, token, acquired_at: isoTime(Date.now()), flock: flocked }) + "\n";
 }
 
 /**
@@ -184,7 +186,7 @@ class FileLock implements StorageLock {
   /** The lock file, open (and flocked) for as long as the lock is held. */
   readonly #file: Deno.FsFile;
   readonly #lost = new AbortController();
-  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #timer: Timer;
   #refreshing: Promise<void> | undefined;
   #released = false;
 
@@ -193,7 +195,7 @@ class FileLock implements StorageLock {
     this.#path = held.path;
     this.#token = held.token;
     this.#file = held.file;
-    this.#timer = setInterval(() => {
+    this.#timer = startInterval(() => {
       this.#refreshing ??= this.#refresh().finally(() => this.#refreshing = undefined);
     }, held.refreshMs);
   }
@@ -206,7 +208,7 @@ class FileLock implements StorageLock {
   async #refresh(): Promise<void> {
     try {
       if (!(await this.#isOurs())) {
-        clearInterval(this.#timer);
+        stopTimer(this.#timer);
         this.#lost.abort(new Error(`Lock "${this.name}" was taken over by another process`));
         return;
       }
@@ -230,7 +232,7 @@ class FileLock implements StorageLock {
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
-    clearInterval(this.#timer);
+    stopTimer(this.#timer);
     await this.#refreshing;
     try {
       if (await this.#isOurs()) await Deno.remove(this.#path);

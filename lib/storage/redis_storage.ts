@@ -13,6 +13,7 @@ import {
   type StorageKey,
   type StorageLock,
 } from "./storage.ts";
+import { startInterval, startTimer, stopTimer, unrefTimer } from "../timers.ts";
 
 /** Lock timings, in ms. */
 export interface RedisLockTimings {
@@ -123,7 +124,7 @@ export class RedisStorage implements Storage {
   #held(name: string, key: string, token: string): StorageLock {
     const lost = new AbortController();
     let released = false;
-    const refresh = setInterval(async () => {
+    const refresh = startInterval(async () => {
       try {
         const kept = await this.#client.command([
           "EVAL",
@@ -137,20 +138,20 @@ export class RedisStorage implements Storage {
           lost.abort(
             new StorageError(`The lock ${name} was taken over: this process held it past its expiry`),
           );
-          clearInterval(refresh);
+          stopTimer(refresh);
         }
       } catch {
         // Redis unreachable: the next refresh tries again; the expiry decides if it was too long.
       }
     }, this.#timings.refreshMs);
-    Deno.unrefTimer(refresh);
+    unrefTimer(refresh);
     return {
       name,
       lost: lost.signal,
       release: async () => {
         if (released) return;
         released = true;
-        clearInterval(refresh);
+        stopTimer(refresh);
         // Only the holder's token deletes it: a lock lost and taken over stays with its new holder.
         await this.#client.command(["EVAL", RELEASE_SCRIPT, "1", key, token]).catch(() => {});
       },
@@ -206,12 +207,12 @@ const CONFLICTS: Record<string, (what: string) => string> = {
 
 function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const timer = startTimer(() => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
     }, ms);
     const onAbort = () => {
-      clearTimeout(timer);
+      stopTimer(timer);
       reject(signal!.reason);
     };
     signal?.addEventListener("abort", onAbort, { once: true });

@@ -12,6 +12,7 @@ import {
   RespServerError,
 } from "./resp_wire.ts";
 import { type RedisAddress, redisLabel } from "./redis_url.ts";
+import { startTimer, stopTimer, type Timer, unrefTimer } from "../timers.ts";
 
 /** How to open a connection: RespClient's and resp_subscriber.ts's. */
 export interface RedisConnectOptions {
@@ -166,11 +167,11 @@ async function exchange(
     why ??= reason;
     closeQuietly(conn);
   };
-  const timer = setTimeout(
+  const timer = startTimer(
     () => giveUp(`${label} did not answer within ${options.loginTimeoutMs} ms`),
     options.loginTimeoutMs,
   );
-  Deno.unrefTimer(timer);
+  unrefTimer(timer);
   const onAbort = () => giveUp(`the connection to ${label} was closed`);
   options.signal?.addEventListener("abort", onAbort);
   const reader = new ReplyReader();
@@ -192,7 +193,7 @@ async function exchange(
       cause: error,
     });
   } finally {
-    clearTimeout(timer);
+    stopTimer(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
 }
@@ -222,14 +223,14 @@ class Connection {
       this.#fail(`writing to ${this.#label} failed: ${(error as Error).message}`)
     );
     // A reply that never comes would leave every later one unmatched: the connection is given up.
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Timer | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      timer = startTimer(() => {
         this.#fail(`${this.#label} did not answer within ${this.#timeoutMs} ms`);
         reject(this.#broken);
       }, this.#timeoutMs);
     });
-    return Promise.race([reply, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([reply, timeout]).finally(() => stopTimer(timer));
   }
 
   close(): void {

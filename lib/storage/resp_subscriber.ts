@@ -15,6 +15,7 @@ import {
   type RespReply,
   RespServerError,
 } from "./resp_wire.ts";
+import { startTimer, stopTimer, type Timer, unrefTimer } from "../timers.ts";
 
 export interface RespSubscriberOptions {
   /** From parseRedisUrl. */
@@ -156,12 +157,12 @@ export class RespSubscriber {
     return new Promise((resolve) => {
       if (signal.aborted) return resolve(); // close() from within onDisconnected
       const done = () => {
-        clearTimeout(timer);
+        stopTimer(timer);
         signal.removeEventListener("abort", done);
         resolve();
       };
-      const timer = setTimeout(done, ms);
-      Deno.unrefTimer(timer);
+      const timer = startTimer(done, ms);
+      unrefTimer(timer);
       signal.addEventListener("abort", done);
     });
   }
@@ -194,7 +195,7 @@ class Subscription {
   readonly #params: SubscriptionParams;
   #subscribed = false;
   #broken: RespConnectionError | null = null;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
   #writing: Promise<void> = Promise.resolve();
 
   constructor(conn: Deno.Conn, params: SubscriptionParams) {
@@ -247,7 +248,7 @@ class Subscription {
   break(reason: string): void {
     if (this.#broken !== null) return;
     this.#broken = new RespConnectionError(reason);
-    clearTimeout(this.#timer);
+    stopTimer(this.#timer);
     closeQuietly(this.#conn);
   }
 
@@ -283,10 +284,10 @@ class Subscription {
   }
 
   #arm(ms: number, fire: () => void): void {
-    clearTimeout(this.#timer);
+    stopTimer(this.#timer);
     if (this.#broken !== null) return;
-    const timer = setTimeout(fire, ms);
-    Deno.unrefTimer(timer);
+    const timer = startTimer(fire, ms);
+    unrefTimer(timer);
     this.#timer = timer;
   }
 

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { loadText, type Storage, StorageError, withLock } from "./storage.ts";
+import { sleep } from "../sleep.ts";
 
 /** A fresh, empty storage for one test, and how to dispose of it. */
 export interface StorageFixture {
@@ -67,7 +68,7 @@ const CROSS_PROCESS_CASES: Record<string, (fixture: StorageFixture) => Promise<v
     let acquiredAt = 0;
     const waiting = storage.lock("issue/example.com").then((lock) => (acquiredAt = Date.now(), lock));
     // A holder that keeps its lock alive keeps it past the takeover bound.
-    await new Promise((resolve) => setTimeout(resolve, 2 * takeoverMs));
+    await sleep(2 * takeoverMs);
     assert.equal(acquiredAt, 0, "a live holder in another process is waited for");
     await holder.die();
     const diedAt = Date.now();
@@ -228,7 +229,7 @@ const CASES: Record<string, (storage: Storage) => Promise<void>> = {
     });
     const other = await storage.lock("issue/other.example"); // a different name does not wait
     await other.release();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     events.push("first releasing");
     await first.release();
     await (await second).release();

@@ -5,6 +5,7 @@
 import { join } from "../path.ts";
 import type { CertStore } from "./cert_store.ts";
 import { CertificateError, checkKeyMatchesCertificate, parseCertificate } from "./pem.ts";
+import { isoTime } from "../iso_time.ts";
 
 const CHAIN_FILE = "fullchain.pem";
 const KEY_FILE = "privkey.pem";
@@ -117,7 +118,7 @@ async function readCandidate(certDir: string, now: Date): Promise<Candidate | st
       return `Cannot load certificate "${chainPath}": it has no DNS names (reissue it with a subjectAltName)`;
     }
     if (info.notAfter.getTime() <= now.getTime()) {
-      return `Cannot load certificate "${chainPath}": it expired on ${info.notAfter.toISOString()} ` +
+      return `Cannot load certificate "${chainPath}": it expired on ${isoTime(info.notAfter)} ` +
         `(renew it, e.g. "certbot renew", or remove "${certDir}")`;
     }
     await checkKeyMatchesCertificate(certPem.text, keyPem.text, {

@@ -29,6 +29,7 @@ import {
   splitCertificateChain,
   splitPemBlocks,
 } from "./pem.ts";
+import { isoTime } from "../iso_time.ts";
 
 const ROOT_CERT_FILE = "root.crt";
 const ROOT_KEY_FILE = "root.key";
@@ -187,7 +188,7 @@ export class LocalCa {
     if (this.#rootNotAfter.getTime() <= now.getTime()) {
       throw new Error(
         `Cannot issue a certificate for "${dnsNames[0]}": the local CA root "${this.#certPath}" expired on ` +
-          `${this.#rootNotAfter.toISOString()} (delete it and root.key to create a new root, then trust it again)`,
+          `${isoTime(this.#rootNotAfter)} (delete it and root.key to create a new root, then trust it again)`,
       );
     }
     const keys = await crypto.subtle.generateKey(EC_P256, true, ["sign", "verify"]);
@@ -263,7 +264,7 @@ async function createRoot(now: Date): Promise<{ certPem: string; keyPem: string 
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
   // The full timestamp, so two roots (another machine, a re-created CA) practically never share a subject
   // name, which would send clients that trust both down the wrong chain.
-  const name = encodeName(`nexo Local CA ${now.toISOString()}`);
+  const name = encodeName(`nexo Local CA ${isoTime(now)}`);
   const notAfter = new Date(now);
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + ROOT_LIFETIME_YEARS);
   const der = await signCertificate({

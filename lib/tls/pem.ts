@@ -51,10 +51,11 @@ export function splitPemBlocks(text: string, source?: string): PemBlock[] {
   const blocks: PemBlock[] = [];
   for (const match of text.matchAll(PEM_BLOCK)) {
     const label = match[1] ?? "";
-    const body = (match[2] ?? "").replace(/\s+/g, "");
     let der: Bytes;
     try {
-      der = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
+      // Not atob: its first call keeps ~0.7 MiB of a process (Deno's op and its code), this V8 builtin ~0.3.
+      // Both skip the line breaks and spaces between the base64 lines, and refuse any other character.
+      der = Uint8Array.fromBase64(match[2] ?? "");
     } catch (err) {
       throw new CertificateError(
         `Cannot read ${describe(source, "PEM file")}: the "${label}" block number ${

@@ -178,6 +178,5 @@ function compressPoint(point: Bytes): string {
 
 function decodeBase64Url(text: string | undefined): Bytes {
   if (text === undefined) throw new RangeError("Web Crypto exported no public key");
-  const base64 = text.replace(/-/g, "+").replace(/_/g, "/");
-  return Uint8Array.from(atob(base64 + "=".repeat((4 - base64.length % 4) % 4)), (c) => c.charCodeAt(0));
+  return Uint8Array.fromBase64(text, { alphabet: "base64url" });
 }
