@@ -1,13 +1,15 @@
 // What nexo's ACME worker costs in memory: a separate nexo with `issuer: acme` obtains one certificate from
 // a local Pebble over HTTP-01 (the setup tests/acme_e2e_test.ts proves), while its process tree's RSS is
-// sampled; then the same after the worker has exited. nexo only: Caddy and nginx have no comparable worker.
+// sampled; then the same after the worker has exited. Then the same for the floor (bench/floor_acme.ts): a
+// bare Deno server running ACME-like jobs in Web Workers against the same Pebble. Caddy and nginx have no
+// comparable worker.
 
 import { join } from "node:path";
 import { bundledMain } from "../tests/bundle.ts";
 import { startChallTestSrv } from "../tests/challtestsrv.ts";
 import { startPebble } from "../tests/pebble.ts";
 import { findFreePort, readTreeRss, sampleRss, spawnLogged, waitForLogLine } from "./process.ts";
-import { type BenchEnv, nexoServerCommand } from "./servers.ts";
+import { type BenchEnv, nexoServerCommand, type RunningServer, startFloorAcme } from "./servers.ts";
 
 /**
  * The measurement, in bytes and ms: the peak while the first certificate is obtained, the RSS after it (worker
@@ -15,8 +17,27 @@ import { type BenchEnv, nexoServerCommand } from "./servers.ts";
  * is not installed.
  */
 export type AcmeCost =
-  | { peakRss: number; afterRss: number; afterManyRss: number; issueMs: number }
+  | NexoAcmeCost & {
+    /** The same for the floor, with its idle RSS before its first job; `failed` when it could not run. */
+    floor: FloorAcmeCost | { failed: string };
+  }
   | { skipped: string };
+
+/** nexo's figures in bytes, and the time its first certificate took in ms. */
+export interface NexoAcmeCost {
+  peakRss: number;
+  afterRss: number;
+  afterManyRss: number;
+  issueMs: number;
+}
+
+/** The floor's figures in bytes, read as nexo's are: idle, the peak of its first job, after it, after all. */
+export interface FloorAcmeCost {
+  idleRss: number;
+  peakRss: number;
+  afterRss: number;
+  afterManyRss: number;
+}
 
 /** Issuances in a row for the "after many" figure: enough to show a trend, one step per new route. */
 export const ISSUANCES = 10;
@@ -92,7 +113,7 @@ export async function measureAcmeCost(env: BenchEnv, options: AcmeCostOptions): 
       const configPath = join(dir, "config.yaml");
       await Deno.writeTextFile(configPath, config([nameOf(1)]));
       const statusUrl = `http://127.0.0.1:${adminPort}/status`;
-      return await runIssuance(configPath, {
+      const nexo = await runIssuance(configPath, {
         dir,
         statusUrl,
         cleanups: options.cleanups,
@@ -105,11 +126,66 @@ export async function measureAcmeCost(env: BenchEnv, options: AcmeCostOptions): 
           await Deno.rename(configPath + ".tmp", configPath);
         },
       });
+      let floor: FloorAcmeCost | { failed: string };
+      try {
+        floor = await runFloorJobs(env, { directoryUrl: pebble.directoryUrl, caFile }, options.cleanups);
+      } catch (error) {
+        floor = { failed: error instanceof Error ? error.message : String(error) };
+      }
+      return { ...nexo, floor };
     } finally {
       await stopPebble();
     }
   } finally {
     await stopDns();
+  }
+}
+
+/**
+ * The floor's run, read as nexo's is: its RSS `SETTLE_MS` after its first 200, the peak from its first job's
+ * start to the RSS `SETTLE_MS` after that job's worker is gone, that RSS, and the same after the
+ * `ISSUANCES`-th job. Throws when a job fails.
+ */
+async function runFloorJobs(
+  env: BenchEnv,
+  ca: { directoryUrl: string; caFile: string },
+  cleanups: Set<() => Promise<void>>,
+): Promise<FloorAcmeCost> {
+  const floor: RunningServer = await startFloorAcme(env, ca);
+  const stop = track(cleanups, () => floor.proc.stop());
+  try {
+    const job = async (n: number) => {
+      Deno.kill(floor.proc.pid, "SIGUSR1");
+      const line = await waitForLogLine(
+        floor.logPath,
+        (line) => line.msg === "job failed" || (line.msg === "job done" && line.jobs === n),
+        { proc: floor.proc, timeoutMs: ISSUE_TIMEOUT_MS },
+      );
+      if (line.msg === "job failed") throw new Error(`the floor's job ${n} failed: ${line.error}`);
+    };
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const idleRss = await readTreeRss(floor.proc.pid);
+    // Sampled up to the reading after the job: a worker lives for a few 100 ms samples at most.
+    const sampler = sampleRss(floor.proc.pid);
+    let peakRss: number;
+    let afterRss: number;
+    try {
+      await job(1);
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      afterRss = await readTreeRss(floor.proc.pid);
+    } finally {
+      peakRss = await sampler.stop();
+    }
+    for (let n = 2; n <= ISSUANCES; n++) await job(n);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    return {
+      idleRss,
+      peakRss: Math.max(peakRss, afterRss),
+      afterRss,
+      afterManyRss: await readTreeRss(floor.proc.pid),
+    };
+  } finally {
+    await stop();
   }
 }
 
@@ -122,7 +198,7 @@ async function runIssuance(
     /** Makes the config hold the first `count` names. */
     addRoute: (count: number) => Promise<void>;
   },
-): Promise<AcmeCost> {
+): Promise<NexoAcmeCost> {
   const logPath = join(options.dir, "output.log");
   await bundledMain(); // built once per process, before the clock starts: nexo runs as it ships
   const startedAt = performance.now();

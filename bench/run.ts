@@ -128,6 +128,15 @@ async function measureAcme(
     addSample(samples, "acme_rss_after", "nexo", cost.afterRss / MIB);
     addSample(samples, "acme_rss_after_many", "nexo", cost.afterManyRss / MIB);
     say(`ACME certificate issued in ${Math.round(cost.issueMs)} ms`);
+    if ("failed" in cost.floor) {
+      warnings.push(`floor, ACME rows: ${cost.floor.failed}`);
+      return;
+    }
+    // nexo's idle with issuer acme is its own row, from fresh processes (measureNexoVariants).
+    addSample(samples, "rss_idle_acme", "floor", cost.floor.idleRss / MIB);
+    addSample(samples, "acme_rss_peak", "floor", cost.floor.peakRss / MIB);
+    addSample(samples, "acme_rss_after", "floor", cost.floor.afterRss / MIB);
+    addSample(samples, "acme_rss_after_many", "floor", cost.floor.afterManyRss / MIB);
   } catch (err) {
     warnings.push(`nexo, ACME worker scenario failed: ${err instanceof Error ? err.message : String(err)}`);
   }

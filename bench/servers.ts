@@ -265,6 +265,28 @@ async function startFloor(env: BenchEnv, upstreamUrl: string): Promise<RunningSe
   });
 }
 
+/**
+ * The floor of the ACME rows (bench/floor_acme.ts): a bare Deno TLS server, run as nexo runs, that runs one
+ * ACME-like job in a fresh Web Worker per SIGUSR1, against the CA at `directoryUrl` (trusting `caFile`).
+ * Resolves once it has answered its first 200.
+ */
+export async function startFloorAcme(
+  env: BenchEnv,
+  ca: { directoryUrl: string; caFile: string },
+): Promise<RunningServer> {
+  const dir = await makeDir(env.dir, "floor-acme");
+  const port = findFreePort();
+  const script = new URL("./floor_acme.ts", import.meta.url).pathname;
+  const args = ["run", "-A", "--unstable-worker-options", NO_CODE_CACHE, V8_FLAGS, script, String(port)];
+  args.push(env.certFile, env.keyFile, ca.directoryUrl, ca.caFile);
+  return await startAndWait("floor", Deno.execPath(), args, {
+    dir,
+    env,
+    url: `https://localhost:${port}`,
+    childEnv: { ...MALLOC_ENV },
+  });
+}
+
 async function startCaddy(env: BenchEnv, upstreamUrl: string): Promise<RunningServer> {
   const dir = await makeDir(env.dir, "caddy");
   const port = findFreePort();
