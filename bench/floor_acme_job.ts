@@ -1,11 +1,12 @@
 // One job of the ACME rows' floor (bench/floor_acme.ts), run in a fresh Web Worker: what an ACME order asks
 // of Deno, without nexo's code. TLS requests to the CA through a client trusting its root (the directory, a
 // nonce, a POST the CA answers), two P-256 key generations (account and certificate key), a public key
-// exported as a JWK, six ECDSA signatures (an order's JWS requests) and a PKCS#8 export. Posts "done".
+// exported as a JWK, six ECDSA signatures (an order's JWS requests) and a PKCS#8 export. Posts the key's
+// PKCS#8 bytes for the main thread to store, as nexo's worker hands its certificate and key to nexo.
 
 const scope = self as unknown as {
   onmessage: (event: MessageEvent<{ directoryUrl: string; caPem: string }>) => void;
-  postMessage(message: string): void;
+  postMessage(message: ArrayBuffer): void;
 };
 
 scope.onmessage = async (event) => {
@@ -22,7 +23,7 @@ scope.onmessage = async (event) => {
     for (let i = 0; i < 6; i++) {
       await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, accountKey.privateKey, payload);
     }
-    await crypto.subtle.exportKey("pkcs8", certificateKey.privateKey);
+    const pkcs8 = await crypto.subtle.exportKey("pkcs8", certificateKey.privateKey);
     // Not a valid JWS: the CA reads it and answers with a problem document, a real TLS POST either way.
     const answer = await fetch(directory.newAccount, {
       method: "POST",
@@ -31,7 +32,7 @@ scope.onmessage = async (event) => {
       client,
     });
     await answer.text();
-    scope.postMessage("done");
+    scope.postMessage(pkcs8);
   } finally {
     client.close();
   }

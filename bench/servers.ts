@@ -278,7 +278,7 @@ export async function startFloorAcme(
   const port = findFreePort();
   const script = new URL("./floor_acme.ts", import.meta.url).pathname;
   const args = ["run", "-A", "--unstable-worker-options", NO_CODE_CACHE, V8_FLAGS, script, String(port)];
-  args.push(env.certFile, env.keyFile, ca.directoryUrl, ca.caFile);
+  args.push(env.certFile, env.keyFile, ca.directoryUrl, ca.caFile, dir);
   return await startAndWait("floor", Deno.execPath(), args, {
     dir,
     env,
