@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { findInLib } from "../tests/lib_sources.ts";
 import { isoTime } from "./iso_time.ts";
 
 Deno.test("isoTime() writes what toISOString() writes, at the calendar's edges", () => {
@@ -42,23 +43,10 @@ Deno.test("isoTime() hands years outside 0-9999 to toISOString(), and refuses an
 });
 
 Deno.test("lib/ writes its times with isoTime(), never toISOString()", async () => {
-  const root = new URL(".", import.meta.url).pathname;
-  const offenders: string[] = [];
-  const visit = async (dir: string) => {
-    for await (const entry of Deno.readDir(dir)) {
-      const path = `${dir}/${entry.name}`;
-      if (entry.isDirectory && entry.name !== "testdata") await visit(path);
-      if (!entry.isFile || !entry.name.endsWith(".ts") || entry.name.endsWith("_test.ts")) continue;
-      // iso_time.ts hands it the years it does not write; the dashboard's assets are the browser's script.
-      if (path.endsWith("/lib/iso_time.ts") || path.endsWith("/lib/dashboard/assets.ts")) continue;
-      const lines = (await Deno.readTextFile(path)).split("\n");
-      lines.forEach((line, index) => {
-        if (!/^\s*(\/\/|\*)/.test(line) && line.includes(".toISOString(")) {
-          offenders.push(`${path.slice(root.length - 4)}:${index + 1}: ${line.trim()}`);
-        }
-      });
-    }
-  };
-  await visit(root.replace(/\/$/, ""));
+  const offenders = await findInLib(
+    (line) => line.includes(".toISOString("),
+    // iso_time.ts hands it the years it does not write; the dashboard's assets are the browser's script.
+    ["iso_time.ts", "dashboard/assets.ts"],
+  );
   assert.deepEqual(offenders, [], "use isoTime() from lib/iso_time.ts");
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { findInLib } from "../tests/lib_sources.ts";
 import { CORE_TIMERS, startInterval, startTimer, stopTimer, type Timer } from "./timers.ts";
 
 const TIMERS_URL = new URL("./timers.ts", import.meta.url).href;
@@ -94,25 +95,11 @@ Deno.test("these timers load none of Deno's Node layer; the global setTimeout lo
 });
 
 Deno.test("every timer in lib/ goes through lib/timers.ts", async () => {
-  const root = new URL(".", import.meta.url).pathname;
-  const offenders: string[] = [];
-  const visit = async (dir: string) => {
-    for await (const entry of Deno.readDir(dir)) {
-      const path = `${dir}/${entry.name}`;
-      if (entry.isDirectory && entry.name !== "testdata") await visit(path);
-      if (!entry.isFile || !entry.name.endsWith(".ts") || entry.name.endsWith("_test.ts")) continue;
-      // timers.ts is the one place; the dashboard's assets are the browser's script, sent as text.
-      if (path.endsWith("/lib/timers.ts") || path.endsWith("/lib/dashboard/assets.ts")) continue;
-      const lines = (await Deno.readTextFile(path)).split("\n");
-      lines.forEach((line, index) => {
-        if (/^\s*(\/\/|\*)/.test(line)) return;
-        if (/(?<![\w.])(setTimeout|setInterval|clearTimeout|clearInterval)\(|Deno\.unrefTimer\(/.test(line)) {
-          offenders.push(`${path.slice(root.length - 4)}:${index + 1}: ${line.trim()}`);
-        }
-      });
-    }
-  };
-  await visit(root.replace(/\/$/, ""));
+  const offenders = await findInLib(
+    (line) => /(?<![\w.])(setTimeout|setInterval|clearTimeout|clearInterval)\(|Deno\.unrefTimer\(/.test(line),
+    // timers.ts is the one place; the dashboard's assets are the browser's script, sent as text.
+    ["timers.ts", "dashboard/assets.ts"],
+  );
   assert.deepEqual(
     offenders,
     [],
