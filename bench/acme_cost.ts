@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { bundledMain } from "../tests/bundle.ts";
 import { startChallTestSrv } from "../tests/challtestsrv.ts";
 import { startPebble } from "../tests/pebble.ts";
+import { sleep } from "../lib/sleep.ts";
 import { findFreePort, readTreeRss, sampleRss, spawnLogged, waitForLogLine } from "./process.ts";
 import { type BenchEnv, nexoServerCommand, type RunningServer, startFloorAcme } from "./servers.ts";
 
@@ -163,7 +164,7 @@ async function runFloorJobs(
       );
       if (line.msg === "job failed") throw new Error(`the floor's job ${n} failed: ${line.error}`);
     };
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    await sleep(SETTLE_MS);
     const idleRss = await readTreeRss(floor.proc.pid);
     // Sampled up to the reading after the job: a worker lives for a few 100 ms samples at most.
     const sampler = sampleRss(floor.proc.pid);
@@ -171,13 +172,13 @@ async function runFloorJobs(
     let afterRss: number;
     try {
       await job(1);
-      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      await sleep(SETTLE_MS);
       afterRss = await readTreeRss(floor.proc.pid);
     } finally {
       peakRss = await sampler.stop();
     }
     for (let n = 2; n <= ISSUANCES; n++) await job(n);
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    await sleep(SETTLE_MS);
     return {
       idleRss,
       peakRss: Math.max(peakRss, afterRss),
@@ -216,14 +217,14 @@ async function runIssuance(
     const issueMs = performance.now() - startedAt;
     await waitForWorkerExit(options.statusUrl, logPath);
     const peakRss = await sampler.stop();
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    await sleep(SETTLE_MS);
     const afterRss = await readTreeRss(proc.pid);
     for (let n = 2; n <= ISSUANCES; n++) {
       await options.addRoute(n);
       await installed(nameOf(n));
       await waitForWorkerExit(options.statusUrl, logPath);
     }
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    await sleep(SETTLE_MS);
     return { peakRss, afterRss, afterManyRss: await readTreeRss(proc.pid), issueMs };
   } finally {
     await sampler.stop();
@@ -249,7 +250,7 @@ async function waitForWorkerExit(statusUrl: string, logPath: string): Promise<vo
     const response = await fetch(statusUrl);
     const status = await response.json();
     if (status?.acme?.worker === "idle") return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
   throw new Error(
     `nexo's ACME worker was still running ${WORKER_EXIT_TIMEOUT_MS} ms after the certificate was ` +

@@ -34,6 +34,7 @@ import {
   startUpstream,
 } from "./servers.ts";
 import { startUploadSink } from "./upload_sink.ts";
+import { sleep } from "../lib/sleep.ts";
 
 /**
  * Three rounds keep the whole benchmark near six minutes on a 2-CPU machine while giving a median that one
@@ -285,10 +286,6 @@ async function describeMachine(): Promise<{ date: string; nproc: number; kernel:
 
 function say(message: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(`[bench] ${message}\n`));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 if (import.meta.main) {

@@ -1,12 +1,9 @@
 import assert from "node:assert/strict";
 import { findInLib } from "../tests/lib_sources.ts";
+import { sleep } from "./sleep.ts";
 import { CORE_TIMERS, startInterval, startTimer, stopTimer, type Timer } from "./timers.ts";
 
 const TIMERS_URL = new URL("./timers.ts", import.meta.url).href;
-
-function wait(ms: number): Promise<void> {
-  return new Promise((resolve) => startTimer(resolve, ms));
-}
 
 Deno.test("the timers run on deno_core's timer list under the Deno version nexo pins", () => {
   if (Deno.version.deno !== "2.9.6") return; // another version may lack it: the globals then (below)
@@ -17,7 +14,7 @@ Deno.test("startTimer() calls back once, no sooner than asked", async () => {
   const startedAt = performance.now();
   const calls: number[] = [];
   startTimer(() => calls.push(performance.now() - startedAt), 30);
-  await wait(120);
+  await sleep(120);
   assert.equal(calls.length, 1);
   assert.ok(calls[0]! >= 29, `fired after ${calls[0]} ms`);
 });
@@ -29,7 +26,7 @@ Deno.test("stopTimer() before the time means no call; after it, or twice, or on 
   stopTimer(stopped);
   stopTimer(undefined);
   const fired = startTimer(() => calls++, 1);
-  await wait(60);
+  await sleep(60);
   stopTimer(fired);
   assert.equal(calls, 1);
 });
@@ -43,7 +40,7 @@ Deno.test("startInterval() repeats until stopped", async () => {
     }, 5);
   });
   stopTimer(timer);
-  await wait(40);
+  await sleep(40);
   assert.equal(calls, 3);
 });
 
